@@ -1,0 +1,266 @@
+package policy
+
+// Request holds the few facts of an HTTP request that CORS needs. The
+// processor fills it from Envoy's request headers; explain and tests fill it
+// by hand. Strings are used as given: Decide never modifies or retains them
+// beyond the Decision it fills.
+type Request struct {
+	// Method is the :method pseudo-header.
+	Method string
+	// Origin is the value of the Origin header; "" when absent.
+	Origin string
+	// DuplicateOrigin is set when the request carried more than one Origin
+	// header. Such a request matches no origin.
+	DuplicateOrigin bool
+	// ACRM is the Access-Control-Request-Method value; "" when absent.
+	ACRM string
+	// DuplicateACRM is set when the request carried more than one
+	// Access-Control-Request-Method header. Such a preflight fails.
+	DuplicateACRM bool
+	// ACRH holds every Access-Control-Request-Headers line, in order.
+	ACRH []string
+	// ACRPN is the Access-Control-Request-Private-Network value.
+	ACRPN string
+	// Host is the :authority pseudo-header (a port is ignored).
+	Host string
+	// Path is the :path pseudo-header; a query is ignored.
+	Path string
+	// Route is the Envoy route name (attribute xds.route_name); "" if absent.
+	Route string
+	// PolicyName is the x-corsproc-policy stream metadata; "" if absent.
+	PolicyName string
+	// AmbiguousPolicyName is set when the metadata held several values.
+	AmbiguousPolicyName bool
+}
+
+// Outcome is what corsproc does with a request.
+type Outcome uint8
+
+const (
+	// OutcomeUngoverned: no policy governs the request; corsproc leaves it
+	// and its response alone.
+	OutcomeUngoverned Outcome = iota
+	// OutcomeUnknownPolicy: the stream metadata named a policy the set does
+	// not hold. The request gets no CORS headers.
+	OutcomeUnknownPolicy
+	// OutcomeNotCORS: a governed request without an Origin. Its response
+	// gets Vary: Origin (or ACAO: * when all origins are allowed).
+	OutcomeNotCORS
+	// OutcomePreflightAllowed: answered by corsproc with the preflight
+	// headers and the policy's preflight status.
+	OutcomePreflightAllowed
+	// OutcomePreflightRejected: answered by corsproc with a 403 and no CORS
+	// headers.
+	OutcomePreflightRejected
+	// OutcomePreflightForwarded: a failed preflight passed to the upstream
+	// untouched (unmatched_preflight: forward).
+	OutcomePreflightForwarded
+	// OutcomeAllowed: an actual CORS request from an allowed origin; its
+	// response gets the CORS headers.
+	OutcomeAllowed
+	// OutcomeDenied: an actual CORS request from an origin the policy does
+	// not allow; its response gets only Vary: Origin.
+	OutcomeDenied
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{
+	OutcomeUngoverned:         "ungoverned",
+	OutcomeUnknownPolicy:      "unknown_policy",
+	OutcomeNotCORS:            "not_cors",
+	OutcomePreflightAllowed:   "preflight_allowed",
+	OutcomePreflightRejected:  "preflight_rejected",
+	OutcomePreflightForwarded: "preflight_forwarded",
+	OutcomeAllowed:            "allowed",
+	OutcomeDenied:             "denied",
+}
+
+// String returns the outcome's name as used in metrics and logs.
+func (o Outcome) String() string {
+	if o < numOutcomes {
+		return outcomeNames[o]
+	}
+	return "invalid"
+}
+
+// Outcomes lists every outcome, for metrics that pre-declare label values.
+func Outcomes() []Outcome {
+	out := make([]Outcome, numOutcomes)
+	for i := range out {
+		out[i] = Outcome(i)
+	}
+	return out
+}
+
+// Reason says why a request was refused; ReasonNone when it was not.
+type Reason uint8
+
+const (
+	ReasonNone Reason = iota
+	// ReasonOriginNotAllowed: the origin is well formed but not allowed.
+	ReasonOriginNotAllowed
+	// ReasonOriginMalformed: the Origin is not a serialized origin (upper
+	// case, path, trailing slash, default port, several values...).
+	ReasonOriginMalformed
+	// ReasonMethodNotAllowed: the preflight asked for a method not allowed.
+	ReasonMethodNotAllowed
+	// ReasonHeaderNotAllowed: the preflight asked for a header not allowed.
+	ReasonHeaderNotAllowed
+	// ReasonHeadersMalformed: Access-Control-Request-Headers holds a name
+	// that is not a token, or exceeds the parsing bounds.
+	ReasonHeadersMalformed
+	// ReasonPrivateNetworkNotAllowed: the preflight asked for private network
+	// access and the policy does not allow it.
+	ReasonPrivateNetworkNotAllowed
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	ReasonNone:                     "none",
+	ReasonOriginNotAllowed:         "origin_not_allowed",
+	ReasonOriginMalformed:          "origin_malformed",
+	ReasonMethodNotAllowed:         "method_not_allowed",
+	ReasonHeaderNotAllowed:         "header_not_allowed",
+	ReasonHeadersMalformed:         "headers_malformed",
+	ReasonPrivateNetworkNotAllowed: "private_network_not_allowed",
+}
+
+// String returns the reason's name as used in metrics and logs.
+func (r Reason) String() string {
+	if r < numReasons {
+		return reasonNames[r]
+	}
+	return "invalid"
+}
+
+// Reasons lists every reason, for metrics that pre-declare label values.
+func Reasons() []Reason {
+	out := make([]Reason, numReasons)
+	for i := range out {
+		out[i] = Reason(i)
+	}
+	return out
+}
+
+// Selection says how the governing policy was chosen (section 2 of the
+// semantics).
+type Selection uint8
+
+const (
+	// SelectedNone: no policy governs the request.
+	SelectedNone Selection = iota
+	// SelectedByMetadata: the x-corsproc-policy stream metadata named it.
+	SelectedByMetadata
+	// SelectedByRoute: the route name is in its match.routes.
+	SelectedByRoute
+	// SelectedByMatch: its match held on host and path.
+	SelectedByMatch
+	// SelectedByDefault: it is the default_policy.
+	SelectedByDefault
+	numSelections
+)
+
+var selectionNames = [numSelections]string{
+	SelectedNone:       "none",
+	SelectedByMetadata: "metadata",
+	SelectedByRoute:    "route",
+	SelectedByMatch:    "match",
+	SelectedByDefault:  "default",
+}
+
+// String returns the selection's name.
+func (s Selection) String() string {
+	if s < numSelections {
+		return selectionNames[s]
+	}
+	return "invalid"
+}
+
+// Header is one response header corsproc sets. Append adds a value to the
+// header (Vary); otherwise the value replaces every existing one.
+type Header struct {
+	Name   string
+	Value  string
+	Append bool
+}
+
+// maxHeaders bounds the headers of one decision: a preflight sets at most
+// ACAO, ACAC, ACAM, ACAH, ACMA, ACAPN and Vary.
+const maxHeaders = 8
+
+// Decision is the plain-data result of deciding a request. The processor
+// renders it as Envoy messages, explain prints it, tests compare it.
+//
+// A Decision is filled in place by Set.Decide so that deciding allocates
+// nothing; copy it by value freely.
+type Decision struct {
+	// Policy is the governing policy's name; "" when none governs.
+	Policy string
+	// Selection says how the policy was chosen.
+	Selection Selection
+	// Outcome is what happens to the request (as if enforced, in shadow
+	// mode).
+	Outcome Outcome
+	// Reason says why a request was refused.
+	Reason Reason
+	// Shadow is set when the policy is in shadow mode: the outcome is only
+	// recorded, nothing is changed.
+	Shadow bool
+	// Status is the status of the immediate response to a preflight.
+	Status int
+
+	n       int
+	headers [maxHeaders]Header
+}
+
+// Headers returns the headers of the immediate response (preflights) or the
+// headers to add to the upstream response (everything else). The slice
+// aliases d: do not keep it beyond d's lifetime.
+func (d *Decision) Headers() []Header { return d.headers[:d.n] }
+
+// Remove returns the headers to remove from the upstream response before
+// Headers are added: corsproc is the one source of CORS headers on a
+// governed route. The slice is shared: do not modify it.
+func (d *Decision) Remove() []string {
+	if d.mutatesResponse() {
+		return managedHeaders
+	}
+	return nil
+}
+
+// RespondImmediately reports whether corsproc answers the request itself,
+// with Status and Headers, so that the upstream never sees it.
+func (d *Decision) RespondImmediately() bool {
+	return !d.Shadow && (d.Outcome == OutcomePreflightAllowed || d.Outcome == OutcomePreflightRejected)
+}
+
+// NeedsResponse reports whether corsproc must see the upstream response to
+// add its headers. When false the response phase can be skipped.
+func (d *Decision) NeedsResponse() bool { return d.mutatesResponse() }
+
+func (d *Decision) mutatesResponse() bool {
+	if d.Shadow {
+		return false
+	}
+	switch d.Outcome {
+	case OutcomeNotCORS, OutcomeAllowed, OutcomeDenied:
+		return true
+	}
+	return false
+}
+
+func (d *Decision) add(name, value string, appendValue bool) {
+	d.headers[d.n] = Header{Name: name, Value: value, Append: appendValue}
+	d.n++
+}
+
+// Header returns the value of the named header in Headers, and whether it
+// is there.
+func (d *Decision) Header(name string) (string, bool) {
+	for _, h := range d.Headers() {
+		if h.Name == name {
+			return h.Value, true
+		}
+	}
+	return "", false
+}
