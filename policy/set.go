@@ -1,9 +1,9 @@
 package policy
 
 import (
-	"errors"
-
-	corsprocv1 "github.com/corsproc/corsproc/proto/corsproc/v1"
+	_ "embed"
+	"fmt"
+	"os"
 )
 
 // Set is a compiled, immutable policy set. It is safe for concurrent use;
@@ -11,23 +11,69 @@ import (
 type Set struct {
 	source   string
 	warnings []Diagnostic
+	policies []*policy
+	names    []string
+	byName   map[string]*policy
+	byRoute  map[string]*policy
+	matchers []*policy // policies selected by host and path, in file order
+	def      *policy
 }
 
 // Load reads, decodes, validates and compiles the policy file at path.
-// TODO(skeleton): implemented in this package shortly.
-func Load(path string) (*Set, error) { return nil, errors.New("not implemented") }
-
-// Parse decodes, validates and compiles a policy file's contents; file names
-// the source in diagnostics.
-func Parse(file string, data []byte) (*Set, error) { return nil, errors.New("not implemented") }
-
-// Compile validates and compiles a decoded policy file.
-func Compile(file string, pf *corsprocv1.PolicyFile) (*Set, error) {
-	return nil, errors.New("not implemented")
+func Load(path string) (*Set, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("%s is a directory, not a policy file", path)
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%s: file is %d bytes, more than the %d corsproc reads", path, fi.Size(), MaxFileSize)
+	}
+	data := make([]byte, fi.Size())
+	if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
+		return nil, err
+	}
+	return Parse(path, data)
 }
 
-// Development returns the embedded development policy set.
-func Development() *Set { return nil }
+// Parse decodes, validates and compiles a policy file's contents; file names
+// the source in diagnostics. Every problem is reported at once in a
+// *ValidationError.
+func Parse(file string, data []byte) (*Set, error) {
+	pf, ds := decode(file, data)
+	if pf == nil {
+		return nil, ds.err()
+	}
+	// Validate even after decoding errors, so that one run reports every
+	// problem of the file.
+	return compile(pf, ds)
+}
+
+//go:embed development.yaml
+var developmentYAML []byte
+
+// DevelopmentSource is the Source of the embedded development policy set.
+const DevelopmentSource = "embedded development policy"
+
+// Development returns the embedded development policy set: every route,
+// origins http://localhost:*, http://127.0.0.1:* and http://[::1]:* only.
+func Development() *Set {
+	s, err := Parse(DevelopmentSource, developmentYAML)
+	if err != nil {
+		panic("corsproc: the embedded development policy is invalid: " + err.Error())
+	}
+	return s
+}
+
+// DevelopmentYAML returns the embedded development policy file.
+func DevelopmentYAML() []byte { return append([]byte(nil), developmentYAML...) }
 
 // Source names where the set came from (a file name, or the development
 // default).
@@ -37,9 +83,10 @@ func (s *Set) Source() string { return s.source }
 func (s *Set) Warnings() []Diagnostic { return s.warnings }
 
 // Names returns the policy names in file order.
-func (s *Set) Names() []string { return nil }
+func (s *Set) Names() []string { return s.names }
 
-// Decide selects the policy governing r and decides what corsproc does with
-// it, filling d. It allocates nothing for actual requests and requests
-// without an Origin.
-func (s *Set) Decide(r *Request, d *Decision) {}
+// Has reports whether the set holds a policy named name.
+func (s *Set) Has(name string) bool {
+	_, ok := s.byName[name]
+	return ok
+}

@@ -1,0 +1,450 @@
+package policy
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	corsprocv1 "github.com/corsproc/corsproc/proto/corsproc/v1"
+)
+
+// Limits on the values a policy holds, so that a compiled set stays cheap.
+const (
+	// MaxPreflightMaxAge is the largest preflight_max_age accepted: Firefox's
+	// cap. Chromium caps at 7200, so values above that are a warning.
+	MaxPreflightMaxAge = 86400
+	chromiumMaxAge     = 7200
+)
+
+var policyNameRE = regexp.MustCompile(`^[a-z0-9._-]+$`)
+
+// policy is one compiled policy. Everything the decision needs is computed
+// here once: the header values are ready-made strings.
+type policy struct {
+	name      string
+	index     int
+	shadow    bool
+	forward   bool // unmatched_preflight: forward
+	allowAll  bool
+	creds     bool
+	pna       bool
+	origins   originSet
+	methodAll bool
+	methods   map[string]struct{}
+	headerAll bool
+	headers   map[string]struct{} // lower case
+	status    int
+	acam      string
+	acah      string
+	aceh      string
+	acma      string // "" when no Access-Control-Max-Age is sent
+
+	match matcher
+}
+
+// matcher is a policy's match block, routes aside (they are indexed by the
+// set).
+type matcher struct {
+	hosts     map[string]struct{} // exact, lower case
+	wildHosts map[string]struct{} // bases of *.base, lower case
+	prefixes  []string
+	urls      *regexp.Regexp
+	routes    bool // match.routes is given: the policy is selected by route only
+}
+
+// given reports whether the match has anything besides routes.
+func (m *matcher) given() bool {
+	return len(m.hosts) > 0 || len(m.wildHosts) > 0 || len(m.prefixes) > 0 || m.urls != nil
+}
+
+// Compile validates a decoded policy file against sections 3 and 8 of the
+// semantics and compiles it. Every problem is reported at once in a
+// *ValidationError; warnings of a valid file are kept in Set.Warnings.
+func Compile(file string, pf *corsprocv1.PolicyFile) (*Set, error) {
+	ds := &diagnostics{file: file, pos: map[string]position{}}
+	return compile(pf, ds)
+}
+
+func compile(pf *corsprocv1.PolicyFile, ds *diagnostics) (*Set, error) {
+	s := &Set{
+		source: ds.file,
+		byName: make(map[string]*policy, len(pf.GetPolicies())),
+		byRoute: map[string]*policy{},
+	}
+	routeOwner := map[string]string{}
+	for i, p := range pf.GetPolicies() {
+		path := fmt.Sprintf("policies[%d]", i)
+		cp := compilePolicy(p, path, ds)
+		cp.index = i
+		if cp.name != "" {
+			if _, dup := s.byName[cp.name]; dup {
+				ds.errorf(path+".name", "give every policy its own name", "policy name %q is used twice", cp.name)
+			} else {
+				s.byName[cp.name] = cp
+			}
+		}
+		for j, r := range p.GetMatch().GetRoutes() {
+			rpath := fmt.Sprintf("%s.match.routes[%d]", path, j)
+			if r == "" {
+				ds.errorf(rpath, "remove the empty entry", "empty route name")
+				continue
+			}
+			if owner, dup := routeOwner[r]; dup {
+				if owner != cp.name {
+					ds.errorf(rpath, "bind each route to one policy", "route %q is already bound to policy %q", r, owner)
+				}
+				continue
+			}
+			routeOwner[r] = cp.name
+			s.byRoute[r] = cp
+		}
+		if !cp.match.routes && cp.match.given() {
+			s.matchers = append(s.matchers, cp)
+		}
+		s.policies = append(s.policies, cp)
+		s.names = append(s.names, cp.name)
+	}
+	if name := pf.GetDefaultPolicy(); name != "" {
+		if p, ok := s.byName[name]; ok {
+			s.def = p
+		} else {
+			ds.errorf("default_policy", "name one of the policies: "+strings.Join(s.names, ", "), "default_policy %q names no policy", name)
+		}
+	}
+	if len(pf.GetPolicies()) == 0 {
+		ds.warnf("policies", "add a policy", "the file has no policies: corsproc governs no request")
+	}
+	if ds.hasErrors() {
+		return nil, ds.err()
+	}
+	s.warnings = ds.warnings()
+	return s, nil
+}
+
+func compilePolicy(p *corsprocv1.Policy, path string, ds *diagnostics) *policy {
+	cp := &policy{
+		name:     p.GetName(),
+		shadow:   p.GetMode() == corsprocv1.Mode_MODE_SHADOW,
+		forward:  p.GetUnmatchedPreflight() == corsprocv1.UnmatchedPreflight_UNMATCHED_PREFLIGHT_FORWARD,
+		allowAll: p.GetAllowAllOrigins(),
+		creds:    p.GetAllowCredentials(),
+		pna:      p.GetAllowPrivateNetwork(),
+		status:   int(p.GetPreflightStatus()),
+	}
+	switch {
+	case cp.name == "":
+		ds.errorf(path+".name", "give the policy a name of [a-z0-9._-]", "a policy needs a name")
+	case !policyNameRE.MatchString(cp.name):
+		ds.errorf(path+".name", fmt.Sprintf("use only a-z, 0-9, '.', '_' and '-', e.g. %q", suggestName(cp.name)), "policy name %q has characters other than [a-z0-9._-]", cp.name)
+	}
+	if p.GetMode() == corsprocv1.Mode_MODE_UNSPECIFIED {
+		ds.errorf(path+".mode", "write enforce or shadow", "mode is not set")
+	}
+	if p.GetUnmatchedPreflight() == corsprocv1.UnmatchedPreflight_UNMATCHED_PREFLIGHT_UNSPECIFIED {
+		ds.errorf(path+".unmatched_preflight", "write reject or forward", "unmatched_preflight is not set")
+	}
+	if cp.status != 200 && cp.status != 204 {
+		ds.errorf(path+".preflight_status", "write 204 (the default) or 200", "preflight_status %d is not 200 or 204", cp.status)
+	}
+	compileOrigins(cp, p, path, ds)
+	compileMethods(cp, p.GetAllowMethods(), path+".allow_methods", ds)
+	compileHeaders(cp, p.GetAllowHeaders(), path+".allow_headers", ds)
+	compileExpose(cp, p.GetExposeHeaders(), path+".expose_headers", ds)
+
+	age := p.GetPreflightMaxAge()
+	agePath := path + ".preflight_max_age"
+	switch {
+	case age < 0 || age > MaxPreflightMaxAge:
+		ds.errorf(agePath, fmt.Sprintf("write a number of seconds from 0 to %d", MaxPreflightMaxAge), "preflight_max_age %d is out of range", age)
+	case age > chromiumMaxAge && ds.written(agePath):
+		ds.warnf(agePath, "write 7200 to say what Chromium does", "Chromium caches preflights for at most 7200 seconds; %d only holds in Firefox", age)
+	}
+	if age > 0 {
+		cp.acma = strconv.FormatInt(age, 10)
+	}
+	cp.match = compileMatch(p.GetMatch(), path+".match", ds)
+	return cp
+}
+
+func suggestName(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		if r < 0x80 && (isLowerAlpha(byte(r)) || isDigit(byte(r)) || r == '.' || r == '_' || r == '-') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
+}
+
+func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnostics) {
+	set := &cp.origins
+	set.exact = map[string]struct{}{}
+	if cp.allowAll {
+		if cp.creds {
+			ds.errorf(path+".allow_all_origins", "list the origins in allowed_origins, or set allow_credentials: false",
+				"allow_all_origins with allow_credentials would let every site read a logged-in user's responses")
+		}
+		if len(p.GetAllowedOrigins())+len(p.GetAllowedOriginRegexes()) > 0 {
+			ds.warnf(path+".allow_all_origins", "remove allowed_origins and allowed_origin_regexes, or set allow_all_origins: false",
+				"allowed_origins and allowed_origin_regexes have no effect when allow_all_origins is true")
+		}
+	} else if len(p.GetAllowedOrigins())+len(p.GetAllowedOriginRegexes()) == 0 {
+		ds.warnf(path+".allowed_origins", "list the origins that may read responses", "the policy allows no origin: every CORS request is refused")
+	}
+	for i, s := range p.GetAllowedOrigins() {
+		opath := fmt.Sprintf("%s.allowed_origins[%d]", path, i)
+		c, prob := parseConfigOrigin(s)
+		if prob != nil {
+			ds.errorf(opath, prob.fix, "%s", prob.msg)
+			continue
+		}
+		switch {
+		case c.null && cp.creds:
+			ds.errorf(opath, "remove it, or set allow_credentials: false and dangerously_allow_null_origin: true",
+				"%q with credentials would let any sandboxed page or local file read a logged-in user's responses", s)
+			continue
+		case c.null && !p.GetDangerouslyAllowNullOrigin():
+			ds.errorf(opath, "remove it, or set dangerously_allow_null_origin: true if you accept that",
+				"%q is the origin of every sandboxed iframe and local file, so any site can send it", s)
+			continue
+		case cp.creds && c.scheme == "http" && !isLoopback(c.host) && !p.GetDangerouslyAllowInsecureOrigins():
+			ds.errorf(opath, fmt.Sprintf("use %q, or set dangerously_allow_insecure_origins: true", "https://"+strings.TrimPrefix(s, "http://")),
+				"%q is plain http with credentials: anyone on the network path can inject a script into it", s)
+			continue
+		case cp.creds && c.wildSub && isPublicSuffix(c.host) && !p.GetDangerouslyAllowPublicSuffixWildcards():
+			ds.errorf(opath, "list the sites you own exactly, or set dangerously_allow_public_suffix_wildcards: true",
+				"%q is a wildcard directly under the public suffix %q, where anyone can register a site", s, c.host)
+			continue
+		}
+		switch {
+		case c.wildSub:
+			if set.wild == nil {
+				set.wild = map[wildKey]struct{}{}
+			}
+			set.wild[wildKey{c.scheme, c.host, c.port}] = struct{}{}
+		case c.port == anyPortSpec:
+			if set.anyPort == nil {
+				set.anyPort = map[schemeHost]struct{}{}
+			}
+			set.anyPort[schemeHost{c.scheme, c.host}] = struct{}{}
+		default:
+			set.exact[c.rawExact] = struct{}{}
+		}
+	}
+	for i, src := range p.GetAllowedOriginRegexes() {
+		rpath := fmt.Sprintf("%s.allowed_origin_regexes[%d]", path, i)
+		errs, warns := checkOriginRegex(src)
+		if len(errs) > 0 {
+			ds.errorf(rpath, errs[0].fix, "%q: %s", src, errs[0].msg)
+			continue
+		}
+		if len(warns) > 0 {
+			ds.warnf(rpath, warns[0].fix, "%q: %s", src, warns[0].msg)
+		}
+		set.regexes = append(set.regexes, regexp.MustCompile(`^(?:`+src+`)$`))
+	}
+}
+
+// forbiddenMethods can never be allowed: browsers refuse to send them.
+var forbiddenMethods = []string{"CONNECT", "TRACE", "TRACK"}
+
+// normalizedMethods are the methods browsers upper-case before sending; a
+// lower-case entry for one of them never matches.
+var normalizedMethods = []string{"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"}
+
+func compileMethods(cp *policy, methods []string, path string, ds *diagnostics) {
+	cp.methods = map[string]struct{}{"GET": {}, "HEAD": {}, "POST": {}}
+	var listed []string
+	for i, m := range methods {
+		mpath := fmt.Sprintf("%s[%d]", path, i)
+		upper := strings.ToUpper(m)
+		switch {
+		case m == "*":
+			cp.methodAll = true
+			continue
+		case !isToken(m):
+			ds.errorf(mpath, "write a method name such as PATCH", "%q is not a valid method name", m)
+			continue
+		case slices.Contains(forbiddenMethods, upper):
+			ds.errorf(mpath, "remove it", "%s is a forbidden method: browsers never send it", upper)
+			continue
+		case m != upper && slices.Contains(normalizedMethods, upper):
+			ds.warnf(mpath, fmt.Sprintf("write %s", upper), "browsers send %s in upper case, so %q never matches (method names are case-sensitive)", upper, m)
+		}
+		cp.methods[m] = struct{}{}
+		listed = append(listed, m)
+	}
+	if !cp.methodAll {
+		cp.acam = strings.Join(listed, ", ")
+	}
+}
+
+// forbiddenRequestHeaders are the Fetch standard's forbidden request header
+// names (and prefixes): scripts cannot set them, so allowing them is a
+// mistake.
+var (
+	forbiddenRequestHeaders = []string{
+		"accept-charset", "accept-encoding", "access-control-request-headers", "access-control-request-method",
+		"access-control-request-private-network", "connection", "content-length", "cookie", "cookie2", "date",
+		"dnt", "expect", "host", "keep-alive", "origin", "referer", "set-cookie", "te", "trailer",
+		"transfer-encoding", "upgrade", "via",
+	}
+	forbiddenRequestPrefixes = []string{"proxy-", "sec-"}
+)
+
+func isCORSResponseHeader(name string) bool {
+	return strings.HasPrefix(name, "access-control-allow-") || name == HeaderACEH || name == HeaderACMA
+}
+
+func compileHeaders(cp *policy, headers []string, path string, ds *diagnostics) {
+	cp.headers = map[string]struct{}{}
+	var listed []string
+	for i, h := range headers {
+		hpath := fmt.Sprintf("%s[%d]", path, i)
+		lower := strings.ToLower(h)
+		switch {
+		case h == "*":
+			cp.headerAll = true
+			continue
+		case !isToken(h):
+			ds.errorf(hpath, "write a header name such as x-requested-with", "%q is not a valid header name", h)
+			continue
+		case slices.Contains(forbiddenRequestHeaders, lower) || hasAnyPrefix(lower, forbiddenRequestPrefixes):
+			ds.errorf(hpath, "remove it", "%q is a forbidden request header: browsers set it themselves and never ask to send it", h)
+			continue
+		case isCORSResponseHeader(lower):
+			ds.errorf(hpath, "remove it: it is a response header, which the server sends", "%q is a CORS response header, not a request header", h)
+			continue
+		}
+		cp.headers[lower] = struct{}{}
+		listed = append(listed, h)
+	}
+	if !cp.headerAll {
+		cp.acah = strings.Join(listed, ", ")
+	}
+}
+
+func compileExpose(cp *policy, headers []string, path string, ds *diagnostics) {
+	var listed []string
+	for i, h := range headers {
+		hpath := fmt.Sprintf("%s[%d]", path, i)
+		lower := strings.ToLower(h)
+		switch {
+		case h == "*" && cp.creds:
+			ds.errorf(hpath, "list the header names to expose", "browsers ignore expose_headers \"*\" on requests with credentials")
+			continue
+		case h == "*":
+		case !isToken(h):
+			ds.errorf(hpath, "write a header name such as x-request-id", "%q is not a valid header name", h)
+			continue
+		case lower == "set-cookie" || lower == "set-cookie2":
+			ds.errorf(hpath, "remove it", "%q can never be exposed: browsers hide it from scripts", h)
+			continue
+		}
+		listed = append(listed, h)
+	}
+	cp.aceh = strings.Join(listed, ", ")
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func compileMatch(m *corsprocv1.Match, path string, ds *diagnostics) matcher {
+	var out matcher
+	if m == nil {
+		return out
+	}
+	out.routes = len(m.GetRoutes()) > 0
+	for i, h := range m.GetHosts() {
+		hpath := fmt.Sprintf("%s.hosts[%d]", path, i)
+		lower := strings.ToLower(h)
+		wild := strings.HasPrefix(lower, "*.")
+		base := strings.TrimPrefix(lower, "*.")
+		switch {
+		case strings.Contains(base, ":") && !strings.HasPrefix(base, "["):
+			ds.errorf(hpath, fmt.Sprintf("write %q: hosts match without the port", strings.Split(h, ":")[0]), "host %q has a port", h)
+			continue
+		case strings.Contains(base, "*"):
+			ds.errorf(hpath, `write "*.example.com" or an exact host`, "host %q has a * that is not a leading \"*.\" label", h)
+			continue
+		case !isHostName(base) && !isBracketedIPv6(base):
+			ds.errorf(hpath, "write a host name such as api.example.com", "%q is not a valid host", h)
+			continue
+		}
+		if wild {
+			if out.wildHosts == nil {
+				out.wildHosts = map[string]struct{}{}
+			}
+			out.wildHosts[base] = struct{}{}
+		} else {
+			if out.hosts == nil {
+				out.hosts = map[string]struct{}{}
+			}
+			out.hosts[base] = struct{}{}
+		}
+	}
+	for i, p := range m.GetPathPrefixes() {
+		if !strings.HasPrefix(p, "/") {
+			ds.errorf(fmt.Sprintf("%s.path_prefixes[%d]", path, i), fmt.Sprintf("write %q", "/"+p), "path prefix %q does not start with /", p)
+			continue
+		}
+		out.prefixes = append(out.prefixes, p)
+	}
+	if src := m.GetUrlsRegex(); src != "" {
+		re, err := regexp.Compile(`^(?:` + src + `)$`)
+		if err != nil {
+			ds.errorf(path+".urls_regex", "correct the RE2 syntax", "invalid RE2 regex %q: %s", src, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+		} else {
+			out.urls = re
+		}
+	}
+	return out
+}
+
+func isBracketedIPv6(s string) bool {
+	return len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' && isIPv6Literal(s[1:len(s)-1])
+}
+
+// isToken reports whether s is an RFC 9110 token, the syntax of method and
+// header names.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenChar(c byte) bool {
+	if c >= 0x80 {
+		return false
+	}
+	return tokenChars[c]
+}
+
+var tokenChars = func() (t [128]bool) {
+	for c := byte('a'); c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range []byte("!#$%&'*+-.^_`|~") {
+		t[c] = true
+	}
+	return t
+}()

@@ -1,0 +1,326 @@
+package policy
+
+import "strings"
+
+// ACRH parsing bounds (section 5): beyond them a preflight fails. They keep
+// a hostile Access-Control-Request-Headers from costing more than a normal
+// one; browsers send a few names.
+const (
+	MaxACRHBytes = 1024
+	MaxACRHNames = 64
+)
+
+// Decide selects the policy governing r (section 2) and decides what
+// corsproc does with it (sections 4 to 7), filling d. It allocates nothing
+// for actual requests and requests without an Origin.
+func (s *Set) Decide(r *Request, d *Decision) {
+	*d = Decision{}
+	p := s.selectPolicy(r, d)
+	if p == nil {
+		return
+	}
+	d.Policy, d.Shadow = p.name, p.shadow
+	switch {
+	case r.Origin == "" && !r.DuplicateOrigin:
+		p.notCORS(d)
+	case r.Method == "OPTIONS" && (r.ACRM != "" || r.DuplicateACRM):
+		p.preflight(r, d)
+	default:
+		p.actual(r, d)
+	}
+}
+
+// selectPolicy applies section 2: metadata, route, host and path, default.
+func (s *Set) selectPolicy(r *Request, d *Decision) *policy {
+	if r.PolicyName != "" || r.AmbiguousPolicyName {
+		if p, ok := s.byName[r.PolicyName]; ok && !r.AmbiguousPolicyName {
+			d.Selection = SelectedByMetadata
+			return p
+		}
+		d.Outcome = OutcomeUnknownPolicy
+		return nil
+	}
+	var host, path string
+	if r.Route != "" {
+		if p, ok := s.byRoute[r.Route]; ok {
+			host, path = requestHost(r.Host), requestPath(r.Path)
+			if p.match.holds(host, path) {
+				d.Selection = SelectedByRoute
+				return p
+			}
+		}
+	}
+	if len(s.matchers) > 0 {
+		host, path = requestHost(r.Host), requestPath(r.Path)
+		for _, p := range s.matchers {
+			if p.match.holds(host, path) {
+				d.Selection = SelectedByMatch
+				return p
+			}
+		}
+	}
+	if s.def != nil {
+		d.Selection = SelectedByDefault
+		return s.def
+	}
+	return nil
+}
+
+// requestHost returns :authority without its port or a trailing dot, lower
+// case. Browsers and Envoy send lower-case hosts, so only an unusual request
+// pays for lower-casing.
+func requestHost(authority string) string {
+	h := authority
+	if strings.HasPrefix(h, "[") {
+		if end := strings.IndexByte(h, ']'); end > 0 {
+			h = h[:end+1]
+		}
+	} else if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(h, ".")
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
+
+// requestPath returns :path without the query.
+func requestPath(p string) string {
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		return p[:i]
+	}
+	return p
+}
+
+// holds reports whether every host and path condition of the match holds.
+func (m *matcher) holds(host, path string) bool {
+	if len(m.hosts) > 0 || len(m.wildHosts) > 0 {
+		if !m.hostMatches(host) {
+			return false
+		}
+	}
+	if len(m.prefixes) > 0 {
+		ok := false
+		for _, p := range m.prefixes {
+			if strings.HasPrefix(path, p) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return m.urls == nil || m.urls.MatchString(path)
+}
+
+func (m *matcher) hostMatches(host string) bool {
+	if _, ok := m.hosts[host]; ok {
+		return true
+	}
+	for i := 1; i < len(host)-1; i++ {
+		if host[i] == '.' {
+			if _, ok := m.wildHosts[host[i+1:]]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// originAllowed applies section 3 to the request's Origin.
+func (p *policy) originAllowed(r *Request) (bool, Reason) {
+	if p.allowAll {
+		// The answer is "*" whatever the Origin says: nothing to match.
+		return true, ReasonNone
+	}
+	if r.DuplicateOrigin {
+		return false, ReasonOriginMalformed
+	}
+	if r.Origin == nullOrigin {
+		if _, ok := p.origins.exact[nullOrigin]; ok {
+			return true, ReasonNone
+		}
+		return false, ReasonOriginNotAllowed
+	}
+	o, ok := parseOrigin(r.Origin)
+	if !ok {
+		if _, exact := p.origins.exact[r.Origin]; exact && r.Origin == "file://" {
+			return true, ReasonNone
+		}
+		return false, ReasonOriginMalformed
+	}
+	if p.origins.allows(r.Origin, o) {
+		return true, ReasonNone
+	}
+	return false, ReasonOriginNotAllowed
+}
+
+// acao is the Access-Control-Allow-Origin value for an allowed origin.
+func (p *policy) acao(r *Request) string {
+	if p.allowAll {
+		return "*"
+	}
+	return r.Origin
+}
+
+// notCORS handles a governed request without an Origin (section 4).
+func (p *policy) notCORS(d *Decision) {
+	d.Outcome = OutcomeNotCORS
+	if p.allowAll {
+		d.add(HeaderACAO, "*", false)
+		if p.aceh != "" {
+			d.add(HeaderACEH, p.aceh, false)
+		}
+		return
+	}
+	d.add(HeaderVary, VaryOrigin, true)
+}
+
+// actual handles an actual CORS request (section 6).
+func (p *policy) actual(r *Request, d *Decision) {
+	ok, reason := p.originAllowed(r)
+	if !ok {
+		d.Outcome, d.Reason = OutcomeDenied, reason
+		d.add(HeaderVary, VaryOrigin, true)
+		return
+	}
+	d.Outcome = OutcomeAllowed
+	d.add(HeaderACAO, p.acao(r), false)
+	if p.creds {
+		d.add(HeaderACAC, "true", false)
+	}
+	if p.aceh != "" {
+		d.add(HeaderACEH, p.aceh, false)
+	}
+	if !p.allowAll {
+		d.add(HeaderVary, VaryOrigin, true)
+	}
+}
+
+// preflight handles a preflight (section 5): the checks in Fetch order, the
+// first failure decides.
+func (p *policy) preflight(r *Request, d *Decision) {
+	var names acrhNames
+	reason := ReasonNone
+	if ok, why := p.originAllowed(r); !ok {
+		reason = why
+	} else if !p.methodAllowed(r) {
+		reason = ReasonMethodNotAllowed
+	} else if why := p.headersAllowed(r.ACRH, &names); why != ReasonNone {
+		reason = why
+	} else if r.ACRPN == "true" && !p.pna {
+		reason = ReasonPrivateNetworkNotAllowed
+	}
+	if reason != ReasonNone {
+		d.Reason = reason
+		if p.forward {
+			d.Outcome = OutcomePreflightForwarded
+			return
+		}
+		d.Outcome, d.Status = OutcomePreflightRejected, 403
+		return
+	}
+	d.Outcome, d.Status = OutcomePreflightAllowed, p.status
+	d.add(HeaderACAO, p.acao(r), false)
+	if p.creds {
+		d.add(HeaderACAC, "true", false)
+	}
+	if p.methodAll {
+		d.add(HeaderACAM, r.ACRM, false)
+	} else if p.acam != "" {
+		d.add(HeaderACAM, p.acam, false)
+	}
+	if p.headerAll {
+		if names.n > 0 {
+			d.add(HeaderACAH, names.join(), false)
+		}
+	} else if p.acah != "" {
+		d.add(HeaderACAH, p.acah, false)
+	}
+	if p.acma != "" {
+		d.add(HeaderACMA, p.acma, false)
+	}
+	if r.ACRPN == "true" {
+		d.add(HeaderACAPN, "true", false)
+	}
+	d.add(HeaderVary, VaryPreflight, false)
+}
+
+func (p *policy) methodAllowed(r *Request) bool {
+	if r.DuplicateACRM || !isToken(r.ACRM) {
+		return false
+	}
+	if p.methodAll {
+		return true
+	}
+	_, ok := p.methods[r.ACRM]
+	return ok
+}
+
+// acrhNames collects the requested header names, lower case and joined with
+// ", ", in a fixed buffer: parsing allocates nothing per element. The names
+// hold at most MaxACRHBytes; each separator needs two more.
+type acrhNames struct {
+	buf [MaxACRHBytes + 2*MaxACRHNames]byte
+	len int
+	n   int
+}
+
+func (a *acrhNames) join() string {
+	return string(a.buf[:a.len])
+}
+
+// headersAllowed applies section 5 step 3 to every name of every ACRH line.
+func (p *policy) headersAllowed(lines []string, names *acrhNames) Reason {
+	total := 0
+	for _, line := range lines {
+		total += len(line)
+		if total > MaxACRHBytes {
+			return ReasonHeadersMalformed
+		}
+		for len(line) > 0 {
+			var name string
+			if i := strings.IndexByte(line, ','); i >= 0 {
+				name, line = line[:i], line[i+1:]
+			} else {
+				name, line = line, ""
+			}
+			name = strings.Trim(name, " \t")
+			if name == "" {
+				continue
+			}
+			if names.n++; names.n > MaxACRHNames {
+				return ReasonHeadersMalformed
+			}
+			if !isToken(name) {
+				return ReasonHeadersMalformed
+			}
+			// Append the lower-cased name; the bounds above keep it within
+			// buf.
+			start := names.len
+			if names.n > 1 {
+				names.len += copy(names.buf[names.len:], ", ")
+				start = names.len
+			}
+			for i := 0; i < len(name); i++ {
+				c := name[i]
+				if c >= 'A' && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				names.buf[names.len] = c
+				names.len++
+			}
+			if p.headerAll {
+				continue
+			}
+			if _, ok := p.headers[string(names.buf[start:names.len])]; !ok {
+				return ReasonHeaderNotAllowed
+			}
+		}
+	}
+	return ReasonNone
+}
