@@ -63,14 +63,13 @@ func (m *matcher) given() bool {
 // semantics and compiles it. Every problem is reported at once in a
 // *ValidationError; warnings of a valid file are kept in Set.Warnings.
 func Compile(file string, pf *corsprocv1.PolicyFile) (*Set, error) {
-	ds := &diagnostics{file: file, pos: map[string]position{}}
-	return compile(pf, ds)
+	return compile(pf, newDiagnostics(file))
 }
 
 func compile(pf *corsprocv1.PolicyFile, ds *diagnostics) (*Set, error) {
 	s := &Set{
-		source: ds.file,
-		byName: make(map[string]*policy, len(pf.GetPolicies())),
+		source:  ds.file,
+		byName:  make(map[string]*policy, len(pf.GetPolicies())),
 		byRoute: map[string]*policy{},
 	}
 	routeOwner := map[string]string{}
@@ -158,7 +157,7 @@ func compilePolicy(p *corsprocv1.Policy, path string, ds *diagnostics) *policy {
 	switch {
 	case age < 0 || age > MaxPreflightMaxAge:
 		ds.errorf(agePath, fmt.Sprintf("write a number of seconds from 0 to %d", MaxPreflightMaxAge), "preflight_max_age %d is out of range", age)
-	case age > chromiumMaxAge && ds.written(agePath):
+	case age > chromiumMaxAge && ds.written[agePath]:
 		ds.warnf(agePath, "write 7200 to say what Chromium does", "Chromium caches preflights for at most 7200 seconds; %d only holds in Firefox", age)
 	}
 	if age > 0 {

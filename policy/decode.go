@@ -65,7 +65,7 @@ func Decode(file string, data []byte) (*corsprocv1.PolicyFile, error) {
 }
 
 func decode(file string, data []byte) (*corsprocv1.PolicyFile, *diagnostics) {
-	ds := &diagnostics{file: file, pos: map[string]position{}}
+	ds := newDiagnostics(file)
 	if len(data) > MaxFileSize {
 		ds.errorf("", "split the policy set or shorten it", "file is %d bytes, more than the %d corsproc reads", len(data), MaxFileSize)
 		return nil, ds
@@ -76,13 +76,21 @@ func decode(file string, data []byte) (*corsprocv1.PolicyFile, *diagnostics) {
 		if errors.Is(err, io.EOF) {
 			ds.errorf("", "write at least one policy; see docs/policy.md", "file is empty")
 		} else {
-			ds.errorf("", "correct the YAML syntax", "not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+			msg := strings.TrimPrefix(err.Error(), "yaml: ")
+			ds.errorf("", "correct the YAML syntax", "not valid YAML: %s", msg)
+			var line int
+			if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil && line > 0 {
+				ds.list[len(ds.list)-1].Line = line
+			}
 		}
 		return nil, ds
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		ds.errorf("", "keep one YAML document per file, or split them into files of a directory", "file holds more than one YAML document")
+		if len(extra.Content) > 0 {
+			ds.list[len(ds.list)-1].Line = extra.Content[0].Line
+		}
 		return nil, ds
 	}
 	root := doc.Content[0]
@@ -93,6 +101,9 @@ func decode(file string, data []byte) (*corsprocv1.PolicyFile, *diagnostics) {
 	pf := &corsprocv1.PolicyFile{}
 	d := &decoder{ds: ds}
 	d.message(root, "", pf.ProtoReflect())
+	if root.Kind != yaml.MappingNode {
+		return nil, ds
+	}
 	return pf, ds
 }
 
@@ -149,6 +160,9 @@ func (d *decoder) entries(n *yaml.Node, path string) []entry {
 			}
 			for _, s := range sources {
 				s = d.resolve(s, path)
+				if d.bomb {
+					return nil
+				}
 				if s.Kind != yaml.MappingNode {
 					d.errorAt(s, path, "merge (<<) only mappings", "a merge key (<<) must refer to a mapping")
 					continue
@@ -224,6 +238,9 @@ func (d *decoder) message(n *yaml.Node, path string, m protoreflect.Message) {
 		// A key whose value was wrong counts as absent, so that it takes its
 		// default and validation reports no second error for it.
 		present[key] = len(d.ds.list) == before
+		if present[key] {
+			d.ds.written[kpath] = true
+		}
 	}
 	if p, ok := m.Interface().(*corsprocv1.Policy); ok {
 		applyDefaults(p, present)

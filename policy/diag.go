@@ -98,9 +98,15 @@ func filter(ds []Diagnostic, s Severity) []Diagnostic {
 // diagnostics collects the problems of one file. Positions come from the
 // decoder, keyed by field path.
 type diagnostics struct {
-	file string
-	pos  map[string]position
-	list []Diagnostic
+	file    string
+	pos     map[string]position
+	written map[string]bool // keys the file wrote and the decoder accepted
+	list    []Diagnostic
+}
+
+func newDiagnostics(file string) *diagnostics {
+	// The root path stands for the whole file: its first line.
+	return &diagnostics{file: file, pos: map[string]position{"": {1, 1}}, written: map[string]bool{}}
 }
 
 type position struct{ line, column int }
@@ -114,11 +120,10 @@ func (ds *diagnostics) add(sev Severity, path, fix, format string, args ...any) 
 			d.Line, d.Column = pos.line, pos.column
 			break
 		}
-		i := strings.LastIndexAny(p, ".[")
-		if i < 0 {
+		if p == "" {
 			break
 		}
-		p = p[:i]
+		p = p[:max(strings.LastIndexAny(p, ".["), 0)]
 	}
 	ds.list = append(ds.list, d)
 }
@@ -148,11 +153,4 @@ func (ds *diagnostics) err() *ValidationError {
 		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
 	})
 	return &ValidationError{Diagnostics: ds.list}
-}
-
-// written reports whether the file wrote the value at path (rather than it
-// being a default).
-func (ds *diagnostics) written(path string) bool {
-	_, ok := ds.pos[path]
-	return ok
 }

@@ -52,7 +52,14 @@ func Parse(file string, data []byte) (*Set, error) {
 		return nil, ds.err()
 	}
 	// Validate even after decoding errors, so that one run reports every
-	// problem of the file.
+	// problem of the file; but a key that failed to decode can make
+	// validation warn about its absence, so keep only its errors then.
+	if ds.hasErrors() {
+		vs := &diagnostics{file: ds.file, pos: ds.pos, written: ds.written}
+		compile(pf, vs)
+		ds.list = append(ds.list, filter(vs.list, SeverityError)...)
+		return nil, ds.err()
+	}
 	return compile(pf, ds)
 }
 

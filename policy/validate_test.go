@@ -1,0 +1,249 @@
+package policy_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/corsproc/corsproc/policy"
+)
+
+// wantRE reads a fixture's expectations, one per line:
+//
+//	# want: error policies[0].allowed_origins[0] "has a trailing slash"
+var wantRE = regexp.MustCompile(`^# want: (error|warning) (\S*) (".*")$`)
+
+type want struct {
+	severity, path, text string
+}
+
+func readWants(t *testing.T, data []byte) []want {
+	t.Helper()
+	var out []want
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, "# want:") {
+			continue
+		}
+		m := wantRE.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("malformed want line %q", line)
+		}
+		text, err := strconv.Unquote(m[3])
+		if err != nil {
+			t.Fatalf("want line %q: %v", line, err)
+		}
+		out = append(out, want{m[1], m[2], text})
+	}
+	if len(out) == 0 {
+		t.Fatal("fixture has no '# want:' line: every fixture states what it tests")
+	}
+	return out
+}
+
+// TestFixtures checks every config error and warning of sections 3 and 8 of
+// the semantics, one fixture per failure named after it: the file yields
+// exactly the diagnostics its "# want:" lines list, each with its field path,
+// a position in the file and a fix.
+func TestFixtures(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".yaml"), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wants := readWants(t, data)
+			set, err := policy.Load(file)
+			var got []policy.Diagnostic
+			var verr *policy.ValidationError
+			switch {
+			case errors.As(err, &verr):
+				got = verr.Diagnostics
+				if set != nil {
+					t.Error("Load returned a set together with an error")
+				}
+			case err != nil:
+				t.Fatalf("Load: unexpected error type %T: %v", err, err)
+			default:
+				got = set.Warnings()
+			}
+			wantErrors := 0
+			for _, w := range wants {
+				if w.severity == "error" {
+					wantErrors++
+				}
+			}
+			if wantErrors > 0 && err == nil {
+				t.Fatalf("Load succeeded; want %d errors", wantErrors)
+			}
+			if wantErrors == 0 && err != nil {
+				t.Fatalf("Load failed; want only warnings:\n%v", err)
+			}
+			if len(got) != len(wants) {
+				t.Errorf("got %d diagnostics, want %d:\n%s", len(got), len(wants), render(got))
+			}
+			for _, w := range wants {
+				if !hasDiagnostic(got, w) {
+					t.Errorf("missing %s at %q containing %q; got:\n%s", w.severity, w.path, w.text, render(got))
+				}
+			}
+			for _, d := range got {
+				if d.File != file {
+					t.Errorf("diagnostic names file %q, want %q", d.File, file)
+				}
+				if d.Line == 0 {
+					t.Errorf("diagnostic has no line: %s", d)
+				}
+				if d.Fix == "" {
+					t.Errorf("diagnostic has no fix: %s", d)
+				}
+				if s := d.String(); !strings.HasPrefix(s, fmt.Sprintf("%s:%d:%d: %s: ", file, d.Line, d.Column, d.Severity)) {
+					t.Errorf("rendering %q does not start with file:line:col: severity", s)
+				}
+			}
+			if err != nil && !strings.Contains(err.Error(), got[0].String()) {
+				t.Errorf("error text does not carry the diagnostics:\n%v", err)
+			}
+		})
+	}
+}
+
+func hasDiagnostic(got []policy.Diagnostic, w want) bool {
+	for _, d := range got {
+		if d.Severity.String() == w.severity && d.Path == w.path && strings.Contains(d.Message, w.text) {
+			return true
+		}
+	}
+	return false
+}
+
+func render(ds []policy.Diagnostic) string {
+	var b strings.Builder
+	for _, d := range ds {
+		b.WriteString("  ")
+		b.WriteString(d.String())
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// TestAllErrorsAtOnce checks that one file with many problems reports them
+// all, decoding and validation alike, in file order.
+func TestAllErrorsAtOnce(t *testing.T) {
+	_, err := policy.Parse("many.yaml", []byte(`
+default_policy: missing
+policies:
+  - name: web
+    alowed_origins: [https://app.example.com]
+    allowed_origins: [https://app.example.com/]
+    preflight_status: 201
+  - name: web
+    allow_credentials: maybe
+    allowed_origins: [http://app.example.com]
+`))
+	var verr *policy.ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("got %v, want a ValidationError", err)
+	}
+	var paths []string
+	for _, d := range verr.Errors() {
+		paths = append(paths, d.Path)
+	}
+	want := []string{
+		"default_policy",
+		"policies[0].alowed_origins",
+		"policies[0].allowed_origins[0]",
+		"policies[0].preflight_status",
+		"policies[1].name",
+		"policies[1].allow_credentials",
+	}
+	if strings.Join(paths, " ") != strings.Join(want, " ") {
+		t.Errorf("error paths:\n got %v\nwant %v\n%v", paths, want, err)
+	}
+	if !strings.Contains(err.Error(), "did you mean \"allowed_origins\"?") {
+		t.Errorf("misspelled key has no suggestion:\n%v", err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	pf, err := policy.Decode("d.yaml", []byte("policies:\n  - name: web\n  - name: api\n    allow_headers: []\n    allow_methods: [GET]\n    preflight_max_age: 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, api := pf.Policies[0], pf.Policies[1]
+	if got := strings.Join(web.AllowMethods, ","); got != "DELETE,GET,OPTIONS,PATCH,POST,PUT" {
+		t.Errorf("default allow_methods = %s", got)
+	}
+	if got := strings.Join(web.AllowHeaders, ","); got != "accept,authorization,content-type,user-agent,x-csrftoken,x-requested-with" {
+		t.Errorf("default allow_headers = %s", got)
+	}
+	if web.PreflightMaxAge != 86400 || web.PreflightStatus != 204 || policy.EnumName(web.Mode) != "enforce" || policy.EnumName(web.UnmatchedPreflight) != "reject" {
+		t.Errorf("scalar defaults wrong: %v", web)
+	}
+	if len(api.AllowHeaders) != 0 || len(api.AllowMethods) != 1 || api.PreflightMaxAge != 0 {
+		t.Errorf("explicit values replaced by defaults: %v", api)
+	}
+}
+
+func TestMergeKeys(t *testing.T) {
+	set, err := policy.Parse("merge.yaml", []byte(`
+default_policy: api
+policies:
+  - &base
+    name: web
+    allowed_origins: [https://app.example.com]
+    allow_credentials: true
+  - <<: *base
+    name: api
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d policy.Decision
+	set.Decide(&policy.Request{Method: "GET", Origin: "https://app.example.com"}, &d)
+	if d.Policy != "api" || d.Outcome != policy.OutcomeAllowed {
+		t.Fatalf("merged policy: %+v", d)
+	}
+	if v, _ := d.Header(policy.HeaderACAC); v != "true" {
+		t.Errorf("merged allow_credentials lost: %v", d.Headers())
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	if _, err := policy.Load(filepath.Join(t.TempDir(), "absent.yaml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("absent file: %v", err)
+	}
+	if _, err := policy.Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Errorf("directory: %v", err)
+	}
+}
+
+func TestDevelopmentPolicy(t *testing.T) {
+	set := policy.Development()
+	if set.Source() != policy.DevelopmentSource || len(set.Warnings()) != 0 {
+		t.Fatalf("development set: %q %v", set.Source(), set.Warnings())
+	}
+	for origin, allowed := range map[string]bool{
+		"http://localhost:3000":    true,
+		"http://localhost":         true,
+		"http://127.0.0.1:5173":    true,
+		"http://[::1]:8080":        true,
+		"https://localhost:3000":   false,
+		"http://localhost.evil.io": false,
+		"https://example.com":      false,
+	} {
+		var d policy.Decision
+		set.Decide(&policy.Request{Method: "GET", Origin: origin}, &d)
+		if got := d.Outcome == policy.OutcomeAllowed; got != allowed {
+			t.Errorf("development policy, origin %s: outcome %v", origin, d.Outcome)
+		}
+	}
+}
