@@ -99,7 +99,7 @@ func decode(file string, data []byte) (*corsprocv1.PolicyFile, *diagnostics) {
 		return nil, ds
 	}
 	pf := &corsprocv1.PolicyFile{}
-	d := &decoder{ds: ds}
+	d := &decoder{ds: ds, merging: map[*yaml.Node]bool{}}
 	d.message(root, "", pf.ProtoReflect())
 	if root.Kind != yaml.MappingNode {
 		return nil, ds
@@ -108,9 +108,10 @@ func decode(file string, data []byte) (*corsprocv1.PolicyFile, *diagnostics) {
 }
 
 type decoder struct {
-	ds    *diagnostics
-	nodes int
-	bomb  bool
+	ds      *diagnostics
+	nodes   int
+	bomb    bool
+	merging map[*yaml.Node]bool // mappings whose merge keys are being expanded
 }
 
 // resolve follows aliases and counts nodes against maxNodes.
@@ -167,7 +168,14 @@ func (d *decoder) entries(n *yaml.Node, path string) []entry {
 					d.errorAt(s, path, "merge (<<) only mappings", "a merge key (<<) must refer to a mapping")
 					continue
 				}
-				for _, e := range d.entries(s, path) {
+				if d.merging[s] {
+					d.errorAt(k, path, "remove the merge key (<<) that refers to its own mapping", "a merge key (<<) refers to a mapping that contains it")
+					continue
+				}
+				d.merging[s] = true
+				sub := d.entries(s, path)
+				delete(d.merging, s)
+				for _, e := range sub {
 					if !seenIn(merged, e.key.Value) {
 						merged = append(merged, e)
 					}
