@@ -104,7 +104,9 @@ func renderHeaders(hs []policy.Header) string {
 	return strings.Join(parts, "; ")
 }
 
-func get(origin string) policy.Request { return policy.Request{Method: "GET", Origin: origin, Path: "/api/"} }
+func get(origin string) policy.Request {
+	return policy.Request{Method: "GET", Origin: origin, Path: "/api/"}
+}
 
 func preflight(origin, method string, acrh ...string) policy.Request {
 	return policy.Request{Method: "OPTIONS", Origin: origin, ACRM: method, ACRH: acrh, Path: "/api/"}

@@ -1,14 +1,49 @@
 // Package processor is corsproc's Envoy External Processing service.
+//
+// Envoy opens one ext_proc stream per HTTP request; Process serves it. On
+// request_headers it extracts the few facts CORS needs into a policy.Request,
+// asks the policy set for a decision, and answers either with an immediate
+// response (preflights) or with CONTINUE. On response_headers it applies the
+// stored decision's header mutation. Every message gets exactly one response
+// of the matching type: a missing response stalls the HTTP request until
+// Envoy's message_timeout (504), a wrong one fails it (500).
 package processor
 
 import (
+	"context"
+	"errors"
+	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/corsproc/corsproc/policy"
+)
+
+// MetadataPolicy is the gRPC stream metadata key naming the policy that
+// governs the stream's request. Envoy sets it per route with
+// ExtProcPerRoute.overrides.grpc_initial_metadata.
+const MetadataPolicy = "x-corsproc-policy"
+
+// Attribute names Envoy uses for request_attributes. The Struct is keyed by
+// the filter name, its fields by the attribute expression text.
+const (
+	AttributesKey  = "envoy.filters.http.ext_proc"
+	AttributeRoute = "xds.route_name"
+)
+
+// Details of the immediate responses, shown by Envoy in
+// %RESPONSE_CODE_DETAILS%. Envoy replaces whitespace in details, so they are
+// single tokens.
+const (
+	DetailsPreflightAllowed  = "cors_preflight_allowed"
+	DetailsPreflightRejected = "cors_preflight_rejected"
 )
 
 // Options configure a Server.
@@ -25,11 +60,21 @@ type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
 	set atomic.Pointer[policy.Set]
 	log *slog.Logger
+	m   *metrics
 }
 
-// New returns a Server enforcing set.
+// New returns a Server enforcing set. A nil set governs nothing: every
+// request is answered CONTINUE and its response phase skipped.
+//
+// The metrics are registered on opts.Registerer; if the registerer already
+// holds collectors of the same names (a second Server on one registry), those
+// are shared. Any other registration error is a programming error and panics.
 func New(set *policy.Set, opts Options) *Server {
-	s := &Server{log: opts.Logger}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{log: log, m: newMetrics(opts.Registerer)}
 	s.set.Store(set)
 	return s
 }
@@ -41,7 +86,234 @@ func (s *Server) Swap(set *policy.Set) { s.set.Store(set) }
 // Policy returns the active policy set.
 func (s *Server) Policy() *policy.Set { return s.set.Load() }
 
+// errUnknownMessage answers a ProcessingRequest whose request oneof holds
+// nothing this server knows: either it is unset (a malformed or hand-made
+// message, or a flow-control-only message we never enabled) or it is a type
+// newer than our go-control-plane. We cannot know which response type Envoy
+// expects, and a wrong one is "spurious" to Envoy anyway, so the defined
+// outcome is to end the stream with INVALID_ARGUMENT: Envoy answers 500 (or
+// status_on_error), or continues untouched with failure_mode_allow, which is
+// safe for CORS (no CORS headers means the browser denies).
+var errUnknownMessage = status.Error(codes.InvalidArgument,
+	"corsproc: ProcessingRequest carries no known message (request oneof unset or unknown); "+
+		"expected request_headers, response_headers, request_body, response_body, request_trailers or response_trailers")
+
 // Process serves one ext_proc stream (one HTTP request).
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
-	return nil // skeleton
+	ctx := stream.Context()
+	s.m.streams.Inc()
+
+	st := getStream()
+	defer putStream(st)
+	// A stream finishes with the policy set it started with, whatever Swap
+	// does meanwhile: its request and response phases must agree.
+	st.set = s.set.Load()
+	// Envoy sends per-route ExtProcPerRoute.overrides.grpc_initial_metadata
+	// as the stream's initial metadata.
+	switch names := metadata.ValueFromIncomingContext(ctx, MetadataPolicy); len(names) {
+	case 0:
+	case 1:
+		st.policyName = names[0]
+	default:
+		st.ambiguousName = true
+	}
+
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			// Envoy ends every stream with a half-close and then a reset:
+			// io.EOF or Canceled is the normal end, not an error.
+			if isStreamEnd(err) {
+				return nil
+			}
+			s.m.errRecv.Inc()
+			s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream receive failed", slog.String("error", err.Error()))
+			return err
+		}
+		resp, err := s.handle(ctx, st, req)
+		if err != nil {
+			s.m.errUnknownMessage.Inc()
+			s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream ended: unknown message")
+			return err
+		}
+		if resp == nil {
+			// Observability mode: Envoy ignores responses, so none is sent.
+			continue
+		}
+		if err := stream.Send(resp); err != nil {
+			// A reset from Envoy while we answer (the downstream went away)
+			// is not our error.
+			if isStreamEnd(err) {
+				return nil
+			}
+			s.m.errSend.Inc()
+			s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream send failed", slog.String("error", err.Error()))
+			return err
+		}
+	}
+}
+
+// isStreamEnd reports whether err is how Envoy ends a stream.
+func isStreamEnd(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled
+}
+
+// handle answers one message. It returns nil, nil when no response must be
+// sent (observability mode) and errUnknownMessage for a message it cannot
+// answer.
+func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+	var resp *extprocv3.ProcessingResponse
+	switch r := req.Request.(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		st.captureRoute(req)
+		resp = s.requestHeaders(ctx, st, r.RequestHeaders)
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		resp = s.responseHeaders(st)
+	case *extprocv3.ProcessingRequest_RequestBody:
+		// Only sent when the filter's processing_mode asks for bodies; we
+		// never need them, so pass each chunk on unchanged.
+		st.captureRoute(req)
+		resp = newBodyReply(false)
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		resp = newBodyReply(true)
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		// Only sent when processing_mode has request_trailer_mode SEND.
+		st.captureRoute(req)
+		resp = newTrailersReply(false)
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		resp = newTrailersReply(true)
+	default:
+		return nil, errUnknownMessage
+	}
+	// In observability mode Envoy does not wait for and ignores responses;
+	// the proto asks the server not to send any. The decision above is still
+	// taken and recorded.
+	if req.ObservabilityMode {
+		return nil, nil
+	}
+	return resp, nil
+}
+
+// requestHeaders decides the request and answers it.
+func (s *Server) requestHeaders(ctx context.Context, st *streamState, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	st.extract(h)
+	d := &st.dec
+	if st.set == nil {
+		// No policy set loaded: nothing is governed.
+		*d = policy.Decision{}
+	} else {
+		st.set.Decide(&st.req, d)
+	}
+	st.decided = true
+	s.record(ctx, st, d)
+
+	if d.RespondImmediately() {
+		details := DetailsPreflightRejected
+		if d.Outcome == policy.OutcomePreflightAllowed {
+			details = DetailsPreflightAllowed
+		}
+		return newImmediateReply(d.Status, d.Headers(), details)
+	}
+	// Requests whose response needs nothing (ungoverned, unknown policy,
+	// shadow, forwarded preflights) tell Envoy to skip the response phase:
+	// this saves a round trip when the filter has allow_mode_override, and
+	// is harmless otherwise (we answer the response_headers with an empty
+	// CONTINUE).
+	return newHeadersReply(false, nil, nil, !d.NeedsResponse())
+}
+
+// responseHeaders applies the stored decision to the upstream response. The
+// upstream status is irrelevant: a 401 or 500 gets the same headers so the
+// browser shows the real error.
+func (s *Server) responseHeaders(st *streamState) *extprocv3.ProcessingResponse {
+	// No request_headers on this stream (a malformed sequence, or a filter
+	// that skips the request phase): nothing to apply.
+	if !st.decided || !st.dec.NeedsResponse() {
+		return newHeadersReply(true, nil, nil, false)
+	}
+	return newHeadersReply(true, st.dec.Remove(), st.dec.Headers(), false)
+}
+
+// record counts and logs a decision.
+func (s *Server) record(ctx context.Context, st *streamState, d *policy.Decision) {
+	s.m.decision(d).Inc()
+	if d.Outcome == policy.OutcomeUnknownPolicy {
+		s.m.unknownPolicy.Inc()
+		// The name is Envoy configuration (grpc_initial_metadata), not
+		// client input; it goes to the log only, never to a metric label.
+		s.log.LogAttrs(ctx, slog.LevelWarn, "unknown CORS policy named in stream metadata",
+			slog.String("metadata", MetadataPolicy),
+			slog.String("name", truncate(st.policyName, 128)),
+			slog.Bool("ambiguous", st.ambiguousName))
+	}
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "cors decision",
+			slog.String("policy", d.Policy),
+			slog.String("selection", d.Selection.String()),
+			slog.String("outcome", d.Outcome.String()),
+			slog.String("reason", d.Reason.String()),
+			slog.String("mode", modeLabel(d.Shadow)))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// streamState is the per-stream (per HTTP request) state. It lives in the
+// stream's goroutine and is pooled between streams.
+type streamState struct {
+	set           *policy.Set
+	policyName    string
+	ambiguousName bool
+	route         string
+	haveRoute     bool
+	decided       bool
+	req           policy.Request
+	dec           policy.Decision
+	// Scratch space for extract, reused across streams.
+	acrh    []string
+	acrhRaw []headerValue
+}
+
+var streamPool = sync.Pool{New: func() any { return new(streamState) }}
+
+// maxPooledLines bounds the scratch slices kept in the pool, so that one
+// request with thousands of ACRH lines does not pin memory forever.
+const maxPooledLines = 16
+
+func getStream() *streamState { return streamPool.Get().(*streamState) }
+
+func putStream(st *streamState) {
+	acrh, raw := st.acrh, st.acrhRaw
+	clear(acrh[:cap(acrh)])
+	clear(raw[:cap(raw)])
+	if cap(acrh) > maxPooledLines {
+		acrh = nil
+	}
+	if cap(raw) > maxPooledLines {
+		raw = nil
+	}
+	*st = streamState{acrh: acrh[:0], acrhRaw: raw[:0]}
+	streamPool.Put(st)
+}
+
+// captureRoute keeps the route name attribute. Envoy sends request
+// attributes only on the first message of the request direction, and omits
+// absent ones.
+func (st *streamState) captureRoute(req *extprocv3.ProcessingRequest) {
+	if st.haveRoute {
+		return
+	}
+	attrs := req.Attributes[AttributesKey]
+	if attrs == nil {
+		return
+	}
+	if v := attrs.Fields[AttributeRoute]; v != nil {
+		st.route = v.GetStringValue()
+		st.haveRoute = true
+	}
 }

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+)
+
+// Keepalive. Envoy should ping its connections to corsproc: the cluster's
+// HTTP/2 options with connection_keepalive {interval: 30s, timeout: 5s} find
+// a dead corsproc before a request stalls on it. grpc-go counts pings that
+// come faster than it allows as strikes and, after a few, answers GOAWAY
+// "too_many_pings" and closes the connection with every stream on it. These
+// values accept Envoy's pings and let corsproc find dead clients in turn.
+const (
+	// keepaliveMinTime is the shortest interval between client pings that
+	// grpc-go tolerates. Its default, 5 minutes, would cut off an Envoy
+	// pinging every 30s; 10s still accepts an interval a third as long, and
+	// Envoy's 15% interval jitter.
+	keepaliveMinTime = 10 * time.Second
+	// keepalivePermitWithoutStream accepts pings on connections with no
+	// stream open. Envoy pings idle connections too, and a connection to
+	// corsproc is idle whenever no request is in flight on it; without this
+	// every such ping is a strike.
+	keepalivePermitWithoutStream = true
+	// keepaliveTime is how long a connection may be silent before corsproc
+	// pings the client itself, to find peers that vanished without closing
+	// (a node gone from the network) and free what their connections hold.
+	keepaliveTime = 2 * time.Minute
+	// keepaliveTimeout is how long corsproc waits for the ack of its ping
+	// before it closes the connection.
+	keepaliveTimeout = 20 * time.Second
+)
+
+const (
+	// maxConcurrentStreams caps the streams on one HTTP/2 connection;
+	// grpc-go advertises it in SETTINGS_MAX_CONCURRENT_STREAMS and its
+	// default is no limit. Each HTTP request on a governed route is one
+	// ext_proc stream, open from its request headers until its response
+	// headers are processed, so a connection carries one stream per request
+	// in flight through it, for as long as the upstream takes to answer.
+	// Envoy's connection pool honours the limit: when a connection is full
+	// it opens another one to corsproc instead of piling every request of a
+	// busy proxy onto one connection and one read loop. (Envoy's default
+	// cluster circuit breaker allows 1024 requests in flight in all.)
+	maxConcurrentStreams = 1000
+
+	// maxRecvMsgSize bounds one ProcessingRequest, down from grpc-go's 4 MiB
+	// default. corsproc asks Envoy for headers only, never bodies, and Envoy
+	// caps request headers at 60 KiB by default (max_request_headers_kb);
+	// the route attribute and metadata add little. 1 MiB leaves room for a
+	// deployment that raised the header limit while bounding what one
+	// message can make corsproc allocate. A larger message fails its stream
+	// with RESOURCE_EXHAUSTED, which Envoy treats as a processor error.
+	maxRecvMsgSize = 1 << 20
+)
+
+// healthServices are the gRPC health service names corsproc reports on: ""
+// for the whole server (what Envoy's gRPC health checker asks by default)
+// and the ext_proc service itself.
+var healthServices = []string{"", extprocv3.ExternalProcessor_ServiceDesc.ServiceName}
+
+// newGRPCServer returns the gRPC server with the ext_proc service and the
+// standard health service registered, reporting SERVING. Reflection is not
+// registered: corsproc's API is Envoy's, and nothing needs to discover it.
+func newGRPCServer(proc extprocv3.ExternalProcessorServer) (*grpc.Server, *health.Server) {
+	gs := grpc.NewServer(
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             keepaliveMinTime,
+			PermitWithoutStream: keepalivePermitWithoutStream,
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:    keepaliveTime,
+			Timeout: keepaliveTimeout,
+		}),
+		grpc.MaxConcurrentStreams(maxConcurrentStreams),
+		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+	)
+	extprocv3.RegisterExternalProcessorServer(gs, proc)
+
+	hs := health.NewServer()
+	for _, svc := range healthServices {
+		hs.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+	}
+	healthpb.RegisterHealthServer(gs, hs)
+	return gs, hs
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Run runs the corsproc command line args (without the program name),
+// writing requested output (help) to stdout and logs to stderr. It returns
+// when the command is done or, for serve, when ctx is cancelled and the
+// server has drained. A command-line mistake is returned as a usage error;
+// see exitCode.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return run(ctx, args, &env{stdout: stdout, stderr: stderr})
+}
+
+// env is what a command gets from Run.
+type env struct {
+	stdout, stderr io.Writer
+	// ready, when set, is called once serve accepts connections, with the
+	// addresses it bound. Tests use it to learn the ports they asked the
+	// kernel to pick (port 0).
+	ready func(listening)
+}
+
+// command is one corsproc subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, e *env, args []string) error
+	// flags returns the command's flag set, bound to throwaway values; help
+	// uses it to describe every flag.
+	flags func() *flag.FlagSet
+}
+
+// defaultCommand runs when no command is named: plain `corsproc`, or
+// `corsproc --policy FILE`.
+const defaultCommand = "serve"
+
+// commands is the dispatch table. check, explain, import and dev will join
+// serve here.
+var commands = []command{
+	{
+		name:    "serve",
+		summary: "serve the ext_proc gRPC service Envoy calls (the default)",
+		run:     runServe,
+		flags:   func() *flag.FlagSet { return newServeFlags(new(serveConfig)) },
+	},
+}
+
+func lookup(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+func run(ctx context.Context, args []string, e *env) error {
+	name := defaultCommand
+	if len(args) > 0 {
+		switch a := args[0]; {
+		case a == "-h" || a == "-help" || a == "--help":
+			printUsage(e.stdout)
+			return nil
+		case a == "help":
+			return runHelp(e.stdout, args[1:])
+		case !strings.HasPrefix(a, "-"):
+			name, args = a, args[1:]
+		}
+	}
+	c, ok := lookup(name)
+	if !ok {
+		return usageErrorf("unknown command %q", name)
+	}
+	err := c.run(ctx, e, args)
+	if errors.Is(err, flag.ErrHelp) {
+		printCommandUsage(e.stdout, c)
+		return nil
+	}
+	return err
+}
+
+// runHelp serves `corsproc help [command]`.
+func runHelp(w io.Writer, args []string) error {
+	switch len(args) {
+	case 0:
+		printUsage(w)
+		return nil
+	case 1:
+		c, ok := lookup(args[0])
+		if !ok {
+			return usageErrorf("help: unknown command %q", args[0])
+		}
+		printCommandUsage(w, c)
+		return nil
+	default:
+		return usageErrorf("help: want at most one command, got %d arguments", len(args))
+	}
+}
+
+// printUsage describes the commands and the flags of the default command,
+// since those are the flags plain `corsproc` accepts.
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, `corsproc enforces CORS policies for Envoy through its External Processing
+(ext_proc) filter.
+
+Usage:
+  corsproc [flags]              same as corsproc serve [flags]
+  corsproc <command> [flags]
+  corsproc help [command]
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	def, _ := lookup(defaultCommand)
+	fmt.Fprintf(w, "\nFlags (of %s):\n", def.name)
+	printFlags(w, def.flags())
+}
+
+func printCommandUsage(w io.Writer, c command) {
+	fmt.Fprintf(w, "Usage: corsproc %s [flags]\n\n%s.\n\nFlags:\n", c.name, upperFirst(c.summary))
+	printFlags(w, c.flags())
+}
+
+// printFlags lists every flag with its argument, description and default,
+// spelled with two dashes as the docs spell them (the flag package accepts
+// one or two).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		if arg != "" {
+			arg = " " + arg
+		}
+		fmt.Fprintf(w, "  --%s%s\n", f.Name, arg)
+		for line := range strings.Lines(usage) {
+			fmt.Fprintf(w, "        %s", line)
+		}
+		if f.DefValue != "" && f.DefValue != "false" {
+			if _, isString := f.Value.(flag.Getter).Get().(string); isString {
+				fmt.Fprintf(w, " (default %q)", f.DefValue)
+			} else {
+				fmt.Fprintf(w, " (default %s)", f.DefValue)
+			}
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// parseFlags parses the flags of command c into fs. It returns
+// flag.ErrHelp for -h/--help, which run answers with the command's help,
+// and a usage error for anything else wrong, including a positional argument
+// (no command takes any yet).
+func parseFlags(c string, fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard) // errors are returned, help is printed by run
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageErrorf("%s: %v", c, err)
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("%s: unexpected argument %q", c, fs.Arg(0))
+	}
+	return nil
+}
+
+// usageError is a command-line mistake: main exits 2 for it and points at
+// --help.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string {
+	return e.err.Error() + "\nrun 'corsproc --help' for usage"
+}
+
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// exitCode maps Run's result to the process exit status: 0 for success, 2
+// for a usage error, 1 for anything else.
+func exitCode(err error) int {
+	var u *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &u):
+		return 2
+	default:
+		return 1
+	}
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+)
+
+// serveFlags are the flags serve must have and help must describe.
+var serveFlags = []string{"policy", "listen", "admin-listen", "log-format", "log-level", "shutdown-timeout"}
+
+func TestServeFlagsAreAllDescribed(t *testing.T) {
+	t.Parallel()
+	var defined []string
+	newServeFlags(new(serveConfig)).VisitAll(func(f *flag.Flag) { defined = append(defined, f.Name) })
+	if got, want := strings.Join(defined, " "), "admin-listen listen log-format log-level policy shutdown-timeout"; got != want {
+		t.Errorf("serve defines flags %q, want %q: update serveFlags and this test with the docs", got, want)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"--help"}, {"-h"}, {"-help"}, {"help"},
+		{"serve", "--help"}, {"serve", "-h"}, {"help", "serve"},
+		{"--policy", "x.yaml", "--help"}, // help wins over the other flags
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			if err := Run(t.Context(), args, &stdout, &stderr); err != nil {
+				t.Fatalf("Run(%q) = %v, want nil (exit 0)", args, err)
+			}
+			out := stdout.String()
+			for _, name := range serveFlags {
+				if !strings.Contains(out, "--"+name+" ") && !strings.Contains(out, "--"+name+"\n") {
+					t.Errorf("help does not describe --%s:\n%s", name, out)
+				}
+			}
+			for _, s := range []string{`"127.0.0.1:9001"`, `"127.0.0.1:9002"`, "10s", "http://[::1]:*", "unix:///"} {
+				if !strings.Contains(out, s) {
+					t.Errorf("help does not mention %s:\n%s", s, out)
+				}
+			}
+			if stderr.Len() > 0 {
+				t.Errorf("help wrote to stderr: %s", stderr.String())
+			}
+		})
+	}
+}
+
+func TestTopLevelHelpListsCommands(t *testing.T) {
+	t.Parallel()
+	var stdout bytes.Buffer
+	if err := Run(t.Context(), []string{"--help"}, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range commands {
+		if !strings.Contains(stdout.String(), "\n  "+c.name+" ") {
+			t.Errorf("help does not list command %s:\n%s", c.name, stdout.String())
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want []string // substrings of the error, all of them
+	}{
+		{[]string{"--bogus"}, []string{"-bogus"}},
+		{[]string{"serve", "--bogus"}, []string{"-bogus"}},
+		{[]string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
+		{[]string{"serve", "extra"}, []string{`unexpected argument "extra"`}},
+		{[]string{"--policy"}, []string{"flag needs an argument: -policy"}},
+		{[]string{"--log-level", "loud"}, []string{`--log-level "loud"`}},
+		{[]string{"--log-format", "xml"}, []string{`--log-format "xml"`}},
+		{[]string{"--shutdown-timeout", "0s"}, []string{"--shutdown-timeout 0s"}},
+		{[]string{"--shutdown-timeout", "soon"}, []string{"-shutdown-timeout"}},
+		{[]string{"--listen", ""}, []string{`--listen ""`}},
+		{[]string{"--listen", "9001"}, []string{`--listen "9001"`}},
+		{[]string{"--listen", "unix://corsproc.sock"}, []string{`--listen "unix://corsproc.sock"`, "absolute"}},
+		{[]string{"--admin-listen", "localhost"}, []string{`--admin-listen "localhost"`}},
+		// Every problem at once, not the first one only.
+		{
+			[]string{"--log-format", "xml", "--log-level", "loud", "--listen", "nowhere", "--shutdown-timeout", "-1s"},
+			[]string{`--log-format "xml"`, `--log-level "loud"`, `--listen "nowhere"`, "--shutdown-timeout -1s"},
+		},
+		{[]string{"help", "nope"}, []string{`unknown command "nope"`}},
+		{[]string{"help", "serve", "serve"}, []string{"at most one command"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			// A cancelled context: were the arguments wrongly accepted, serve
+			// would stop at once rather than run.
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			var stdout bytes.Buffer
+			err := Run(ctx, tc.args, &stdout, io.Discard)
+			if err == nil {
+				t.Fatalf("Run(%q) = nil, want a usage error", tc.args)
+			}
+			if got := exitCode(err); got != 2 {
+				t.Errorf("exitCode(%v) = %d, want 2", err, got)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if !strings.Contains(err.Error(), "corsproc --help") {
+				t.Errorf("error %q does not point at --help", err)
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("a usage error wrote to stdout: %s", stdout.String())
+			}
+		})
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	t.Parallel()
+	usage := usageErrorf("bad flag")
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{usage, 2},
+		{fmt.Errorf("wrapped: %w", usage), 2},
+		{errors.Join(errors.New("other"), usage), 2},
+		{errors.New("policy file not found"), 1},
+		{context.Canceled, 1},
+	} {
+		if got := exitCode(tc.err); got != tc.want {
+			t.Errorf("exitCode(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}

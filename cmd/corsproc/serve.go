@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+
+	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/processor"
+)
+
+// serveConfig is what serve's flags set.
+type serveConfig struct {
+	policy          string
+	listen          string
+	adminListen     string
+	logFormat       string
+	logLevel        string
+	shutdownTimeout time.Duration
+}
+
+// newServeFlags defines serve's flags on c.
+func newServeFlags(c *serveConfig) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&c.policy, "policy", "",
+		"policy `FILE` (YAML) to enforce; without it corsproc enforces its embedded\n"+
+			"development policy, which allows only the origins http://localhost:*,\n"+
+			"http://127.0.0.1:* and http://[::1]:*")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:9001",
+		"`ADDR` of the ext_proc gRPC service: host:port (port 0 picks a free\n"+
+			"port), or unix:///path/to.sock")
+	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9002",
+		"`ADDR` of the admin HTTP server (/metrics, /healthz, /readyz): host:port,\n"+
+			"or unix:///path/to.sock; \"\" disables it")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log `FORMAT`: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second,
+		"on SIGTERM or SIGINT, how long in-flight streams may take to finish\n"+
+			"before they are closed (`DURATION`, e.g. 10s)")
+	return fs
+}
+
+var (
+	logFormats = []string{"text", "json"}
+	logLevels  = map[string]slog.Level{
+		"debug": slog.LevelDebug,
+		"info":  slog.LevelInfo,
+		"warn":  slog.LevelWarn,
+		"error": slog.LevelError,
+	}
+)
+
+// serveOptions are serve's flags, checked.
+type serveOptions struct {
+	policy          string
+	listen          listenAddr
+	adminListen     *listenAddr // nil: no admin server
+	logFormat       string
+	logLevel        slog.Level
+	shutdownTimeout time.Duration
+}
+
+// parseServeFlags parses and checks serve's flags, reporting every problem
+// at once.
+func parseServeFlags(args []string) (serveOptions, error) {
+	var c serveConfig
+	if err := parseFlags("serve", newServeFlags(&c), args); err != nil {
+		return serveOptions{}, err
+	}
+	o := serveOptions{
+		policy:          c.policy,
+		logFormat:       c.logFormat,
+		shutdownTimeout: c.shutdownTimeout,
+	}
+	var errs []error
+	var err error
+	if o.listen, err = parseListenAddr("listen", c.listen); err != nil {
+		errs = append(errs, err)
+	}
+	if c.adminListen != "" {
+		a, err := parseListenAddr("admin-listen", c.adminListen)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		o.adminListen = &a
+	}
+	if !slices.Contains(logFormats, c.logFormat) {
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.logFormat))
+	}
+	var ok bool
+	if o.logLevel, ok = logLevels[c.logLevel]; !ok {
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel))
+	}
+	if c.shutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-timeout %v: want a positive duration", c.shutdownTimeout))
+	}
+	if len(errs) > 0 {
+		return serveOptions{}, &usageError{errors.Join(errs...)}
+	}
+	return o, nil
+}
+
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// listening is where serve bound, spelled as the listen flags accept it.
+type listening struct {
+	grpc  string
+	admin string // "" when the admin server is disabled
+}
+
+// runServe is the serve command: load the policy, bind, serve until ctx is
+// cancelled, then drain.
+func runServe(ctx context.Context, e *env, args []string) error {
+	o, err := parseServeFlags(args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(e.stderr, o.logFormat, o.logLevel)
+
+	// The policy comes first: a file that fails validation stops serve
+	// before anything is bound.
+	set, err := loadPolicy(log, o.policy)
+	if err != nil {
+		return err
+	}
+	for _, d := range set.Warnings() {
+		log.Warn("policy warning", diagnosticAttrs(d)...)
+	}
+
+	reg := newRegistry()
+	proc := processor.New(set, processor.Options{Logger: log, Registerer: reg})
+	gs, hs := newGRPCServer(proc)
+	s := &server{log: log, gs: gs, hs: hs}
+
+	grpcLis, err := o.listen.listen(ctx)
+	if err != nil {
+		return fmt.Errorf("gRPC listener: %w", err)
+	}
+	var adminLis net.Listener
+	if o.adminListen != nil {
+		if adminLis, err = o.adminListen.listen(ctx); err != nil {
+			grpcLis.Close()
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		s.admin = newAdminServer(log, reg, &s.ready)
+	}
+	return s.serve(ctx, e, o.shutdownTimeout, set, grpcLis, adminLis)
+}
+
+// loadPolicy loads the policy file at path, or the development policy when
+// path is "".
+func loadPolicy(log *slog.Logger, path string) (*policy.Set, error) {
+	if path == "" {
+		log.Warn("no --policy given: enforcing the embedded development policy, " +
+			"which allows only the origins http://localhost:*, http://127.0.0.1:* and http://[::1]:*")
+		return policy.Development(), nil
+	}
+	set, err := policy.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("not serving: %w", err)
+	}
+	return set, nil
+}
+
+// diagnosticAttrs renders a policy diagnostic as log attributes, leaving
+// out what it does not know.
+func diagnosticAttrs(d policy.Diagnostic) []any {
+	attrs := []any{slog.String("file", d.File)}
+	if d.Line > 0 {
+		attrs = append(attrs, slog.Int("line", d.Line))
+	}
+	if d.Column > 0 {
+		attrs = append(attrs, slog.Int("column", d.Column))
+	}
+	if d.Path != "" {
+		attrs = append(attrs, slog.String("path", d.Path))
+	}
+	attrs = append(attrs, slog.String("problem", d.Message))
+	if d.Fix != "" {
+		attrs = append(attrs, slog.String("fix", d.Fix))
+	}
+	return attrs
+}
+
+// server is one run of serve: the gRPC server, the admin server and the
+// readiness they share.
+type server struct {
+	log   *slog.Logger
+	gs    *grpc.Server
+	hs    *health.Server
+	admin *http.Server // nil when --admin-listen is ""
+	// ready backs /readyz: true while serving, false from the moment
+	// draining starts.
+	ready atomic.Bool
+}
+
+// serve serves on the bound listeners until ctx is cancelled or a server
+// fails, then drains. It returns nil after a shutdown asked for by ctx.
+func (s *server) serve(ctx context.Context, e *env, drain time.Duration, set *policy.Set, grpcLis, adminLis net.Listener) error {
+	// Both servers report here; after shutdown nobody reads, hence the room
+	// for both.
+	failed := make(chan error, 2)
+	go func() { failed <- s.gs.Serve(grpcLis) }()
+	bound := listening{grpc: addrString(grpcLis.Addr())}
+	adminAttr := "disabled"
+	if s.admin != nil {
+		go func() { failed <- s.admin.Serve(adminLis) }()
+		bound.admin = addrString(adminLis.Addr())
+		adminAttr = bound.admin
+	}
+	s.ready.Store(true)
+	s.log.Info("corsproc serving",
+		"grpc", bound.grpc,
+		"admin", adminAttr,
+		"policy", set.Source(),
+		"policies", len(set.Names()))
+	if e.ready != nil {
+		e.ready(bound)
+	}
+
+	var err error
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down", "cause", context.Cause(ctx), "shutdown_timeout", drain)
+	case err = <-failed:
+		err = fmt.Errorf("server stopped: %w", err)
+		s.log.Error("shutting down", "error", err)
+	}
+	s.shutdown(drain)
+	return err
+}
+
+// shutdown stops taking work and drains: readiness and gRPC health go
+// down at once, so load balancers and Envoy's health checker steer new
+// requests elsewhere, then in-flight streams get until the drain deadline to
+// finish before they are cut.
+func (s *server) shutdown(drain time.Duration) {
+	// /readyz first: whoever sees NOT_SERVING also finds /readyz at 503.
+	s.ready.Store(false)
+	s.hs.Shutdown() // NOT_SERVING for every service, and it stays so
+
+	stopped := make(chan struct{})
+	go func() {
+		s.gs.GracefulStop() // GOAWAY, then wait for in-flight streams
+		close(stopped)
+	}()
+	deadline := time.NewTimer(drain)
+	defer deadline.Stop()
+	select {
+	case <-stopped:
+		s.log.Info("drained")
+	case <-deadline.C:
+		s.log.Warn("drain deadline passed, closing the streams still open", "shutdown_timeout", drain)
+		s.gs.Stop()
+		<-stopped
+	}
+
+	// The admin server goes last, so /readyz answers 503 for the whole drain.
+	if s.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), adminShutdownTimeout)
+		defer cancel()
+		if err := s.admin.Shutdown(ctx); err != nil {
+			s.admin.Close()
+		}
+	}
+}

@@ -1,0 +1,179 @@
+package processor
+
+import (
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/corsproc/corsproc/policy"
+)
+
+// Responses are built from structs that hold every sub-message of one
+// ProcessingResponse, so that answering a message costs one allocation for
+// the messages, and, when headers are set, one for the header messages and
+// one for their value bytes. The messages are never reused after Send: gRPC
+// may still read them (stats handlers).
+
+// inlineHeaders is how many set headers a response points to without a
+// further allocation; a preflight answer sets at most seven.
+const inlineHeaders = 8
+
+// headerSet renders policy headers as Envoy HeaderValueOptions.
+type headerSet struct {
+	ptrs       [inlineHeaders]*corev3.HeaderValueOption
+	appendTrue wrapperspb.BoolValue
+}
+
+// renderedHeader is one set header's messages, allocated together.
+type renderedHeader struct {
+	opt corev3.HeaderValueOption
+	val corev3.HeaderValue
+}
+
+// render returns hs as set_headers. Each header carries its value in
+// raw_value only: Envoy reads only raw_value, and rejects a HeaderValue with
+// both value and raw_value set (the request gets a 500). Replacing headers
+// leave append unset (Envoy's ext_proc default is replace); appending ones
+// (Vary) set append: true. append_action is never set: ext_proc ignores it
+// (envoyproxy/envoy#36982).
+func (s *headerSet) render(hs []policy.Header) []*corev3.HeaderValueOption {
+	if len(hs) == 0 {
+		return nil
+	}
+	total := 0
+	for _, h := range hs {
+		total += len(h.Value)
+	}
+	buf := make([]byte, 0, total)
+	msgs := make([]renderedHeader, len(hs))
+	s.appendTrue.Value = true
+	out := s.ptrs[:0]
+	for i, h := range hs {
+		m := &msgs[i]
+		start := len(buf)
+		buf = append(buf, h.Value...)
+		m.val.Key = h.Name
+		m.val.RawValue = buf[start:len(buf):len(buf)]
+		m.opt.Header = &m.val
+		if h.Append {
+			m.opt.Append = &s.appendTrue
+		}
+		out = append(out, &m.opt)
+	}
+	return out
+}
+
+// headersReply answers request_headers or response_headers.
+type headersReply struct {
+	resp   extprocv3.ProcessingResponse
+	reqH   extprocv3.ProcessingResponse_RequestHeaders
+	respH  extprocv3.ProcessingResponse_ResponseHeaders
+	hr     extprocv3.HeadersResponse
+	common extprocv3.CommonResponse
+	mut    extprocv3.HeaderMutation
+	mode   extprocfilterv3.ProcessingMode
+	set    headerSet
+}
+
+// newHeadersReply returns a CONTINUE answer to a headers message, with a
+// header mutation when remove or set are non-empty, and a mode_override
+// skipping the response headers phase when skipResponse.
+func newHeadersReply(response bool, remove []string, set []policy.Header, skipResponse bool) *extprocv3.ProcessingResponse {
+	r := new(headersReply)
+	r.common.Status = extprocv3.CommonResponse_CONTINUE
+	if len(remove) > 0 || len(set) > 0 {
+		// Envoy applies remove_headers first, then set_headers. remove
+		// is the policy's shared list; the message only reads it.
+		r.mut.RemoveHeaders = remove
+		r.mut.SetHeaders = r.set.render(set)
+		r.common.HeaderMutation = &r.mut
+	}
+	r.hr.Response = &r.common
+	if response {
+		r.respH.ResponseHeaders = &r.hr
+		r.resp.Response = &r.respH
+	} else {
+		r.reqH.RequestHeaders = &r.hr
+		r.resp.Response = &r.reqH
+	}
+	if skipResponse {
+		// Honoured only with allow_mode_override: true, and only on a
+		// headers response. Without it Envoy still sends response_headers
+		// and gets an empty CONTINUE.
+		r.mode.ResponseHeaderMode = extprocfilterv3.ProcessingMode_SKIP
+		r.resp.ModeOverride = &r.mode
+	}
+	return &r.resp
+}
+
+// immediateReply answers a preflight.
+type immediateReply struct {
+	resp   extprocv3.ProcessingResponse
+	imm    extprocv3.ProcessingResponse_ImmediateResponse
+	ir     extprocv3.ImmediateResponse
+	status typev3.HttpStatus
+	mut    extprocv3.HeaderMutation
+	set    headerSet
+}
+
+// newImmediateReply returns an immediate response with status, headers and
+// an empty body. Envoy sends it as a local reply; the upstream never sees
+// the request and no response_headers message follows.
+func newImmediateReply(status int, headers []policy.Header, details string) *extprocv3.ProcessingResponse {
+	r := new(immediateReply)
+	r.status.Code = typev3.StatusCode(status)
+	r.ir.Status = &r.status
+	if len(headers) > 0 {
+		r.mut.SetHeaders = r.set.render(headers)
+		r.ir.Headers = &r.mut
+	}
+	r.ir.Details = details
+	r.imm.ImmediateResponse = &r.ir
+	r.resp.Response = &r.imm
+	return &r.resp
+}
+
+// bodyReply passes a body chunk on unchanged.
+type bodyReply struct {
+	resp   extprocv3.ProcessingResponse
+	reqB   extprocv3.ProcessingResponse_RequestBody
+	respB  extprocv3.ProcessingResponse_ResponseBody
+	br     extprocv3.BodyResponse
+	common extprocv3.CommonResponse
+}
+
+func newBodyReply(response bool) *extprocv3.ProcessingResponse {
+	r := new(bodyReply)
+	r.common.Status = extprocv3.CommonResponse_CONTINUE
+	r.br.Response = &r.common
+	if response {
+		r.respB.ResponseBody = &r.br
+		r.resp.Response = &r.respB
+	} else {
+		r.reqB.RequestBody = &r.br
+		r.resp.Response = &r.reqB
+	}
+	return &r.resp
+}
+
+// trailersReply passes trailers on unchanged.
+type trailersReply struct {
+	resp  extprocv3.ProcessingResponse
+	reqT  extprocv3.ProcessingResponse_RequestTrailers
+	respT extprocv3.ProcessingResponse_ResponseTrailers
+	tr    extprocv3.TrailersResponse
+}
+
+func newTrailersReply(response bool) *extprocv3.ProcessingResponse {
+	r := new(trailersReply)
+	if response {
+		r.respT.ResponseTrailers = &r.tr
+		r.resp.Response = &r.respT
+	} else {
+		r.reqT.RequestTrailers = &r.tr
+		r.resp.Response = &r.reqT
+	}
+	return &r.resp
+}
