@@ -49,13 +49,15 @@ proto: $(BIN)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION) ## regenerate proto/corspr
 bench: ## benchmarks of policy and processor, BENCHCOUNT runs each (for benchstat)
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./policy/ ./processor/
 
-fuzz: ## run every Fuzz target in ./policy for FUZZTIME each (default 10s)
-	@list=$$($(GO) test -list '^Fuzz' ./policy/) || exit 1; \
-	targets=$$(echo "$$list" | grep '^Fuzz' || true); \
-	if [ -z "$$targets" ]; then echo "no fuzz targets in ./policy"; exit 0; fi; \
-	for t in $$targets; do \
-		echo "== $$t"; \
-		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./policy/ || exit 1; \
+FUZZPKGS ?= ./policy/ ./processor/
+
+fuzz: ## run every Fuzz target in FUZZPKGS for FUZZTIME each (default 10s)
+	@for pkg in $(FUZZPKGS); do \
+		targets=$$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz') || continue; \
+		for t in $$targets; do \
+			echo "== $$pkg $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
 	done
 
 lint: ## gofmt check and go vet
