@@ -1,6 +1,8 @@
 package processor
 
 import (
+	"net/url"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -56,8 +58,47 @@ func FuzzProcess(f *testing.F) {
 		if err := srv.Process(fs); err != nil {
 			t.Fatalf("Process: %v", err)
 		}
-		if n := len(fs.responses()); n == 0 || n > 2 {
+		resps := fs.responses()
+		if n := len(resps); n == 0 || n > 2 {
 			t.Fatalf("%d responses", n)
 		}
+		for _, r := range resps {
+			checkCORSInvariants(t, r, origin, dup)
+		}
 	})
+}
+
+// checkCORSInvariants asserts on one response what must hold whatever the
+// request: ACAO is "*" or the request's own origin, and then a well-formed
+// serialized origin sent once; never ACAO "*" with ACAC "true".
+func checkCORSInvariants(t *testing.T, r *extprocv3.ProcessingResponse, origin string, dup bool) {
+	t.Helper()
+	var set []*corev3.HeaderValueOption
+	if ir := r.GetImmediateResponse(); ir != nil {
+		set = ir.GetHeaders().GetSetHeaders()
+	} else if hr := r.GetResponseHeaders(); hr != nil {
+		set = hr.GetResponse().GetHeaderMutation().GetSetHeaders()
+	}
+	var acao, acac string
+	for _, o := range set {
+		switch o.GetHeader().GetKey() {
+		case "access-control-allow-origin":
+			acao = string(o.GetHeader().GetRawValue())
+		case "access-control-allow-credentials":
+			acac = string(o.GetHeader().GetRawValue())
+		}
+	}
+	if acao == "*" && acac == "true" {
+		t.Fatal("ACAO * with ACAC true")
+	}
+	if acao == "" || acao == "*" {
+		return
+	}
+	if acao != origin || dup {
+		t.Fatalf("ACAO %q for request origin %q (sent twice: %v)", acao, origin, dup)
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Scheme+"://"+u.Host != origin || origin != strings.ToLower(origin) || u.Port() == "443" {
+		t.Fatalf("ACAO for %q, which is not a serialized origin", origin)
+	}
 }
