@@ -24,6 +24,7 @@ var policyNameRE = regexp.MustCompile(`^[a-z0-9._-]+$`)
 // here once: the header values are ready-made strings.
 type policy struct {
 	name      string
+	file      string // the file that defines it
 	index     int
 	shadow    bool
 	forward   bool // unmatched_preflight: forward
@@ -63,63 +64,127 @@ func (m *matcher) given() bool {
 // semantics and compiles it. Every problem is reported at once in a
 // *ValidationError; warnings of a valid file are kept in Set.Warnings.
 func Compile(file string, pf *corsprocv1.PolicyFile) (*Set, error) {
-	return compile(pf, newDiagnostics(file))
+	return build(file, []parsedFile{{pf: pf, ds: newDiagnostics(file)}})
 }
 
-func compile(pf *corsprocv1.PolicyFile, ds *diagnostics) (*Set, error) {
+// parsedFile is one decoded policy file and the diagnostics found so far.
+type parsedFile struct {
+	pf *corsprocv1.PolicyFile // nil when the file could not be decoded at all
+	ds *diagnostics
+}
+
+// build validates and compiles decoded files into one set, and gathers every
+// file's diagnostics.
+func build(source string, files []parsedFile) (*Set, error) {
+	// Validate even after decoding errors, so that one run reports every
+	// problem; but a key that failed to decode can make validation warn
+	// about its absence, so keep only validation's errors then.
+	decodeFailed := false
+	marks := make([]int, len(files))
+	for i, f := range files {
+		decodeFailed = decodeFailed || f.pf == nil || f.ds.hasErrors()
+		marks[i] = len(f.ds.list)
+	}
+	s := compile(source, files)
+	var all []Diagnostic
+	failed := false
+	for i, f := range files {
+		list := f.ds.list
+		if decodeFailed {
+			list = append(list[:marks[i]:marks[i]], filter(list[marks[i]:], SeverityError)...)
+		}
+		for _, d := range list {
+			failed = failed || d.Severity == SeverityError
+		}
+		all = append(all, sortByPosition(list)...)
+	}
+	if failed {
+		return nil, &ValidationError{Diagnostics: all, files: len(files)}
+	}
+	s.warnings = all
+	return s, nil
+}
+
+// compile compiles the policies of every file, in order, into one set,
+// reporting problems in the diagnostics of the file they are in.
+func compile(source string, files []parsedFile) *Set {
 	s := &Set{
-		source:  ds.file,
-		byName:  make(map[string]*policy, len(pf.GetPolicies())),
+		source:  source,
+		byName:  map[string]*policy{},
 		byRoute: map[string]*policy{},
 	}
-	routeOwner := map[string]string{}
-	for i, p := range pf.GetPolicies() {
-		path := fmt.Sprintf("policies[%d]", i)
-		cp := compilePolicy(p, path, ds)
-		cp.index = i
-		if cp.name != "" {
-			if _, dup := s.byName[cp.name]; dup {
-				ds.errorf(path+".name", "give every policy its own name", "policy name %q is used twice", cp.name)
-			} else {
-				s.byName[cp.name] = cp
-			}
-		}
-		for j, r := range p.GetMatch().GetRoutes() {
-			rpath := fmt.Sprintf("%s.match.routes[%d]", path, j)
-			if r == "" {
-				ds.errorf(rpath, "remove the empty entry", "empty route name")
-				continue
-			}
-			if owner, dup := routeOwner[r]; dup {
-				if owner != cp.name {
-					ds.errorf(rpath, "bind each route to one policy", "route %q is already bound to policy %q", r, owner)
-				}
-				continue
-			}
-			routeOwner[r] = cp.name
-			s.byRoute[r] = cp
-		}
-		if !cp.match.routes && cp.match.given() {
-			s.matchers = append(s.matchers, cp)
-		}
-		s.policies = append(s.policies, cp)
-		s.names = append(s.names, cp.name)
+	type owner struct {
+		policy string
+		file   string
 	}
-	if name := pf.GetDefaultPolicy(); name != "" {
-		if p, ok := s.byName[name]; ok {
+	routeOwner := map[string]owner{}
+	var defaultName string
+	var defaultFile *parsedFile
+	for fi := range files {
+		f := &files[fi]
+		if f.pf == nil {
+			continue
+		}
+		ds := f.ds
+		for i, p := range f.pf.GetPolicies() {
+			path := fmt.Sprintf("policies[%d]", i)
+			cp := compilePolicy(p, path, ds)
+			cp.index = len(s.policies)
+			if cp.name != "" {
+				switch prev, dup := s.byName[cp.name]; {
+				case !dup:
+					s.byName[cp.name] = cp
+				case prev.file == ds.file:
+					ds.errorf(path+".name", "give every policy its own name", "policy name %q is used twice", cp.name)
+				default:
+					ds.errorf(path+".name", "give every policy its own name, across all the files", "policy name %q is also defined in %s", cp.name, prev.file)
+				}
+			}
+			cp.file = ds.file
+			for j, r := range p.GetMatch().GetRoutes() {
+				rpath := fmt.Sprintf("%s.match.routes[%d]", path, j)
+				if r == "" {
+					ds.errorf(rpath, "remove the empty entry", "empty route name")
+					continue
+				}
+				if o, dup := routeOwner[r]; dup {
+					switch {
+					case o.policy == cp.name && o.file == ds.file:
+					case o.file == ds.file:
+						ds.errorf(rpath, "bind each route to one policy", "route %q is already bound to policy %q", r, o.policy)
+					default:
+						ds.errorf(rpath, "bind each route to one policy", "route %q is already bound to policy %q in %s", r, o.policy, o.file)
+					}
+					continue
+				}
+				routeOwner[r] = owner{cp.name, ds.file}
+				s.byRoute[r] = cp
+			}
+			if !cp.match.routes && cp.match.given() {
+				s.matchers = append(s.matchers, cp)
+			}
+			s.policies = append(s.policies, cp)
+			s.names = append(s.names, cp.name)
+		}
+		if name := f.pf.GetDefaultPolicy(); name != "" {
+			if defaultFile != nil {
+				ds.errorf("default_policy", "set default_policy in one file only", "default_policy is also set in %s", defaultFile.ds.file)
+			} else {
+				defaultName, defaultFile = name, f
+			}
+		}
+		if len(f.pf.GetPolicies()) == 0 {
+			ds.warnf("policies", "add a policy", "the file has no policies")
+		}
+	}
+	if defaultFile != nil {
+		if p, ok := s.byName[defaultName]; ok {
 			s.def = p
 		} else {
-			ds.errorf("default_policy", "name one of the policies: "+strings.Join(s.names, ", "), "default_policy %q names no policy", name)
+			defaultFile.ds.errorf("default_policy", "name one of the policies: "+strings.Join(s.names, ", "), "default_policy %q names no policy", defaultName)
 		}
 	}
-	if len(pf.GetPolicies()) == 0 {
-		ds.warnf("policies", "add a policy", "the file has no policies: corsproc governs no request")
-	}
-	if ds.hasErrors() {
-		return nil, ds.err()
-	}
-	s.warnings = ds.warnings()
-	return s, nil
+	return s
 }
 
 func compilePolicy(p *corsprocv1.Policy, path string, ds *diagnostics) *policy {

@@ -59,7 +59,7 @@ func NewPolicy(name string) *corsprocv1.Policy {
 func Decode(file string, data []byte) (*corsprocv1.PolicyFile, error) {
 	pf, ds := decode(file, data)
 	if pf == nil || ds.hasErrors() {
-		return nil, ds.err()
+		return nil, &ValidationError{Diagnostics: sortByPosition(ds.list)}
 	}
 	return pf, nil
 }

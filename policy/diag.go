@@ -62,6 +62,7 @@ func (d Diagnostic) String() string {
 // diagnostic found, warnings included, in file order.
 type ValidationError struct {
 	Diagnostics []Diagnostic
+	files       int // how many files the set has
 }
 
 // Errors returns the diagnostics that are errors.
@@ -72,11 +73,15 @@ func (e *ValidationError) Warnings() []Diagnostic { return filter(e.Diagnostics,
 
 func (e *ValidationError) Error() string {
 	errs := e.Errors()
+	what := "file"
+	if e.files > 1 {
+		what = "set"
+	}
 	var b strings.Builder
 	if len(errs) == 1 {
-		b.WriteString("invalid policy file: 1 error")
+		fmt.Fprintf(&b, "invalid policy %s: 1 error", what)
 	} else {
-		fmt.Fprintf(&b, "invalid policy file: %d errors", len(errs))
+		fmt.Fprintf(&b, "invalid policy %s: %d errors", what, len(errs))
 	}
 	for _, d := range e.Diagnostics {
 		b.WriteString("\n  ")
@@ -147,10 +152,10 @@ func (ds *diagnostics) hasErrors() bool {
 
 func (ds *diagnostics) warnings() []Diagnostic { return filter(ds.list, SeverityWarning) }
 
-// err returns the diagnostics as a *ValidationError, in file order.
-func (ds *diagnostics) err() *ValidationError {
-	slices.SortStableFunc(ds.list, func(a, b Diagnostic) int {
+// sortByPosition sorts one file's diagnostics in file order.
+func sortByPosition(ds []Diagnostic) []Diagnostic {
+	slices.SortStableFunc(ds, func(a, b Diagnostic) int {
 		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
 	})
-	return &ValidationError{Diagnostics: ds.list}
+	return ds
 }

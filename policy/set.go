@@ -3,7 +3,10 @@ package policy
 import (
 	_ "embed"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"strings"
 )
 
 // Set is a compiled, immutable policy set. It is safe for concurrent use;
@@ -19,28 +22,83 @@ type Set struct {
 	def      *policy
 }
 
-// Load reads, decodes, validates and compiles the policy file at path.
+// Load reads, decodes, validates and compiles the policy set at path: a
+// policy file, or a directory whose *.yaml and *.yml files (in name order,
+// hidden files skipped) form one set, as a Kubernetes ConfigMap mount gives.
+// Every problem of every file is reported at once in a *ValidationError.
 func Load(path string) (*Set, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		data, err := readFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return Parse(path, data)
+	}
+	names, err := policyFiles(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%s: no policy files (*.yaml, *.yml) in the directory", path)
+	}
+	files := make([]parsedFile, 0, len(names))
+	for _, name := range names {
+		data, err := readFile(name)
+		if err != nil {
+			return nil, err
+		}
+		pf, ds := decode(name, data)
+		files = append(files, parsedFile{pf: pf, ds: ds})
+	}
+	return build(path, files)
+}
+
+// policyFiles lists the policy files of a directory in name order. Names
+// starting with "." are skipped: a ConfigMap mount holds ..data and
+// ..2024_… entries beside the files, and editors leave hidden swap files.
+func policyFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		if ext := filepath.Ext(name); ext != ".yaml" && ext != ".yml" {
+			continue
+		}
+		full := filepath.Join(dir, name)
+		// Follow symlinks (a ConfigMap's files are links into ..data).
+		if fi, err := os.Stat(full); err != nil || fi.IsDir() {
+			continue
+		}
+		names = append(names, full)
+	}
+	return names, nil // os.ReadDir sorts by name
+}
+
+// readFile reads a policy file, refusing files above MaxFileSize.
+func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, err
 	}
-	if fi.IsDir() {
-		return nil, fmt.Errorf("%s is a directory, not a policy file", path)
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%s: file is larger than the %d bytes corsproc reads", path, MaxFileSize)
 	}
-	if fi.Size() > MaxFileSize {
-		return nil, fmt.Errorf("%s: file is %d bytes, more than the %d corsproc reads", path, fi.Size(), MaxFileSize)
-	}
-	data := make([]byte, fi.Size())
-	if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
-		return nil, err
-	}
-	return Parse(path, data)
+	return data, nil
 }
 
 // Parse decodes, validates and compiles a policy file's contents; file names
@@ -48,19 +106,7 @@ func Load(path string) (*Set, error) {
 // *ValidationError.
 func Parse(file string, data []byte) (*Set, error) {
 	pf, ds := decode(file, data)
-	if pf == nil {
-		return nil, ds.err()
-	}
-	// Validate even after decoding errors, so that one run reports every
-	// problem of the file; but a key that failed to decode can make
-	// validation warn about its absence, so keep only its errors then.
-	if ds.hasErrors() {
-		vs := &diagnostics{file: ds.file, pos: ds.pos, written: ds.written}
-		compile(pf, vs)
-		ds.list = append(ds.list, filter(vs.list, SeverityError)...)
-		return nil, ds.err()
-	}
-	return compile(pf, ds)
+	return build(file, []parsedFile{{pf: pf, ds: ds}})
 }
 
 //go:embed development.yaml

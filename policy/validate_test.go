@@ -221,8 +221,97 @@ func TestLoadErrors(t *testing.T) {
 	if _, err := policy.Load(filepath.Join(t.TempDir(), "absent.yaml")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("absent file: %v", err)
 	}
-	if _, err := policy.Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), "is a directory") {
-		t.Errorf("directory: %v", err)
+	if _, err := policy.Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no policy files") {
+		t.Errorf("empty directory: %v", err)
+	}
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLoadDirectory checks a directory as one policy set: every *.yaml and
+// *.yml file in name order, hidden files skipped.
+func TestLoadDirectory(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"10-web.yaml":  "default_policy: web\npolicies:\n  - name: web\n    allowed_origins: [https://app.example.com]\n",
+		"20-api.yml":   "policies:\n  - name: api\n    match: {routes: [api]}\n    allowed_origins: [https://api.example.com]\n",
+		".swap.yaml":   "not: [valid",
+		"README.txt":   "ignored",
+		"30-open.yaml": "policies:\n  - name: open\n    match: {path_prefixes: [/public/]}\n    allow_all_origins: true\n",
+	})
+	set, err := policy.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(set.Names(), ","); got != "web,api,open" {
+		t.Errorf("policies %s, want web,api,open (name order)", got)
+	}
+	if set.Source() != dir {
+		t.Errorf("source %q", set.Source())
+	}
+	var d policy.Decision
+	set.Decide(&policy.Request{Method: "GET", Origin: "https://api.example.com", Route: "api"}, &d)
+	if d.Policy != "api" || d.Outcome != policy.OutcomeAllowed {
+		t.Errorf("route from the second file: %+v", d)
+	}
+}
+
+func TestLoadDirectoryErrors(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"a.yaml": "default_policy: web\npolicies:\n  - name: web\n    match: {routes: [shop]}\n    allowed_origins: [https://app.example.com]\n",
+		"b.yaml": "default_policy: web\npolicies:\n  - name: web\n    allowed_origins: [https://app.example.com]\n  - name: shop\n    match: {routes: [shop]}\n    allowed_origins: [https://app.example.com/]\n",
+	})
+	_, err := policy.Load(dir)
+	var verr *policy.ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("got %v, want a ValidationError", err)
+	}
+	a, b := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "b.yaml")
+	for _, want := range []string{
+		b + ":1:17: error: default_policy: default_policy is also set in " + a,
+		b + ":3:11: error: policies[0].name: policy name \"web\" is also defined in " + a,
+		b + ":6:22: error: policies[1].match.routes[0]: route \"shop\" is already bound to policy \"web\" in " + a,
+		b + ":7:23: error: policies[1].allowed_origins[0]: \"https://app.example.com/\" has a trailing slash",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if !strings.HasPrefix(err.Error(), "invalid policy set: 4 errors") {
+		t.Errorf("header: %v", err)
+	}
+}
+
+// TestLoadConfigMapLayout checks the layout a Kubernetes ConfigMap volume
+// has: the files are symlinks into ..data, itself a symlink to a
+// timestamped directory.
+func TestLoadConfigMapLayout(t *testing.T) {
+	dir := t.TempDir()
+	ts := filepath.Join(dir, "..2026_11_21_20_00_00.000000001")
+	if err := os.Mkdir(ts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, ts, map[string]string{"policy.yaml": "default_policy: web\npolicies:\n  - name: web\n    allowed_origins: [https://app.example.com]\n"})
+	if err := os.Symlink(filepath.Base(ts), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("..data", "policy.yaml"), filepath.Join(dir, "policy.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	set, err := policy.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(set.Names(), ","); got != "web" {
+		t.Errorf("policies %q, want web only (..data and the timestamped directory skipped)", got)
 	}
 }
 
