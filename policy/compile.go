@@ -246,7 +246,9 @@ func suggestName(name string) string {
 
 func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnostics) {
 	set := &cp.origins
-	set.exact = map[string]struct{}{}
+	set.exact = map[string]int{}
+	set.origins = slices.Clone(p.GetAllowedOrigins())
+	set.regexSrcs = slices.Clone(p.GetAllowedOriginRegexes())
 	if cp.allowAll {
 		if cp.creds {
 			ds.errorf(path+".allow_all_origins", "list the origins in allowed_origins, or set allow_credentials: false",
@@ -287,16 +289,16 @@ func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnosti
 		switch {
 		case c.wildSub:
 			if set.wild == nil {
-				set.wild = map[wildKey]struct{}{}
+				set.wild = map[wildKey]int{}
 			}
-			set.wild[wildKey{c.scheme, c.host, c.port}] = struct{}{}
+			set.wild[wildKey{c.scheme, c.host, c.port}] = i
 		case c.port == anyPortSpec:
 			if set.anyPort == nil {
-				set.anyPort = map[schemeHost]struct{}{}
+				set.anyPort = map[schemeHost]int{}
 			}
-			set.anyPort[schemeHost{c.scheme, c.host}] = struct{}{}
+			set.anyPort[schemeHost{c.scheme, c.host}] = i
 		default:
-			set.exact[c.rawExact] = struct{}{}
+			set.exact[c.rawExact] = i
 		}
 	}
 	for i, src := range p.GetAllowedOriginRegexes() {
@@ -310,6 +312,7 @@ func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnosti
 			ds.warnf(rpath, warns[0].fix, "%q: %s", src, warns[0].msg)
 		}
 		set.regexes = append(set.regexes, regexp.MustCompile(`^(?:`+src+`)$`))
+		set.regexIndex = append(set.regexIndex, i)
 	}
 }
 

@@ -13,20 +13,27 @@ const (
 // Decide selects the policy governing r (section 2) and decides what
 // corsproc does with it (sections 4 to 7), filling d. It allocates nothing
 // for actual requests and requests without an Origin.
-func (s *Set) Decide(r *Request, d *Decision) {
+func (s *Set) Decide(r *Request, d *Decision) { s.decide(r, d, nil) }
+
+// decide is Decide, recording each check in tr when tr is not nil: explain
+// runs the very code the server runs.
+func (s *Set) decide(r *Request, d *Decision, tr *trace) {
 	*d = Decision{}
 	p := s.selectPolicy(r, d)
 	if p == nil {
 		return
+	}
+	if tr != nil {
+		tr.policy = p
 	}
 	d.Policy, d.Shadow = p.name, p.shadow
 	switch {
 	case r.Origin == "" && !r.DuplicateOrigin:
 		p.notCORS(d)
 	case r.Method == "OPTIONS" && (r.ACRM != "" || r.DuplicateACRM):
-		p.preflight(r, d)
+		p.preflight(r, d, tr)
 	default:
-		p.actual(r, d)
+		p.actual(r, d, tr)
 	}
 }
 
@@ -132,31 +139,43 @@ func (m *matcher) hostMatches(host string) bool {
 }
 
 // originAllowed applies section 3 to the request's Origin.
-func (p *policy) originAllowed(r *Request) (bool, Reason) {
+func (p *policy) originAllowed(r *Request, tr *trace) (bool, Reason) {
+	ok, reason, entry := p.matchOrigin(r)
+	if tr != nil {
+		tr.origin(p, r, ok, reason, entry)
+	}
+	return ok, reason
+}
+
+// matchOrigin returns whether the origin is allowed, why not, and the
+// allowed_origins entry that let it in (-1 for none or for all origins).
+func (p *policy) matchOrigin(r *Request) (bool, Reason, int) {
 	if p.allowAll {
 		// The answer is "*" whatever the Origin says: nothing to match.
-		return true, ReasonNone
+		return true, ReasonNone, -1
 	}
 	if r.DuplicateOrigin {
-		return false, ReasonOriginMalformed
+		return false, ReasonOriginMalformed, -1
 	}
-	if r.Origin == nullOrigin {
-		if _, ok := p.origins.exact[nullOrigin]; ok {
-			return true, ReasonNone
+	switch r.Origin {
+	case nullOrigin, "file://":
+		// Opaque origins match only an explicit entry.
+		if i, ok := p.origins.exact[r.Origin]; ok {
+			return true, ReasonNone, i
 		}
-		return false, ReasonOriginNotAllowed
+		if r.Origin == nullOrigin {
+			return false, ReasonOriginNotAllowed, -1
+		}
+		return false, ReasonOriginMalformed, -1
 	}
 	o, ok := parseOrigin(r.Origin)
 	if !ok {
-		if _, exact := p.origins.exact[r.Origin]; exact && r.Origin == "file://" {
-			return true, ReasonNone
-		}
-		return false, ReasonOriginMalformed
+		return false, ReasonOriginMalformed, -1
 	}
-	if p.origins.allows(r.Origin, o) {
-		return true, ReasonNone
+	if i, ok := p.origins.allows(r.Origin, o); ok {
+		return true, ReasonNone, i
 	}
-	return false, ReasonOriginNotAllowed
+	return false, ReasonOriginNotAllowed, -1
 }
 
 // acao is the Access-Control-Allow-Origin value for an allowed origin.
@@ -181,8 +200,8 @@ func (p *policy) notCORS(d *Decision) {
 }
 
 // actual handles an actual CORS request (section 6).
-func (p *policy) actual(r *Request, d *Decision) {
-	ok, reason := p.originAllowed(r)
+func (p *policy) actual(r *Request, d *Decision, tr *trace) {
+	ok, reason := p.originAllowed(r, tr)
 	if !ok {
 		d.Outcome, d.Reason = OutcomeDenied, reason
 		d.add(HeaderVary, VaryOrigin, true)
@@ -203,19 +222,9 @@ func (p *policy) actual(r *Request, d *Decision) {
 
 // preflight handles a preflight (section 5): the checks in Fetch order, the
 // first failure decides.
-func (p *policy) preflight(r *Request, d *Decision) {
+func (p *policy) preflight(r *Request, d *Decision, tr *trace) {
 	var names acrhNames
-	reason := ReasonNone
-	if ok, why := p.originAllowed(r); !ok {
-		reason = why
-	} else if !p.methodAllowed(r) {
-		reason = ReasonMethodNotAllowed
-	} else if why := p.headersAllowed(r.ACRH, &names); why != ReasonNone {
-		reason = why
-	} else if r.ACRPN == "true" && !p.pna {
-		reason = ReasonPrivateNetworkNotAllowed
-	}
-	if reason != ReasonNone {
+	if reason := p.preflightChecks(r, &names, tr); reason != ReasonNone {
 		d.Reason = reason
 		if p.forward {
 			d.Outcome = OutcomePreflightForwarded
@@ -250,6 +259,30 @@ func (p *policy) preflight(r *Request, d *Decision) {
 	d.add(HeaderVary, VaryPreflight, false)
 }
 
+// preflightChecks runs the checks of section 5 in order and returns the
+// reason of the first failure, ReasonNone when all pass.
+func (p *policy) preflightChecks(r *Request, names *acrhNames, tr *trace) Reason {
+	if ok, why := p.originAllowed(r, tr); !ok {
+		return why
+	}
+	ok := p.methodAllowed(r)
+	tr.method(p, r, ok)
+	if !ok {
+		return ReasonMethodNotAllowed
+	}
+	why, name := p.headersAllowed(r.ACRH, names)
+	tr.headers(p, why, name, names)
+	if why != ReasonNone {
+		return why
+	}
+	ok = r.ACRPN != "true" || p.pna
+	tr.privateNetwork(r, ok)
+	if !ok {
+		return ReasonPrivateNetworkNotAllowed
+	}
+	return ReasonNone
+}
+
 func (p *policy) methodAllowed(r *Request) bool {
 	if r.DuplicateACRM || !isToken(r.ACRM) {
 		return false
@@ -275,12 +308,13 @@ func (a *acrhNames) join() string {
 }
 
 // headersAllowed applies section 5 step 3 to every name of every ACRH line.
-func (p *policy) headersAllowed(lines []string, names *acrhNames) Reason {
+// When it fails on one name, it returns that name too.
+func (p *policy) headersAllowed(lines []string, names *acrhNames) (Reason, string) {
 	total := 0
 	for _, line := range lines {
 		total += len(line)
 		if total > MaxACRHBytes {
-			return ReasonHeadersMalformed
+			return ReasonHeadersMalformed, ""
 		}
 		for len(line) > 0 {
 			var name string
@@ -294,10 +328,10 @@ func (p *policy) headersAllowed(lines []string, names *acrhNames) Reason {
 				continue
 			}
 			if names.n++; names.n > MaxACRHNames {
-				return ReasonHeadersMalformed
+				return ReasonHeadersMalformed, ""
 			}
 			if !isToken(name) {
-				return ReasonHeadersMalformed
+				return ReasonHeadersMalformed, name
 			}
 			// Append the lower-cased name; the bounds above keep it within
 			// buf.
@@ -318,9 +352,9 @@ func (p *policy) headersAllowed(lines []string, names *acrhNames) Reason {
 				continue
 			}
 			if _, ok := p.headers[string(names.buf[start:names.len])]; !ok {
-				return ReasonHeaderNotAllowed
+				return ReasonHeaderNotAllowed, name
 			}
 		}
 	}
-	return ReasonNone
+	return ReasonNone, ""
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -143,12 +144,25 @@ const nullOrigin = "null"
 // originSet decides whether an origin is allowed. Exact origins are one hash
 // lookup; patterns are hash lookups keyed by the origin's parts, a few per
 // host label, so neither depends on how many origins are configured. Regexes
-// are tried last.
+// are tried last. The maps hold the index of the entry in allowed_origins,
+// so that explain can say which configured entry let an origin in.
 type originSet struct {
-	exact   map[string]struct{}
-	anyPort map[schemeHost]struct{} // http://localhost:*
-	wild    map[wildKey]struct{}    // https://*.example.com[:port|:*]
-	regexes []*regexp.Regexp
+	exact      map[string]int
+	anyPort    map[schemeHost]int // http://localhost:*
+	wild       map[wildKey]int    // https://*.example.com[:port|:*]
+	regexes    []*regexp.Regexp
+	regexIndex []int    // index in allowed_origin_regexes of each regex
+	origins    []string // allowed_origins as written
+	regexSrcs  []string // allowed_origin_regexes as written
+}
+
+// entry describes the configured entry allows returned.
+func (s *originSet) entry(i int) string {
+	if i < len(s.origins) {
+		return fmt.Sprintf("allowed_origins[%d] %q", i, s.origins[i])
+	}
+	i -= len(s.origins)
+	return fmt.Sprintf("allowed_origin_regexes[%d] %q", i, s.regexSrcs[i])
 }
 
 type schemeHost struct{ scheme, host string }
@@ -159,14 +173,16 @@ type wildKey struct{ scheme, base, port string }
 
 const anyPortSpec = "*"
 
-// allows reports whether the serialized origin raw, parsed as o, is allowed.
-func (s *originSet) allows(raw string, o origin) bool {
-	if _, ok := s.exact[raw]; ok {
-		return true
+// allows reports whether the serialized origin raw, parsed as o, is allowed,
+// and by which entry: an index in allowed_origins, or len(allowed_origins)
+// plus an index in allowed_origin_regexes.
+func (s *originSet) allows(raw string, o origin) (int, bool) {
+	if i, ok := s.exact[raw]; ok {
+		return i, true
 	}
 	if len(s.anyPort) > 0 {
-		if _, ok := s.anyPort[schemeHost{o.scheme, o.host}]; ok {
-			return true
+		if i, ok := s.anyPort[schemeHost{o.scheme, o.host}]; ok {
+			return i, true
 		}
 	}
 	if len(s.wild) > 0 && o.host[0] != '[' {
@@ -177,18 +193,18 @@ func (s *originSet) allows(raw string, o origin) bool {
 				continue
 			}
 			base := o.host[i+1:]
-			if _, ok := s.wild[wildKey{o.scheme, base, o.port}]; ok {
-				return true
+			if e, ok := s.wild[wildKey{o.scheme, base, o.port}]; ok {
+				return e, true
 			}
-			if _, ok := s.wild[wildKey{o.scheme, base, anyPortSpec}]; ok {
-				return true
+			if e, ok := s.wild[wildKey{o.scheme, base, anyPortSpec}]; ok {
+				return e, true
 			}
 		}
 	}
-	for _, re := range s.regexes {
+	for i, re := range s.regexes {
 		if re.MatchString(raw) {
-			return true
+			return len(s.origins) + s.regexIndex[i], true
 		}
 	}
-	return false
+	return -1, false
 }

@@ -1,0 +1,304 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Check results, as explain prints them.
+const (
+	CheckPass    = "pass"
+	CheckFail    = "fail"
+	CheckSkipped = "not evaluated"
+)
+
+// Check is one step of a decision.
+type Check struct {
+	Name   string `json:"name"`   // origin, method, headers, private_network, credentials
+	Result string `json:"result"` // pass, fail, not evaluated
+	Detail string `json:"detail"`
+}
+
+// Explanation says what corsproc does with a request and why: the policy
+// and how it was selected, every check in order, the exact headers, and for
+// a failure what the browser will say and what would fix it. It is built by
+// the same code that serves requests.
+type Explanation struct {
+	Policy    string   `json:"policy"`
+	Selection string   `json:"selection"`
+	Why       string   `json:"why"`
+	Kind      string   `json:"kind"` // preflight, actual, not_cors, none
+	Outcome   string   `json:"outcome"`
+	Reason    string   `json:"reason"`
+	Shadow    bool     `json:"shadow,omitempty"`
+	Status    int      `json:"status,omitempty"` // of the immediate response
+	Checks    []Check  `json:"checks"`
+	Headers   []Header `json:"headers"`
+	Remove    []string `json:"remove,omitempty"`
+	// Response says what the browser gets: corsproc's immediate response,
+	// or the upstream's response with Remove and Headers applied.
+	Response string `json:"response"`
+	// BrowserError is the error the browser's console will show; "" when
+	// the browser hands the response to the page.
+	BrowserError string `json:"browser_error,omitempty"`
+	// Fix is the policy change that would let the request through.
+	Fix string `json:"fix,omitempty"`
+}
+
+// ExplainRequest is a request to explain: the facts corsproc sees, plus
+// whether the page sends credentials (cookies), which only the browser knows.
+type ExplainRequest struct {
+	Request
+	// Credentials: fetch with credentials: 'include' (or XHR
+	// withCredentials).
+	Credentials bool
+	// URL names the resource in the browser error text; "" uses the host
+	// and path.
+	URL string
+}
+
+// trace records the checks of one decision for Explain.
+type trace struct {
+	policy *policy
+	checks []Check
+	header string // the requested header that failed
+}
+
+func (tr *trace) add(name string, ok bool, format string, args ...any) {
+	result := CheckPass
+	if !ok {
+		result = CheckFail
+	}
+	tr.checks = append(tr.checks, Check{Name: name, Result: result, Detail: fmt.Sprintf(format, args...)})
+}
+
+func (tr *trace) origin(p *policy, r *Request, ok bool, reason Reason, entry int) {
+	if tr == nil {
+		return
+	}
+	switch {
+	case p.allowAll:
+		tr.add("origin", true, "allow_all_origins is true: any origin, answered with *")
+	case ok:
+		tr.add("origin", true, "%q is allowed by %s", r.Origin, p.origins.entry(entry))
+	case r.DuplicateOrigin:
+		tr.add("origin", false, "the request has more than one Origin header; browsers send one")
+	case reason == ReasonOriginMalformed:
+		tr.add("origin", false, "%q is not a serialized origin (scheme://host[:port], lower case, no path, no default port); browsers never send that", r.Origin)
+	default:
+		tr.add("origin", false, "%q is not in allowed_origins or allowed_origin_regexes", r.Origin)
+	}
+}
+
+func (tr *trace) method(p *policy, r *Request, ok bool) {
+	if tr == nil {
+		return
+	}
+	switch {
+	case r.DuplicateACRM:
+		tr.add("method", false, "the request has more than one Access-Control-Request-Method header")
+	case !ok:
+		tr.add("method", false, "%q is not in allow_methods [%s] (methods are case-sensitive)", r.ACRM, p.acam)
+	case p.methodAll:
+		tr.add("method", true, "allow_methods holds *: %q is allowed", r.ACRM)
+	case r.ACRM == "GET" || r.ACRM == "HEAD" || r.ACRM == "POST":
+		tr.add("method", true, "%s is always allowed", r.ACRM)
+	default:
+		tr.add("method", true, "%q is in allow_methods", r.ACRM)
+	}
+}
+
+func (tr *trace) headers(p *policy, why Reason, name string, names *acrhNames) {
+	if tr == nil {
+		return
+	}
+	tr.header = name
+	switch {
+	case why == ReasonHeadersMalformed && name != "":
+		tr.add("headers", false, "%q is not a header name", name)
+	case why == ReasonHeadersMalformed:
+		tr.add("headers", false, "Access-Control-Request-Headers is beyond %d bytes or %d names", MaxACRHBytes, MaxACRHNames)
+	case why != ReasonNone:
+		tr.add("headers", false, "%q is not in allow_headers [%s]", strings.ToLower(name), p.acah)
+	case names.n == 0:
+		tr.add("headers", true, "no headers requested")
+	case p.headerAll:
+		tr.add("headers", true, "allow_headers holds *: %s allowed", names.join())
+	default:
+		tr.add("headers", true, "%s in allow_headers", names.join())
+	}
+}
+
+func (tr *trace) privateNetwork(r *Request, ok bool) {
+	if tr == nil {
+		return
+	}
+	switch {
+	case r.ACRPN != "true":
+		tr.add("private_network", true, "not requested")
+	case ok:
+		tr.add("private_network", true, "requested, and allow_private_network is true")
+	default:
+		tr.add("private_network", false, "requested, but allow_private_network is false")
+	}
+}
+
+// Explain decides r exactly as Decide does and explains the decision.
+func (s *Set) Explain(er *ExplainRequest) *Explanation {
+	r := &er.Request
+	var d Decision
+	tr := &trace{}
+	s.decide(r, &d, tr)
+	p := tr.policy
+
+	e := &Explanation{
+		Policy:    d.Policy,
+		Selection: d.Selection.String(),
+		Outcome:   d.Outcome.String(),
+		Reason:    d.Reason.String(),
+		Shadow:    d.Shadow,
+		Headers:   append([]Header{}, d.Headers()...),
+		Remove:    d.Remove(),
+		Checks:    tr.checks,
+	}
+	if d.RespondImmediately() {
+		e.Status = d.Status
+	}
+	e.Why = s.why(r, &d, p)
+	switch {
+	case p == nil:
+		e.Kind = "none"
+	case r.Origin == "" && !r.DuplicateOrigin:
+		e.Kind = "not_cors"
+	case r.Method == "OPTIONS" && (r.ACRM != "" || r.DuplicateACRM):
+		e.Kind = "preflight"
+		for _, name := range []string{"origin", "method", "headers", "private_network"}[len(tr.checks):] {
+			e.Checks = append(e.Checks, Check{Name: name, Result: CheckSkipped, Detail: "an earlier check failed"})
+		}
+	default:
+		e.Kind = "actual"
+	}
+	e.Response = response(&d)
+	s.browserView(er, &d, p, e, tr.header)
+	return e
+}
+
+func (s *Set) why(r *Request, d *Decision, p *policy) string {
+	switch d.Selection {
+	case SelectedByMetadata:
+		return fmt.Sprintf("the stream metadata x-corsproc-policy names %q", r.PolicyName)
+	case SelectedByRoute:
+		return fmt.Sprintf("route %q is in policies[%d].match.routes of %s", r.Route, p.index, p.file)
+	case SelectedByMatch:
+		return fmt.Sprintf("its match holds for host %q and path %q, and no earlier policy's does", requestHost(r.Host), requestPath(r.Path))
+	case SelectedByDefault:
+		return "no policy's match selects the request; it is the default_policy"
+	}
+	if d.Outcome == OutcomeUnknownPolicy {
+		if r.AmbiguousPolicyName {
+			return "the stream metadata x-corsproc-policy has several values"
+		}
+		return fmt.Sprintf("the stream metadata x-corsproc-policy names %q, which the policy set does not define", r.PolicyName)
+	}
+	return "no policy's match selects the request and there is no default_policy"
+}
+
+func response(d *Decision) string {
+	switch {
+	case d.RespondImmediately():
+		return fmt.Sprintf("corsproc answers %d itself; the upstream never sees the request", d.Status)
+	case d.Shadow:
+		return "shadow mode: the request and the upstream's response pass unchanged; the outcome is only recorded"
+	case d.Outcome == OutcomePreflightForwarded:
+		return "the preflight goes to the upstream, whose response passes unchanged (unmatched_preflight: forward)"
+	case d.NeedsResponse():
+		return "the upstream's response, with corsproc's CORS headers (upstream CORS headers removed)"
+	}
+	return "the upstream's response, unchanged: corsproc does not govern this request"
+}
+
+// browserView fills in what the browser makes of the response, and the fix.
+func (s *Set) browserView(er *ExplainRequest, d *Decision, p *policy, e *Explanation, failedHeader string) {
+	r := &er.Request
+	if r.Origin == "" && !r.DuplicateOrigin {
+		return // not a CORS request: the browser applies no CORS check
+	}
+	url := er.URL
+	if url == "" {
+		url = "https://" + requestHost(r.Host) + requestPath(r.Path)
+	}
+	preflight := e.Kind == "preflight"
+	blocked := func(msg, fix string) {
+		prefix := ""
+		if preflight {
+			prefix = "Response to preflight request doesn't pass access control check: "
+		}
+		e.BrowserError = fmt.Sprintf("Access to fetch at '%s' from origin '%s' has been blocked by CORS policy: %s%s", url, r.Origin, prefix, msg)
+		e.Fix = fix
+	}
+	const noACAO = "No 'Access-Control-Allow-Origin' header is present on the requested resource."
+	if p == nil {
+		if d.Outcome == OutcomeUnknownPolicy {
+			blocked(noACAO+" (unless the upstream sends CORS headers itself)",
+				"define the policy the Envoy route names in x-corsproc-policy, or correct the route's grpc_initial_metadata")
+			return
+		}
+		blocked(noACAO+" (unless the upstream sends CORS headers itself)",
+			"add a policy whose match selects this route, host or path, or set default_policy")
+		return
+	}
+	policyRef := fmt.Sprintf("policy %q (%s)", p.name, p.file)
+	if d.Shadow {
+		e.Fix = "shadow mode changes nothing; set mode: enforce to apply the policy"
+	}
+	switch d.Reason {
+	case ReasonOriginNotAllowed:
+		if !d.Shadow {
+			blocked(noACAO, fmt.Sprintf("add %q to allowed_origins of %s", r.Origin, policyRef))
+		}
+		return
+	case ReasonOriginMalformed:
+		if !d.Shadow {
+			blocked(noACAO, "none in the policy: the Origin header is not what a browser sends; look at what sets it")
+		}
+		return
+	case ReasonMethodNotAllowed:
+		if !d.Shadow && !p.forward {
+			blocked(noACAO, fmt.Sprintf("add %q to allow_methods of %s", r.ACRM, policyRef))
+		}
+		return
+	case ReasonHeaderNotAllowed:
+		if !d.Shadow && !p.forward {
+			blocked(noACAO, fmt.Sprintf("add %q to allow_headers of %s", strings.ToLower(failedHeader), policyRef))
+		}
+		return
+	case ReasonHeadersMalformed:
+		if !d.Shadow && !p.forward {
+			blocked(noACAO, "none in the policy: the page asks for a header name that is not valid, or too many headers")
+		}
+		return
+	case ReasonPrivateNetworkNotAllowed:
+		if !d.Shadow && !p.forward {
+			blocked(noACAO, fmt.Sprintf("set allow_private_network: true in %s", policyRef))
+		}
+		return
+	}
+	if !er.Credentials || d.Shadow {
+		return
+	}
+	// The server does not know whether the page sends cookies; the browser
+	// checks credentialed requests further.
+	if acao, _ := d.Header(HeaderACAO); acao == "*" {
+		e.Checks = append(e.Checks, Check{Name: "credentials", Result: CheckFail, Detail: "the page sends credentials, and the answer is Access-Control-Allow-Origin: *"})
+		blocked("The value of the 'Access-Control-Allow-Origin' header in the response must not be the wildcard '*' when the request's credentials mode is 'include'.",
+			fmt.Sprintf("in %s, replace allow_all_origins with the origins in allowed_origins and set allow_credentials: true", policyRef))
+		return
+	}
+	if !p.creds {
+		e.Checks = append(e.Checks, Check{Name: "credentials", Result: CheckFail, Detail: "the page sends credentials, and allow_credentials is false"})
+		blocked("The value of the 'Access-Control-Allow-Credentials' header in the response is '' which must be 'true' when the request's credentials mode is 'include'.",
+			fmt.Sprintf("set allow_credentials: true in %s", policyRef))
+		return
+	}
+	e.Checks = append(e.Checks, Check{Name: "credentials", Result: CheckPass, Detail: "the page sends credentials, and allow_credentials is true"})
+}

@@ -1,0 +1,117 @@
+package policy_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/corsproc/corsproc/policy"
+)
+
+func checksString(cs []policy.Check) string {
+	var parts []string
+	for _, c := range cs {
+		parts = append(parts, c.Name+":"+c.Result)
+	}
+	return strings.Join(parts, " ")
+}
+
+func TestExplain(t *testing.T) {
+	set := mustParse(t, webPolicy)
+	app := "https://app.example.com"
+	pre := func(origin, method string, acrh ...string) policy.ExplainRequest {
+		return policy.ExplainRequest{Request: preflight(origin, method, acrh...), URL: "https://api.example.com/v1/items"}
+	}
+	act := func(origin string, creds bool) policy.ExplainRequest {
+		return policy.ExplainRequest{Request: get(origin), Credentials: creds, URL: "https://api.example.com/v1/items"}
+	}
+	openCreds := act(app, true)
+	openCreds.Path = "/public/x"
+	legacy := pre(app, "PURGE")
+	legacy.Route = "legacy"
+	for _, c := range []struct {
+		name                       string
+		req                        policy.ExplainRequest
+		kind, outcome, checks, why string
+		browser, fix               string
+		wantHeaders                bool
+	}{
+		{
+			name: "preflight allowed", req: pre(app, "PUT", "content-type"),
+			kind: "preflight", outcome: "preflight_allowed", why: "default_policy",
+			checks: "origin:pass method:pass headers:pass private_network:pass", wantHeaders: true,
+		},
+		{
+			name: "preflight header refused", req: pre(app, "PUT", "content-type, X-Trace"),
+			kind: "preflight", outcome: "preflight_rejected",
+			checks:  "origin:pass method:pass headers:fail private_network:not evaluated",
+			browser: "Access to fetch at 'https://api.example.com/v1/items' from origin 'https://app.example.com' has been blocked by CORS policy: Response to preflight request doesn't pass access control check: No 'Access-Control-Allow-Origin' header is present on the requested resource.",
+			fix:     `add "x-trace" to allow_headers of policy "web" (test.yaml)`,
+		},
+		{
+			name: "preflight origin refused", req: pre("https://evil.example", "PUT"),
+			kind: "preflight", outcome: "preflight_rejected",
+			checks: "origin:fail method:not evaluated headers:not evaluated private_network:not evaluated",
+			fix:    `add "https://evil.example" to allowed_origins of policy "web" (test.yaml)`,
+		},
+		{
+			name: "preflight method refused", req: pre(app, "PURGE"),
+			kind: "preflight", outcome: "preflight_rejected", checks: "origin:pass method:fail headers:not evaluated private_network:not evaluated",
+			fix: `add "PURGE" to allow_methods of policy "web" (test.yaml)`,
+		},
+		{
+			name: "forwarded preflight leaves the answer to the upstream", req: legacy,
+			kind: "preflight", outcome: "preflight_forwarded", why: `route "legacy" is in policies[2].match.routes`,
+			checks: "origin:pass method:fail headers:not evaluated private_network:not evaluated",
+		},
+		{
+			name: "actual allowed with credentials", req: act(app, true),
+			kind: "actual", outcome: "allowed", checks: "origin:pass credentials:pass", wantHeaders: true,
+		},
+		{
+			name: "actual refused", req: act("https://evil.example", false),
+			kind: "actual", outcome: "denied", checks: "origin:fail", wantHeaders: true,
+			fix:     `add "https://evil.example" to allowed_origins`,
+			browser: "Access to fetch at 'https://api.example.com/v1/items' from origin 'https://evil.example' has been blocked by CORS policy: No 'Access-Control-Allow-Origin' header is present on the requested resource.",
+		},
+		{
+			name: "credentials against *", req: openCreds,
+			kind: "actual", outcome: "allowed", checks: "origin:pass credentials:fail", wantHeaders: true,
+			why:     "its match holds",
+			browser: "must not be the wildcard '*' when the request's credentials mode is 'include'",
+			fix:     "replace allow_all_origins with the origins in allowed_origins",
+		},
+		{
+			name: "unknown policy", req: policy.ExplainRequest{Request: policy.Request{Method: "GET", Origin: app, PolicyName: "gone"}},
+			kind: "none", outcome: "unknown_policy", checks: "", why: `names "gone", which the policy set does not define`,
+			fix: "define the policy the Envoy route names",
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := set.Explain(&c.req)
+			if e.Kind != c.kind || e.Outcome != c.outcome {
+				t.Errorf("kind %s outcome %s, want %s %s", e.Kind, e.Outcome, c.kind, c.outcome)
+			}
+			if got := checksString(e.Checks); got != c.checks {
+				t.Errorf("checks %q, want %q", got, c.checks)
+			}
+			if !strings.Contains(e.Why, c.why) {
+				t.Errorf("why %q does not contain %q", e.Why, c.why)
+			}
+			if !strings.Contains(e.BrowserError, c.browser) || (c.browser == "" && c.fix == "" && e.BrowserError != "") {
+				t.Errorf("browser error %q, want %q", e.BrowserError, c.browser)
+			}
+			if !strings.Contains(e.Fix, c.fix) || (c.fix == "" && e.Fix != "") {
+				t.Errorf("fix %q, want %q", e.Fix, c.fix)
+			}
+			if (len(e.Headers) > 0) != c.wantHeaders {
+				t.Errorf("headers %v", e.Headers)
+			}
+			// Explain must agree with Decide: same code, same answer.
+			var d policy.Decision
+			set.Decide(&c.req.Request, &d)
+			if d.Outcome.String() != e.Outcome || renderHeaders(d.Headers()) != renderHeaders(e.Headers) {
+				t.Errorf("Explain disagrees with Decide: %v %v", d.Outcome, d.Headers())
+			}
+		})
+	}
+}
