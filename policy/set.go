@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +15,7 @@ import (
 // a reload builds a new Set and swaps it in whole.
 type Set struct {
 	source   string
+	digest   string
 	warnings []Diagnostic
 	policies []*policy
 	names    []string
@@ -46,15 +49,23 @@ func Load(path string) (*Set, error) {
 		return nil, fmt.Errorf("%s: no policy files (*.yaml, *.yml) in the directory", path)
 	}
 	files := make([]parsedFile, 0, len(names))
+	h := sha256.New()
 	for _, name := range names {
 		data, err := readFile(name)
 		if err != nil {
 			return nil, err
 		}
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.Base(name), len(data))
+		h.Write(data)
 		pf, ds := decode(name, data)
 		files = append(files, parsedFile{pf: pf, ds: ds})
 	}
-	return build(path, files)
+	s, err := build(path, files)
+	if err != nil {
+		return nil, err
+	}
+	s.digest = hex.EncodeToString(h.Sum(nil))
+	return s, nil
 }
 
 // policyFiles lists the policy files of a directory in name order. Names
@@ -106,7 +117,13 @@ func readFile(path string) ([]byte, error) {
 // *ValidationError.
 func Parse(file string, data []byte) (*Set, error) {
 	pf, ds := decode(file, data)
-	return build(file, []parsedFile{{pf: pf, ds: ds}})
+	s, err := build(file, []parsedFile{{pf: pf, ds: ds}})
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	s.digest = hex.EncodeToString(sum[:])
+	return s, nil
 }
 
 //go:embed development.yaml
@@ -131,6 +148,11 @@ func DevelopmentYAML() []byte { return append([]byte(nil), developmentYAML...) }
 // Source names where the set came from (a file name, or the development
 // default).
 func (s *Set) Source() string { return s.source }
+
+// Digest is the SHA-256 of the policy file (for a directory, of its files'
+// names and contents), in hex: it tells which version of the policy is
+// active. It is "" for a set compiled from a decoded file.
+func (s *Set) Digest() string { return s.digest }
 
 // Warnings returns what validation found questionable but not wrong.
 func (s *Set) Warnings() []Diagnostic { return s.warnings }

@@ -1,0 +1,335 @@
+package reload_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/reload"
+)
+
+// policyYAML returns a valid policy file whose one policy exposes header.
+func policyYAML(expose string) string {
+	return "default_policy: web\npolicies:\n  - name: web\n    allowed_origins: [https://app.example.com]\n    expose_headers: [" + expose + "]\n"
+}
+
+// exposed returns what the set answers an allowed actual request with.
+func exposed(s *policy.Set) string {
+	var d policy.Decision
+	s.Decide(&policy.Request{Method: "GET", Origin: "https://app.example.com"}, &d)
+	v, _ := d.Header(policy.HeaderACEH)
+	return v
+}
+
+// harness runs a Reloader on path and records the sets it swaps in.
+type harness struct {
+	t       *testing.T
+	reg     *prometheus.Registry
+	r       *reload.Reloader
+	active  atomic.Pointer[policy.Set]
+	hup     chan os.Signal
+	swapped atomic.Int64
+	logs    syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func start(t *testing.T, path string) *harness {
+	t.Helper()
+	set, err := policy.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, reg: prometheus.NewRegistry(), hup: make(chan os.Signal, 1)}
+	h.active.Store(set)
+	log := slog.New(slog.NewTextHandler(&h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h.r = reload.New(path, set, func(s *policy.Set) { h.active.Store(s); h.swapped.Add(1) }, reload.Options{Registerer: h.reg, Logger: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.r.Run(ctx, h.hup) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("reloader log:\n%s", h.logs.String())
+		}
+	})
+	// Run adds its watch asynchronously; a change made before that would be
+	// missed, so wait until an event on a probe file has been seen. The
+	// probe is rewritten less often than the debounce, which would otherwise
+	// keep postponing the reload.
+	probe := filepath.Join(filepath.Dir(path), ".probe")
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		probe = filepath.Join(path, ".probe")
+	}
+	var last time.Time
+	h.eventually("the watcher sees changes", func() bool {
+		if time.Since(last) > 500*time.Millisecond {
+			os.WriteFile(probe, []byte(time.Now().String()), 0o644)
+			last = time.Now()
+		}
+		return h.count("unchanged") > 0
+	})
+	return h
+}
+
+// count returns the reloads counted with result.
+func (h *harness) count(result string) float64 {
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != reload.MetricReloads {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// eventually waits for cond with a deadline; no sleep synchronises the
+// test, the condition does.
+func (h *harness) eventually(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func writeAtomic(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRenameWrite covers editors that write a new file and rename it over
+// the old one.
+func TestRenameWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writeAtomic(t, path, policyYAML("x-old"))
+	h := start(t, path)
+	writeAtomic(t, path, policyYAML("x-new"))
+	h.eventually("the new policy is active", func() bool { return exposed(h.active.Load()) == "x-new" })
+}
+
+// TestInPlaceWrite covers a file written in place.
+func TestInPlaceWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writeAtomic(t, path, policyYAML("x-old"))
+	h := start(t, path)
+	if err := os.WriteFile(path, []byte(policyYAML("x-new")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the new policy is active", func() bool { return exposed(h.active.Load()) == "x-new" })
+}
+
+// configMap lays out a directory as kubelet does for a ConfigMap volume and
+// returns a function that publishes new contents the way kubelet does: a new
+// timestamped directory, a ..data_tmp symlink to it, renamed over ..data.
+func configMap(t *testing.T, dir string, files map[string]string) func(map[string]string) {
+	t.Helper()
+	n := 0
+	publish := func(files map[string]string) {
+		n++
+		ts := filepath.Join(dir, "..2026_11_21_00_00_0"+string(rune('0'+n)))
+		if err := os.Mkdir(ts, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, content := range files {
+			if err := os.WriteFile(filepath.Join(ts, name), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		for name := range files {
+			link := filepath.Join(dir, name)
+			if _, err := os.Lstat(link); err != nil {
+				if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	publish(files)
+	return publish
+}
+
+// TestConfigMapSymlinkSwap covers a Kubernetes ConfigMap update, with
+// --policy naming the mounted directory and the file inside it.
+func TestConfigMapSymlinkSwap(t *testing.T) {
+	for _, target := range []string{"dir", "file"} {
+		t.Run(target, func(t *testing.T) {
+			dir := t.TempDir()
+			publish := configMap(t, dir, map[string]string{"policy.yaml": policyYAML("x-v1")})
+			path := dir
+			if target == "file" {
+				path = filepath.Join(dir, "policy.yaml")
+			}
+			h := start(t, path)
+			publish(map[string]string{"policy.yaml": policyYAML("x-v2")})
+			h.eventually("version 2 is active", func() bool { return exposed(h.active.Load()) == "x-v2" })
+			publish(map[string]string{"policy.yaml": policyYAML("x-v3")})
+			h.eventually("version 3 is active", func() bool { return exposed(h.active.Load()) == "x-v3" })
+		})
+	}
+}
+
+// TestInvalidFileKeptOut checks that a bad file never replaces the last good
+// set: it is counted and the good set keeps serving; a later good file is
+// taken.
+func TestInvalidFileKeptOut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writeAtomic(t, path, policyYAML("x-good"))
+	h := start(t, path)
+	before := h.swapped.Load()
+	writeAtomic(t, path, strings.Replace(policyYAML("x-bad"), "https://app.example.com", "https://app.example.com/", 1))
+	h.eventually("the failure is counted", func() bool { return h.count("failure") > 0 })
+	if got := exposed(h.active.Load()); got != "x-good" || h.swapped.Load() != before {
+		t.Fatalf("a bad file changed the active set: %q", got)
+	}
+	if v := gauge(t, h.reg, reload.MetricReloadHealthy); v != 0 {
+		t.Errorf("%s = %v after a failed reload, want 0", reload.MetricReloadHealthy, v)
+	}
+	writeAtomic(t, path, policyYAML("x-fixed"))
+	h.eventually("the fixed policy is active", func() bool { return exposed(h.active.Load()) == "x-fixed" })
+	if v := gauge(t, h.reg, reload.MetricReloadHealthy); v != 1 {
+		t.Errorf("%s = %v after a good reload, want 1", reload.MetricReloadHealthy, v)
+	}
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// TestSIGHUP checks that a value on the hup channel reloads, even when no
+// file event arrives (a file changed on a filesystem without inotify).
+func TestSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "policy.yaml")
+	writeAtomic(t, path, policyYAML("x-old"))
+	set, err := policy.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var active atomic.Pointer[policy.Set]
+	active.Store(set)
+	r := reload.New(path, set, active.Store, reload.Options{})
+	// The watch is never started: only SIGHUP can bring the change in.
+	writeAtomic(t, path, policyYAML("x-new"))
+	if res, err := r.Reload(); res != reload.Swapped || err != nil {
+		t.Fatalf("Reload = %v, %v", res, err)
+	}
+	if res, _ := r.Reload(); res != reload.Unchanged {
+		t.Errorf("second Reload = %v, want Unchanged", res)
+	}
+	if got := exposed(active.Load()); got != "x-new" {
+		t.Fatalf("active exposes %q", got)
+	}
+
+	h := start(t, path)
+	h.hup <- syscall.SIGHUP
+	h.eventually("SIGHUP is handled", func() bool { return strings.Contains(h.logs.String(), "SIGHUP: reloading policy") })
+}
+
+// TestConcurrentReloads swaps between two sets while many goroutines decide
+// requests: every decision matches one set or the other entirely.
+func TestConcurrentReloads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writeAtomic(t, path, policyYAML("x-a"))
+	set, err := policy.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var active atomic.Pointer[policy.Set]
+	active.Store(set)
+	r := reload.New(path, set, active.Store, reload.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var decisions atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if got := exposed(active.Load()); got != "x-a" && got != "x-b" {
+					t.Errorf("decision from neither set: %q", got)
+					return
+				}
+				decisions.Add(1)
+			}
+		}()
+	}
+	for i := range 50 {
+		writeAtomic(t, path, policyYAML([]string{"x-b", "x-a"}[i%2]))
+		if res, err := r.Reload(); res != reload.Swapped || err != nil {
+			t.Fatalf("reload %d: %v %v", i, res, err)
+		}
+	}
+	cancel()
+	wg.Wait()
+	if decisions.Load() == 0 {
+		t.Fatal("no decisions were made during the reloads")
+	}
+}
