@@ -1,0 +1,808 @@
+package envoy_test
+
+// The Envoy bootstrap configs in this directory are documentation users copy
+// into production, and no Envoy binary runs in CI. This test stands in for
+// `envoy --mode validate`: it parses every *.yaml here strictly against
+// Envoy's v3 API as published in go-control-plane, runs the protoc-gen-validate
+// rules on the bootstrap and on the content of every typed_config, refuses
+// deprecated fields, and then checks the promises the configs and docs make
+// about corsproc's wiring. It also parses the Envoy snippets of README.md and
+// docs/envoy.md that are marked with an envoy-type comment.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	xdscorev3 "github.com/cncf/xds/go/xds/core/v3"
+	xdsmatcherv3 "github.com/cncf/xds/go/xds/type/matcher/v3"
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	matchingv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
+	skipv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/matcher/action/v3"
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"go.yaml.in/yaml/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	// Types that appear only inside typed_config and are not imported above
+	// for assertions must still be linked in, or their "@type" cannot be
+	// resolved. Add the package of every new extension type here.
+	_ "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+)
+
+// Names the configs must use. They mirror corsproc's processor package
+// (processor.MetadataPolicy, processor.AttributeRoute), spelled out here so
+// this test does not depend on packages under development.
+const (
+	extProcFilterName = "envoy.filters.http.ext_proc"
+	routerFilterName  = "envoy.filters.http.router"
+	metadataPolicy    = "x-corsproc-policy"
+	attributeRoute    = "xds.route_name"
+	http2OptionsKey   = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+)
+
+// Limits of corsproc's gRPC server (cmd/corsproc/grpcserver.go) the corsproc
+// cluster must respect.
+const (
+	// corsprocPingMinTime: grpc-go closes a connection whose client pings
+	// more often than this (GOAWAY too_many_pings).
+	corsprocPingMinTime = 10 * time.Second
+	// corsprocMaxStreams: streams corsproc accepts on one connection.
+	corsprocMaxStreams = 1000
+)
+
+// configs lists the configs this directory must hold and what each promises.
+// Any other *.yaml gets the common checks, and the origin-only checks if its
+// ext_proc filter is wrapped in a matcher.
+var configs = map[string]struct{ originOnly bool }{
+	"envoy.yaml":             {originOnly: false},
+	"envoy-origin-only.yaml": {originOnly: true},
+}
+
+func TestConfigs(t *testing.T) {
+	files, err := filepath.Glob("*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no *.yaml in envoy/: the example configs are missing")
+	}
+	for name := range configs {
+		if !slices.Contains(files, name) {
+			t.Errorf("%s is missing", name)
+		}
+	}
+	for _, file := range files {
+		t.Run(file, func(t *testing.T) {
+			bs, err := loadBootstrap(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nodes, err := validateTree(bs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkAdmin(t, bs)
+			hcms := collect[*hcmv3.HttpConnectionManager](nodes)
+			if len(hcms) == 0 {
+				t.Fatal("no HttpConnectionManager")
+			}
+			for _, hcm := range hcms {
+				wrapped := checkHTTPConnectionManager(t, bs, hcm)
+				want, known := configs[file]
+				if known && want.originOnly != wrapped {
+					t.Errorf("ext_proc wrapped in ExtensionWithMatcher = %v, want %v", wrapped, want.originOnly)
+				}
+				if wrapped {
+					checkOriginOnlyRoutes(t, hcm)
+				}
+			}
+		})
+	}
+}
+
+// loadBootstrap reads a YAML bootstrap the way Envoy does (YAML to JSON, then
+// the proto3 JSON mapping), but strictly: an unknown field or an "@type" that
+// names no linked message is an error.
+func loadBootstrap(file string) (*bootstrapv3.Bootstrap, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	bs := new(bootstrapv3.Bootstrap)
+	if err := unmarshalYAML(data, bs); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return bs, nil
+}
+
+func unmarshalYAML(data []byte, m proto.Message) error {
+	var doc any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return err
+	}
+	doc, err := jsonable(doc, "")
+	if err != nil {
+		return err
+	}
+	js, err := json.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	return protojson.UnmarshalOptions{DiscardUnknown: false}.Unmarshal(js, m)
+}
+
+// jsonable turns a decoded YAML document into values encoding/json accepts:
+// mappings with non-string keys are refused (the proto JSON mapping only has
+// string keys).
+func jsonable(v any, path string) (any, error) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			c, err := jsonable(e, path+"."+k)
+			if err != nil {
+				return nil, err
+			}
+			v[k] = c
+		}
+		return v, nil
+	case map[any]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			ks, ok := k.(string)
+			if !ok {
+				return nil, fmt.Errorf("%s: mapping key %v is a %T, want a string", path, k, k)
+			}
+			c, err := jsonable(e, path+"."+ks)
+			if err != nil {
+				return nil, err
+			}
+			out[ks] = c
+		}
+		return out, nil
+	case []any:
+		for i, e := range v {
+			c, err := jsonable(e, fmt.Sprintf("%s[%d]", path, i))
+			if err != nil {
+				return nil, err
+			}
+			v[i] = c
+		}
+		return v, nil
+	default:
+		return v, nil
+	}
+}
+
+// node is a message found in a config, with its path for error messages.
+type node struct {
+	path string
+	msg  proto.Message
+	// inAny is true for the content of a google.protobuf.Any: the root of a
+	// subtree that the enclosing message's ValidateAll does not reach.
+	inAny bool
+}
+
+// validateTree validates root and every message nested in it: the
+// protoc-gen-validate rules of root and of the content of every Any (which
+// the rules of the enclosing message do not reach), and the absence of
+// deprecated fields and enum values, which Envoy warns about or rejects. It
+// returns every message of the tree.
+func validateTree(root proto.Message) ([]node, error) {
+	nodes, err := walk(root)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, n := range nodes {
+		if n.path == "" || n.inAny {
+			if v, ok := n.msg.(interface{ ValidateAll() error }); ok {
+				if err := v.ValidateAll(); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", displayPath(n.path), err))
+				}
+			}
+		}
+		errs = append(errs, deprecatedUses(n)...)
+	}
+	return nodes, errors.Join(errs...)
+}
+
+func displayPath(p string) string {
+	if p == "" {
+		return "(root)"
+	}
+	return p
+}
+
+// walk returns root and every message nested in it, unpacking every Any.
+func walk(root proto.Message) ([]node, error) {
+	var nodes []node
+	var errs []error
+	var visit func(path string, m protoreflect.Message, inAny bool)
+	visit = func(path string, m protoreflect.Message, inAny bool) {
+		if a, ok := m.Interface().(*anypb.Any); ok {
+			inner, err := a.UnmarshalNew()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q: %w", displayPath(path), a.GetTypeUrl(), err))
+				return
+			}
+			nodes = append(nodes, node{path: path, msg: a})
+			visit(path+"<"+string(inner.ProtoReflect().Descriptor().FullName())+">", inner.ProtoReflect(), true)
+			return
+		}
+		nodes = append(nodes, node{path: path, msg: m.Interface(), inAny: inAny})
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
+				return true
+			}
+			fp := path + "." + fd.TextName()
+			switch {
+			case fd.IsList():
+				l := v.List()
+				for i := range l.Len() {
+					visit(fmt.Sprintf("%s[%d]", fp, i), l.Get(i).Message(), false)
+				}
+			case fd.IsMap():
+				if fd.MapValue().Kind() != protoreflect.MessageKind {
+					return true
+				}
+				v.Map().Range(func(k protoreflect.MapKey, e protoreflect.Value) bool {
+					visit(fmt.Sprintf("%s[%q]", fp, k.String()), e.Message(), false)
+					return true
+				})
+			default:
+				visit(fp, v.Message(), false)
+			}
+			return true
+		})
+	}
+	visit("", root.ProtoReflect(), false)
+	return nodes, errors.Join(errs...)
+}
+
+// deprecatedUses reports the deprecated fields and enum values set in n's
+// own fields.
+func deprecatedUses(n node) []error {
+	var errs []error
+	n.msg.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if opts, ok := fd.Options().(*descriptorpb.FieldOptions); ok && opts.GetDeprecated() {
+			errs = append(errs, fmt.Errorf("%s.%s: deprecated field", displayPath(n.path), fd.TextName()))
+		}
+		if fd.Kind() == protoreflect.EnumKind {
+			check := func(num protoreflect.EnumNumber) {
+				ev := fd.Enum().Values().ByNumber(num)
+				if ev == nil {
+					return
+				}
+				if opts, ok := ev.Options().(*descriptorpb.EnumValueOptions); ok && opts.GetDeprecated() {
+					errs = append(errs, fmt.Errorf("%s.%s: deprecated value %s", displayPath(n.path), fd.TextName(), ev.Name()))
+				}
+			}
+			if fd.IsList() {
+				for i := range v.List().Len() {
+					check(v.List().Get(i).Enum())
+				}
+			} else if !fd.IsMap() {
+				check(v.Enum())
+			}
+		}
+		return true
+	})
+	return errs
+}
+
+// collect returns the messages of type T among nodes.
+func collect[T proto.Message](nodes []node) []T {
+	var out []T
+	for _, n := range nodes {
+		if m, ok := n.msg.(T); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func checkAdmin(t *testing.T, bs *bootstrapv3.Bootstrap) {
+	t.Helper()
+	if bs.GetAdmin() == nil {
+		return
+	}
+	sa := bs.GetAdmin().GetAddress().GetSocketAddress()
+	if sa == nil {
+		return // a pipe: local by construction
+	}
+	ip, err := netip.ParseAddr(sa.GetAddress())
+	if sa.GetAddress() != "localhost" && (err != nil || !ip.IsLoopback()) {
+		t.Errorf("admin listens on %q: Envoy's admin interface can drain and quit Envoy; bind it to a loopback address", sa.GetAddress())
+	}
+}
+
+// checkHTTPConnectionManager checks the filter chain, the corsproc cluster
+// and the routes of one HTTP connection manager. It reports whether the
+// ext_proc filter is wrapped in an ExtensionWithMatcher.
+func checkHTTPConnectionManager(t *testing.T, bs *bootstrapv3.Bootstrap, hcm *hcmv3.HttpConnectionManager) (wrapped bool) {
+	t.Helper()
+	filters := hcm.GetHttpFilters()
+	if len(filters) < 2 {
+		t.Fatalf("http_filters has %d filters, want ext_proc first and the router last", len(filters))
+	}
+	first, last := filters[0], filters[len(filters)-1]
+	if first.GetName() != extProcFilterName {
+		t.Errorf("first HTTP filter is %q, want %q: corsproc must answer preflights before auth filters reject them", first.GetName(), extProcFilterName)
+	}
+	if last.GetName() != routerFilterName || !isType[*routerv3.Router](t, last.GetTypedConfig()) {
+		t.Errorf("last HTTP filter is %q, want the router", last.GetName())
+	}
+	for _, f := range filters[1:] {
+		if f.GetName() == extProcFilterName {
+			t.Errorf("a second HTTP filter is named %q: per-route configs would be ambiguous", extProcFilterName)
+		}
+	}
+
+	var ep *extprocfilterv3.ExternalProcessor
+	cfg := unpack(t, first.GetTypedConfig())
+	switch c := cfg.(type) {
+	case *extprocfilterv3.ExternalProcessor:
+		ep = c
+	case *matchingv3.ExtensionWithMatcher:
+		wrapped = true
+		checkOriginMatcher(t, c)
+		inner, ok := unpack(t, c.GetExtensionConfig().GetTypedConfig()).(*extprocfilterv3.ExternalProcessor)
+		if !ok {
+			t.Fatalf("ExtensionWithMatcher wraps %s, want an ExternalProcessor", c.GetExtensionConfig().GetTypedConfig().GetTypeUrl())
+		}
+		ep = inner
+	default:
+		t.Fatalf("first HTTP filter is a %T, want an ExternalProcessor (or one wrapped in ExtensionWithMatcher)", cfg)
+	}
+
+	checkExternalProcessor(t, ep)
+	checkCorsprocCluster(t, bs, ep.GetGrpcService().GetEnvoyGrpc().GetClusterName())
+	checkRoutes(t, bs, hcm, first.GetName())
+	return wrapped
+}
+
+func checkExternalProcessor(t *testing.T, ep *extprocfilterv3.ExternalProcessor) {
+	t.Helper()
+	if ep.GetGrpcService().GetEnvoyGrpc().GetClusterName() == "" {
+		t.Error("ext_proc grpc_service must use envoy_grpc with a cluster_name")
+	}
+	if !ep.GetAllowModeOverride() {
+		t.Error("allow_mode_override must be true: corsproc skips the response phase of requests that need nothing")
+	}
+	if !slices.Contains(ep.GetRequestAttributes(), attributeRoute) {
+		t.Errorf("request_attributes = %q, want it to hold %q: match.routes selects policies by it", ep.GetRequestAttributes(), attributeRoute)
+	}
+	if ep.GetMessageTimeout() == nil {
+		t.Error("message_timeout must be set, and its choice explained")
+	} else if d := ep.GetMessageTimeout().AsDuration(); d <= 0 || d > time.Second {
+		t.Errorf("message_timeout = %v, want a positive duration of at most 1s: corsproc decides in microseconds, and every request may wait this long twice", d)
+	}
+	if !ep.GetFailureModeAllow() {
+		t.Error("failure_mode_allow must be true: failing open is safe for CORS, failing closed turns a corsproc outage into a site outage")
+	}
+	if ep.GetObservabilityMode() {
+		t.Error("observability_mode must be off: Envoy would ignore corsproc's answers")
+	}
+	pm := ep.GetProcessingMode()
+	want := &extprocfilterv3.ProcessingMode{
+		RequestHeaderMode:   extprocfilterv3.ProcessingMode_SEND,
+		ResponseHeaderMode:  extprocfilterv3.ProcessingMode_SEND,
+		RequestBodyMode:     extprocfilterv3.ProcessingMode_NONE,
+		ResponseBodyMode:    extprocfilterv3.ProcessingMode_NONE,
+		RequestTrailerMode:  extprocfilterv3.ProcessingMode_SKIP,
+		ResponseTrailerMode: extprocfilterv3.ProcessingMode_SKIP,
+	}
+	if !proto.Equal(pm, want) {
+		t.Errorf("processing_mode = {%v}, want {%v}: headers SEND, bodies NONE, trailers SKIP", pm, want)
+	}
+}
+
+func checkCorsprocCluster(t *testing.T, bs *bootstrapv3.Bootstrap, name string) {
+	t.Helper()
+	c := findCluster(bs, name)
+	if c == nil {
+		t.Errorf("ext_proc names cluster %q, which static_resources does not define", name)
+		return
+	}
+	if c.GetConnectTimeout() == nil {
+		t.Errorf("cluster %q: set connect_timeout", name)
+	}
+	opts := c.GetTypedExtensionProtocolOptions()[http2OptionsKey]
+	if opts == nil {
+		t.Errorf("cluster %q: typed_extension_protocol_options[%q] must select HTTP/2: ext_proc is gRPC", name, http2OptionsKey)
+		return
+	}
+	hpo, ok := unpack(t, opts).(*upstreamhttpv3.HttpProtocolOptions)
+	if !ok {
+		t.Errorf("cluster %q: typed_extension_protocol_options[%q] is a %s", name, http2OptionsKey, opts.GetTypeUrl())
+		return
+	}
+	h2 := hpo.GetExplicitHttpConfig().GetHttp2ProtocolOptions()
+	if h2 == nil {
+		t.Errorf("cluster %q: want explicit_http_config.http2_protocol_options", name)
+		return
+	}
+	ka := h2.GetConnectionKeepalive()
+	switch {
+	case ka.GetInterval() == nil || ka.GetTimeout() == nil:
+		t.Errorf("cluster %q: http2_protocol_options.connection_keepalive needs interval and timeout, so a dead corsproc is found before requests stall on it", name)
+	case ka.GetInterval().AsDuration() < corsprocPingMinTime:
+		t.Errorf("cluster %q: keepalive interval %v is below corsproc's minimum of %v; grpc-go would close the connection (too_many_pings)", name, ka.GetInterval().AsDuration(), corsprocPingMinTime)
+	}
+	if idle := ka.GetConnectionIdleInterval(); idle != nil && idle.AsDuration() < corsprocPingMinTime {
+		t.Errorf("cluster %q: keepalive connection_idle_interval %v is below corsproc's ping minimum of %v", name, idle.AsDuration(), corsprocPingMinTime)
+	}
+	if n := h2.GetMaxConcurrentStreams(); n != nil && n.GetValue() > corsprocMaxStreams {
+		t.Errorf("cluster %q: max_concurrent_streams %d exceeds the %d corsproc accepts per connection", name, n.GetValue(), corsprocMaxStreams)
+	}
+}
+
+func findCluster(bs *bootstrapv3.Bootstrap, name string) *clusterv3.Cluster {
+	for _, c := range bs.GetStaticResources().GetClusters() {
+		if c.GetName() == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// checkRoutes checks the promises about route names and per-route bindings.
+func checkRoutes(t *testing.T, bs *bootstrapv3.Bootstrap, hcm *hcmv3.HttpConnectionManager, filterName string) {
+	t.Helper()
+	rc := hcm.GetRouteConfig()
+	if rc == nil {
+		t.Fatal("the example configs use a static route_config")
+	}
+	names := map[string]bool{}
+	bound := 0
+	for _, vh := range rc.GetVirtualHosts() {
+		if policy := checkPerFilterConfig(t, "virtual host "+vh.GetName(), vh.GetTypedPerFilterConfig(), filterName); policy != "" {
+			bound++
+		}
+		for i, r := range vh.GetRoutes() {
+			where := fmt.Sprintf("virtual host %s, route %d %q", vh.GetName(), i, r.GetName())
+			if r.GetName() != "" {
+				if names[r.GetName()] {
+					t.Errorf("%s: duplicate route name: xds.route_name would not tell the routes apart", where)
+				}
+				names[r.GetName()] = true
+			}
+			if c := r.GetRoute().GetCluster(); c != "" && findCluster(bs, c) == nil {
+				t.Errorf("%s: cluster %q is not defined", where, c)
+			}
+			if policy := checkPerFilterConfig(t, where, r.GetTypedPerFilterConfig(), filterName); policy != "" {
+				bound++
+			}
+		}
+	}
+	if len(names) < 2 {
+		t.Errorf("%d named routes, want at least 2: the configs show policies selected by route name", len(names))
+	}
+	if bound == 0 {
+		t.Errorf("no route binds a policy with ExtProcPerRoute grpc_initial_metadata %s", metadataPolicy)
+	}
+}
+
+// checkPerFilterConfig checks a typed_per_filter_config map: an
+// ExtProcPerRoute must be keyed by the ext_proc filter's name in
+// http_filters, or Envoy never applies it. It returns the policy the entry
+// binds with x-corsproc-policy, if any.
+func checkPerFilterConfig(t *testing.T, where string, m map[string]*anypb.Any, filterName string) (policy string) {
+	t.Helper()
+	for key, a := range m {
+		per, ok := unpack(t, a).(*extprocfilterv3.ExtProcPerRoute)
+		if !ok {
+			continue
+		}
+		if key != filterName {
+			t.Errorf("%s: ExtProcPerRoute keyed %q, but the ext_proc filter is named %q", where, key, filterName)
+		}
+		for _, md := range per.GetOverrides().GetGrpcInitialMetadata() {
+			if md.GetKey() != metadataPolicy {
+				continue
+			}
+			if md.GetValue() == "" {
+				t.Errorf("%s: %s with an empty value", where, metadataPolicy)
+			}
+			if policy != "" {
+				t.Errorf("%s: %s given twice; corsproc treats several values as an unknown policy", where, metadataPolicy)
+			}
+			policy = md.GetValue()
+		}
+	}
+	return policy
+}
+
+// checkOriginOnlyRoutes checks that every route's responses get
+// `Vary: Origin` from Envoy, appended to the upstream's Vary, since corsproc
+// does not see the requests without Origin.
+func checkOriginOnlyRoutes(t *testing.T, hcm *hcmv3.HttpConnectionManager) {
+	t.Helper()
+	rc := hcm.GetRouteConfig()
+	for _, vh := range rc.GetVirtualHosts() {
+		for i, r := range vh.GetRoutes() {
+			var opts []*corev3.HeaderValueOption
+			opts = append(opts, r.GetResponseHeadersToAdd()...)
+			opts = append(opts, vh.GetResponseHeadersToAdd()...)
+			opts = append(opts, rc.GetResponseHeadersToAdd()...)
+			if !addsVaryOrigin(opts) {
+				t.Errorf("virtual host %s, route %d %q: responses do not get Vary: Origin with append_action APPEND_IF_EXISTS_OR_ADD (on the route, its virtual host or the route configuration); requests without Origin skip corsproc, so Envoy must add it",
+					vh.GetName(), i, r.GetName())
+			}
+		}
+	}
+}
+
+func addsVaryOrigin(opts []*corev3.HeaderValueOption) bool {
+	for _, o := range opts {
+		if !strings.EqualFold(o.GetHeader().GetKey(), "vary") ||
+			o.GetAppendAction() != corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD {
+			continue
+		}
+		for name := range strings.SplitSeq(o.GetHeader().GetValue(), ",") {
+			if strings.EqualFold(strings.TrimSpace(name), "origin") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkOriginMatcher checks that the matcher wrapping ext_proc skips the
+// filter exactly for requests without an Origin header.
+func checkOriginMatcher(t *testing.T, ewm *matchingv3.ExtensionWithMatcher) {
+	t.Helper()
+	if ewm.GetExtensionConfig().GetName() != extProcFilterName {
+		t.Errorf("ExtensionWithMatcher extension_config.name = %q, want %q", ewm.GetExtensionConfig().GetName(), extProcFilterName)
+	}
+	m := ewm.GetXdsMatcher()
+	if m == nil {
+		t.Fatal("ExtensionWithMatcher needs xds_matcher (matcher is deprecated)")
+	}
+	cases := []struct {
+		name    string
+		headers map[string][]string
+		skip    bool
+	}{
+		{"no headers", nil, true},
+		{"no origin", map[string][]string{"referer": {"https://app.example.com/"}, ":method": {"GET"}}, true},
+		{"origin", map[string][]string{"origin": {"https://app.example.com"}}, false},
+		{"preflight", map[string][]string{"origin": {"http://localhost:3000"}, ":method": {"OPTIONS"}, "access-control-request-method": {"PUT"}}, false},
+		{"opaque origin", map[string][]string{"origin": {"null"}}, false},
+		{"empty origin", map[string][]string{"origin": {""}}, false},
+		{"two origins", map[string][]string{"origin": {"https://a.example", "https://b.example"}}, false},
+	}
+	for _, c := range cases {
+		action, err := evalMatcher(m, c.headers)
+		if err != nil {
+			t.Fatalf("xds_matcher: %v", err)
+		}
+		skip := false
+		if action != nil {
+			a, err := action.GetTypedConfig().UnmarshalNew()
+			if err != nil {
+				t.Fatalf("xds_matcher action %q: %v", action.GetName(), err)
+			}
+			if _, ok := a.(*skipv3.SkipFilter); !ok {
+				t.Fatalf("xds_matcher action %q is a %T; ExtensionWithMatcher only knows SkipFilter", action.GetName(), a)
+			}
+			skip = true
+		}
+		if skip != c.skip {
+			t.Errorf("xds_matcher on a request with %s (%v): skip = %v, want %v", c.name, c.headers, skip, c.skip)
+		}
+	}
+}
+
+// evalMatcher evaluates an xDS matcher on request headers the way Envoy's
+// unified matcher does, for the subset these configs use: matcher_list with
+// single, not, and, or predicates on HttpRequestHeaderMatchInput, and string
+// value matchers. Anything else is an error, so a config using it has to
+// extend this evaluator (and its author has to learn Envoy's semantics of it)
+// before the test passes. It returns the action selected, or nil.
+func evalMatcher(m *xdsmatcherv3.Matcher, headers map[string][]string) (*xdscorev3.TypedExtensionConfig, error) {
+	list := m.GetMatcherList()
+	if list == nil {
+		return nil, errors.New("only matcher_list is supported by this test")
+	}
+	for i, fm := range list.GetMatchers() {
+		ok, err := evalPredicate(fm.GetPredicate(), headers)
+		if err != nil {
+			return nil, fmt.Errorf("matchers[%d]: %w", i, err)
+		}
+		if !ok {
+			continue
+		}
+		if fm.GetOnMatch().GetKeepMatching() {
+			return nil, fmt.Errorf("matchers[%d]: keep_matching is not supported by this test", i)
+		}
+		a, err := evalOnMatch(fm.GetOnMatch(), headers)
+		if err != nil || a != nil {
+			return a, err
+		}
+	}
+	if m.GetOnNoMatch() != nil {
+		return evalOnMatch(m.GetOnNoMatch(), headers)
+	}
+	return nil, nil
+}
+
+func evalOnMatch(om *xdsmatcherv3.Matcher_OnMatch, headers map[string][]string) (*xdscorev3.TypedExtensionConfig, error) {
+	if a := om.GetAction(); a != nil {
+		return a, nil
+	}
+	return evalMatcher(om.GetMatcher(), headers)
+}
+
+func evalPredicate(p *xdsmatcherv3.Matcher_MatcherList_Predicate, headers map[string][]string) (bool, error) {
+	switch {
+	case p.GetSinglePredicate() != nil:
+		return evalSingle(p.GetSinglePredicate(), headers)
+	case p.GetNotMatcher() != nil:
+		ok, err := evalPredicate(p.GetNotMatcher(), headers)
+		return !ok, err
+	case p.GetAndMatcher() != nil:
+		for _, q := range p.GetAndMatcher().GetPredicate() {
+			if ok, err := evalPredicate(q, headers); err != nil || !ok {
+				return false, err
+			}
+		}
+		return true, nil
+	case p.GetOrMatcher() != nil:
+		for _, q := range p.GetOrMatcher().GetPredicate() {
+			if ok, err := evalPredicate(q, headers); err != nil || ok {
+				return ok, err
+			}
+		}
+		return false, nil
+	}
+	return false, errors.New("empty predicate")
+}
+
+func evalSingle(sp *xdsmatcherv3.Matcher_MatcherList_Predicate_SinglePredicate, headers map[string][]string) (bool, error) {
+	in, err := sp.GetInput().GetTypedConfig().UnmarshalNew()
+	if err != nil {
+		return false, err
+	}
+	hin, ok := in.(*matcherv3.HttpRequestHeaderMatchInput)
+	if !ok {
+		return false, fmt.Errorf("input %T is not supported by this test", in)
+	}
+	// Envoy joins the values of a repeated header with commas; an absent
+	// header gives no value at all, which no value matcher matches.
+	values, present := headers[strings.ToLower(hin.GetHeaderName())]
+	if !present {
+		return false, nil
+	}
+	value := strings.Join(values, ",")
+	sm := sp.GetValueMatch()
+	if sm == nil {
+		return false, errors.New("custom_match is not supported by this test")
+	}
+	return matchString(sm, value)
+}
+
+func matchString(sm *xdsmatcherv3.StringMatcher, s string) (bool, error) {
+	fold := func(x string) string {
+		if sm.GetIgnoreCase() {
+			return strings.ToLower(x)
+		}
+		return x
+	}
+	switch p := sm.GetMatchPattern().(type) {
+	case *xdsmatcherv3.StringMatcher_Exact:
+		return fold(s) == fold(p.Exact), nil
+	case *xdsmatcherv3.StringMatcher_Prefix:
+		return strings.HasPrefix(fold(s), fold(p.Prefix)), nil
+	case *xdsmatcherv3.StringMatcher_Suffix:
+		return strings.HasSuffix(fold(s), fold(p.Suffix)), nil
+	case *xdsmatcherv3.StringMatcher_Contains:
+		return strings.Contains(fold(s), fold(p.Contains)), nil
+	case *xdsmatcherv3.StringMatcher_SafeRegex:
+		// Envoy's safe_regex must match the whole value (RE2 FullMatch);
+		// Go's regexp is RE2 syntax.
+		re, err := regexp.Compile(`^(?:` + p.SafeRegex.GetRegex() + `)$`)
+		if err != nil {
+			return false, err
+		}
+		return re.MatchString(s), nil
+	}
+	return false, fmt.Errorf("string matcher %T is not supported by this test", sm.GetMatchPattern())
+}
+
+// unpack returns the message in a, failing the test if its type is unknown.
+func unpack(t *testing.T, a *anypb.Any) proto.Message {
+	t.Helper()
+	if a == nil {
+		t.Fatal("typed_config missing")
+	}
+	m, err := a.UnmarshalNew()
+	if err != nil {
+		t.Fatalf("%s: %v", a.GetTypeUrl(), err)
+	}
+	return m
+}
+
+func isType[T proto.Message](t *testing.T, a *anypb.Any) bool {
+	t.Helper()
+	_, ok := unpack(t, a).(T)
+	return ok
+}
+
+// snippetMarker precedes a YAML code block in the docs that is a fragment of
+// an Envoy config, naming the proto message the fragment belongs to:
+//
+//	<!-- envoy-type: envoy.config.route.v3.Route -->
+//	```yaml
+//	...
+//	```
+var snippetMarker = regexp.MustCompile("(?m)^<!-- envoy-type: ([A-Za-z0-9_.]+) -->\\s*\\n```ya?ml\\n((?s:.*?))^```")
+
+// TestDocSnippets parses the marked Envoy snippets of the README and
+// docs/envoy.md strictly, validates every typed_config in them and refuses
+// deprecated fields. The fragments themselves are not run through the
+// validation rules of their message (a fragment leaves out required fields).
+func TestDocSnippets(t *testing.T) {
+	for _, doc := range []string{"../README.md", "../docs/envoy.md"} {
+		t.Run(filepath.Base(doc), func(t *testing.T) {
+			data, err := os.ReadFile(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			matches := snippetMarker.FindAllSubmatchIndex(data, -1)
+			if len(matches) == 0 {
+				t.Fatalf("%s: no Envoy snippet marked <!-- envoy-type: … --> before a yaml code block", doc)
+			}
+			for _, mi := range matches {
+				typeName := string(data[mi[2]:mi[3]])
+				body := data[mi[4]:mi[5]]
+				line := 1 + strings.Count(string(data[:mi[0]]), "\n")
+				mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(typeName))
+				if err != nil {
+					t.Errorf("%s:%d: envoy-type %s: %v (link its package into this test)", doc, line, typeName, err)
+					continue
+				}
+				m := mt.New().Interface()
+				if err := unmarshalYAML(body, m); err != nil {
+					t.Errorf("%s:%d: %s: %v", doc, line, typeName, err)
+					continue
+				}
+				nodes, err := walk(m)
+				if err != nil {
+					t.Errorf("%s:%d: %v", doc, line, err)
+				}
+				for _, n := range nodes {
+					if n.inAny {
+						if v, ok := n.msg.(interface{ ValidateAll() error }); ok {
+							if err := v.ValidateAll(); err != nil {
+								t.Errorf("%s:%d: %s: %v", doc, line, n.path, err)
+							}
+						}
+					}
+					for _, err := range deprecatedUses(n) {
+						t.Errorf("%s:%d: %v", doc, line, err)
+					}
+				}
+			}
+		})
+	}
+}
