@@ -30,6 +30,7 @@ type env struct {
 // command is one corsproc subcommand.
 type command struct {
 	name    string
+	args    string // positional arguments, for the usage line
 	summary string
 	run     func(ctx context.Context, e *env, args []string) error
 	// flags returns the command's flag set, bound to throwaway values; help
@@ -41,14 +42,32 @@ type command struct {
 // `corsproc --policy FILE`.
 const defaultCommand = "serve"
 
-// commands is the dispatch table. check, explain, import and dev will join
-// serve here.
+// commands is the dispatch table.
 var commands = []command{
 	{
 		name:    "serve",
 		summary: "serve the ext_proc gRPC service Envoy calls (the default)",
 		run:     runServe,
 		flags:   func() *flag.FlagSet { return newServeFlags(new(serveConfig)) },
+	},
+	{
+		name:    "dev",
+		summary: "run corsproc and an emulated Envoy in front of an app, in one process, for local development",
+		run:     runDev,
+		flags:   func() *flag.FlagSet { return newDevFlags(new(devConfig)) },
+	},
+	{
+		name:    "check",
+		args:    "FILE|DIR",
+		summary: "validate a policy file or directory without serving (exit 1 on errors)",
+		run:     runCheck,
+		flags:   func() *flag.FlagSet { return newCheckFlags(new(checkConfig)) },
+	},
+	{
+		name:    "explain",
+		summary: "explain what corsproc does with a request, check by check, and how to fix a refusal",
+		run:     runExplain,
+		flags:   func() *flag.FlagSet { return newExplainFlags(new(explainConfig)) },
 	},
 }
 
@@ -126,7 +145,11 @@ Commands:
 }
 
 func printCommandUsage(w io.Writer, c command) {
-	fmt.Fprintf(w, "Usage: corsproc %s [flags]\n\n%s.\n\nFlags:\n", c.name, upperFirst(c.summary))
+	args := ""
+	if c.args != "" {
+		args = " " + c.args
+	}
+	fmt.Fprintf(w, "Usage: corsproc %s [flags]%s\n\n%s.\n\nFlags:\n", c.name, args, upperFirst(c.summary))
 	printFlags(w, c.flags())
 }
 

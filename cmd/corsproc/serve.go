@@ -33,22 +33,47 @@ type serveConfig struct {
 // newServeFlags defines serve's flags on c.
 func newServeFlags(c *serveConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.StringVar(&c.policy, "policy", "",
-		"policy `FILE` (YAML) to enforce; without it corsproc enforces its embedded\n"+
-			"development policy, which allows only the origins http://localhost:*,\n"+
-			"http://127.0.0.1:* and http://[::1]:*")
+	definePolicyFlag(fs, &c.policy)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9001",
 		"`ADDR` of the ext_proc gRPC service: host:port (port 0 picks a free\n"+
 			"port), or unix:///path/to.sock")
 	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9002",
 		"`ADDR` of the admin HTTP server (/metrics, /healthz, /readyz): host:port,\n"+
 			"or unix:///path/to.sock; \"\" disables it")
-	fs.StringVar(&c.logFormat, "log-format", "text", "log `FORMAT`: text or json")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	defineLogFlags(fs, &c.logFormat, &c.logLevel)
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second,
 		"on SIGTERM or SIGINT, how long in-flight streams may take to finish\n"+
 			"before they are closed (`DURATION`, e.g. 10s)")
 	return fs
+}
+
+// definePolicyFlag defines --policy, shared by the commands that enforce a
+// policy.
+func definePolicyFlag(fs *flag.FlagSet, policy *string) {
+	fs.StringVar(policy, "policy", "",
+		"policy `FILE` (YAML) to enforce; without it corsproc enforces its embedded\n"+
+			"development policy, which allows only the origins http://localhost:*,\n"+
+			"http://127.0.0.1:* and http://[::1]:*")
+}
+
+// defineLogFlags defines --log-format and --log-level, shared by the
+// commands that log.
+func defineLogFlags(fs *flag.FlagSet, format, level *string) {
+	fs.StringVar(format, "log-format", "text", "log `FORMAT`: text or json")
+	fs.StringVar(level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+}
+
+// checkLogFlags checks the values of defineLogFlags and returns the level.
+func checkLogFlags(format, level string) (slog.Level, []error) {
+	var errs []error
+	if !slices.Contains(logFormats, format) {
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", format))
+	}
+	l, ok := logLevels[level]
+	if !ok {
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", level))
+	}
+	return l, errs
 }
 
 var (
@@ -95,13 +120,9 @@ func parseServeFlags(args []string) (serveOptions, error) {
 		}
 		o.adminListen = &a
 	}
-	if !slices.Contains(logFormats, c.logFormat) {
-		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.logFormat))
-	}
-	var ok bool
-	if o.logLevel, ok = logLevels[c.logLevel]; !ok {
-		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel))
-	}
+	level, logErrs := checkLogFlags(c.logFormat, c.logLevel)
+	o.logLevel = level
+	errs = append(errs, logErrs...)
 	if c.shutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout %v: want a positive duration", c.shutdownTimeout))
 	}
@@ -119,10 +140,12 @@ func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// listening is where serve bound, spelled as the listen flags accept it.
+// listening is where serve (or dev) bound, spelled as the listen flags
+// accept it.
 type listening struct {
 	grpc  string
 	admin string // "" when the admin server is disabled
+	http  string // dev: the emulated Envoy listener; "" for serve
 }
 
 // runServe is the serve command: load the policy, bind, serve until ctx is

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/corsproc/corsproc/policy"
+)
+
+// checkConfig is what check's flags set.
+type checkConfig struct {
+	strict bool
+	format string
+}
+
+func newCheckFlags(c *checkConfig) *flag.FlagSet {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.BoolVar(&c.strict, "strict", false, "fail (exit 1) on warnings too")
+	fs.StringVar(&c.format, "format", "text", "output `FORMAT`: text or json")
+	return fs
+}
+
+// errCheckFailed is check's result for an invalid policy: the diagnostics
+// are already printed, so the error itself says little.
+var errCheckFailed = errors.New("check failed")
+
+// runCheck is `corsproc check FILE|DIR`: validate without serving, for CI
+// pipelines and Kubernetes init containers. Exit 0 when valid (warnings
+// printed), 1 on errors or, with --strict, on warnings.
+func runCheck(_ context.Context, e *env, args []string) error {
+	var c checkConfig
+	fs := newCheckFlags(&c)
+	pos, err := parseFlagsWithArgs("check", fs, args, "FILE|DIR")
+	if err != nil {
+		return err
+	}
+	if c.format != "text" && c.format != "json" {
+		return usageErrorf("check: --format %q: want text or json", c.format)
+	}
+	path := pos[0]
+	set, err := policy.Load(path)
+	var diags []policy.Diagnostic
+	var verr *policy.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		diags = verr.Diagnostics
+	case err != nil:
+		return fmt.Errorf("check: %w", err)
+	default:
+		diags = set.Warnings()
+	}
+	errs, warns := 0, 0
+	for _, d := range diags {
+		if d.Severity == policy.SeverityError {
+			errs++
+		} else {
+			warns++
+		}
+	}
+	failed := errs > 0 || (c.strict && warns > 0)
+	if c.format == "json" {
+		out := struct {
+			Path        string           `json:"path"`
+			Valid       bool             `json:"valid"`
+			Policies    []string         `json:"policies,omitempty"`
+			Digest      string           `json:"digest,omitempty"`
+			Diagnostics []jsonDiagnostic `json:"diagnostics"`
+		}{Path: path, Valid: !failed, Diagnostics: []jsonDiagnostic{}}
+		if set != nil {
+			out.Policies, out.Digest = set.Names(), set.Digest()
+		}
+		for _, d := range diags {
+			out.Diagnostics = append(out.Diagnostics, toJSONDiagnostic(d))
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	} else {
+		for _, d := range diags {
+			fmt.Fprintln(e.stdout, d.String())
+		}
+		switch {
+		case errs > 0:
+			fmt.Fprintf(e.stdout, "%s: invalid: %s, %s\n", path, plural(errs, "error"), plural(warns, "warning"))
+		case failed:
+			fmt.Fprintf(e.stdout, "%s: %s (--strict)\n", path, plural(warns, "warning"))
+		default:
+			fmt.Fprintf(e.stdout, "%s: valid: %s, %s\n", path, plural(len(set.Names()), "policy"), plural(warns, "warning"))
+		}
+	}
+	if failed {
+		return errCheckFailed
+	}
+	return nil
+}
+
+// jsonDiagnostic is a Diagnostic as check and the tools reading it see it.
+type jsonDiagnostic struct {
+	Severity string `json:"severity"`
+	File     string `json:"file"`
+	Line     int    `json:"line,omitempty"`
+	Column   int    `json:"column,omitempty"`
+	Path     string `json:"path,omitempty"`
+	Message  string `json:"message"`
+	Fix      string `json:"fix,omitempty"`
+}
+
+func toJSONDiagnostic(d policy.Diagnostic) jsonDiagnostic {
+	return jsonDiagnostic{Severity: d.Severity.String(), File: d.File, Line: d.Line, Column: d.Column, Path: d.Path, Message: d.Message, Fix: d.Fix}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	if word == "policy" {
+		return fmt.Sprintf("%d policies", n)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// parseFlagsWithArgs parses flags that may come before or after the
+// command's positional arguments (corsproc check FILE --strict), and
+// requires exactly the arguments named in want.
+func parseFlagsWithArgs(c string, fs *flag.FlagSet, args []string, want ...string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageErrorf("%s: %v", c, err)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != len(want) {
+		return nil, usageErrorf("%s: want %d argument(s) (%v), got %d", c, len(want), want, len(pos))
+	}
+	return pos, nil
+}

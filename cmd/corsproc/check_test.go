@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writePolicy(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const validPolicy = "default_policy: web\npolicies:\n  - name: web\n    allowed_origins: [https://app.example.com]\n    preflight_max_age: 7200\n"
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	valid := writePolicy(t, dir, "valid.yaml", validPolicy)
+	warned := writePolicy(t, dir, "warned.yaml", "policies:\n  - name: web\n    allowed_origins: [https://app.example.com]\n    preflight_max_age: 86400\n")
+	invalid := writePolicy(t, dir, "invalid.yaml", "policies:\n  - name: web\n    allowed_origins: [https://app.example.com/]\n    alow_headers: []\n")
+	for _, c := range []struct {
+		name string
+		args []string
+		exit int
+		want []string
+	}{
+		{"valid", []string{"check", valid}, 0, []string{valid + ": valid: 1 policy, 0 warnings"}},
+		{"warning", []string{"check", warned}, 0, []string{
+			warned + ":4:24: warning: policies[0].preflight_max_age: Chromium caches preflights for at most 7200 seconds",
+			warned + ": valid: 1 policy, 1 warning"}},
+		{"warning, strict", []string{"check", warned, "--strict"}, 1, []string{warned + ": 1 warning (--strict)"}},
+		{"strict before the file", []string{"check", "--strict", warned}, 1, []string{"(--strict)"}},
+		{"errors", []string{"check", invalid}, 1, []string{
+			invalid + ":3:23: error: policies[0].allowed_origins[0]: \"https://app.example.com/\" has a trailing slash",
+			invalid + ":4:5: error: policies[0].alow_headers: unknown key \"alow_headers\"; fix: did you mean \"allow_headers\"?",
+			invalid + ": invalid: 2 errors, 0 warnings"}},
+		{"directory", []string{"check", dir}, 1, []string{
+			"invalid.yaml:3:23: error",
+			"valid.yaml:3:11: error: policies[0].name: policy name \"web\" is also defined in " + invalid,
+			dir + ": invalid: 4 errors"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout bytes.Buffer
+			err := Run(t.Context(), c.args, &stdout, io.Discard)
+			if got := exitCode(err); got != c.exit {
+				t.Errorf("exit %d, want %d (err %v)", got, c.exit, err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, stdout.String())
+				}
+			}
+		})
+	}
+
+	t.Run("json", func(t *testing.T) {
+		var stdout bytes.Buffer
+		err := Run(t.Context(), []string{"check", "--format", "json", invalid}, &stdout, io.Discard)
+		if exitCode(err) != 1 {
+			t.Fatalf("exit %d", exitCode(err))
+		}
+		var out struct {
+			Valid       bool
+			Diagnostics []jsonDiagnostic
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+			t.Fatal(err)
+		}
+		if out.Valid || len(out.Diagnostics) != 2 || out.Diagnostics[0].Path != "policies[0].allowed_origins[0]" || out.Diagnostics[0].Line != 3 || out.Diagnostics[0].Fix == "" {
+			t.Errorf("json output: %+v", out)
+		}
+	})
+
+	t.Run("usage", func(t *testing.T) {
+		for _, args := range [][]string{{"check"}, {"check", valid, valid}, {"check", "--format", "xml", valid}} {
+			if err := Run(t.Context(), args, io.Discard, io.Discard); exitCode(err) != 2 {
+				t.Errorf("%q: exit %d, want 2 (%v)", args, exitCode(err), err)
+			}
+		}
+		if err := Run(t.Context(), []string{"check", filepath.Join(dir, "absent.yaml")}, io.Discard, io.Discard); exitCode(err) != 1 {
+			t.Errorf("absent file: %v", err)
+		}
+	})
+}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/corsproc/corsproc/envoy/emulator"
+	"github.com/corsproc/corsproc/processor"
+)
+
+// devConfig is what dev's flags set.
+type devConfig struct {
+	upstream  string
+	listen    string
+	policy    string
+	logFormat string
+	logLevel  string
+}
+
+// newDevFlags defines dev's flags on c.
+func newDevFlags(c *devConfig) *flag.FlagSet {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.StringVar(&c.upstream, "upstream", "",
+		"`URL` of the application to put behind corsproc, http:// or https://,\n"+
+			"e.g. http://127.0.0.1:8000 (required; no path)")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080",
+		"`ADDR` where the emulated Envoy takes the browser's requests: host:port\n"+
+			"(port 0 picks a free port), or unix:///path/to.sock")
+	definePolicyFlag(fs, &c.policy)
+	defineLogFlags(fs, &c.logFormat, &c.logLevel)
+	return fs
+}
+
+// devOptions are dev's flags, checked.
+type devOptions struct {
+	upstream  string
+	listen    listenAddr
+	policy    string
+	logFormat string
+	logLevel  slog.Level
+}
+
+// parseDevFlags parses and checks dev's flags, reporting every problem at
+// once.
+func parseDevFlags(args []string) (devOptions, error) {
+	var c devConfig
+	if err := parseFlags("dev", newDevFlags(&c), args); err != nil {
+		return devOptions{}, err
+	}
+	o := devOptions{upstream: c.upstream, policy: c.policy, logFormat: c.logFormat}
+	var errs []error
+	if err := checkUpstream(c.upstream); err != nil {
+		errs = append(errs, err)
+	}
+	var err error
+	if o.listen, err = parseListenAddr("listen", c.listen); err != nil {
+		errs = append(errs, err)
+	}
+	level, logErrs := checkLogFlags(c.logFormat, c.logLevel)
+	o.logLevel = level
+	errs = append(errs, logErrs...)
+	if len(errs) > 0 {
+		return devOptions{}, &usageError{errors.Join(errs...)}
+	}
+	return o, nil
+}
+
+// checkUpstream checks --upstream: an http or https URL with a host and no
+// path, as an Envoy cluster is addressed.
+func checkUpstream(s string) error {
+	if s == "" {
+		return errors.New("--upstream is required: the URL of the application, e.g. http://127.0.0.1:8000")
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("--upstream %q: want an http:// or https:// URL with a host and no path, e.g. http://127.0.0.1:8000", s)
+	}
+	return nil
+}
+
+// The emulated Envoy of dev is configured as corsproc's shipped Envoy
+// examples are: every request goes through the ext_proc filter on one route,
+// which tells corsproc its name, and whose response phase corsproc may skip.
+const (
+	devRouteName = "dev"
+	// devMessageTimeout is Envoy's default message_timeout.
+	devMessageTimeout = 200 * time.Millisecond
+	// devShutdownTimeout bounds each step of the shutdown: in-flight HTTP
+	// requests, then in-flight ext_proc streams.
+	devShutdownTimeout = 5 * time.Second
+	// devReadHeaderTimeout and devIdleTimeout protect the listener from
+	// slow and idle clients, as Envoy's defaults do.
+	devReadHeaderTimeout = 10 * time.Second
+	devIdleTimeout       = 2 * time.Minute
+)
+
+// devEmulatorConfig is the emulated Envoy's configuration. failure_mode_allow
+// is on: a corsproc that fails leaves requests without CORS headers, which
+// the browser refuses, as in production.
+func devEmulatorConfig(upstream string, log *slog.Logger) emulator.Config {
+	return emulator.Config{
+		Upstream:          upstream,
+		Routes:            []emulator.Route{{Name: devRouteName}},
+		AllowModeOverride: true,
+		RequestAttributes: []string{emulator.AttributeRouteName},
+		MessageTimeout:    devMessageTimeout,
+		FailureModeAllow:  true,
+		AccessLog: func(e emulator.LogEntry) {
+			log.Debug("request",
+				"method", e.Method,
+				"path", e.Path,
+				"authority", e.Authority,
+				"status", e.Status,
+				"details", e.Details,
+				"ext_proc_messages", e.Messages,
+				"upstream", e.Upstream,
+				"duration", e.Duration)
+		},
+	}
+}
+
+// runDev is the dev command: corsproc on an in-process gRPC server on
+// loopback, and in front of the application an emulated Envoy calling it, in
+// one process. It serves until ctx is cancelled, then drains.
+func runDev(ctx context.Context, e *env, args []string) error {
+	o, err := parseDevFlags(args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(e.stderr, o.logFormat, o.logLevel)
+
+	// The policy comes first: a file that fails validation stops dev
+	// before anything is bound.
+	set, err := loadPolicy(log, o.policy)
+	if err != nil {
+		return err
+	}
+	for _, d := range set.Warnings() {
+		log.Warn("policy warning", diagnosticAttrs(d)...)
+	}
+
+	// corsproc itself, over real loopback gRPC as in production.
+	proc := processor.New(set, processor.Options{Logger: log})
+	gs, hs := newGRPCServer(proc)
+	s := &server{log: log, gs: gs, hs: hs}
+	var lc net.ListenConfig
+	grpcLis, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("gRPC listener: %w", err)
+	}
+	conn, err := grpc.NewClient(grpcLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("gRPC client: %w", err)
+	}
+	defer conn.Close()
+
+	// The emulated Envoy in front of the application.
+	proxy, err := emulator.New(devEmulatorConfig(o.upstream, log), conn)
+	if err != nil {
+		grpcLis.Close()
+		return err
+	}
+	defer proxy.CloseIdleConnections()
+	httpLis, err := o.listen.listen(ctx)
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("listener: %w", err)
+	}
+	hsrv := &http.Server{
+		Handler:           proxy,
+		ReadHeaderTimeout: devReadHeaderTimeout,
+		IdleTimeout:       devIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	failed := make(chan error, 2)
+	go func() { failed <- gs.Serve(grpcLis) }()
+	go func() { failed <- hsrv.Serve(httpLis) }()
+	s.ready.Store(true)
+	bound := listening{grpc: addrString(grpcLis.Addr()), http: addrString(httpLis.Addr())}
+	log.Info("corsproc dev listening",
+		"listen", bound.http,
+		"upstream", o.upstream,
+		"policy", set.Source(),
+		"policies", len(set.Names()),
+		"grpc", bound.grpc)
+	if e.ready != nil {
+		e.ready(bound)
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "cause", context.Cause(ctx))
+	case err = <-failed:
+		err = fmt.Errorf("server stopped: %w", err)
+		log.Error("shutting down", "error", err)
+	}
+	// Browsers first: stop taking requests and let those in flight finish,
+	// with corsproc still answering them; then corsproc drains.
+	sctx, cancel := context.WithTimeout(context.Background(), devShutdownTimeout)
+	defer cancel()
+	if serr := hsrv.Shutdown(sctx); serr != nil {
+		log.Warn("requests still in flight at the shutdown deadline, closing them", "timeout", devShutdownTimeout)
+		hsrv.Close()
+	}
+	conn.Close()
+	s.shutdown(devShutdownTimeout)
+	return err
+}

@@ -1,0 +1,610 @@
+// Package e2e tests corsproc end to end, the way it runs in production: a
+// browser's HTTP request reaches Envoy (the emulator, served over HTTP),
+// Envoy asks corsproc (processor.New on a real gRPC server over loopback TCP)
+// and forwards to the application (a recording upstream), unless corsproc
+// answers itself.
+//
+// Nothing sleeps: every wait is on a condition, with a deadline.
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/corsproc/corsproc/envoy/emulator"
+	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/processor"
+)
+
+// waitLimit bounds every wait; nothing should come close to it.
+const waitLimit = 20 * time.Second
+
+// policyYAML governs api.example.com by host, the storefront route by route
+// name, and the partners route by the x-corsproc-policy metadata its route
+// sets. Any other host is not governed.
+const policyYAML = `
+policies:
+  - name: web
+    match:
+      hosts: [api.example.com]
+    allowed_origins: [https://app.example.com]
+    allow_methods: [GET, POST, PUT, DELETE]
+    allow_headers: [content-type, authorization]
+    expose_headers: [x-request-id]
+    preflight_max_age: 600
+  - name: storefront
+    match:
+      routes: [storefront]
+    allowed_origins: [https://shop.example.com]
+  - name: partners
+    allowed_origins: [https://partner.example.net]
+    allow_credentials: true
+`
+
+const (
+	host          = "api.example.com"
+	appOrigin     = "https://app.example.com"
+	shopOrigin    = "https://shop.example.com"
+	partnerOrigin = "https://partner.example.net"
+	evilOrigin    = "https://evil.example"
+)
+
+// routes is the emulated Envoy's route table.
+func routes() []emulator.Route {
+	return []emulator.Route{
+		{Name: "storefront", PathPrefix: "/shop/"},
+		{Name: "partners", PathPrefix: "/partners/", GRPCInitialMetadata: []emulator.Metadata{
+			{Key: processor.MetadataPolicy, Value: "partners"},
+		}},
+		{Name: "api"},
+	}
+}
+
+// stack is one deployment: upstream, corsproc, Envoy.
+type stack struct {
+	t     *testing.T
+	up    *upstream
+	gs    *grpc.Server
+	proxy *emulator.Proxy
+	front *httptest.Server
+	// client is the browser.
+	client *http.Client
+}
+
+// baseConfig is the Envoy configuration corsproc ships: allow_mode_override,
+// the route name attribute. message_timeout is generous here: timeouts are
+// the emulator's own tests' business, and these tests run loaded under the
+// race detector.
+func baseConfig() emulator.Config {
+	return emulator.Config{
+		Routes:            routes(),
+		AllowModeOverride: true,
+		RequestAttributes: []string{emulator.AttributeRouteName},
+		MessageTimeout:    waitLimit,
+	}
+}
+
+// newStack starts corsproc with policyYAML on loopback gRPC, an upstream,
+// and an emulated Envoy configured by baseConfig and then mod.
+func newStack(t *testing.T, mod func(*emulator.Config)) *stack {
+	t.Helper()
+	set, err := policy.Parse("e2e.yaml", []byte(policyYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	extprocv3.RegisterExternalProcessorServer(gs, processor.New(set, processor.Options{}))
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	return newStackTo(t, lis.Addr().String(), gs, mod)
+}
+
+// newStackTo starts an upstream and an Envoy whose ext_proc filter calls the
+// processor at addr.
+func newStackTo(t *testing.T, addr string, gs *grpc.Server, mod func(*emulator.Config)) *stack {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	s := &stack{t: t, up: newUpstream(t), gs: gs}
+	cfg := baseConfig()
+	cfg.Upstream = s.up.srv.URL
+	if mod != nil {
+		mod(&cfg)
+	}
+	s.proxy, err = emulator.New(cfg, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.front = httptest.NewServer(s.proxy)
+	t.Cleanup(s.front.Close)
+	t.Cleanup(s.proxy.CloseIdleConnections)
+	tr := &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	s.client = &http.Client{Transport: tr, Timeout: waitLimit}
+	return s
+}
+
+// browserRequest is a request as a browser sends it.
+type browserRequest struct {
+	method string // default GET
+	host   string // default api.example.com
+	path   string // default /
+	origin string // "" sends no Origin
+	// acrm and acrh make an OPTIONS a preflight.
+	acrm, acrh string
+}
+
+// do sends r through Envoy and returns the response with its body read.
+func (s *stack) do(r browserRequest) (*http.Response, string, error) {
+	method := cmpOr(r.method, "GET")
+	req, err := http.NewRequest(method, s.front.URL+cmpOr(r.path, "/"), nil)
+	if err != nil {
+		return nil, "", err
+	}
+	req.Host = cmpOr(r.host, host)
+	if r.origin != "" {
+		req.Header.Set("Origin", r.origin)
+	}
+	if r.acrm != "" {
+		req.Header.Set("Access-Control-Request-Method", r.acrm)
+	}
+	if r.acrh != "" {
+		req.Header.Set("Access-Control-Request-Headers", r.acrh)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp, string(body), err
+}
+
+func (s *stack) mustDo(r browserRequest) (*http.Response, string) {
+	s.t.Helper()
+	resp, body, err := s.do(r)
+	if err != nil {
+		s.t.Fatalf("%+v: %v", r, err)
+	}
+	return resp, body
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// corsHeaders are the response headers whose exact values these tests
+// check; any not expected must be absent.
+var corsHeaders = []string{
+	"Access-Control-Allow-Origin",
+	"Access-Control-Allow-Credentials",
+	"Access-Control-Allow-Methods",
+	"Access-Control-Allow-Headers",
+	"Access-Control-Expose-Headers",
+	"Access-Control-Max-Age",
+	"Access-Control-Allow-Private-Network",
+	"Vary",
+}
+
+// hdrs is an expectation on corsHeaders.
+type hdrs map[string][]string
+
+// checkCORS returns what is wrong with resp's CORS headers, "" if nothing.
+func checkCORS(resp *http.Response, want hdrs) string {
+	var problems []string
+	for _, k := range corsHeaders {
+		got := resp.Header.Values(k)
+		if !slices.Equal(got, want[k]) {
+			problems = append(problems, fmt.Sprintf("%s = %q, want %q", k, got, want[k]))
+		}
+	}
+	return strings.Join(problems, "; ")
+}
+
+func wantCORS(t *testing.T, resp *http.Response, want hdrs) {
+	t.Helper()
+	if p := checkCORS(resp, want); p != "" {
+		t.Error(p)
+	}
+}
+
+// Expected header sets.
+var (
+	allowedApp = hdrs{
+		"Access-Control-Allow-Origin":   {appOrigin},
+		"Access-Control-Expose-Headers": {"x-request-id"},
+		"Vary":                          {"Origin"},
+	}
+	varyOnly          = hdrs{"Vary": {"Origin"}}
+	preflightAllowApp = hdrs{
+		"Access-Control-Allow-Origin":  {appOrigin},
+		"Access-Control-Allow-Methods": {"GET, POST, PUT, DELETE"},
+		"Access-Control-Allow-Headers": {"content-type, authorization"},
+		"Access-Control-Max-Age":       {"600"},
+		"Vary":                         {"Origin, Access-Control-Request-Method, Access-Control-Request-Headers"},
+	}
+	allowedShop    = hdrs{"Access-Control-Allow-Origin": {shopOrigin}, "Vary": {"Origin"}}
+	allowedPartner = hdrs{
+		"Access-Control-Allow-Origin":      {partnerOrigin},
+		"Access-Control-Allow-Credentials": {"true"},
+		"Vary":                             {"Origin"},
+	}
+)
+
+// upstream is the application: it records what it saw and answers as the
+// query asks: status=N, acao=V (sets Access-Control-Allow-Origin),
+// vary=V (sets Vary).
+type upstream struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got []string // "METHOD /path?query"
+}
+
+func newUpstream(t *testing.T) *upstream {
+	u := &upstream{}
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.got = append(u.got, r.Method+" "+r.URL.RequestURI())
+		u.mu.Unlock()
+		q := r.URL.Query()
+		if v := q.Get("acao"); v != "" {
+			w.Header().Set("Access-Control-Allow-Origin", v)
+			w.Header().Set("Access-Control-Allow-Credentials", "true")
+		}
+		if v := q.Get("vary"); v != "" {
+			w.Header().Set("Vary", v)
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		status := 200
+		fmt.Sscan(q.Get("status"), &status)
+		w.WriteHeader(status)
+		io.WriteString(w, "app")
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func (u *upstream) seen() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.got)
+}
+
+func (s *stack) wantUpstream(want ...string) {
+	s.t.Helper()
+	if got := s.up.seen(); !slices.Equal(got, want) {
+		s.t.Errorf("the upstream saw %q, want %q", got, want)
+	}
+}
+
+// messages returns how many ext_proc messages fn cost.
+func (s *stack) messages(fn func()) int {
+	before := s.proxy.Stats().MessagesSent
+	fn()
+	return s.proxy.Stats().MessagesSent - before
+}
+
+func TestAllowedSimpleGET(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	var resp *http.Response
+	var body string
+	n := s.messages(func() { resp, body = s.mustDo(browserRequest{path: "/items?page=2", origin: appOrigin}) })
+	if resp.StatusCode != 200 || body != "app" {
+		t.Errorf("%d %q, want the app's 200", resp.StatusCode, body)
+	}
+	wantCORS(t, resp, allowedApp)
+	s.wantUpstream("GET /items?page=2")
+	if n != 2 {
+		t.Errorf("%d ext_proc messages, want 2 (request and response headers)", n)
+	}
+}
+
+// A governed request without Origin is not a CORS request; its response
+// still varies on Origin.
+func TestNonCORSRequestGetsVary(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	resp, _ := s.mustDo(browserRequest{})
+	wantCORS(t, resp, varyOnly)
+}
+
+func TestDisallowedOrigin(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	resp, body := s.mustDo(browserRequest{origin: evilOrigin})
+	if resp.StatusCode != 200 || body != "app" {
+		t.Errorf("%d %q: corsproc does not block actual requests, the browser does", resp.StatusCode, body)
+	}
+	wantCORS(t, resp, varyOnly)
+}
+
+func TestPreflightAnsweredByCorsproc(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	var resp *http.Response
+	var body string
+	n := s.messages(func() {
+		resp, body = s.mustDo(browserRequest{method: "OPTIONS", path: "/items", origin: appOrigin, acrm: "PUT", acrh: "content-type"})
+	})
+	if resp.StatusCode != 204 || body != "" {
+		t.Errorf("%d %q, want 204 without a body", resp.StatusCode, body)
+	}
+	wantCORS(t, resp, preflightAllowApp)
+	s.wantUpstream()
+	if n != 1 {
+		t.Errorf("%d ext_proc messages, want 1", n)
+	}
+}
+
+func TestFailedPreflight(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	for _, r := range []browserRequest{
+		{method: "OPTIONS", origin: appOrigin, acrm: "PATCH"},
+		{method: "OPTIONS", origin: appOrigin, acrm: "PUT", acrh: "x-custom"},
+		{method: "OPTIONS", origin: evilOrigin, acrm: "PUT"},
+	} {
+		resp, _ := s.mustDo(r)
+		if resp.StatusCode != 403 {
+			t.Errorf("%+v: status %d, want 403", r, resp.StatusCode)
+		}
+		if p := checkCORS(resp, nil); p != "" {
+			t.Errorf("%+v: %s", r, p)
+		}
+	}
+	s.wantUpstream()
+}
+
+// The browser must see the application's real error, not a CORS error.
+func TestUpstreamErrorsKeepCORSHeaders(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	for _, status := range []int{401, 500} {
+		resp, body := s.mustDo(browserRequest{path: fmt.Sprintf("/fail?status=%d", status), origin: appOrigin})
+		if resp.StatusCode != status || body != "app" {
+			t.Errorf("status %d: got %d %q", status, resp.StatusCode, body)
+		}
+		wantCORS(t, resp, allowedApp)
+	}
+}
+
+// An application that sets its own CORS headers behind corsproc: corsproc's
+// replace them, one ACAO only.
+func TestUpstreamACAOReplaced(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	resp, _ := s.mustDo(browserRequest{path: "/?acao=*", origin: appOrigin})
+	wantCORS(t, resp, allowedApp)
+	resp, _ = s.mustDo(browserRequest{path: "/?acao=" + evilOrigin, origin: evilOrigin})
+	wantCORS(t, resp, varyOnly)
+}
+
+func TestVaryAppendedToUpstreamVary(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	resp, _ := s.mustDo(browserRequest{path: "/?vary=Accept-Encoding", origin: appOrigin})
+	want := hdrs{
+		"Access-Control-Allow-Origin":   {appOrigin},
+		"Access-Control-Expose-Headers": {"x-request-id"},
+		"Vary":                          {"Accept-Encoding", "Origin"},
+	}
+	wantCORS(t, resp, want)
+}
+
+// The storefront route is bound to its policy by route name (match.routes),
+// though its host matches another policy.
+func TestRouteBindingByRouteName(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	resp, _ := s.mustDo(browserRequest{path: "/shop/cart", origin: shopOrigin})
+	wantCORS(t, resp, allowedShop)
+	resp, _ = s.mustDo(browserRequest{path: "/shop/cart", origin: appOrigin})
+	wantCORS(t, resp, varyOnly)
+	resp, _ = s.mustDo(browserRequest{method: "OPTIONS", path: "/shop/cart", origin: shopOrigin, acrm: "DELETE"})
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != shopOrigin {
+		t.Errorf("storefront preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	s.wantUpstream("GET /shop/cart", "GET /shop/cart")
+}
+
+// The partners route is bound to its policy by gRPC initial metadata
+// (ExtProcPerRoute grpc_initial_metadata x-corsproc-policy).
+func TestRouteBindingByMetadata(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	resp, _ := s.mustDo(browserRequest{path: "/partners/orders", origin: partnerOrigin})
+	wantCORS(t, resp, allowedPartner)
+	resp, _ = s.mustDo(browserRequest{path: "/partners/orders", origin: appOrigin})
+	wantCORS(t, resp, varyOnly)
+}
+
+// When corsproc is down, failure_mode_allow decides: the request reaches
+// the application without CORS headers (the browser then refuses the
+// response to other origins), or Envoy answers 500.
+func TestProcessorDown(t *testing.T) {
+	t.Parallel()
+	type scenario struct {
+		name  string
+		start func(t *testing.T, fma bool) *stack
+	}
+	for _, sc := range []scenario{
+		{"stopped_server", func(t *testing.T, fma bool) *stack {
+			s := newStack(t, func(c *emulator.Config) { c.FailureModeAllow = fma })
+			// Up first, so that Envoy holds a connection, then gone.
+			resp, _ := s.mustDo(browserRequest{origin: appOrigin})
+			wantCORS(t, resp, allowedApp)
+			s.gs.Stop()
+			return s
+		}},
+		{"unreachable_address", func(t *testing.T, fma bool) *stack {
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := lis.Addr().String()
+			lis.Close()
+			return newStackTo(t, addr, nil, func(c *emulator.Config) { c.FailureModeAllow = fma })
+		}},
+	} {
+		for _, fma := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/failure_mode_allow=%v", sc.name, fma), func(t *testing.T) {
+				t.Parallel()
+				s := sc.start(t, fma)
+				before := s.up.seen()
+				errorsBefore := s.proxy.Stats().ProcessorErrors
+				resp, body := s.mustDo(browserRequest{path: "/down", origin: appOrigin})
+				if p := checkCORS(resp, nil); p != "" {
+					t.Errorf("CORS headers from a processor that is down: %s", p)
+				}
+				seen := s.up.seen()[len(before):]
+				if fma {
+					if resp.StatusCode != 200 || body != "app" || !slices.Equal(seen, []string{"GET /down"}) {
+						t.Errorf("%d %q, upstream saw %q: want the request to reach the app", resp.StatusCode, body, seen)
+					}
+				} else {
+					if resp.StatusCode != 500 || len(seen) != 0 {
+						t.Errorf("%d, upstream saw %q: want 500 and nothing upstream", resp.StatusCode, seen)
+					}
+				}
+				st := s.proxy.Stats()
+				if st.ProcessorErrors != errorsBefore+1 || st.Timeouts != 0 {
+					t.Errorf("stats %+v, want one more processor error and no timeout", st)
+				}
+			})
+		}
+	}
+}
+
+// The shipped ExtensionWithMatcher keeps requests without Origin away from
+// corsproc; CORS requests cost two messages, preflights one.
+func TestSkipWithoutOriginMessageCost(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, func(c *emulator.Config) { c.SkipWithoutOrigin = true })
+	for _, tc := range []struct {
+		name string
+		r    browserRequest
+		want int
+	}{
+		{"no_origin", browserRequest{}, 0},
+		{"actual_request", browserRequest{origin: appOrigin}, 2},
+		{"preflight", browserRequest{method: "OPTIONS", origin: appOrigin, acrm: "PUT"}, 1},
+	} {
+		streams := s.proxy.Stats().Streams
+		if n := s.messages(func() { s.mustDo(tc.r) }); n != tc.want {
+			t.Errorf("%s: %d ext_proc messages, want %d", tc.name, n, tc.want)
+		}
+		if tc.want == 0 {
+			if d := s.proxy.Stats().Streams - streams; d != 0 {
+				t.Errorf("%s: %d streams opened, want 0", tc.name, d)
+			}
+		}
+	}
+}
+
+// A request no policy governs costs one message: corsproc skips the
+// response phase with mode_override.
+func TestUngovernedCostsOneMessage(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	overrides := s.proxy.Stats().ModeOverrides
+	var resp *http.Response
+	n := s.messages(func() { resp, _ = s.mustDo(browserRequest{host: "other.example.com", origin: appOrigin}) })
+	if n != 1 {
+		t.Errorf("%d ext_proc messages, want 1", n)
+	}
+	if d := s.proxy.Stats().ModeOverrides - overrides; d != 1 {
+		t.Errorf("%d mode overrides honoured, want 1", d)
+	}
+	wantCORS(t, resp, nil)
+	s.wantUpstream("GET /")
+}
+
+// The hot path: 200 concurrent requests of every kind, each with exactly
+// its own headers.
+func TestHotPathConcurrent(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	type kind struct {
+		r        browserRequest
+		status   int
+		want     hdrs
+		upstream bool
+	}
+	kinds := []kind{
+		{browserRequest{origin: appOrigin}, 200, allowedApp, true},
+		{browserRequest{origin: evilOrigin}, 200, varyOnly, true},
+		{browserRequest{method: "OPTIONS", origin: appOrigin, acrm: "PUT", acrh: "content-type"}, 204, preflightAllowApp, false},
+		{browserRequest{method: "OPTIONS", origin: evilOrigin, acrm: "PUT"}, 403, nil, false},
+		{browserRequest{path: "/shop/cart", origin: shopOrigin}, 200, allowedShop, true},
+		{browserRequest{path: "/partners/x", origin: partnerOrigin}, 200, allowedPartner, true},
+		{browserRequest{path: "/partners/x", origin: appOrigin}, 200, varyOnly, true},
+		{browserRequest{path: "/fail?status=500", origin: appOrigin}, 500, allowedApp, true},
+	}
+	const n = 200
+	errs := make(chan string, n)
+	var wg sync.WaitGroup
+	wantUpstream, wantMessages := 0, 0
+	for i := range n {
+		k := kinds[i%len(kinds)]
+		if k.upstream {
+			wantUpstream++
+			wantMessages += 2
+		} else {
+			wantMessages++
+		}
+		wg.Go(func() {
+			resp, _, err := s.do(k.r)
+			switch {
+			case err != nil:
+				errs <- fmt.Sprintf("request %d %+v: %v", i, k.r, err)
+			case resp.StatusCode != k.status:
+				errs <- fmt.Sprintf("request %d %+v: status %d, want %d", i, k.r, resp.StatusCode, k.status)
+			default:
+				if p := checkCORS(resp, k.want); p != "" {
+					errs <- fmt.Sprintf("request %d %+v: %s", i, k.r, p)
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(waitLimit):
+		t.Fatalf("%d concurrent requests did not finish within %v", n, waitLimit)
+	}
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if got := len(s.up.seen()); got != wantUpstream {
+		t.Errorf("the upstream saw %d requests, want %d (preflights never reach it)", got, wantUpstream)
+	}
+	st := s.proxy.Stats()
+	if st.MessagesSent != wantMessages || st.Streams != n || st.ProcessorErrors+st.Timeouts+st.SpuriousResponses+st.FailOpen != 0 {
+		t.Errorf("stats %+v, want %d messages on %d streams and no failure", st, wantMessages, n)
+	}
+}

@@ -1,0 +1,1027 @@
+package emulator_test
+
+// One test per Envoy behaviour the emulator reproduces (see
+// shared/docs/envoy-extproc.md), each against a scripted processor.
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/corsproc/corsproc/envoy/emulator"
+)
+
+func wantStats(t *testing.T, p *emulator.Proxy, want emulator.Stats) {
+	t.Helper()
+	if got := p.Stats(); got != want {
+		t.Errorf("Stats:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func wantStatus(t *testing.T, resp *http.Response, want int) {
+	t.Helper()
+	if resp.StatusCode != want {
+		t.Errorf("status %d, want %d", resp.StatusCode, want)
+	}
+}
+
+func wantLines(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Errorf("%s:\n got %q\nwant %q", what, got, want)
+	}
+}
+
+// Two requests, two streams; each stream carries the request and the
+// response headers of its request.
+func TestOneStreamPerRequest(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emulator.Config{}, answer(
+		// A HeadersResponse without a CommonResponse continues too.
+		&extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}},
+		continueResponse(nil)))
+	for range 2 {
+		resp, body, e := h.get("/")
+		wantStatus(t, resp, 200)
+		if body != "upstream" || e.Details != "via_upstream" || e.Messages != 2 {
+			t.Errorf("body %q, log %+v", body, e)
+		}
+	}
+	for _, s := range h.streams(2) {
+		if k := kinds(s.messages()); k != "request_headers,response_headers" {
+			t.Errorf("stream messages %s, want request_headers,response_headers", k)
+		}
+	}
+	h.noMoreStreams(2)
+	wantStats(t, h.proxy, emulator.Stats{Requests: 2, Streams: 2, MessagesSent: 4, ResponsesReceived: 4, UpstreamRequests: 2})
+}
+
+// The stream is opened on the first message Envoy needs to send: with the
+// request phase skipped, after the upstream answered; with both skipped,
+// never.
+func TestStreamOpenedOnFirstMessage(t *testing.T) {
+	t.Parallel()
+	var h *harness
+	upstreamCalls := make(chan int, 1)
+	h = newHarness(t, emulator.Config{ProcessingMode: emulator.ProcessingMode{RequestHeaderMode: emulator.HeaderModeSkip}},
+		func(s *procStream) error {
+			upstreamCalls <- len(h.up.requests())
+			return answer(continueResponse(nil))(s)
+		})
+	resp, _, _ := h.get("/")
+	wantStatus(t, resp, 200)
+	if k := kinds(h.stream().messages()); k != "response_headers" {
+		t.Errorf("messages %s, want response_headers only", k)
+	}
+	if n := <-upstreamCalls; n != 1 {
+		t.Errorf("the stream opened when the upstream had seen %d requests, want 1: it opens on the first message", n)
+	}
+	wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, ResponsesReceived: 1, UpstreamRequests: 1})
+
+	h2 := newHarness(t, emulator.Config{ProcessingMode: emulator.ProcessingMode{
+		RequestHeaderMode: emulator.HeaderModeSkip, ResponseHeaderMode: emulator.HeaderModeSkip,
+	}}, answer())
+	resp, _, _ = h2.get("/")
+	wantStatus(t, resp, 200)
+	h2.noMoreStreams(0)
+	wantStats(t, h2.proxy, emulator.Stats{Requests: 1, UpstreamRequests: 1})
+}
+
+// request_headers: pseudo-headers first, lower-cased keys, one entry per
+// value, raw_value only, connection-specific headers removed,
+// x-forwarded-proto and x-request-id added as the connection manager does.
+func TestRequestHeadersMessage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emulator.Config{}, answer(continueRequest(nil), continueResponse(nil)))
+	h.do(newRequest("GET", "/items?q=1&b=2", "",
+		"Origin: https://app.example.com",
+		"X-Multi: a", "X-Multi: b",
+		"Connection: keep-alive", "Keep-Alive: timeout=5", "Upgrade: h2c", "Proxy-Connection: x",
+		"TE: trailers",
+		"User-Agent: test",
+		"X-Request-Id: rid-1"))
+	m := h.stream().messages()[0]
+	hh := requestHeadersOf(t, m)
+	wantLines(t, "request_headers", headerLines(t, hh), []string{
+		":method: GET",
+		":path: /items?q=1&b=2",
+		":authority: api.example.com",
+		":scheme: http",
+		"origin: https://app.example.com",
+		"te: trailers",
+		"user-agent: test",
+		"x-multi: a",
+		"x-multi: b",
+		"x-request-id: rid-1",
+		"x-forwarded-proto: http",
+	})
+	if !hh.EndOfStream {
+		t.Error("end_of_stream false for a request without a body")
+	}
+	if m.ObservabilityMode || m.ProtocolConfig != nil || m.MetadataContext != nil {
+		t.Errorf("unexpected fields in %v", m)
+	}
+}
+
+// end_of_stream is true exactly when the request has no body.
+func TestRequestHeadersEndOfStream(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emulator.Config{}, answer(continueRequest(nil), continueResponse(nil)))
+	h.do(newRequest("POST", "/submit", "abc", "Content-Type: text/plain"))
+	hh := requestHeadersOf(t, h.stream().messages()[0])
+	if hh.EndOfStream {
+		t.Error("end_of_stream true for a request with a body")
+	}
+	lines := headerLines(t, hh)
+	if !slices.Contains(lines, "content-length: 3") {
+		t.Errorf("no content-length in %q", lines)
+	}
+	if got := h.up.requests(); len(got) != 1 || got[0].Body != "abc" {
+		t.Errorf("upstream got %+v, want the body abc", got)
+	}
+
+	h.do(newRequest("POST", "/submit", ""))
+	if hh := requestHeadersOf(t, h.stream().messages()[0]); !hh.EndOfStream {
+		t.Error("end_of_stream false for a POST without a body")
+	}
+}
+
+// response_headers: :status first, then the upstream's headers, one entry
+// per value; end_of_stream when the response has no body.
+func TestResponseHeadersMessage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emulator.Config{}, answer(continueRequest(nil), continueResponse(nil)))
+	h.up.setRespond(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Date"] = nil
+		w.Header().Add("X-B", "1")
+		w.Header().Add("X-A", "1")
+		w.Header().Add("X-A", "2")
+		w.Header().Set("Content-Type", "text/plain")
+		if r.URL.Path == "/empty" {
+			w.WriteHeader(204)
+			return
+		}
+		w.WriteHeader(201)
+		w.Write([]byte("hi"))
+	})
+	resp, body, _ := h.get("/")
+	wantStatus(t, resp, 201)
+	if body != "hi" {
+		t.Errorf("body %q", body)
+	}
+	m := h.stream().messages()[1]
+	hh := responseHeadersOf(t, m)
+	wantLines(t, "response_headers", headerLines(t, hh), []string{
+		":status: 201", "content-length: 2", "content-type: text/plain", "x-a: 1", "x-a: 2", "x-b: 1",
+	})
+	if hh.EndOfStream {
+		t.Error("end_of_stream true for a response with a body")
+	}
+	if m.Attributes != nil {
+		t.Errorf("attributes on a response message: %v", m.Attributes)
+	}
+
+	resp, _, _ = h.get("/empty")
+	wantStatus(t, resp, 204)
+	if hh := responseHeadersOf(t, h.stream().messages()[1]); !hh.EndOfStream {
+		t.Error("end_of_stream false for a 204")
+	}
+}
+
+// xds.route_name travels in attributes["envoy.filters.http.ext_proc"] on
+// the first request-direction message only; it is omitted when not asked
+// for or when the route has no name.
+func TestRouteNameAttribute(t *testing.T) {
+	t.Parallel()
+	routes := []emulator.Route{{Name: "storefront", PathPrefix: "/shop/"}, {PathPrefix: "/anon/"}}
+	h := newHarness(t, emulator.Config{Routes: routes, RequestAttributes: []string{"xds.route_name"}},
+		answer(continueRequest(nil), continueResponse(nil)))
+	h.get("/shop/cart")
+	ms := h.stream().messages()
+	want := map[string]*structpb.Struct{"envoy.filters.http.ext_proc": {Fields: map[string]*structpb.Value{
+		"xds.route_name": structpb.NewStringValue("storefront"),
+	}}}
+	got := ms[0].Attributes
+	if len(got) != 1 || !proto.Equal(got["envoy.filters.http.ext_proc"], want["envoy.filters.http.ext_proc"]) {
+		t.Errorf("request_headers attributes %v, want %v", got, want)
+	}
+	if ms[1].Attributes != nil {
+		t.Errorf("response_headers carries attributes %v: Envoy sends them on the first request message only", ms[1].Attributes)
+	}
+
+	h.get("/anon/x")
+	if a := h.stream().messages()[0].Attributes; a != nil {
+		t.Errorf("a route without a name sent attributes %v: absent attributes are omitted", a)
+	}
+
+	h2 := newHarness(t, emulator.Config{Routes: routes}, answer(continueRequest(nil), continueResponse(nil)))
+	h2.get("/shop/cart")
+	if a := h2.stream().messages()[0].Attributes; a != nil {
+		t.Errorf("attributes %v without request_attributes", a)
+	}
+}
+
+// The route's grpc_initial_metadata is the stream's metadata.
+func TestGRPCInitialMetadata(t *testing.T) {
+	t.Parallel()
+	routes := []emulator.Route{
+		{Name: "partners", PathPrefix: "/partners/", GRPCInitialMetadata: []emulator.Metadata{
+			{Key: "x-corsproc-policy", Value: "partners"}, {Key: "X-Extra", Value: "1"},
+		}},
+		{Name: "plain"},
+	}
+	h := newHarness(t, emulator.Config{Routes: routes}, answer(continueRequest(nil), continueResponse(nil)))
+	h.get("/partners/x")
+	md := h.stream().md
+	if got := md.Get("x-corsproc-policy"); !slices.Equal(got, []string{"partners"}) {
+		t.Errorf("x-corsproc-policy metadata %q, want [partners]", got)
+	}
+	if got := md.Get("x-extra"); !slices.Equal(got, []string{"1"}) {
+		t.Errorf("x-extra metadata %q, want [1]", got)
+	}
+	h.get("/other")
+	if got := h.stream().md.Get("x-corsproc-policy"); got != nil {
+		t.Errorf("a route without metadata sent x-corsproc-policy %q", got)
+	}
+}
+
+// recordingConn records how the emulator opens and ends its streams.
+type recordingConn struct {
+	grpc.ClientConnInterface
+	mu       sync.Mutex
+	events   []string
+	canceled chan struct{}
+}
+
+func (c *recordingConn) record(e string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events = append(c.events, e)
+}
+
+func (c *recordingConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	cs, err := c.ClientConnInterface.NewStream(ctx, desc, method, opts...)
+	if err != nil {
+		return nil, err
+	}
+	c.record("open " + method)
+	go func() {
+		<-ctx.Done()
+		c.record("cancel")
+		close(c.canceled)
+	}()
+	return &recordingStream{ClientStream: cs, c: c}, nil
+}
+
+type recordingStream struct {
+	grpc.ClientStream
+	c *recordingConn
+}
+
+func (s *recordingStream) CloseSend() error {
+	s.c.record("CloseSend")
+	return s.ClientStream.CloseSend()
+}
+
+// At the end of each request Envoy half-closes the stream, then resets it.
+func TestStreamEndsWithHalfCloseThenReset(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emulator.Config{}, answer(continueRequest(nil), continueResponse(nil)))
+	rc := &recordingConn{ClientConnInterface: h.conn, canceled: make(chan struct{})}
+	p, err := emulator.New(emulator.Config{Upstream: h.up.srv.URL, Routes: []emulator.Route{{}}}, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.proxy = p
+	rec := newRecorder()
+	p.ServeHTTP(rec, newRequest("GET", "/", ""))
+	wantStatus(t, rec.Result(), 200)
+	select {
+	case <-rc.canceled:
+	case <-time.After(waitLimit):
+		t.Fatal("the stream's context was never cancelled")
+	}
+	rc.mu.Lock()
+	wantLines(t, "stream events", rc.events, []string{
+		"open /envoy.service.ext_proc.v3.ExternalProcessor/Process", "CloseSend", "cancel",
+	})
+	rc.mu.Unlock()
+	if err := h.stream().endErr(); !isStreamEnd(err) {
+		t.Errorf("the processor saw the stream end with %v, want io.EOF or Canceled", err)
+	}
+}
+
+// mode_override{response_header_mode: SKIP} on the request_headers answer
+// saves the response phase, but only with allow_mode_override.
+func TestModeOverride(t *testing.T) {
+	t.Parallel()
+	t.Run("allowed", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, emulator.Config{AllowModeOverride: true}, answer(skipResponsePhase(continueRequest(nil))))
+		resp, _, e := h.get("/")
+		wantStatus(t, resp, 200)
+		if k := kinds(h.stream().messages()); k != "request_headers" {
+			t.Errorf("messages %s, want request_headers only", k)
+		}
+		if e.Messages != 1 {
+			t.Errorf("log says %d messages, want 1", e.Messages)
+		}
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, ResponsesReceived: 1, ModeOverrides: 1, UpstreamRequests: 1})
+	})
+	t.Run("not_allowed", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, emulator.Config{}, answer(skipResponsePhase(continueRequest(nil)), continueResponse(nil)))
+		h.get("/")
+		if k := kinds(h.stream().messages()); k != "request_headers,response_headers" {
+			t.Errorf("messages %s: the override must be ignored without allow_mode_override", k)
+		}
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 2, ResponsesReceived: 2, UpstreamRequests: 1})
+	})
+	t.Run("default_means_send", func(t *testing.T) {
+		t.Parallel()
+		// The override replaces the whole mode: an unset response header
+		// mode is DEFAULT, which is SEND, though the filter said SKIP.
+		r := continueRequest(nil)
+		r.ModeOverride = &extprocfilterv3.ProcessingMode{}
+		h := newHarness(t, emulator.Config{
+			AllowModeOverride: true,
+			ProcessingMode:    emulator.ProcessingMode{ResponseHeaderMode: emulator.HeaderModeSkip},
+		}, answer(r, continueResponse(nil)))
+		h.get("/")
+		if k := kinds(h.stream().messages()); k != "request_headers,response_headers" {
+			t.Errorf("messages %s, want the response phase turned on by the override", k)
+		}
+	})
+}
+
+// remove_headers is applied before set_headers.
+func TestMutationRemoveThenSet(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emulator.Config{}, answer(
+		continueRequest(mutation([]string{"x-a"}, set("x-a", "new"))),
+		continueResponse(mutation([]string{"x-b"}, set("x-b", "new")))))
+	h.up.setRespond(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("X-B", "old1")
+		w.Header().Add("X-B", "old2")
+	})
+	resp, _, _ := h.do(newRequest("GET", "/", "", "X-A: old1", "X-A: old2"))
+	if got := h.up.requests()[0].Header.Values("X-A"); !slices.Equal(got, []string{"new"}) {
+		t.Errorf("upstream X-A %q, want [new]", got)
+	}
+	if got := resp.Header.Values("X-B"); !slices.Equal(got, []string{"new"}) {
+		t.Errorf("response X-B %q, want [new]", got)
+	}
+}
+
+// Only the deprecated append BoolValue counts: unset or false replaces every
+// value, true adds one; append_action is ignored.
+func TestMutationAppendField(t *testing.T) {
+	t.Parallel()
+	appendFalse := set("x-s", "two")
+	appendFalse.Append = wrapperspb.Bool(false)
+	addWithOverwriteAction := add("x-t", "two")
+	addWithOverwriteAction.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	replaceWithAddIfAbsent := set("x-w", "two")
+	replaceWithAddIfAbsent.AppendAction = corev3.HeaderValueOption_ADD_IF_ABSENT
+	newWithAddIfAbsent := set("x-u", "new")
+	newWithAddIfAbsent.AppendAction = corev3.HeaderValueOption_ADD_IF_ABSENT
+
+	h := newHarness(t, emulator.Config{}, answer(continueRequest(nil), continueResponse(mutation(nil,
+		set("x-r", "only"), appendFalse, add("vary", "Origin"), addWithOverwriteAction, replaceWithAddIfAbsent, newWithAddIfAbsent))))
+	h.up.setRespond(func(w http.ResponseWriter, r *http.Request) {
+		for _, kv := range [][2]string{{"X-R", "1"}, {"X-R", "2"}, {"X-S", "1"}, {"X-T", "1"}, {"X-W", "1"}, {"Vary", "Accept-Encoding"}} {
+			w.Header().Add(kv[0], kv[1])
+		}
+	})
+	resp, _, _ := h.get("/")
+	for k, want := range map[string][]string{
+		"X-R":  {"only"},
+		"X-S":  {"two"},
+		"Vary": {"Accept-Encoding", "Origin"},
+		"X-T":  {"1", "two"},
+		"X-W":  {"two"},
+		"X-U":  {"new"},
+	} {
+		if got := resp.Header.Values(k); !slices.Equal(got, want) {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+}
+
+// The default mutation rules silently ignore changes to host, :authority,
+// :method, :scheme and x-envoy-*, and removal of any ':' header or host;
+// :path may change.
+func TestMutationRules(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emulator.Config{}, answer(
+		continueRequest(mutation(
+			[]string{":path", "host", ":authority", "x-envoy-keep"},
+			set("host", "evil.example"), set(":authority", "evil.example"), set(":method", "DELETE"),
+			set(":scheme", "https"), set("x-envoy-foo", "1"), add("x-envoy-keep", "2"),
+			set(":path", "/rewritten?x=1"), set("x-ok", "1"))),
+		continueResponse(mutation([]string{":status", "x-envoy-upstream"}, set(":status", "299"), set("x-envoy-bar", "1"))),
+	))
+	h.up.setRespond(func(w http.ResponseWriter, r *http.Request) { w.Header().Set("X-Envoy-Upstream", "kept") })
+	resp, _, _ := h.do(newRequest("GET", "/orig", "", "X-Envoy-Keep: 1"))
+	up := h.up.requests()[0]
+	if up.Method != "GET" || up.RequestURI != "/rewritten?x=1" || up.Host != "api.example.com" {
+		t.Errorf("upstream saw %s %s host %s, want GET /rewritten?x=1 host api.example.com", up.Method, up.RequestURI, up.Host)
+	}
+	if got := up.Header.Values("X-Envoy-Keep"); !slices.Equal(got, []string{"1"}) {
+		t.Errorf("upstream X-Envoy-Keep %q, want [1]", got)
+	}
+	if up.Header.Get("X-Envoy-Foo") != "" || up.Header.Get("X-Ok") != "1" {
+		t.Errorf("upstream headers %v", up.Header)
+	}
+	wantStatus(t, resp, 299)
+	if resp.Header.Get("X-Envoy-Upstream") != "kept" || resp.Header.Get("X-Envoy-Bar") != "" {
+		t.Errorf("response headers %v", resp.Header)
+	}
+	// Request: 4 removals and 6 sets refused; response: 2 removals, 1 set.
+	if got := h.proxy.Stats().RejectedMutations; got != 13 {
+		t.Errorf("RejectedMutations = %d, want 13", got)
+	}
+}
+
+// A set header carrying only value, not raw_value, gets an empty value:
+// Envoy reads raw_value only.
+func TestMutationValueOnly(t *testing.T) {
+	t.Parallel()
+	valueOnly := func(k string) *corev3.HeaderValueOption {
+		return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: "ignored"}}
+	}
+	h := newHarness(t, emulator.Config{}, answer(
+		continueRequest(mutation(nil, valueOnly("x-req"))),
+		continueResponse(mutation(nil, valueOnly("x-resp")))))
+	resp, _, _ := h.get("/")
+	if got, ok := h.up.requests()[0].Header["X-Req"]; !ok || !slices.Equal(got, []string{""}) {
+		t.Errorf("upstream X-Req %q (present %v), want one empty value", got, ok)
+	}
+	if got, ok := resp.Header["X-Resp"]; !ok || !slices.Equal(got, []string{""}) {
+		t.Errorf("response X-Resp %q (present %v), want one empty value", got, ok)
+	}
+	wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 2, ResponsesReceived: 2, UpstreamRequests: 1})
+}
+
+// A HeaderValue with both value and raw_value is refused: the request fails
+// with 500, with or without failure_mode_allow (a bad answer is not an
+// unavailable processor).
+func TestMutationBothValueAndRawValue(t *testing.T) {
+	t.Parallel()
+	both := &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: "x-both", Value: "a", RawValue: []byte("a")}}
+	for _, fma := range []bool{false, true} {
+		t.Run("request/failure_mode_allow="+boolString(fma), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, emulator.Config{FailureModeAllow: fma}, answer(continueRequest(mutation(nil, set("x-first", "1"), both))))
+			resp, _, e := h.get("/")
+			wantStatus(t, resp, 500)
+			if !strings.HasPrefix(e.Details, "ext_proc_error_invalid_header_mutation") || strings.ContainsAny(e.Details, " \t") {
+				t.Errorf("details %q", e.Details)
+			}
+			if n := len(h.up.requests()); n != 0 {
+				t.Errorf("upstream saw %d requests", n)
+			}
+			if k := kinds(h.stream().messages()); k != "request_headers" {
+				t.Errorf("messages %s", k)
+			}
+			wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, ResponsesReceived: 1, InvalidMutations: 1})
+		})
+	}
+	t.Run("response", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, emulator.Config{FailureModeAllow: true}, answer(continueRequest(nil), continueResponse(mutation(nil, both))))
+		resp, body, _ := h.get("/")
+		wantStatus(t, resp, 500)
+		if body == "upstream" {
+			t.Error("the upstream body went downstream")
+		}
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 2, ResponsesReceived: 2, InvalidMutations: 1, UpstreamRequests: 1})
+	})
+	t.Run("immediate_response", func(t *testing.T) {
+		t.Parallel()
+		// In an immediate response Envoy only logs the refusal: the reply
+		// goes out with the changes made before the bad entry.
+		h := newHarness(t, emulator.Config{}, answer(immediate(403, mutation(nil, set("x-first", "1"), both, set("x-after", "1")), "", "denied")))
+		resp, _, _ := h.get("/")
+		wantStatus(t, resp, 403)
+		if resp.Header.Get("X-First") != "1" || resp.Header.Get("X-After") != "" || resp.Header.Get("X-Both") != "" {
+			t.Errorf("headers %v, want X-First only", resp.Header)
+		}
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, ResponsesReceived: 1, ImmediateResponses: 1, InvalidMutations: 1})
+	})
+}
+
+func boolString(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+// An immediate response ends processing: a local reply with its status,
+// headers, body and details; the upstream never sees the request and no
+// response_headers message follows.
+func TestImmediateResponse(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emulator.Config{}, answer(immediate(403,
+		mutation(nil, set("x-i", "1"), set("content-type", "application/problem+json")), `{"denied":true}`, "cors preflight\trejected")))
+	resp, body, e := h.get("/")
+	wantStatus(t, resp, 403)
+	if body != `{"denied":true}` || resp.Header.Get("X-I") != "1" || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("reply %v %q", resp.Header, body)
+	}
+	if e.Details != "cors_preflight_rejected" || e.Upstream {
+		t.Errorf("log %+v: want details with whitespace replaced, no upstream", e)
+	}
+	if k := kinds(h.stream().messages()); k != "request_headers" {
+		t.Errorf("messages %s, want request_headers only", k)
+	}
+	if n := len(h.up.requests()); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+	wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, ResponsesReceived: 1, ImmediateResponses: 1})
+}
+
+// Without headers, the body is text/plain; a status below 200 (or none)
+// becomes 200.
+func TestImmediateResponseStatusAndDefaults(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		code, want int
+	}{{-1, 200}, {0, 200}, {100, 200}, {199, 200}, {200, 200}, {204, 204}, {418, 418}, {503, 503}} {
+		h := newHarness(t, emulator.Config{}, answer(immediate(tc.code, nil, "text", "")))
+		resp, body, _ := h.get("/")
+		if resp.StatusCode != tc.want {
+			t.Errorf("immediate status %d: sent %d, want %d", tc.code, resp.StatusCode, tc.want)
+		}
+		if tc.want != 204 && (body != "text" || resp.Header.Get("Content-Type") != "text/plain") {
+			t.Errorf("immediate status %d: body %q content-type %q", tc.code, body, resp.Header.Get("Content-Type"))
+		}
+	}
+}
+
+// An immediate response to response_headers replaces the upstream response.
+func TestImmediateResponseInResponsePhase(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emulator.Config{}, answer(continueRequest(nil), immediate(502, nil, "", "replaced")))
+	resp, body, e := h.get("/")
+	wantStatus(t, resp, 502)
+	if body != "" || e.Details != "replaced" {
+		t.Errorf("body %q details %q", body, e.Details)
+	}
+	wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 2, ResponsesReceived: 2, ImmediateResponses: 1, UpstreamRequests: 1})
+}
+
+// A response of the wrong type is spurious: 500, or continue untouched with
+// failure_mode_allow.
+func TestSpuriousResponse(t *testing.T) {
+	t.Parallel()
+	t.Run("request_phase", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, emulator.Config{}, answer(continueResponse(mutation(nil, set("x-a", "1")))))
+		resp, _, e := h.get("/")
+		wantStatus(t, resp, 500)
+		if !strings.Contains(e.Details, "spurious") {
+			t.Errorf("details %q", e.Details)
+		}
+		if n := len(h.up.requests()); n != 0 {
+			t.Errorf("upstream saw %d requests", n)
+		}
+		h.stream()
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, SpuriousResponses: 1})
+	})
+	t.Run("request_phase/failure_mode_allow", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, emulator.Config{FailureModeAllow: true}, answer(continueResponse(mutation(nil, set("x-a", "1")))))
+		resp, body, _ := h.get("/")
+		wantStatus(t, resp, 200)
+		if body != "upstream" || resp.Header.Get("X-A") != "" {
+			t.Errorf("reply %v %q, want the upstream's, untouched", resp.Header, body)
+		}
+		// Envoy ignores the processor for the rest of the request: no
+		// response_headers message.
+		if k := kinds(h.stream().messages()); k != "request_headers" {
+			t.Errorf("messages %s", k)
+		}
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, SpuriousResponses: 1, FailOpen: 1, UpstreamRequests: 1})
+	})
+	t.Run("response_phase", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, emulator.Config{}, answer(continueRequest(nil), continueRequest(nil)))
+		resp, body, _ := h.get("/")
+		wantStatus(t, resp, 500)
+		if body == "upstream" {
+			t.Error("the upstream body went downstream")
+		}
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 2, ResponsesReceived: 1, SpuriousResponses: 1, UpstreamRequests: 1})
+	})
+	t.Run("no_response_case", func(t *testing.T) {
+		t.Parallel()
+		// A standalone mode_override: its only use in Envoy is switching
+		// bodies to FULL_DUPLEX_STREAMED, which the emulator does not do.
+		h := newHarness(t, emulator.Config{AllowModeOverride: true}, answer(&extprocv3.ProcessingResponse{
+			ModeOverride: &extprocfilterv3.ProcessingMode{ResponseHeaderMode: extprocfilterv3.ProcessingMode_SKIP},
+		}))
+		resp, _, _ := h.get("/")
+		wantStatus(t, resp, 500)
+		if got := h.proxy.Stats(); got.SpuriousResponses != 1 || got.ModeOverrides != 0 {
+			t.Errorf("stats %+v", got)
+		}
+	})
+}
+
+// No answer within message_timeout: 504, or continue with
+// failure_mode_allow.
+func TestMessageTimeout(t *testing.T) {
+	t.Parallel()
+	stall := func(s *procStream) error {
+		s.Recv()
+		s.Stall()
+		return nil
+	}
+	cfg := emulator.Config{MessageTimeout: 50 * time.Millisecond}
+	t.Run("request_phase", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, cfg, stall)
+		resp, _, e := h.get("/")
+		wantStatus(t, resp, 504)
+		if e.Details != "ext_proc_error_per-message_timeout_exceeded" {
+			t.Errorf("details %q", e.Details)
+		}
+		if n := len(h.up.requests()); n != 0 {
+			t.Errorf("upstream saw %d requests", n)
+		}
+		// Envoy resets the stream when it gives up: the stalled processor
+		// is released by the reset, not by the end of the test.
+		h.stream()
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, Timeouts: 1})
+	})
+	t.Run("request_phase/failure_mode_allow", func(t *testing.T) {
+		t.Parallel()
+		cfg := cfg
+		cfg.FailureModeAllow = true
+		h := newHarness(t, cfg, stall)
+		resp, body, _ := h.get("/")
+		wantStatus(t, resp, 200)
+		if body != "upstream" {
+			t.Errorf("body %q", body)
+		}
+		h.stream()
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, Timeouts: 1, FailOpen: 1, UpstreamRequests: 1})
+	})
+	t.Run("response_phase", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, cfg, func(s *procStream) error {
+			s.Recv()
+			s.Send(continueRequest(nil))
+			return stall(s)
+		})
+		resp, body, _ := h.get("/")
+		wantStatus(t, resp, 504)
+		if body == "upstream" {
+			t.Error("the upstream body went downstream")
+		}
+		h.stream()
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 2, ResponsesReceived: 1, Timeouts: 1, UpstreamRequests: 1})
+	})
+}
+
+// MessageTimeout 0 is Envoy's default, 200ms.
+func TestMessageTimeoutDefault(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emulator.Config{MessageTimeout: time.Millisecond}, func(s *procStream) error {
+		s.Recv()
+		s.Stall()
+		return nil
+	})
+	p, err := emulator.New(emulator.Config{Upstream: h.up.srv.URL, Routes: []emulator.Route{{}}}, h.conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	rec := newRecorder()
+	p.ServeHTTP(rec, newRequest("GET", "/", ""))
+	wantStatus(t, rec.Result(), 504)
+	// A timer never fires early, so this holds on any machine.
+	if d := time.Since(start); d < emulator.DefaultMessageTimeout {
+		t.Errorf("504 after %v, before the default message_timeout %v", d, emulator.DefaultMessageTimeout)
+	}
+	h.stream()
+}
+
+// A gRPC error status from the processor: 500, or continue with
+// failure_mode_allow.
+func TestProcessorErrorStatus(t *testing.T) {
+	t.Parallel()
+	fail := func(s *procStream) error {
+		s.Recv()
+		return status.Error(codes.PermissionDenied, "no way")
+	}
+	t.Run("request_phase", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, emulator.Config{}, fail)
+		resp, _, e := h.get("/")
+		wantStatus(t, resp, 500)
+		if e.Details != "ext_proc_error_gRPC_error_7{no_way}" {
+			t.Errorf("details %q", e.Details)
+		}
+		if n := len(h.up.requests()); n != 0 {
+			t.Errorf("upstream saw %d requests", n)
+		}
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, ProcessorErrors: 1})
+	})
+	t.Run("request_phase/failure_mode_allow", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, emulator.Config{FailureModeAllow: true}, fail)
+		resp, body, _ := h.get("/")
+		wantStatus(t, resp, 200)
+		if body != "upstream" {
+			t.Errorf("body %q", body)
+		}
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, ProcessorErrors: 1, FailOpen: 1, UpstreamRequests: 1})
+	})
+	t.Run("response_phase", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, emulator.Config{}, func(s *procStream) error {
+			s.Recv()
+			s.Send(continueRequest(nil))
+			return fail(s)
+		})
+		resp, _, _ := h.get("/")
+		wantStatus(t, resp, 500)
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 2, ResponsesReceived: 1, ProcessorErrors: 1, UpstreamRequests: 1})
+	})
+}
+
+// A processor Envoy cannot reach: 500, or continue with failure_mode_allow.
+func TestProcessorUnreachable(t *testing.T) {
+	t.Parallel()
+	for _, fma := range []bool{false, true} {
+		t.Run("failure_mode_allow="+boolString(fma), func(t *testing.T) {
+			t.Parallel()
+			up := newUpstream(t)
+			conn, err := grpc.NewClient("passthrough:///unreachable",
+				grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) {
+					return nil, errors.New("connection refused")
+				}),
+				grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// A generous timeout: the failure must come from the
+			// connection, not from message_timeout.
+			p, err := emulator.New(emulator.Config{
+				Upstream: up.srv.URL, Routes: []emulator.Route{{}}, FailureModeAllow: fma, MessageTimeout: waitLimit,
+			}, conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := newRecorder()
+			p.ServeHTTP(rec, newRequest("GET", "/", ""))
+			st := p.Stats()
+			if fma {
+				wantStatus(t, rec.Result(), 200)
+				if len(up.requests()) != 1 || st.FailOpen != 1 {
+					t.Errorf("upstream saw %d requests, stats %+v", len(up.requests()), st)
+				}
+			} else {
+				wantStatus(t, rec.Result(), 500)
+				if len(up.requests()) != 0 {
+					t.Errorf("upstream saw %d requests", len(up.requests()))
+				}
+			}
+			if st.ProcessorErrors != 1 || st.MessagesSent != 0 || st.Timeouts != 0 {
+				t.Errorf("stats %+v, want one processor error and no message sent", st)
+			}
+		})
+	}
+}
+
+// The processor closing its stream cleanly, at any point, lets the request
+// continue without applying anything, and ends ext_proc for the request.
+func TestProcessorClosesCleanly(t *testing.T) {
+	t.Parallel()
+	t.Run("before_answering_request_headers", func(t *testing.T) {
+		t.Parallel()
+		// Even with failure_mode_allow false: a clean close is no failure.
+		h := newHarness(t, emulator.Config{}, func(s *procStream) error {
+			s.Recv()
+			return nil
+		})
+		resp, body, e := h.get("/")
+		wantStatus(t, resp, 200)
+		if body != "upstream" || e.Messages != 1 {
+			t.Errorf("body %q, log %+v", body, e)
+		}
+		h.stream()
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, ClosedByProcessor: 1, UpstreamRequests: 1})
+	})
+	t.Run("before_answering_response_headers", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, emulator.Config{}, func(s *procStream) error {
+			s.Recv()
+			s.Send(continueRequest(mutation(nil, set("x-req", "1"))))
+			s.Recv()
+			return nil
+		})
+		h.up.setRespond(func(w http.ResponseWriter, r *http.Request) { w.Header().Set("X-Up", "1"); w.WriteHeader(201) })
+		resp, _, _ := h.get("/")
+		wantStatus(t, resp, 201)
+		if resp.Header.Get("X-Up") != "1" || h.up.requests()[0].Header.Get("X-Req") != "1" {
+			t.Errorf("response %v; the request mutation answered before the close must stay applied", resp.Header)
+		}
+		h.stream()
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 2, ResponsesReceived: 1, ClosedByProcessor: 1, UpstreamRequests: 1})
+	})
+}
+
+// A request no route matches gets Envoy's 404 and costs no ext_proc
+// message; the first matching route wins.
+func TestRouting(t *testing.T) {
+	t.Parallel()
+	routes := []emulator.Route{{Name: "a", PathPrefix: "/api/"}, {Name: "b", PathPrefix: "/api/v2/"}, {Name: "c", PathPrefix: "/web"}}
+	h := newHarness(t, emulator.Config{Routes: routes, RequestAttributes: []string{"xds.route_name"}},
+		answer(continueRequest(nil), continueResponse(nil)))
+	resp, _, e := h.get("/other")
+	wantStatus(t, resp, 404)
+	if e.Details != "route_not_found" || e.Route != "" || e.Messages != 0 {
+		t.Errorf("log %+v", e)
+	}
+	h.noMoreStreams(0)
+	if n := len(h.up.requests()); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+	wantStats(t, h.proxy, emulator.Stats{Requests: 1, NoRoute: 1})
+
+	for path, want := range map[string]string{"/api/v2/items": "a", "/web?x=1": "c", "/webshop": "c"} {
+		_, _, e := h.get(path)
+		if e.Route != want {
+			t.Errorf("%s routed to %q, want %q", path, e.Route, want)
+		}
+		if got := h.stream().messages()[0].Attributes["envoy.filters.http.ext_proc"].GetFields()["xds.route_name"].GetStringValue(); got != want {
+			t.Errorf("%s: route name attribute %q, want %q", path, got, want)
+		}
+	}
+}
+
+// response_headers_to_add is applied after ext_proc, to every response of
+// the route, local replies included; ext_proc never sees it.
+func TestRouteResponseHeadersToAdd(t *testing.T) {
+	t.Parallel()
+	routes := []emulator.Route{{Name: "r", ResponseHeadersToAdd: []emulator.HeaderValueOption{
+		{Key: "x-route", Value: "r"},
+		{Key: "X-Proc", Value: "route"},
+		{Key: "vary", Value: "X-Route", Append: true},
+	}}}
+	h := newHarness(t, emulator.Config{Routes: routes},
+		answer(continueRequest(nil), continueResponse(mutation(nil, set("x-proc", "proc"), add("vary", "Origin")))))
+	resp, _, _ := h.get("/")
+	if got := resp.Header.Values("X-Proc"); !slices.Equal(got, []string{"route"}) {
+		t.Errorf("X-Proc %q: the route's header applies after ext_proc and replaces", got)
+	}
+	if got := resp.Header.Values("Vary"); !slices.Equal(got, []string{"Origin", "X-Route"}) {
+		t.Errorf("Vary %q", got)
+	}
+	if resp.Header.Get("X-Route") != "r" || resp.Header.Get("Server") != "envoy" {
+		t.Errorf("headers %v", resp.Header)
+	}
+	for _, l := range headerLines(t, responseHeadersOf(t, h.stream().messages()[1])) {
+		if strings.HasPrefix(l, "x-route") {
+			t.Errorf("ext_proc saw the route's header %q", l)
+		}
+	}
+
+	h2 := newHarness(t, emulator.Config{Routes: routes}, answer(immediate(204, nil, "", "preflight")))
+	resp, _, _ = h2.get("/")
+	if resp.Header.Get("X-Route") != "r" {
+		t.Errorf("immediate response without the route's headers: %v", resp.Header)
+	}
+}
+
+// An upstream Envoy cannot reach gets the router's 503; it is a local reply
+// Envoy generates, so it is not sent to ext_proc.
+func TestUpstreamUnreachable(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close()
+	h := newHarness(t, emulator.Config{Upstream: dead}, answer(continueRequest(nil)))
+	resp, body, e := h.get("/")
+	wantStatus(t, resp, 503)
+	if !strings.HasPrefix(body, "upstream connect error") || !strings.HasPrefix(e.Details, "upstream_reset_before_response_started") {
+		t.Errorf("body %q details %q", body, e.Details)
+	}
+	if k := kinds(h.stream().messages()); k != "request_headers" {
+		t.Errorf("messages %s: the 503 must not go to ext_proc", k)
+	}
+	wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, ResponsesReceived: 1, UpstreamRequests: 1, UpstreamErrors: 1})
+}
+
+// SkipWithoutOrigin: no Origin, no ext_proc at all.
+func TestSkipWithoutOrigin(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emulator.Config{SkipWithoutOrigin: true}, answer(continueRequest(nil), continueResponse(nil)))
+	resp, _, e := h.get("/")
+	wantStatus(t, resp, 200)
+	if e.Messages != 0 {
+		t.Errorf("%d messages for a request without Origin", e.Messages)
+	}
+	h.noMoreStreams(0)
+	wantStats(t, h.proxy, emulator.Stats{Requests: 1, FilterSkipped: 1, UpstreamRequests: 1})
+
+	h.get("/", "Origin: https://app.example.com")
+	h.stream()
+	wantStats(t, h.proxy, emulator.Stats{Requests: 2, FilterSkipped: 1, Streams: 1, MessagesSent: 2, ResponsesReceived: 2, UpstreamRequests: 2})
+}
+
+// The upstream gets the method, path with query, Host, headers without the
+// connection-specific ones, and the body; the client gets the upstream's
+// status, headers and body.
+func TestUpstreamProxying(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emulator.Config{}, answer(continueRequest(nil), continueResponse(nil)))
+	h.up.setRespond(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Up", "1")
+		w.Header().Set("Server", "gunicorn")
+		w.WriteHeader(201)
+		w.Write([]byte("created"))
+	})
+	resp, body, e := h.do(newRequest("POST", "/submit?x=1&y=2", "payload",
+		"Content-Type: application/json", "Connection: keep-alive", "Keep-Alive: timeout=5", "Accept-Encoding: gzip"))
+	wantStatus(t, resp, 201)
+	if body != "created" || resp.Header.Get("X-Up") != "1" || resp.Header.Get("Server") != "envoy" || !e.Upstream {
+		t.Errorf("reply %v %q, log %+v", resp.Header, body, e)
+	}
+	up := h.up.requests()[0]
+	if up.Method != "POST" || up.RequestURI != "/submit?x=1&y=2" || up.Host != "api.example.com" || up.Body != "payload" || up.ContentLength != 7 {
+		t.Errorf("upstream saw %+v", up)
+	}
+	for k, want := range map[string]string{
+		"Content-Type": "application/json", "Accept-Encoding": "gzip", "X-Forwarded-Proto": "http",
+		"Keep-Alive": "", "User-Agent": "",
+	} {
+		if got := up.Header.Get(k); got != want {
+			t.Errorf("upstream %s = %q, want %q", k, got, want)
+		}
+	}
+	if up.Header.Get("X-Request-Id") == "" {
+		t.Error("no x-request-id")
+	}
+}
+
+// New checks the configuration and reports every problem at once.
+func TestNewValidates(t *testing.T) {
+	t.Parallel()
+	conn, err := grpc.NewClient("passthrough:///x", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = emulator.New(emulator.Config{
+		Upstream:          "ftp://example.com/base",
+		Routes:            []emulator.Route{{PathPrefix: "api"}, {GRPCInitialMetadata: []emulator.Metadata{{Key: ""}}}},
+		RequestAttributes: []string{"xds.route_name", "request.path"},
+		MessageTimeout:    -time.Second,
+		ProcessingMode:    emulator.ProcessingMode{ResponseHeaderMode: 7},
+	}, conn)
+	if err == nil {
+		t.Fatal("New accepted an invalid config")
+	}
+	for _, want := range []string{"Upstream", "Routes[0].PathPrefix", "Routes[1].GRPCInitialMetadata[0]", `RequestAttributes[1] "request.path"`, "MessageTimeout", "ResponseHeaderMode"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s:\n%v", want, err)
+		}
+	}
+	for _, u := range []string{"", "127.0.0.1:8000", "http://", "http://h/path", "http://h?q=1", "http://u@h"} {
+		if _, err := emulator.New(emulator.Config{Upstream: u}, conn); err == nil {
+			t.Errorf("Upstream %q accepted", u)
+		}
+	}
+	if _, err := emulator.New(emulator.Config{Upstream: "http://127.0.0.1:8000"}, nil); err == nil {
+		t.Error("a nil connection accepted")
+	}
+	if _, err := emulator.New(emulator.Config{Upstream: "https://127.0.0.1:8000/", RequestAttributes: []string{"xds.route_name"}}, conn); err != nil {
+		t.Errorf("a valid config refused: %v", err)
+	}
+}

@@ -1,0 +1,261 @@
+package emulator
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// phase is the header phase a message belongs to.
+type phase int
+
+const (
+	phaseRequest phase = iota
+	phaseResponse
+)
+
+func (ph phase) String() string {
+	if ph == phaseRequest {
+		return "request_headers"
+	}
+	return "response_headers"
+}
+
+// answerKind classifies what came back for one message.
+type answerKind int
+
+const (
+	// answerHeaders: a headers response of the matching type.
+	answerHeaders answerKind = iota
+	// answerImmediate: an immediate response, which ends processing.
+	answerImmediate
+	// answerClosed: the processor closed the stream cleanly.
+	answerClosed
+	// answerFailed: a processor error, a timeout or a spurious response.
+	answerFailed
+)
+
+// answer is the outcome of sending one message.
+type answer struct {
+	kind      answerKind
+	common    *extprocv3.CommonResponse    // answerHeaders; may be nil
+	immediate *extprocv3.ImmediateResponse // answerImmediate
+	status    int                          // answerFailed: the local reply's status
+	details   string                       // answerFailed: the local reply's details
+}
+
+// errorPrefix starts the details of the local replies Envoy's ext_proc
+// filter sends when processing fails.
+const errorPrefix = "ext_proc_error"
+
+// headersMessage builds the ProcessingRequest of a header phase.
+func (x *exchange) headersMessage(ph phase, m headerMap, endOfStream bool) *extprocv3.ProcessingRequest {
+	h := &extprocv3.HttpHeaders{Headers: m.proto(), EndOfStream: endOfStream}
+	msg := &extprocv3.ProcessingRequest{}
+	if ph == phaseRequest {
+		msg.Request = &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: h}
+		// Envoy sends request_attributes on the first message of the
+		// request direction only (with bodies NONE and trailers SKIP,
+		// request_headers is the only one), keyed by the filter name and
+		// then by the expression text. An absent attribute is omitted,
+		// not sent empty.
+		if x.p.sendRoute && x.route.Name != "" {
+			msg.Attributes = map[string]*structpb.Struct{attributesKey: {
+				Fields: map[string]*structpb.Value{AttributeRouteName: structpb.NewStringValue(x.route.Name)},
+			}}
+		}
+	} else {
+		msg.Request = &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: h}
+	}
+	return msg
+}
+
+// process sends one header message and interprets what comes back, with
+// Envoy's rules: one response per message, of the matching type, within
+// message_timeout.
+func (x *exchange) process(ph phase, msg *extprocv3.ProcessingRequest) answer {
+	resp, a := x.roundTrip(msg)
+	if resp == nil {
+		return a
+	}
+
+	switch r := resp.Response.(type) {
+	case *extprocv3.ProcessingResponse_RequestHeaders:
+		if ph == phaseRequest {
+			x.p.c.responsesReceived.Add(1)
+			x.modeOverride(resp)
+			return answer{kind: answerHeaders, common: r.RequestHeaders.GetResponse()}
+		}
+	case *extprocv3.ProcessingResponse_ResponseHeaders:
+		if ph == phaseResponse {
+			x.p.c.responsesReceived.Add(1)
+			x.modeOverride(resp)
+			return answer{kind: answerHeaders, common: r.ResponseHeaders.GetResponse()}
+		}
+	case *extprocv3.ProcessingResponse_ImmediateResponse:
+		// Envoy accepts an immediate response in answer to any message:
+		// processing ends, the stream is closed, a local reply is sent.
+		x.p.c.responsesReceived.Add(1)
+		x.p.c.immediateResponses.Add(1)
+		x.done = true
+		x.closeStream()
+		return answer{kind: answerImmediate, immediate: r.ImmediateResponse}
+	}
+	// Anything else (another message's type, a body or trailers response,
+	// a response with no response case at all) is spurious: Envoy stops
+	// talking to the processor for this request, and the request fails
+	// unless failure_mode_allow.
+	x.p.c.spuriousResponses.Add(1)
+	x.done = true
+	x.closeStream()
+	return answer{kind: answerFailed, status: 500,
+		details: fmt.Sprintf("%s_spurious_message{%s_answered_by_%s}", errorPrefix, ph, responseKind(resp))}
+}
+
+// modeOverride applies a headers response's mode_override. Envoy honours it
+// only with allow_mode_override, and only on a headers response. When
+// honoured it replaces the whole processing mode for the rest of the
+// request: a response header mode left unset (DEFAULT) means SEND, whatever
+// the filter's configuration said. Body and trailer modes are not emulated
+// (always NONE and SKIP). On a response_headers answer there is no later
+// header phase left to change.
+func (x *exchange) modeOverride(resp *extprocv3.ProcessingResponse) {
+	mo := resp.GetModeOverride()
+	if mo == nil || !x.p.cfg.AllowModeOverride {
+		return
+	}
+	x.p.c.modeOverrides.Add(1)
+	x.sendResponse = mo.GetResponseHeaderMode() != extprocfilterv3.ProcessingMode_SKIP
+}
+
+// roundTrip opens the stream if needed, sends msg and waits for one
+// response, all within message_timeout. It returns the response, or nil and
+// the answer that replaces it (closed or failed).
+func (x *exchange) roundTrip(msg *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, answer) {
+	// Envoy arms the message timer when it sends the message; opening the
+	// stream is part of sending. On expiry it resets the stream, which here
+	// is cancelling the stream's context: whatever the stream was doing
+	// returns.
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(x.p.timeout, func() {
+		timedOut.Store(true)
+		x.cancel()
+	})
+	resp, err := x.sendAndRecv(msg)
+	// If the timer fired, the timeout wins even over a response that
+	// arrived at the same moment: Envoy has already given up.
+	if !timer.Stop() || timedOut.Load() {
+		x.done = true
+		x.closeStream()
+		x.p.c.timeouts.Add(1)
+		return nil, answer{kind: answerFailed, status: 504, details: errorPrefix + "_per-message_timeout_exceeded"}
+	}
+	switch {
+	case err == nil:
+		return resp, answer{}
+	case errors.Is(err, io.EOF):
+		// The processor closed the stream cleanly (OK status) instead of
+		// answering: Envoy continues without applying anything, and sends
+		// nothing more on this request.
+		x.p.c.closedByProcessor.Add(1)
+		x.done = true
+		x.closeStream()
+		return nil, answer{kind: answerClosed}
+	default:
+		// A gRPC error status, or a processor Envoy cannot reach (the
+		// stream fails with UNAVAILABLE): 500 unless failure_mode_allow.
+		x.p.c.processorErrors.Add(1)
+		x.done = true
+		x.closeStream()
+		st := status.Convert(err)
+		return nil, answer{kind: answerFailed, status: 500,
+			details: fmt.Sprintf("%s_gRPC_error_%d{%s}", errorPrefix, int(st.Code()), st.Message())}
+	}
+}
+
+// sendAndRecv opens the stream on first use, sends msg and reads one
+// response. io.EOF means the processor ended the stream with an OK status.
+func (x *exchange) sendAndRecv(msg *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+	if x.stream == nil {
+		// One stream per HTTP request, opened on the first message Envoy
+		// needs to send, carrying the route's grpc_initial_metadata.
+		ctx := x.ctx
+		if md := x.route.GRPCInitialMetadata; len(md) > 0 {
+			kv := make([]string, 0, 2*len(md))
+			for _, m := range md {
+				kv = append(kv, strings.ToLower(m.Key), m.Value)
+			}
+			ctx = metadata.AppendToOutgoingContext(ctx, kv...)
+		}
+		x.p.c.streams.Add(1)
+		s, err := x.p.client.Process(ctx)
+		if err != nil {
+			return nil, err
+		}
+		x.stream = s
+	}
+	if err := x.stream.Send(msg); err != nil {
+		if !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		// io.EOF from Send: the stream is over; Recv tells how it ended.
+	} else {
+		x.p.c.messagesSent.Add(1)
+		x.messages++
+	}
+	resp, err := x.stream.Recv()
+	if err != nil && !errors.Is(err, io.EOF) && status.Code(err) == codes.OK {
+		err = status.Error(codes.Unknown, err.Error())
+	}
+	return resp, err
+}
+
+// closeStream ends the stream as Envoy does once processing is complete: a
+// half-close, then a reset (cancelling the stream's context). It is
+// idempotent.
+func (x *exchange) closeStream() {
+	if x.streamClosed {
+		return
+	}
+	x.streamClosed = true
+	if x.stream != nil {
+		x.stream.CloseSend()
+	}
+	x.cancel()
+}
+
+// responseKind names the response case of a ProcessingResponse, for
+// details.
+func responseKind(r *extprocv3.ProcessingResponse) string {
+	switch r.Response.(type) {
+	case *extprocv3.ProcessingResponse_RequestHeaders:
+		return "request_headers"
+	case *extprocv3.ProcessingResponse_ResponseHeaders:
+		return "response_headers"
+	case *extprocv3.ProcessingResponse_RequestBody:
+		return "request_body"
+	case *extprocv3.ProcessingResponse_ResponseBody:
+		return "response_body"
+	case *extprocv3.ProcessingResponse_RequestTrailers:
+		return "request_trailers"
+	case *extprocv3.ProcessingResponse_ResponseTrailers:
+		return "response_trailers"
+	case *extprocv3.ProcessingResponse_ImmediateResponse:
+		return "immediate_response"
+	case *extprocv3.ProcessingResponse_StreamedImmediateResponse:
+		return "streamed_immediate_response"
+	case nil:
+		return "nothing"
+	}
+	return fmt.Sprintf("%T", r.Response)
+}
