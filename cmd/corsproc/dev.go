@@ -152,6 +152,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 
 	// corsproc itself, over real loopback gRPC as in production.
 	proc := processor.New(set, processor.Options{Logger: log})
+	watchPolicy(ctx, log, o.policy, set, proc, nil)
 	gs, hs := newGRPCServer(proc)
 	s := &server{log: log, gs: gs, hs: hs}
 	var lc net.ListenConfig

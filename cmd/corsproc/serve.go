@@ -51,8 +51,10 @@ func newServeFlags(c *serveConfig) *flag.FlagSet {
 // policy.
 func definePolicyFlag(fs *flag.FlagSet, policy *string) {
 	fs.StringVar(policy, "policy", "",
-		"policy `FILE` (YAML) to enforce; without it corsproc enforces its embedded\n"+
-			"development policy, which allows only the origins http://localhost:*,\n"+
+		"policy `PATH` to enforce: a YAML file, or a directory whose *.yaml and\n"+
+			"*.yml files form one set (a ConfigMap mount); reloaded when it changes\n"+
+			"and on SIGHUP. Without it corsproc enforces its embedded development\n"+
+			"policy, which allows only the origins http://localhost:*,\n"+
 			"http://127.0.0.1:* and http://[::1]:*")
 }
 
@@ -169,6 +171,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 
 	reg := newRegistry()
 	proc := processor.New(set, processor.Options{Logger: log, Registerer: reg})
+	watchPolicy(ctx, log, o.policy, set, proc, reg)
 	gs, hs := newGRPCServer(proc)
 	s := &server{log: log, gs: gs, hs: hs}
 

@@ -571,3 +571,84 @@ func TestServeMissingPolicyFile(t *testing.T) {
 		t.Errorf("exitCode = %d, want 1", got)
 	}
 }
+
+// TestServeReloadsPolicy rewrites the policy file under a running serve and
+// waits until the served answers follow; a broken rewrite is refused and the
+// last good policy keeps answering.
+func TestServeReloadsPolicy(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "policy.yaml")
+	write := func(content string) {
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	policyFor := func(origin string) string {
+		return "default_policy: web\npolicies:\n  - name: web\n    allowed_origins: [" + origin + "]\n"
+	}
+	write(policyFor("https://one.example"))
+	in := startServe(t, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--policy", path)
+	client := extprocv3.NewExternalProcessorClient(dial(t, in.addrs.grpc))
+	allowed := func(origin string) bool {
+		ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+		defer cancel()
+		stream, err := client.Process(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stream.CloseSend()
+		var headers []*corev3.HeaderValue
+		for _, h := range [][2]string{{":method", "OPTIONS"}, {":path", "/"}, {":authority", "api.example"},
+			{"origin", origin}, {"access-control-request-method", "PUT"}} {
+			headers = append(headers, &corev3.HeaderValue{Key: h[0], RawValue: []byte(h[1])})
+		}
+		if err := stream.Send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
+			RequestHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: headers}, EndOfStream: true},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetImmediateResponse().GetStatus().GetCode() == 204
+	}
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(waitLimit)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting until %s; log:\n%s", what, in.logs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !allowed("https://one.example") || allowed("https://two.example") {
+		t.Fatal("the initial policy is not the one served")
+	}
+	write(policyFor("https://two.example"))
+	eventually("the new policy is served", func() bool { return allowed("https://two.example") })
+	if allowed("https://one.example") {
+		t.Error("the old policy still answers after the reload")
+	}
+
+	write(policyFor("https://three.example/")) // invalid: a trailing slash
+	eventually("the refused reload is logged", func() bool {
+		return strings.Contains(in.logs.String(), "policy reload failed: the last good policy set keeps serving")
+	})
+	if !allowed("https://two.example") {
+		t.Error("a refused reload changed the served policy")
+	}
+	_, metrics := get(t, "GET", "http://"+in.addrs.admin+"/metrics")
+	for _, want := range []string{`corsproc_policy_reloads_total{result="failure"} 1`, `corsproc_policy_reloads_total{result="success"} 1`, "corsproc_policy_last_reload_successful 0"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	checkHealth(t, dialHealth(t, in.addrs.grpc), "", healthpb.HealthCheckResponse_SERVING)
+}

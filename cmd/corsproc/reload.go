@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/reload"
+	"github.com/corsproc/corsproc/processor"
+)
+
+// watchPolicy keeps proc's policy set in step with the policy path until ctx
+// ends: file changes (fsnotify) and SIGHUP reload it; a bad new set is
+// refused, logged and counted while the last good one keeps serving. With
+// no path (the development policy) there is nothing to reload, but SIGHUP is
+// still taken so that it does not end the process.
+func watchPolicy(ctx context.Context, log *slog.Logger, path string, set *policy.Set, proc *processor.Server, reg prometheus.Registerer) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		if path == "" {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					log.Info("SIGHUP: no --policy given, nothing to reload")
+				}
+			}
+		}
+		r := reload.New(path, set, proc.Swap, reload.Options{Logger: log, Registerer: reg})
+		err := r.Run(ctx, hup)
+		if err == nil {
+			return
+		}
+		// Without a watch (no inotify, too many watches), SIGHUP still
+		// reloads.
+		log.Error("cannot watch the policy path; reload it with SIGHUP", "policy", path, "error", err.Error())
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading policy", "policy", path)
+				r.Reload()
+			}
+		}
+	}()
+}
