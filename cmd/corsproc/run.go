@@ -69,6 +69,13 @@ var commands = []command{
 		run:     runExplain,
 		flags:   func() *flag.FlagSet { return newExplainFlags(new(explainConfig)) },
 	},
+	{
+		name:    "import",
+		args:    "django SETTINGS.py",
+		summary: "turn Django settings (django-cors-headers) into a policy file on stdout, differences on stderr",
+		run:     runImport,
+		flags:   newImportFlags,
+	},
 }
 
 func lookup(name string) (command, bool) {

@@ -1,0 +1,414 @@
+// Package django imports the CORS settings of a Django settings file, as
+// django-cors-headers (DCH) reads them, into a corsproc policy file.
+//
+// It never runs Python. A small tokenizer and parser read the file's
+// structure, and an interpreter follows the subset of Python settings are
+// written in: assignments of literals (strings in every quoting, True and
+// False, integers), lists and tuples with star-unpacking and concatenation,
+// list(), +=, .append() and .extend(), and DCH's default_headers and
+// default_methods. A value it cannot know without running Python (an
+// environment lookup, a function call, an f-string, another variable) is
+// left out of the policy with a warning, never guessed.
+//
+// Blocks under if DEBUG: (or if not DEBUG:) become two policies when the CORS
+// settings differ: django, for DEBUG = False, and django-debug. Every place
+// where DCH and corsproc behave differently is a Warning with the settings
+// line; the generated file is checked with policy.Parse before it is
+// returned.
+package django
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/corsproc/corsproc/policy"
+)
+
+// MaxFileSize is the largest settings file Import reads.
+const MaxFileSize = 1 << 20
+
+// The names of the generated policies.
+const (
+	PolicyName      = "django"
+	DebugPolicyName = "django-debug"
+)
+
+// Result is a generated policy file and what the importer has to say about
+// it.
+type Result struct {
+	// YAML is the policy file: a comment saying where it came from,
+	// default_policy when one policy may govern every request, and only the
+	// keys that differ from corsproc's defaults (which are DCH's).
+	YAML []byte
+	// Warnings are in settings-file order. Each says where DCH and corsproc
+	// differ, what the importer left out, or what corsproc says about the
+	// generated file.
+	Warnings []Warning
+	// Policies are the names of the generated policies, in file order.
+	Policies []string
+	// DefaultPolicy is the file's default_policy; "" when the settings
+	// restrict CORS to some paths (CORS_URLS_REGEX).
+	DefaultPolicy string
+	// LoadError is set when corsproc refuses the generated file because the
+	// settings hold something corsproc never allows (an unescaped "." in an
+	// origin regex, say). Its problems are among the Warnings too, at their
+	// settings lines; YAML is still returned, to be corrected by hand.
+	LoadError  *policy.ValidationError
+	noSettings bool // the file sets no CORS_* setting
+}
+
+// Warning is one thing the user must know about the import.
+type Warning struct {
+	File    string
+	Line    int    // 1-based line in the settings file; 0 for the whole file
+	Setting string // the Django setting(s) concerned, e.g. CORS_ALLOWED_ORIGINS
+	Policy  string // the policy concerned, when the file has a DEBUG split and only one is
+	Message string
+	Fix     string // what to do; "" when nothing needs doing
+}
+
+// String renders the warning as one line:
+//
+//	settings.py:12: CORS_ALLOWED_ORIGIN_REGEXES: "^https://.*\\.example\\.com" is not anchored at the end: ...; fix: ...
+func (w Warning) String() string {
+	var b strings.Builder
+	b.WriteString(w.File)
+	if w.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(w.Line))
+	}
+	b.WriteString(": ")
+	if w.Setting != "" {
+		b.WriteString(w.Setting)
+		if w.Policy != "" {
+			b.WriteString(" (policy " + w.Policy + ")")
+		}
+		b.WriteString(": ")
+	} else if w.Policy != "" {
+		b.WriteString("policy " + w.Policy + ": ")
+	}
+	b.WriteString(w.Message)
+	if w.Fix != "" {
+		b.WriteString("; fix: ")
+		b.WriteString(w.Fix)
+	}
+	return b.String()
+}
+
+// Import reads a Django settings file without executing Python and returns
+// the equivalent corsproc policy file. filename names the file in the
+// generated YAML and in warnings. The error is a *SyntaxError when the file
+// is not Python the importer can tokenize; settings it cannot read are
+// warnings, not errors.
+func Import(filename string, src []byte) (*Result, error) {
+	if len(src) > MaxFileSize {
+		return nil, fmt.Errorf("%s: file is %d bytes, more than the %d the importer reads", filename, len(src), MaxFileSize)
+	}
+	// Python the importer cannot parse does not stop it: the broken
+	// statement is reported and left out, and the rest of the file is read.
+	lines := strings.SplitAfter(string(src), "\n")
+	var skipped []Warning
+	var first *SyntaxError
+	for {
+		res, serr, err := importText(filename, strings.Join(lines, ""))
+		if err != nil {
+			return nil, err
+		}
+		if serr == nil {
+			if len(skipped) > 0 && res.noSettings {
+				// Nothing could be read at all: the file is not Python.
+				return nil, first
+			}
+			res.Warnings = append(skipped, res.Warnings...)
+			slices.SortStableFunc(res.Warnings, func(a, b Warning) int { return cmp.Compare(a.Line, b.Line) })
+			return res, nil
+		}
+		if first == nil {
+			first = serr
+		}
+		from, to := brokenStatement(lines, serr.Line)
+		if from >= to {
+			return nil, first
+		}
+		skipped = append(skipped, Warning{File: filename, Line: serr.Line,
+			Message: fmt.Sprintf("invalid Python (%s): lines %d to %d are left out and the rest of the file is read", serr.Msg, from+1, to),
+			Fix:     "correct the file, or copy the settings of those lines into the policy by hand"})
+		for i := from; i < to; i++ {
+			lines[i] = "\n" // keep the line numbers of what follows
+		}
+	}
+}
+
+// brokenStatement returns the lines [from, to) to leave out for a syntax
+// error at line (1-based): from the error line to the next line that starts
+// a new top-level statement (a name or keyword in the first column).
+func brokenStatement(lines []string, line int) (from, to int) {
+	from = min(max(line-1, 0), len(lines))
+	// Blank lines left by earlier rounds are not content; start at the
+	// first line that holds something.
+	for from < len(lines) && strings.TrimSpace(lines[from]) == "" {
+		from++
+	}
+	if from == len(lines) {
+		// The error is at the end of the file (a block header with no
+		// body, say): leave out the last line that holds something.
+		for from--; from >= 0 && strings.TrimSpace(lines[from]) == ""; from-- {
+		}
+		if from < 0 {
+			return 0, 0
+		}
+		return from, from + 1
+	}
+	to = from + 1
+	for to < len(lines) {
+		l := lines[to]
+		if l != "" && (l[0] == '_' || l[0] >= 'a' && l[0] <= 'z' || l[0] >= 'A' && l[0] <= 'Z') {
+			break
+		}
+		to++
+	}
+	return from, to
+}
+
+// importText imports one version of the file; a *SyntaxError says where
+// the importer stopped.
+func importText(filename, src string) (*Result, *SyntaxError, error) {
+	toks, lerr := tokenize(src)
+	if lerr != nil {
+		return nil, &SyntaxError{File: filename, Line: lerr.line, Msg: lerr.msg}, nil
+	}
+	stmts, perr := parseFile(toks)
+	if perr != nil {
+		return nil, &SyntaxError{File: filename, Line: perr.line, Msg: perr.msg}, nil
+	}
+	res, err := build(filename, stmts)
+	return res, nil, err
+}
+
+// build turns parsed statements into the policy file and its warnings.
+func build(filename string, stmts []*stmt) (*Result, error) {
+	prod, debug := interpret(filename, stmts, false), interpret(filename, stmts, true)
+	split := fingerprint(prod) != fingerprint(debug)
+	prod.warns = append(prod.warns, unknownSettings(filename, prod)...)
+	debug.warns = append(debug.warns, unknownSettings(filename, debug)...)
+
+	p, convWarns := convert(filename, prod, PolicyName)
+	pols := []*pol{p}
+	var warns []Warning
+	if split {
+		d, debugWarns := convert(filename, debug, DebugPolicyName)
+		pols = append(pols, d)
+		more := splitWarnings(filename, prod, debug, p, d)
+		warns = merge(append(append(prod.warns, convWarns...), matchWarnings(p)...),
+			append(append(debug.warns, debugWarns...), matchWarnings(d)...), PolicyName, DebugPolicyName)
+		warns = append(warns, more...)
+	} else {
+		warns = merge(append(append(prod.warns, convWarns...), matchWarnings(p)...), debug.warns, "", "")
+	}
+	noSettings := len(prod.order) == 0 && len(debug.order) == 0
+	if noSettings {
+		warns = append(warns, Warning{File: filename, Message: "the file sets no CORS_* setting, so the policy has DCH's defaults, which allow no origin",
+			Fix: "check that this is the settings file that configures django-cors-headers"})
+	}
+	def := ""
+	if !p.noDefault {
+		def = PolicyName
+	}
+	yaml, prov := render(filename, pols, def, split)
+	res := &Result{YAML: yaml, DefaultPolicy: def, noSettings: noSettings}
+	for _, p := range pols {
+		res.Policies = append(res.Policies, p.name)
+	}
+	var diags []policy.Diagnostic
+	set, err := policy.Parse(filename, yaml)
+	if err != nil {
+		ve, ok := err.(*policy.ValidationError)
+		if !ok {
+			return nil, fmt.Errorf("%s: checking the generated policy: %w", filename, err)
+		}
+		res.LoadError = ve
+		diags = ve.Diagnostics
+	} else {
+		diags = set.Warnings()
+	}
+	for _, d := range diags {
+		if noSettings && d.Severity == policy.SeverityWarning {
+			continue // the policy allows no origin: said above
+		}
+		if w, ok := fromDiagnostic(filename, d, pols, prov, split); ok {
+			warns = append(warns, w)
+		}
+	}
+	slices.SortStableFunc(warns, func(a, b Warning) int { return cmp.Compare(a.Line, b.Line) })
+	for i := range warns {
+		// One warning, one line, whatever the values quoted in it hold.
+		warns[i].Message = strings.ReplaceAll(warns[i].Message, "\n", `\n`)
+		warns[i].Fix = strings.ReplaceAll(warns[i].Fix, "\n", `\n`)
+	}
+	res.Warnings = warns
+	return res, nil
+}
+
+// merge joins the warnings of the two runs (DEBUG False and True): a warning
+// both give concerns both policies; one only a run gives concerns its
+// policy.
+func merge(prod, debug []Warning, prodName, debugName string) []Warning {
+	type key struct {
+		line             int
+		setting, msg, fx string
+	}
+	k := func(w Warning) key { return key{w.Line, w.Setting, w.Message, w.Fix} }
+	inProd, inDebug := map[key]bool{}, map[key]bool{}
+	for _, w := range prod {
+		inProd[k(w)] = true
+	}
+	for _, w := range debug {
+		inDebug[k(w)] = true
+	}
+	var out []Warning
+	seen := map[key]bool{}
+	for _, w := range prod {
+		if seen[k(w)] {
+			continue
+		}
+		seen[k(w)] = true
+		if !inDebug[k(w)] {
+			w.Policy = prodName
+		}
+		out = append(out, w)
+	}
+	for _, w := range debug {
+		if seen[k(w)] || inProd[k(w)] {
+			continue
+		}
+		seen[k(w)] = true
+		w.Policy = debugName
+		out = append(out, w)
+	}
+	return out
+}
+
+// splitWarnings explains the DEBUG split, and keeps the debug policy from
+// being selected by a match in production.
+func splitWarnings(file string, prod, debug *run, p, d *pol) []Warning {
+	line := 0
+	for _, l := range append(append([]int(nil), prod.debugIfs...), debug.debugIfs...) {
+		if line == 0 || l < line {
+			line = l
+		}
+	}
+	how := "is the default_policy"
+	if p.noDefault {
+		how = "is selected by its match"
+	}
+	out := []Warning{{
+		File: file, Line: line, Setting: "DEBUG",
+		Message: fmt.Sprintf("the CORS settings depend on DEBUG: policy %s holds them for DEBUG = False and %s; policy %s holds them for DEBUG = True and is selected only by name",
+			p.name, how, d.name),
+		Fix: fmt.Sprintf("in development, select %s with the x-corsproc-policy metadata on the Envoy route, or make it the default_policy there", d.name),
+	}}
+	// Selection by match comes before default_policy and runs in file order:
+	// a match on the debug policy that the production policy's does not
+	// shadow would select it in production.
+	if d.urlsRegex != "" && d.urlsRegex != p.urlsRegex {
+		out = append(out, Warning{
+			File: file, Line: d.urlsSrc.line(), Setting: d.urlsSrc.setting, Policy: d.name,
+			Message: fmt.Sprintf("policy %s gets no match: it would select the policy in production for the paths policy %s's match does not cover", d.name, p.name),
+			Fix:     fmt.Sprintf("where %s is deployed on its own, give it match: {urls_regex: %s}", d.name, yamlString(d.urlsRegex)),
+		})
+		d.urlsRegex, d.urlsSrc, d.matchWarning = "", source{}, nil
+		d.matchComment = "CORS_URLS_REGEX left out: this policy is selected by name only"
+	}
+	return out
+}
+
+func matchWarnings(p *pol) []Warning {
+	if p.matchWarning == nil {
+		return nil
+	}
+	return []Warning{*p.matchWarning}
+}
+
+// fromDiagnostic turns corsproc's diagnostic on the generated file into a
+// warning at the settings line the key came from.
+func fromDiagnostic(file string, d policy.Diagnostic, pols []*pol, prov map[string]source, split bool) (Warning, bool) {
+	w := Warning{File: file, Fix: d.Fix}
+	idx := -1
+	if rest, ok := strings.CutPrefix(d.Path, "policies["); ok {
+		if end := strings.IndexByte(rest, ']'); end > 0 {
+			if n, err := strconv.Atoi(rest[:end]); err == nil && n < len(pols) {
+				idx = n
+			}
+		}
+	}
+	if idx >= 0 {
+		p := pols[idx]
+		if split {
+			w.Policy = p.name
+		}
+		// The explicit alternative to allowing every origin with
+		// credentials lists none on purpose, and says so already.
+		if d.Severity == policy.SeverityWarning && p.originsNote != "" && d.Path == fmt.Sprintf("policies[%d].allowed_origins", idx) {
+			return w, false
+		}
+	}
+	for p := d.Path; ; {
+		if src, ok := prov[p]; ok {
+			w.Line, w.Setting = src.line(), src.setting
+			break
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	if d.Severity == policy.SeverityError {
+		w.Message = "corsproc refuses the generated policy: " + d.Message
+	} else {
+		w.Message = "corsproc warns: " + d.Message
+	}
+	return w, true
+}
+
+// fingerprint describes the DCH settings of a run, lines aside, so that two
+// runs can be compared.
+func fingerprint(r *run) string {
+	var b strings.Builder
+	var names []string
+	for name, key := range knownSettings {
+		if key != "" {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		st := r.settings[name]
+		b.WriteString(name)
+		switch {
+		case st == nil || !st.set:
+			b.WriteString(" unset")
+		case st.bad != nil:
+			fmt.Fprintf(&b, " unreadable %d %q", st.bad.line, st.bad.reason)
+		default:
+			b.WriteByte(' ')
+			writeValue(&b, st.val)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func writeValue(b *strings.Builder, v value) {
+	fmt.Fprintf(b, "%d:%q:%d:%t", v.kind, v.s, v.n, v.b)
+	if v.elems != nil {
+		b.WriteByte('[')
+		for _, el := range v.elems {
+			writeValue(b, el)
+			b.WriteByte(',')
+		}
+		b.WriteByte(']')
+	}
+}

@@ -1,0 +1,199 @@
+package django
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/corsproc/corsproc/policy"
+)
+
+// TestForbiddenMatchesPolicy keeps the importer's lists of what it drops in
+// step with what corsproc refuses: every header and method the importer
+// leaves out is one policy.Parse would refuse, and a plain one is not.
+func TestForbiddenMatchesPolicy(t *testing.T) {
+	load := func(key, value string) error {
+		_, err := policy.Parse("p.yaml", []byte(fmt.Sprintf("policies:\n  - name: p\n    allowed_origins: [https://a.example.com]\n    %s: [%s]\n", key, yamlString(value))))
+		return err
+	}
+	headers := append([]string{"proxy-authorization", "sec-fetch-mode", "Cookie"}, forbiddenHeaders...)
+	for _, h := range headers {
+		if !isForbiddenHeader(h) {
+			t.Errorf("isForbiddenHeader(%q) = false", h)
+		}
+		if load("allow_headers", h) == nil {
+			t.Errorf("corsproc accepts allow_headers [%s], which the importer drops", h)
+		}
+	}
+	for _, m := range forbiddenMethods {
+		if load("allow_methods", m) == nil {
+			t.Errorf("corsproc accepts allow_methods [%s], which the importer drops", m)
+		}
+	}
+	for _, h := range []string{"x-csrftoken", "x-proxy-id", "secret"} {
+		if isForbiddenHeader(h) || load("allow_headers", h) != nil {
+			t.Errorf("%q is treated as forbidden", h)
+		}
+	}
+}
+
+var yamlStrings = []string{
+	"https://app.example.com", "http://localhost:*", "*", "null", "Null", "~", "true", "yes", "on", "y",
+	"0", "12", "1e3", "0x1f", ".inf", "-", "- x", "? x", ": x", "x:", "x: y", "a #b", "#x", "&a", "*a", "!x",
+	"%x", "@x", "`x", "|", ">", "[x]", "{x}", "x,y", `'q'`, `"q"`, "", " ", " x", "x ", "a\nb", "a\tb", "\x00",
+	"\u00a0", "\ufeff", "é", "😀", `^https://\w+\.example\.com$`, `(?:^/api/|^/graphql$).*`, `\`, "<<",
+	"\x7f", "\u0085", "\u2028", "x\r", "---", "...",
+}
+
+func TestYAMLString(t *testing.T) {
+	for _, s := range yamlStrings {
+		checkYAMLString(t, s)
+	}
+	for s, want := range map[string]string{
+		"https://app.example.com": "https://app.example.com",
+		"null":                    "'null'",
+		"*":                       "'*'",
+		`^a\.b$`:                  `'^a\.b$'`,
+		"it's":                    `'it''s'`,
+		"a\nb":                    `"a\nb"`,
+	} {
+		if got := yamlString(s); got != want {
+			t.Errorf("yamlString(%q) = %s; want %s", s, got, want)
+		}
+	}
+}
+
+func FuzzYAMLString(f *testing.F) {
+	for _, s := range yamlStrings {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return // values come from a UTF-8 file, and escapes decode to runes
+		}
+		checkYAMLString(t, s)
+	})
+}
+
+// checkYAMLString checks that yamlString(s) reads back as s, as a list
+// entry in block and flow style and as a mapping value.
+func checkYAMLString(t *testing.T, s string) {
+	t.Helper()
+	q := yamlString(s)
+	for _, doc := range []string{"k: " + q + "  # c\n", "- " + q + "\n", "k: [" + q + ", x]\n"} {
+		var v any
+		if err := yaml.Unmarshal([]byte(doc), &v); err != nil {
+			t.Fatalf("yamlString(%q) = %s: %v", s, q, err)
+		}
+		var got any
+		switch v := v.(type) {
+		case map[string]any:
+			got = v["k"]
+			if l, ok := got.([]any); ok {
+				got = l[0]
+			}
+		case []any:
+			got = v[0]
+		}
+		if got != s {
+			t.Fatalf("yamlString(%q) = %s reads back as %#v in %q", s, q, got, doc)
+		}
+	}
+}
+
+func TestTranslateRegex(t *testing.T) {
+	for _, tt := range []struct {
+		src, want, problem string
+	}{
+		{`^https://\w+\.example\.com$`, `^https://\w+\.example\.com$`, ""},
+		{`^https://a\.example\.com\Z`, `^https://a\.example\.com\z`, ""},
+		{`^https://caf\u00e9\.example$`, `^https://caf\x{00e9}\.example$`, ""},
+		{`^/v\d{,2}/`, `^/v\d{0,2}/`, ""},
+		{`^[\]\Z]x`, "", "is not RE2 syntax"},
+		{`^(?P<sub>\w+)\.example\.com$`, `^(?P<sub>\w+)\.example\.com$`, ""},
+		{`^https://(?!admin)`, "", "uses a lookahead"},
+		{`^https://(?<!x)a`, "", "uses a lookbehind"},
+		{`^(a)\1$`, "", "uses a backreference"},
+		{`^(?P<a>x)(?P=a)$`, "", "uses a backreference"},
+		{`^(?(1)a|b)$`, "", "uses a conditional group"},
+		{`(?x) ^ a $`, "", "is not RE2 syntax"},
+		{`^a(?>bc)$`, "", "uses an atomic group"},
+	} {
+		got, problem := translateRegex(tt.src)
+		if got != tt.want || !strings.HasPrefix(problem, tt.problem) || (problem == "") != (tt.problem == "") {
+			t.Errorf("translateRegex(%q) = %q, %q; want %q, %q", tt.src, got, problem, tt.want, tt.problem)
+		}
+	}
+}
+
+func TestFullMatchPath(t *testing.T) {
+	for _, tt := range []struct {
+		src, want string
+		every     bool
+	}{
+		{`^/api/`, `^/api/.*`, false},
+		{`^/api/.*$`, `^/api/.*$`, false},
+		{`^/api/(v1|v2)$`, `^/api/(v1|v2)$`, false},
+		{`^/a$|^/b`, `(?:^/a$|^/b).*`, false},
+		{`^/a$|^/b$`, `^/a$|^/b$`, false},
+		{`^/[|]`, `^/[|].*`, false},
+		{`^.*$`, "", true},
+		{`^/`, "", true},
+		{``, "", true},
+	} {
+		if every := matchesEveryPath(tt.src); every != tt.every {
+			t.Errorf("matchesEveryPath(%q) = %t", tt.src, every)
+		}
+		if tt.every {
+			continue
+		}
+		if got, _ := fullMatchPath(tt.src); got != tt.want {
+			t.Errorf("fullMatchPath(%q) = %q; want %q", tt.src, got, tt.want)
+		}
+	}
+}
+
+func TestDecodeEscapes(t *testing.T) {
+	for _, tt := range []struct {
+		body, want, unread string
+	}{
+		{`a\nb`, "a\nb", ""},
+		{`\x41\101\u00e9\U0001F600`, "AAé😀", ""},
+		{`^https://\w+\.example\.com$`, `^https://\w+\.example\.com$`, ""},
+		{`it\'s \"q\" \\`, `it's "q" \`, ""},
+		{"a\\\nb", "ab", ""},
+		{`\N{BULLET}`, "", `names a character with \N{BULLET}`},
+	} {
+		got, unread, err := decodeEscapes(tt.body, 1)
+		if err != nil || unread != tt.unread || tt.unread == "" && got != tt.want {
+			t.Errorf("decodeEscapes(%q) = %q, %q, %v; want %q, %q", tt.body, got, unread, err, tt.want, tt.unread)
+		}
+	}
+}
+
+func TestNumbers(t *testing.T) {
+	for src, want := range map[string]string{
+		"CORS_PREFLIGHT_MAX_AGE = 86_400":          "",
+		"CORS_PREFLIGHT_MAX_AGE = 0x1C20":          "7200",
+		"CORS_PREFLIGHT_MAX_AGE = 0o17":            "15",
+		"CORS_PREFLIGHT_MAX_AGE = 2 ** 10":         "1024",
+		"CORS_PREFLIGHT_MAX_AGE = 7 // -2 + 10":    "6",
+		"CORS_PREFLIGHT_MAX_AGE = -7 % 3 + 99":     "101",
+		"CORS_PREFLIGHT_MAX_AGE = (60 * 60) - 600": "3000",
+	} {
+		res, err := Import("settings.py", []byte("CORS_ALLOW_ALL_ORIGINS = True\n"+src+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if _, after, ok := strings.Cut(string(res.YAML), "preflight_max_age: "); ok {
+			got, _, _ = strings.Cut(after, " ")
+		}
+		if got != want {
+			t.Errorf("%s: preflight_max_age %q; want %q (warnings %v)", src, got, want, res.Warnings)
+		}
+	}
+}
