@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 type Set struct {
 	source   string
 	digest   string
+	files    []File // the source text; nil when compiled from a decoded file
 	warnings []Diagnostic
 	policies []*policy
 	names    []string
@@ -49,6 +51,7 @@ func Load(path string) (*Set, error) {
 		return nil, fmt.Errorf("%s: no policy files (*.yaml, *.yml) in the directory", path)
 	}
 	files := make([]parsedFile, 0, len(names))
+	sources := make([]File, 0, len(names))
 	h := sha256.New()
 	for _, name := range names {
 		data, err := readFile(name)
@@ -59,12 +62,15 @@ func Load(path string) (*Set, error) {
 		h.Write(data)
 		pf, ds := decode(name, data)
 		files = append(files, parsedFile{pf: pf, ds: ds})
+		// data was read here and is not kept elsewhere: no copy needed.
+		sources = append(sources, File{Name: name, Data: data})
 	}
 	s, err := build(path, files)
 	if err != nil {
 		return nil, err
 	}
 	s.digest = hex.EncodeToString(h.Sum(nil))
+	s.files = sources
 	return s, nil
 }
 
@@ -123,6 +129,8 @@ func Parse(file string, data []byte) (*Set, error) {
 	}
 	sum := sha256.Sum256(data)
 	s.digest = hex.EncodeToString(sum[:])
+	// The caller keeps data: copy it, so that the set stays immutable.
+	s.files = []File{{Name: file, Data: bytes.Clone(data)}}
 	return s, nil
 }
 
@@ -153,6 +161,32 @@ func (s *Set) Source() string { return s.source }
 // names and contents), in hex: it tells which version of the policy is
 // active. It is "" for a set compiled from a decoded file.
 func (s *Set) Digest() string { return s.digest }
+
+// File is one source file of a policy set, as it was read.
+type File struct {
+	// Name names the file as diagnostics do: the path given to Load (for a
+	// directory, the directory joined with the file name), or the file
+	// argument of Parse.
+	Name string
+	// Data is the file's contents.
+	Data []byte
+}
+
+// Files returns the files the set was built from, in load order: the one
+// file of Parse or of Load on a file, every policy file of a directory in
+// name order. A set compiled from a decoded file (Compile) has no source
+// text, and Files returns nil. The result is a copy: changing it does not
+// change the set.
+func (s *Set) Files() []File {
+	if s.files == nil {
+		return nil
+	}
+	out := make([]File, len(s.files))
+	for i, f := range s.files {
+		out[i] = File{Name: f.Name, Data: bytes.Clone(f.Data)}
+	}
+	return out
+}
 
 // Warnings returns what validation found questionable but not wrong.
 func (s *Set) Warnings() []Diagnostic { return s.warnings }

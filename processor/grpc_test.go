@@ -142,12 +142,15 @@ func TestGRPCEndToEnd(t *testing.T) {
 	// final: resets and half-closes are not errors.
 	e.gs.GracefulStop()
 	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(`
-# HELP corsproc_decisions_total CORS decisions by policy, outcome, reason and mode (enforce, or shadow: recorded only).
-# TYPE corsproc_decisions_total counter
-corsproc_decisions_total{mode="enforce",outcome="allowed",policy="web",reason="none"} 1
-corsproc_decisions_total{mode="enforce",outcome="denied",policy="web",reason="origin_malformed"} 1
-corsproc_decisions_total{mode="enforce",outcome="preflight_allowed",policy="creds",reason="none"} 1
-corsproc_decisions_total{mode="enforce",outcome="unknown_policy",policy="",reason="none"} 1
+# HELP corsproc_rejections_total Requests refused (preflight rejected or forwarded, origin not allowed), by policy, reason and mode (enforce, or shadow: recorded only).
+# TYPE corsproc_rejections_total counter
+corsproc_rejections_total{mode="enforce",policy="web",reason="origin_malformed"} 1
+# HELP corsproc_requests_total Requests decided, by governing policy ("" for ungoverned and unknown_policy) and outcome: preflight_allowed, preflight_rejected, preflight_forwarded, allowed, disallowed_origin, non_cors, ungoverned, unknown_policy, and for shadow-mode policies shadow_would_allow or shadow_would_reject.
+# TYPE corsproc_requests_total counter
+corsproc_requests_total{outcome="allowed",policy="web"} 1
+corsproc_requests_total{outcome="disallowed_origin",policy="web"} 1
+corsproc_requests_total{outcome="preflight_allowed",policy="creds"} 1
+corsproc_requests_total{outcome="unknown_policy",policy=""} 1
 # HELP corsproc_stream_errors_total ext_proc streams ended with an error, by kind: unknown_message (a message with no known request type, answered INVALID_ARGUMENT), recv, send.
 # TYPE corsproc_stream_errors_total counter
 corsproc_stream_errors_total{kind="recv"} 0
@@ -156,8 +159,14 @@ corsproc_stream_errors_total{kind="unknown_message"} 1
 # HELP corsproc_streams_total ext_proc streams opened by Envoy (one per HTTP request per filter).
 # TYPE corsproc_streams_total counter
 corsproc_streams_total 5
-`), MetricDecisions, MetricStreamErrors, MetricStreams); err != nil {
+`), MetricRejections, MetricRequests, MetricStreamErrors, MetricStreams); err != nil {
 		t.Error(err)
+	}
+	// Every answered message is timed; the unknown one is not.
+	for kind, n := range map[string]uint64{MessageRequestHeaders: 4, MessageResponseHeaders: 2, MessageOther: 0} {
+		if got := histogramCount(t, e.reg, kind); got != n {
+			t.Errorf("%s{message=%q} count %d, want %d", MetricProcessing, kind, got, n)
+		}
 	}
 }
 

@@ -2,7 +2,8 @@ package processor
 
 import (
 	"errors"
-	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -13,7 +14,9 @@ import (
 // from the policy names of the loaded set: never an origin, never a policy
 // name a request asked for.
 const (
-	MetricDecisions     = "corsproc_decisions_total"
+	MetricRequests      = "corsproc_requests_total"
+	MetricRejections    = "corsproc_rejections_total"
+	MetricProcessing    = "corsproc_processing_seconds"
 	MetricStreams       = "corsproc_streams_total"
 	MetricStreamErrors  = "corsproc_stream_errors_total"
 	MetricUnknownPolicy = "corsproc_unknown_policy_total"
@@ -23,10 +26,129 @@ const (
 	ErrorKindRecv           = "recv"
 	ErrorKindSend           = "send"
 
-	// Values of the mode label of corsproc_decisions_total.
+	// Values of the mode label of corsproc_rejections_total: enforce, or
+	// shadow (the refusal was only recorded).
 	ModeEnforce = "enforce"
 	ModeShadow  = "shadow"
+
+	// Values of the message label of corsproc_processing_seconds.
+	MessageRequestHeaders  = "request_headers"
+	MessageResponseHeaders = "response_headers"
+	MessageOther           = "other" // bodies and trailers
 )
+
+// Values of the outcome label of corsproc_requests_total.
+const (
+	OutcomePreflightAllowed   = "preflight_allowed"
+	OutcomePreflightRejected  = "preflight_rejected"
+	OutcomePreflightForwarded = "preflight_forwarded"
+	OutcomeAllowed            = "allowed"
+	OutcomeDisallowedOrigin   = "disallowed_origin"
+	OutcomeNonCORS            = "non_cors"
+	OutcomeUngoverned         = "ungoverned"
+	OutcomeUnknownPolicy      = "unknown_policy"
+	// A shadow-mode policy's request that enforcement would have refused
+	// (preflight rejected or forwarded, origin not allowed).
+	OutcomeShadowWouldReject = "shadow_would_reject"
+	// Any other request of a shadow-mode policy.
+	OutcomeShadowWouldAllow = "shadow_would_allow"
+)
+
+// requestOutcome indexes the outcome label values.
+type requestOutcome uint8
+
+const (
+	reqPreflightAllowed requestOutcome = iota
+	reqPreflightRejected
+	reqPreflightForwarded
+	reqAllowed
+	reqDisallowedOrigin
+	reqNonCORS
+	reqUngoverned
+	reqUnknownPolicy
+	reqShadowWouldReject
+	reqShadowWouldAllow
+	numRequestOutcomes
+)
+
+var requestOutcomeNames = [numRequestOutcomes]string{
+	reqPreflightAllowed:   OutcomePreflightAllowed,
+	reqPreflightRejected:  OutcomePreflightRejected,
+	reqPreflightForwarded: OutcomePreflightForwarded,
+	reqAllowed:            OutcomeAllowed,
+	reqDisallowedOrigin:   OutcomeDisallowedOrigin,
+	reqNonCORS:            OutcomeNonCORS,
+	reqUngoverned:         OutcomeUngoverned,
+	reqUnknownPolicy:      OutcomeUnknownPolicy,
+	reqShadowWouldReject:  OutcomeShadowWouldReject,
+	reqShadowWouldAllow:   OutcomeShadowWouldAllow,
+}
+
+// RequestOutcomes returns the values of the outcome label of
+// corsproc_requests_total.
+func RequestOutcomes() []string { return append([]string(nil), requestOutcomeNames[:]...) }
+
+// refuses reports whether enforcing o refuses the request: the browser gets
+// no permission.
+func refuses(o policy.Outcome) bool {
+	switch o {
+	case policy.OutcomePreflightRejected, policy.OutcomePreflightForwarded, policy.OutcomeDenied:
+		return true
+	}
+	return false
+}
+
+// classify returns the outcome label index of d.
+func classify(d *policy.Decision) requestOutcome {
+	if d.Shadow {
+		if refuses(d.Outcome) {
+			return reqShadowWouldReject
+		}
+		return reqShadowWouldAllow
+	}
+	switch d.Outcome {
+	case policy.OutcomePreflightAllowed:
+		return reqPreflightAllowed
+	case policy.OutcomePreflightRejected:
+		return reqPreflightRejected
+	case policy.OutcomePreflightForwarded:
+		return reqPreflightForwarded
+	case policy.OutcomeAllowed:
+		return reqAllowed
+	case policy.OutcomeDenied:
+		return reqDisallowedOrigin
+	case policy.OutcomeNotCORS:
+		return reqNonCORS
+	case policy.OutcomeUnknownPolicy:
+		return reqUnknownPolicy
+	}
+	return reqUngoverned
+}
+
+// messageKind indexes the message label values.
+type messageKind uint8
+
+const (
+	msgRequestHeaders messageKind = iota
+	msgResponseHeaders
+	msgOther
+	numMessageKinds
+)
+
+var messageKindNames = [numMessageKinds]string{
+	msgRequestHeaders:  MessageRequestHeaders,
+	msgResponseHeaders: MessageResponseHeaders,
+	msgOther:           MessageOther,
+}
+
+// processingBuckets are the bounds of corsproc_processing_seconds: a
+// message normally takes a few microseconds; Envoy's default
+// message_timeout, 200ms, is the last bound, beyond which Envoy has
+// answered 504 (or continued, with failure_mode_allow).
+var processingBuckets = []float64{
+	10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6,
+	1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 200e-3,
+}
 
 type metrics struct {
 	streams           prometheus.Counter
@@ -34,19 +156,9 @@ type metrics struct {
 	errRecv           prometheus.Counter
 	errSend           prometheus.Counter
 	unknownPolicy     prometheus.Counter
-	decisions         *prometheus.CounterVec
-
-	// Curried decision counters: WithLabelValues hashes four strings and
-	// allocates; the hot path looks a key up under a read lock instead.
-	mu    sync.RWMutex
-	cache map[decisionKey]prometheus.Counter
-}
-
-type decisionKey struct {
-	policy  string
-	outcome policy.Outcome
-	reason  policy.Reason
-	shadow  bool
+	requests          *prometheus.CounterVec
+	rejections        *prometheus.CounterVec
+	processing        [numMessageKinds]prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -62,26 +174,41 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: MetricUnknownPolicy,
 		Help: "Requests whose x-corsproc-policy stream metadata named no policy of the active set (or several); they get no CORS headers.",
 	})
-	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: MetricDecisions,
-		Help: "CORS decisions by policy, outcome, reason and mode (enforce, or shadow: recorded only).",
-	}, []string{"policy", "outcome", "reason", "mode"})
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricRequests,
+		Help: "Requests decided, by governing policy (\"\" for ungoverned and unknown_policy) and outcome: preflight_allowed, preflight_rejected, preflight_forwarded, allowed, disallowed_origin, non_cors, ungoverned, unknown_policy, and for shadow-mode policies shadow_would_allow or shadow_would_reject.",
+	}, []string{"policy", "outcome"})
+	rejections := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricRejections,
+		Help: "Requests refused (preflight rejected or forwarded, origin not allowed), by policy, reason and mode (enforce, or shadow: recorded only).",
+	}, []string{"policy", "reason", "mode"})
+	processing := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    MetricProcessing,
+		Help:    "Time corsproc spends on one ext_proc message, from its receipt until its response is handed to gRPC, by message: request_headers, response_headers, other (bodies and trailers).",
+		Buckets: processingBuckets,
+	}, []string{"message"})
 
 	if reg != nil {
 		streams = register(reg, streams)
 		errs = register(reg, errs)
 		unknown = register(reg, unknown)
-		decisions = register(reg, decisions)
+		requests = register(reg, requests)
+		rejections = register(reg, rejections)
+		processing = register(reg, processing)
 	}
-	return &metrics{
+	m := &metrics{
 		streams:           streams,
 		errUnknownMessage: errs.WithLabelValues(ErrorKindUnknownMessage),
 		errRecv:           errs.WithLabelValues(ErrorKindRecv),
 		errSend:           errs.WithLabelValues(ErrorKindSend),
 		unknownPolicy:     unknown,
-		decisions:         decisions,
-		cache:             make(map[decisionKey]prometheus.Counter),
+		requests:          requests,
+		rejections:        rejections,
 	}
+	for k, name := range messageKindNames {
+		m.processing[k] = processing.WithLabelValues(name)
+	}
+	return m
 }
 
 // register registers c, or returns the collector already registered under
@@ -99,26 +226,97 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
-// decision returns the counter of d's labels.
-func (m *metrics) decision(d *policy.Decision) prometheus.Counter {
-	k := decisionKey{policy: d.Policy, outcome: d.Outcome, reason: d.Reason, shadow: d.Shadow}
+// observe records how long a message of kind k took since start.
+func (m *metrics) observe(k messageKind, start time.Time) {
+	m.processing[k].Observe(time.Since(start).Seconds())
+}
+
+// active is a policy set with the decision counters of its policies. The
+// counters are looked up once per policy, label and set, when first used,
+// so that counting a decision costs a map lookup by policy name and an
+// atomic add: no label hashing, no lock, no allocation. They are created on
+// first use, not when the set is loaded, so that /metrics shows the series
+// that happened rather than every policy × outcome × reason.
+type active struct {
+	set      *policy.Set
+	none     *policyCounters // policy "": ungoverned, unknown_policy
+	byPolicy map[string]*policyCounters
+}
+
+// policyCounters are one policy's counters, each resolved on first use.
+type policyCounters struct {
+	name       string
+	requests   [numRequestOutcomes]lazyCounter
+	rejections [2][]lazyCounter // [shadow][policy.Reason]
+}
+
+func newPolicyCounters(name string) *policyCounters {
+	pc := &policyCounters{name: name}
+	n := len(policy.Reasons())
+	pc.rejections[0] = make([]lazyCounter, n)
+	pc.rejections[1] = make([]lazyCounter, n)
+	return pc
+}
+
+// lazyCounter is a child of a CounterVec, resolved on first use.
+type lazyCounter struct {
+	c atomic.Pointer[prometheus.Counter]
+}
+
+// inc adds one to the counter, resolving it from vec with labels the first
+// time. labels is a func so that the hot path builds no label slice.
+func (l *lazyCounter) inc(vec *prometheus.CounterVec, labels func() []string) {
+	if c := l.c.Load(); c != nil {
+		(*c).Inc()
+		return
+	}
+	c := vec.WithLabelValues(labels()...)
+	// Concurrent first uses resolve the same child; either store will do.
+	l.c.Store(&c)
+	c.Inc()
+}
+
+func newActive(set *policy.Set) *active {
+	a := &active{set: set, none: newPolicyCounters("")}
+	if set != nil {
+		names := set.Names()
+		a.byPolicy = make(map[string]*policyCounters, len(names))
+		for _, name := range names {
+			a.byPolicy[name] = newPolicyCounters(name)
+		}
+	}
+	return a
+}
+
+// record counts d.
+func (m *metrics) record(a *active, d *policy.Decision) {
+	pc := a.none
 	switch d.Outcome {
 	case policy.OutcomeUnknownPolicy, policy.OutcomeUngoverned:
 		// The only name here would be one the request asked for, which
 		// is not a bounded label value.
-		k.policy = ""
+	default:
+		if p, ok := a.byPolicy[d.Policy]; ok {
+			pc = p
+		}
+		// Otherwise (cannot happen: a decision names a policy of its
+		// set) the request is counted under "" rather than under a name
+		// that is not the set's.
 	}
-	m.mu.RLock()
-	c, ok := m.cache[k]
-	m.mu.RUnlock()
-	if ok {
-		return c
+	o := classify(d)
+	pc.requests[o].inc(m.requests, func() []string {
+		return []string{pc.name, requestOutcomeNames[o]}
+	})
+	if refuses(d.Outcome) && int(d.Reason) < len(pc.rejections[0]) {
+		shadow := 0
+		if d.Shadow {
+			shadow = 1
+		}
+		reason := d.Reason
+		pc.rejections[shadow][reason].inc(m.rejections, func() []string {
+			return []string{pc.name, reason.String(), modeLabel(shadow == 1)}
+		})
 	}
-	c = m.decisions.WithLabelValues(k.policy, k.outcome.String(), k.reason.String(), modeLabel(k.shadow))
-	m.mu.Lock()
-	m.cache[k] = c
-	m.mu.Unlock()
-	return c
 }
 
 func modeLabel(shadow bool) string {

@@ -204,12 +204,10 @@ default_policy: web
 			reg := prometheus.NewPedanticRegistry()
 			srv := New(set, Options{Registerer: reg})
 			wantReplies(t, process(t, srv, nil, c.msgs...), c.want...)
-			want := map[string]float64{}
 			if c.outcome != "" {
-				want["web/"+c.outcome+"/"+cmp(c.reason, "none")+"/enforce"] = 1
-			}
-			if got := decisionsByLabels(t, reg); !reflect.DeepEqual(got, want) {
-				t.Errorf("decisions %v, want %v", got, want)
+				wantCounted(t, reg, "web", c.outcome, c.reason, false)
+			} else if got := counterValues(t, reg, MetricRequests, "policy", "outcome"); len(got) != 0 {
+				t.Errorf("%s = %v, want no request counted", MetricRequests, got)
 			}
 			if v := testutil.ToFloat64(srv.m.errUnknownMessage) + testutil.ToFloat64(srv.m.errRecv) + testutil.ToFloat64(srv.m.errSend); v != 0 {
 				t.Errorf("%v stream errors counted", v)
@@ -222,32 +220,6 @@ func repeatHeader(k, v string, n int) []*corev3.HeaderValue {
 	out := make([]*corev3.HeaderValue, n)
 	for i := range out {
 		out[i] = &corev3.HeaderValue{Key: k, RawValue: []byte(v)}
-	}
-	return out
-}
-
-// decisionsByLabels gathers corsproc_decisions_total as
-// "policy/outcome/reason/mode" → value, leaving out zero series.
-func decisionsByLabels(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != MetricDecisions {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			l := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				l[lp.GetName()] = lp.GetValue()
-			}
-			if v := m.GetCounter().GetValue(); v != 0 {
-				out[l["policy"]+"/"+l["outcome"]+"/"+l["reason"]+"/"+l["mode"]] = v
-			}
-		}
 	}
 	return out
 }
@@ -375,9 +347,10 @@ func TestProcessObservabilityMode(t *testing.T) {
 	resp := defaultUpstream()
 	resp.ObservabilityMode = true
 	wantReplies(t, process(t, srv, nil, req, resp))
-	want := map[string]float64{"web/preflight_allowed/none/enforce": 1}
-	if got := decisionsByLabels(t, reg); !reflect.DeepEqual(got, want) {
-		t.Errorf("decisions %v, want %v", got, want)
+	wantCounted(t, reg, "web", "preflight_allowed", "", false)
+	// Both messages are timed although no response is sent.
+	if n := histogramCount(t, reg, MessageRequestHeaders) + histogramCount(t, reg, MessageResponseHeaders); n != 2 {
+		t.Errorf("%d messages timed, want 2", n)
 	}
 }
 
@@ -448,9 +421,13 @@ policies:
 	// The next stream uses B.
 	wantReplies(t, process(t, srv, nil, get("api.example.com", o).message(), defaultUpstream()),
 		continueReq(), corsResp(varyOrigin()))
-	want := map[string]float64{"a/allowed/none/enforce": 2, "b/denied/origin_not_allowed/enforce": 1}
-	if got := decisionsByLabels(t, reg); !reflect.DeepEqual(got, want) {
-		t.Errorf("decisions %v, want %v", got, want)
+	want := map[string]float64{"a/allowed": 2, "b/disallowed_origin": 1}
+	if got := counterValues(t, reg, MetricRequests, "policy", "outcome"); !reflect.DeepEqual(got, want) {
+		t.Errorf("%s = %v, want %v", MetricRequests, got, want)
+	}
+	want = map[string]float64{"b/origin_not_allowed/enforce": 1}
+	if got := counterValues(t, reg, MetricRejections, "policy", "reason", "mode"); !reflect.DeepEqual(got, want) {
+		t.Errorf("%s = %v, want %v", MetricRejections, got, want)
 	}
 }
 
@@ -489,7 +466,7 @@ func TestProcessConcurrent(t *testing.T) {
 		t.Errorf("streams %v, want %d", v, workers*streams)
 	}
 	total := 0.0
-	for _, v := range decisionsByLabels(t, reg) {
+	for _, v := range counterValues(t, reg, MetricRequests, "policy", "outcome") {
 		total += v
 	}
 	if total != workers*streams {
@@ -497,27 +474,48 @@ func TestProcessConcurrent(t *testing.T) {
 	}
 }
 
-// Metrics: names, labels from fixed sets, never the origin nor an unknown
-// policy name.
+// Metrics: names, types, labels from fixed sets, never the origin nor an
+// unknown policy name; one request of every outcome.
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	srv := New(mustParse(t, semanticsYAML), Options{Registerer: reg})
-	const o = "https://app.example.com"
+	const o, evil = "https://app.example.com", "https://evil-origin.example.net"
 	process(t, srv, nil, get("api.example.com", o).message(), defaultUpstream())
 	process(t, srv, nil, get("api.example.com", o).message(), defaultUpstream())
-	process(t, srv, nil, preflight("api.example.com", "https://evil-origin.example.net", "PUT").message())
+	process(t, srv, nil, get("api.example.com", evil).message(), defaultUpstream())
+	process(t, srv, nil, get("api.example.com", "").message(), defaultUpstream())
+	process(t, srv, nil, preflight("api.example.com", o, "PUT").message())
+	process(t, srv, nil, preflight("api.example.com", evil, "PUT").message())
+	process(t, srv, nil, preflight("api.example.com", o, "PURGE").message())
+	process(t, srv, nil, preflight("fwd.example.com", evil, "PUT").message(), defaultUpstream())
 	process(t, srv, nil, get("shadow.example.com", o).message(), defaultUpstream())
+	process(t, srv, nil, preflight("shadow.example.com", evil, "PUT").message(), defaultUpstream())
+	process(t, srv, nil, get("shadow.example.com", evil).message(), defaultUpstream())
 	process(t, srv, []string{"no-such-policy-secret"}, get("api.example.com", o).message(), defaultUpstream())
 	process(t, srv, nil, get("nowhere.example.com", o).message(), defaultUpstream())
+	// A body message, timed as other (sent only when the filter's
+	// processing_mode asks for bodies).
+	process(t, srv, nil, get("api.example.com", o).message(), bodyMsg(false), defaultUpstream())
 
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP corsproc_decisions_total CORS decisions by policy, outcome, reason and mode (enforce, or shadow: recorded only).
-# TYPE corsproc_decisions_total counter
-corsproc_decisions_total{mode="enforce",outcome="allowed",policy="web",reason="none"} 2
-corsproc_decisions_total{mode="enforce",outcome="preflight_rejected",policy="web",reason="origin_not_allowed"} 1
-corsproc_decisions_total{mode="enforce",outcome="ungoverned",policy="",reason="none"} 1
-corsproc_decisions_total{mode="enforce",outcome="unknown_policy",policy="",reason="none"} 1
-corsproc_decisions_total{mode="shadow",outcome="allowed",policy="shadow",reason="none"} 1
+# HELP corsproc_rejections_total Requests refused (preflight rejected or forwarded, origin not allowed), by policy, reason and mode (enforce, or shadow: recorded only).
+# TYPE corsproc_rejections_total counter
+corsproc_rejections_total{mode="enforce",policy="fwd",reason="origin_not_allowed"} 1
+corsproc_rejections_total{mode="enforce",policy="web",reason="method_not_allowed"} 1
+corsproc_rejections_total{mode="enforce",policy="web",reason="origin_not_allowed"} 2
+corsproc_rejections_total{mode="shadow",policy="shadow",reason="origin_not_allowed"} 2
+# HELP corsproc_requests_total Requests decided, by governing policy ("" for ungoverned and unknown_policy) and outcome: preflight_allowed, preflight_rejected, preflight_forwarded, allowed, disallowed_origin, non_cors, ungoverned, unknown_policy, and for shadow-mode policies shadow_would_allow or shadow_would_reject.
+# TYPE corsproc_requests_total counter
+corsproc_requests_total{outcome="allowed",policy="web"} 3
+corsproc_requests_total{outcome="disallowed_origin",policy="web"} 1
+corsproc_requests_total{outcome="non_cors",policy="web"} 1
+corsproc_requests_total{outcome="preflight_allowed",policy="web"} 1
+corsproc_requests_total{outcome="preflight_forwarded",policy="fwd"} 1
+corsproc_requests_total{outcome="preflight_rejected",policy="web"} 2
+corsproc_requests_total{outcome="shadow_would_allow",policy="shadow"} 1
+corsproc_requests_total{outcome="shadow_would_reject",policy="shadow"} 2
+corsproc_requests_total{outcome="ungoverned",policy=""} 1
+corsproc_requests_total{outcome="unknown_policy",policy=""} 1
 # HELP corsproc_stream_errors_total ext_proc streams ended with an error, by kind: unknown_message (a message with no known request type, answered INVALID_ARGUMENT), recv, send.
 # TYPE corsproc_stream_errors_total counter
 corsproc_stream_errors_total{kind="recv"} 0
@@ -525,18 +523,66 @@ corsproc_stream_errors_total{kind="send"} 0
 corsproc_stream_errors_total{kind="unknown_message"} 0
 # HELP corsproc_streams_total ext_proc streams opened by Envoy (one per HTTP request per filter).
 # TYPE corsproc_streams_total counter
-corsproc_streams_total 6
+corsproc_streams_total 14
 # HELP corsproc_unknown_policy_total Requests whose x-corsproc-policy stream metadata named no policy of the active set (or several); they get no CORS headers.
 # TYPE corsproc_unknown_policy_total counter
 corsproc_unknown_policy_total 1
-`)); err != nil {
+`), MetricRejections, MetricRequests, MetricStreamErrors, MetricStreams, MetricUnknownPolicy); err != nil {
 		t.Error(err)
 	}
+	// Every outcome label value was seen, and none other.
+	seen := map[string]bool{}
+	for k := range counterValues(t, reg, MetricRequests, "policy", "outcome") {
+		seen[k[strings.Index(k, "/")+1:]] = true
+	}
+	for _, o := range RequestOutcomes() {
+		if !seen[o] {
+			t.Errorf("outcome %q not counted", o)
+		}
+		delete(seen, o)
+	}
+	if len(seen) > 0 {
+		t.Errorf("outcomes outside the fixed set: %v", seen)
+	}
+
+	// The histogram: one series per message kind, buckets from 10µs, one
+	// sample per message. 14 request_headers; 11 response_headers (the three
+	// preflights answered with an immediate response get none); one body.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]uint64{}
+	for _, mf := range mfs {
+		if mf.GetName() != MetricProcessing {
+			continue
+		}
+		if typ := mf.GetType().String(); typ != "HISTOGRAM" {
+			t.Fatalf("%s is a %s, want a histogram", MetricProcessing, typ)
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != 1 || m.GetLabel()[0].GetName() != "message" {
+				t.Errorf("%s labels %v, want message only", MetricProcessing, m.GetLabel())
+				continue
+			}
+			h := m.GetHistogram()
+			counts[m.GetLabel()[0].GetValue()] = h.GetSampleCount()
+			if b := h.GetBucket(); len(b) == 0 || b[0].GetUpperBound() != 10e-6 {
+				t.Errorf("%s first bucket %v, want 10µs", MetricProcessing, b)
+			}
+			if h.GetSampleCount() > 0 && h.GetSampleSum() <= 0 {
+				t.Errorf("%s{message=%q} sum %v", MetricProcessing, m.GetLabel()[0].GetValue(), h.GetSampleSum())
+			}
+		}
+	}
+	if want := map[string]uint64{MessageRequestHeaders: 14, MessageResponseHeaders: 11, MessageOther: 1}; !reflect.DeepEqual(counts, want) {
+		t.Errorf("%s counts %v, want %v", MetricProcessing, counts, want)
+	}
+
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %v", problems, err)
 	}
 	// Label values never carry request input.
-	mfs, _ := reg.Gather()
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/corsproc/corsproc/policy"
 )
@@ -159,18 +158,117 @@ func runSemCase(t *testing.T, set *policy.Set, c semCase) {
 		t.Errorf("responses:\n got  %s\n want %s", fmtReplies(got), fmtReplies(c.want))
 	}
 
-	reason := cmp(c.reason, "none")
+	wantCounted(t, reg, c.policy, c.outcome, c.reason, c.shadow)
+	// Every message answered was timed: the request_headers, and the
+	// response_headers unless the request was answered immediately.
+	for kind, n := range map[string]uint64{MessageRequestHeaders: 1, MessageResponseHeaders: uint64(len(got) - 1), MessageOther: 0} {
+		if got := histogramCount(t, reg, kind); got != n {
+			t.Errorf("%s{message=%q} count %d, want %d", MetricProcessing, kind, got, n)
+		}
+	}
+}
+
+// metricOutcomes maps the decision outcome (policy.Outcome names, as the
+// cases spell them) to the outcome label of corsproc_requests_total.
+var metricOutcomes = map[string]string{
+	"preflight_allowed":   OutcomePreflightAllowed,
+	"preflight_rejected":  OutcomePreflightRejected,
+	"preflight_forwarded": OutcomePreflightForwarded,
+	"allowed":             OutcomeAllowed,
+	"denied":              OutcomeDisallowedOrigin,
+	"not_cors":            OutcomeNonCORS,
+	"ungoverned":          OutcomeUngoverned,
+	"unknown_policy":      OutcomeUnknownPolicy,
+}
+
+// refusals are the decision outcomes that refuse the request.
+var refusals = map[string]bool{"preflight_rejected": true, "preflight_forwarded": true, "denied": true}
+
+// wantCounted checks that reg counted exactly one request, the decision
+// (pol, outcome, reason, shadow), in corsproc_requests_total and, for a
+// refusal, in corsproc_rejections_total.
+func wantCounted(t *testing.T, reg *prometheus.Registry, pol, outcome, reason string, shadow bool) {
+	t.Helper()
+	label, ok := metricOutcomes[outcome]
+	if !ok {
+		t.Fatalf("unknown outcome %q", outcome)
+	}
 	mode := ModeEnforce
-	if c.shadow {
+	if shadow {
 		mode = ModeShadow
+		label = OutcomeShadowWouldAllow
+		if refusals[outcome] {
+			label = OutcomeShadowWouldReject
+		}
 	}
-	if n := testutil.CollectAndCount(srv.m.decisions); n != 1 {
-		t.Errorf("%d decision series, want 1", n)
+	want := map[string]float64{pol + "/" + label: 1}
+	if got := counterValues(t, reg, MetricRequests, "policy", "outcome"); !reflect.DeepEqual(got, want) {
+		t.Errorf("%s = %v, want %v", MetricRequests, got, want)
 	}
-	if v := testutil.ToFloat64(srv.m.decisions.WithLabelValues(c.policy, c.outcome, reason, mode)); v != 1 {
-		t.Errorf("%s{policy=%q,outcome=%q,reason=%q,mode=%q} = %v, want 1\n%s",
-			MetricDecisions, c.policy, c.outcome, reason, mode, v, gatherText(t, reg))
+	want = map[string]float64{}
+	if refusals[outcome] {
+		want[pol+"/"+cmp(reason, "none")+"/"+mode] = 1
 	}
+	if got := counterValues(t, reg, MetricRejections, "policy", "reason", "mode"); !reflect.DeepEqual(got, want) {
+		t.Errorf("%s = %v, want %v", MetricRejections, got, want)
+	}
+}
+
+// counterValues gathers the counter name of reg as "label1/label2/..." →
+// value, for every series.
+func counterValues(t *testing.T, reg *prometheus.Registry, name string, labels ...string) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			if len(l) != len(labels) {
+				t.Errorf("%s has labels %v, want %v", name, l, labels)
+			}
+			var key []string
+			for _, k := range labels {
+				v, ok := l[k]
+				if !ok {
+					t.Errorf("%s has labels %v, want %v", name, l, labels)
+				}
+				key = append(key, v)
+			}
+			out[strings.Join(key, "/")] = m.GetCounter().GetValue()
+		}
+	}
+	return out
+}
+
+// histogramCount returns the sample count of corsproc_processing_seconds
+// for message kind.
+func histogramCount(t *testing.T, reg *prometheus.Registry, kind string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != MetricProcessing {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == kind {
+				return m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	t.Fatalf("no %s{message=%q}", MetricProcessing, kind)
+	return 0
 }
 
 func fmtReplies(rs []reply) string {

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,9 +59,9 @@ type Options struct {
 // Server implements envoy.service.ext_proc.v3.ExternalProcessor.
 type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
-	set atomic.Pointer[policy.Set]
-	log *slog.Logger
-	m   *metrics
+	active atomic.Pointer[active]
+	log    *slog.Logger
+	m      *metrics
 }
 
 // New returns a Server enforcing set. A nil set governs nothing: every
@@ -75,16 +76,16 @@ func New(set *policy.Set, opts Options) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{log: log, m: newMetrics(opts.Registerer)}
-	s.set.Store(set)
+	s.active.Store(newActive(set))
 	return s
 }
 
 // Swap atomically replaces the active policy set. Streams already in flight
 // finish with the set they started with.
-func (s *Server) Swap(set *policy.Set) { s.set.Store(set) }
+func (s *Server) Swap(set *policy.Set) { s.active.Store(newActive(set)) }
 
 // Policy returns the active policy set.
-func (s *Server) Policy() *policy.Set { return s.set.Load() }
+func (s *Server) Policy() *policy.Set { return s.active.Load().set }
 
 // errUnknownMessage answers a ProcessingRequest whose request oneof holds
 // nothing this server knows: either it is unset (a malformed or hand-made
@@ -107,7 +108,8 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	defer putStream(st)
 	// A stream finishes with the policy set it started with, whatever Swap
 	// does meanwhile: its request and response phases must agree.
-	st.set = s.set.Load()
+	st.active = s.active.Load()
+	st.set = st.active.set
 	// Envoy sends per-route ExtProcPerRoute.overrides.grpc_initial_metadata
 	// as the stream's initial metadata.
 	switch names := metadata.ValueFromIncomingContext(ctx, MetadataPolicy); len(names) {
@@ -130,7 +132,10 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream receive failed", slog.String("error", err.Error()))
 			return err
 		}
-		resp, err := s.handle(ctx, st, req)
+		// corsproc_processing_seconds: from here until the response is
+		// handed to gRPC.
+		start := time.Now()
+		resp, kind, err := s.handle(ctx, st, req)
 		if err != nil {
 			s.m.errUnknownMessage.Inc()
 			s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream ended: unknown message")
@@ -138,9 +143,12 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		}
 		if resp == nil {
 			// Observability mode: Envoy ignores responses, so none is sent.
+			s.m.observe(kind, start)
 			continue
 		}
-		if err := stream.Send(resp); err != nil {
+		err = stream.Send(resp)
+		s.m.observe(kind, start)
+		if err != nil {
 			// A reset from Envoy while we answer (the downstream went away)
 			// is not our error.
 			if isStreamEnd(err) {
@@ -158,17 +166,20 @@ func isStreamEnd(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled
 }
 
-// handle answers one message. It returns nil, nil when no response must be
-// sent (observability mode) and errUnknownMessage for a message it cannot
-// answer.
-func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+// handle answers one message and says which kind it was. It returns a nil
+// response when none must be sent (observability mode) and
+// errUnknownMessage for a message it cannot answer.
+func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, messageKind, error) {
 	var resp *extprocv3.ProcessingResponse
+	kind := msgOther
 	switch r := req.Request.(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
 		st.captureRoute(req)
 		resp = s.requestHeaders(ctx, st, r.RequestHeaders)
+		kind = msgRequestHeaders
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
 		resp = s.responseHeaders(st)
+		kind = msgResponseHeaders
 	case *extprocv3.ProcessingRequest_RequestBody:
 		// Only sent when the filter's processing_mode asks for bodies; we
 		// never need them, so pass each chunk on unchanged.
@@ -183,15 +194,15 @@ func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.Pro
 	case *extprocv3.ProcessingRequest_ResponseTrailers:
 		resp = newTrailersReply(true)
 	default:
-		return nil, errUnknownMessage
+		return nil, kind, errUnknownMessage
 	}
 	// In observability mode Envoy does not wait for and ignores responses;
 	// the proto asks the server not to send any. The decision above is still
 	// taken and recorded.
 	if req.ObservabilityMode {
-		return nil, nil
+		return nil, kind, nil
 	}
-	return resp, nil
+	return resp, kind, nil
 }
 
 // requestHeaders decides the request and answers it.
@@ -236,7 +247,7 @@ func (s *Server) responseHeaders(st *streamState) *extprocv3.ProcessingResponse 
 
 // record counts and logs a decision.
 func (s *Server) record(ctx context.Context, st *streamState, d *policy.Decision) {
-	s.m.decision(d).Inc()
+	s.m.record(st.active, d)
 	if d.Outcome == policy.OutcomeUnknownPolicy {
 		s.m.unknownPolicy.Inc()
 		// The name is Envoy configuration (grpc_initial_metadata), not
@@ -266,7 +277,8 @@ func truncate(s string, n int) string {
 // streamState is the per-stream (per HTTP request) state. It lives in the
 // stream's goroutine and is pooled between streams.
 type streamState struct {
-	set           *policy.Set
+	active        *active
+	set           *policy.Set // active.set
 	policyName    string
 	ambiguousName bool
 	route         string

@@ -1,15 +1,28 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"sync/atomic"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 )
 
 // Admin server timeouts: it answers probes and scrapes, small and quick,
@@ -21,6 +34,14 @@ const (
 	// adminShutdownTimeout bounds the admin server's own close, after the
 	// gRPC drain.
 	adminShutdownTimeout = 5 * time.Second
+	// readyCheckTimeout bounds the gRPC health check behind /readyz. It is
+	// a round trip to a process on the same host; an answer slower than
+	// this means the server is not in a state to take traffic.
+	readyCheckTimeout = 2 * time.Second
+	// readyMaxBackoff caps the wait between the health client's attempts to
+	// (re)connect to the gRPC listener: grpc-go's default, 120s, would keep
+	// /readyz failing long after the server took connections again.
+	readyMaxBackoff = time.Second
 )
 
 // newRegistry returns corsproc's private metrics registry, with the Go
@@ -35,32 +56,173 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// newAdminServer returns the admin HTTP server: /metrics, /healthz
-// (liveness: the process answers) and /readyz (readiness: 200 while ready
-// is true, 503 once draining). Every route is read-only: GET and HEAD only,
-// so nothing on the admin port changes state.
-func newAdminServer(log *slog.Logger, reg *prometheus.Registry, ready *atomic.Bool) *http.Server {
-	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+// newAdminServer returns the admin HTTP server on newAdminHandler.
+func newAdminServer(log *slog.Logger, reg *prometheus.Registry, active *activePolicy, ready func(context.Context) error) *http.Server {
+	return &http.Server{
+		Handler:           newAdminHandler(log, reg, active, ready),
+		ReadHeaderTimeout: adminReadHeaderTimeout,
+		WriteTimeout:      adminWriteTimeout,
+		IdleTimeout:       adminIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// newAdminHandler serves:
+//
+//   - /metrics: the private registry reg;
+//   - /healthz: liveness, the process answers;
+//   - /readyz: readiness, 200 when ready returns nil, else 503 and why;
+//   - /debug/policy: the active policy set as YAML, with its source,
+//     digest and load time.
+//
+// Every route is read-only: GET and HEAD only (the mux answers 405 to any
+// other method), so nothing on the admin port changes state.
+func newAdminHandler(log *slog.Logger, reg *prometheus.Registry, active *activePolicy, ready func(context.Context) error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog: errLog,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		Registry: reg, // counts its own scrape errors
 	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "draining", http.StatusServiceUnavailable)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(r.Context()); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ok\n")
 	})
-	return &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: adminReadHeaderTimeout,
-		WriteTimeout:      adminWriteTimeout,
-		IdleTimeout:       adminIdleTimeout,
-		ErrorLog:          errLog,
+	mux.HandleFunc("GET /debug/policy", func(w http.ResponseWriter, _ *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "application/yaml; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		writePolicyYAML(w, active.current())
+	})
+	return mux
+}
+
+// readiness is what /readyz checks: a policy set is loaded, and the gRPC
+// server says SERVING for the whole server ("") over its own health service,
+// asked through its listener as Envoy's health checker and a kubelet gRPC
+// probe ask it. From the moment serve starts draining the health service
+// says NOT_SERVING, and once the listener is closed the check cannot
+// connect: /readyz is 503 either way.
+type readiness struct {
+	active *activePolicy
+	health healthpb.HealthClient
+}
+
+func (r *readiness) check(ctx context.Context) error {
+	if lp := r.active.current(); lp == nil || lp.set == nil {
+		return errors.New("no policy set loaded")
 	}
+	ctx, cancel := context.WithTimeout(ctx, readyCheckTimeout)
+	defer cancel()
+	resp, err := r.health.Check(ctx, &healthpb.HealthCheckRequest{Service: ""})
+	if err != nil {
+		s := status.Convert(err)
+		return fmt.Errorf("gRPC health check failed: %s: %s", s.Code(), s.Message())
+	}
+	if st := resp.GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("gRPC health service reports %s", st)
+	}
+	return nil
+}
+
+// dialSelf returns a client connection to the gRPC server listening on
+// addr, for /readyz. It connects lazily, on the first check.
+func dialSelf(addr net.Addr) (*grpc.ClientConn, error) {
+	bc := backoff.DefaultConfig
+	bc.MaxDelay = readyMaxBackoff
+	return grpc.NewClient(selfTarget(addr),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: readyCheckTimeout}))
+}
+
+// selfTarget is the gRPC target that reaches a listener bound at addr: the
+// socket for a Unix listener; for TCP the address itself, or loopback when
+// it is the unspecified address (--listen 0.0.0.0:9001 or [::]:9001).
+func selfTarget(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return addrString(addr) // unix:///path
+	}
+	ip := tcp.IP
+	switch {
+	case ip == nil || ip.IsUnspecified() && ip.To4() != nil:
+		ip = net.IPv4(127, 0, 0, 1)
+	case ip.IsUnspecified():
+		ip = net.IPv6loopback
+	}
+	// passthrough: an IP address needs no resolver.
+	return "passthrough:///" + net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
+}
+
+// writePolicyYAML writes lp as a YAML stream: a header of comments (source,
+// digest, load time, generation), then each source file as read, preceded
+// by a "# file:" comment, one document per file.
+func writePolicyYAML(w io.Writer, lp *loadedPolicy) {
+	if lp == nil || lp.set == nil {
+		io.WriteString(w, "# no policy set loaded\n")
+		return
+	}
+	set := lp.set
+	fmt.Fprintf(w, "# source: %s\n", commentValue(set.Source()))
+	fmt.Fprintf(w, "# digest: %s\n", commentValue(cmp.Or(set.Digest(), "none")))
+	fmt.Fprintf(w, "# loaded: %s\n", lp.loadedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "# generation: %d\n", lp.generation)
+	fmt.Fprintf(w, "# policies: %s\n", commentValue(strings.Join(set.Names(), ", ")))
+	files := set.Files()
+	if files == nil {
+		io.WriteString(w, "# files: none recorded: the set was compiled from a decoded policy file, whose source text is not kept\n")
+		return
+	}
+	for i, f := range files {
+		explicit, directive := documentStart(f.Data)
+		switch {
+		case i == 0:
+		case directive:
+			// A directive may only follow a document ended explicitly.
+			io.WriteString(w, "...\n")
+		case !explicit:
+			io.WriteString(w, "---\n")
+		}
+		fmt.Fprintf(w, "# file: %s\n", commentValue(f.Name))
+		w.Write(f.Data)
+		if len(f.Data) > 0 && f.Data[len(f.Data)-1] != '\n' {
+			io.WriteString(w, "\n")
+		}
+	}
+}
+
+// documentStart reports whether data opens with its own document start
+// marker (---) or with a directive (%YAML, %TAG), ahead of any content:
+// such a file must not get another separator before it.
+func documentStart(data []byte) (explicit, directive bool) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, len(data)+1)
+	for sc.Scan() {
+		line := strings.TrimSuffix(sc.Text(), "\r")
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case trimmed == "" || strings.HasPrefix(trimmed, "#"):
+			continue
+		case strings.HasPrefix(line, "%"):
+			return false, true
+		case line == "---" || strings.HasPrefix(line, "--- ") || strings.HasPrefix(line, "---\t"):
+			return true, false
+		}
+		return false, false
+	}
+	return false, false
+}
+
+// commentValue makes s safe to print in a one-line YAML comment.
+func commentValue(s string) string {
+	if strings.ContainsAny(s, "\r\n") {
+		return strconv.Quote(s)
+	}
+	return s
 }

@@ -152,7 +152,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 
 	// corsproc itself, over real loopback gRPC as in production.
 	proc := processor.New(set, processor.Options{Logger: log})
-	watchPolicy(ctx, log, o.policy, set, proc, nil)
+	watchPolicy(ctx, log, o.policy, set, proc.Swap, nil)
 	gs, hs := newGRPCServer(proc)
 	s := &server{log: log, gs: gs, hs: hs}
 	var lc net.ListenConfig
@@ -189,7 +189,6 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	failed := make(chan error, 2)
 	go func() { failed <- gs.Serve(grpcLis) }()
 	go func() { failed <- hsrv.Serve(httpLis) }()
-	s.ready.Store(true)
 	bound := listening{grpc: addrString(grpcLis.Addr()), http: addrString(httpLis.Addr())}
 	log.Info("corsproc dev listening",
 		"listen", bound.http,

@@ -255,7 +255,7 @@ func TestDevUsageErrors(t *testing.T) {
 		{[]string{"--upstream", "http://127.0.0.1:8000/api"}, []string{"no path"}},
 		{[]string{"--upstream", "http://127.0.0.1:8000", "--listen", "8080"}, []string{`--listen "8080"`}},
 		{[]string{"--upstream", "http://127.0.0.1:8000", "extra"}, []string{`unexpected argument "extra"`}},
-		{[]string{"--upstream", "http://127.0.0.1:8000", "--admin-listen", ":0"}, []string{"-admin-listen"}},
+		{[]string{"--upstream", "http://127.0.0.1:8000", "--admin", ":0"}, []string{"-admin"}},
 		{[]string{"--upstream"}, []string{"flag needs an argument: -upstream"}},
 		// Every problem at once.
 		{

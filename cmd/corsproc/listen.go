@@ -15,7 +15,7 @@ import (
 // unixScheme prefixes a Unix socket address, as gRPC targets spell it.
 const unixScheme = "unix://"
 
-// listenAddr is a parsed --listen or --admin-listen value.
+// listenAddr is a parsed --listen or --admin value.
 type listenAddr struct {
 	network string // "tcp" or "unix"
 	address string // host:port, or the socket path

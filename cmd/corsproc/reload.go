@@ -11,15 +11,15 @@ import (
 
 	"github.com/corsproc/corsproc/policy"
 	"github.com/corsproc/corsproc/policy/reload"
-	"github.com/corsproc/corsproc/processor"
 )
 
-// watchPolicy keeps proc's policy set in step with the policy path until ctx
-// ends: file changes (fsnotify) and SIGHUP reload it; a bad new set is
-// refused, logged and counted while the last good one keeps serving. With
-// no path (the development policy) there is nothing to reload, but SIGHUP is
-// still taken so that it does not end the process.
-func watchPolicy(ctx context.Context, log *slog.Logger, path string, set *policy.Set, proc *processor.Server, reg prometheus.Registerer) {
+// watchPolicy keeps the enforced policy set in step with the policy path
+// until ctx ends: file changes (fsnotify) and SIGHUP reload it, and each new
+// valid set is handed to swap; a bad new set is refused, logged and counted
+// while the last good one keeps serving. With no path (the development
+// policy) there is nothing to reload, but SIGHUP is still taken so that it
+// does not end the process.
+func watchPolicy(ctx context.Context, log *slog.Logger, path string, set *policy.Set, swap func(*policy.Set), reg prometheus.Registerer) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -34,7 +34,7 @@ func watchPolicy(ctx context.Context, log *slog.Logger, path string, set *policy
 				}
 			}
 		}
-		r := reload.New(path, set, proc.Swap, reload.Options{Logger: log, Registerer: reg})
+		r := reload.New(path, set, swap, reload.Options{Logger: log, Registerer: reg})
 		err := r.Run(ctx, hup)
 		if err == nil {
 			return

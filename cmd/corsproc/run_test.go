@@ -12,13 +12,13 @@ import (
 )
 
 // serveFlags are the flags serve must have and help must describe.
-var serveFlags = []string{"policy", "listen", "admin-listen", "log-format", "log-level", "shutdown-timeout"}
+var serveFlags = []string{"policy", "listen", "admin", "log-format", "log-level", "shutdown-timeout"}
 
 func TestServeFlagsAreAllDescribed(t *testing.T) {
 	t.Parallel()
 	var defined []string
 	newServeFlags(new(serveConfig)).VisitAll(func(f *flag.Flag) { defined = append(defined, f.Name) })
-	if got, want := strings.Join(defined, " "), "admin-listen listen log-format log-level policy shutdown-timeout"; got != want {
+	if got, want := strings.Join(defined, " "), "admin listen log-format log-level policy shutdown-timeout"; got != want {
 		t.Errorf("serve defines flags %q, want %q: update serveFlags and this test with the docs", got, want)
 	}
 }
@@ -85,7 +85,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--listen", ""}, []string{`--listen ""`}},
 		{[]string{"--listen", "9001"}, []string{`--listen "9001"`}},
 		{[]string{"--listen", "unix://corsproc.sock"}, []string{`--listen "unix://corsproc.sock"`, "absolute"}},
-		{[]string{"--admin-listen", "localhost"}, []string{`--admin-listen "localhost"`}},
+		{[]string{"--admin", "localhost"}, []string{`--admin "localhost"`}},
 		// Every problem at once, not the first one only.
 		{
 			[]string{"--log-format", "xml", "--log-level", "loud", "--listen", "nowhere", "--shutdown-timeout", "-1s"},

@@ -10,11 +10,11 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/corsproc/corsproc/policy"
 	"github.com/corsproc/corsproc/processor"
@@ -24,7 +24,7 @@ import (
 type serveConfig struct {
 	policy          string
 	listen          string
-	adminListen     string
+	admin           string
 	logFormat       string
 	logLevel        string
 	shutdownTimeout time.Duration
@@ -37,9 +37,9 @@ func newServeFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9001",
 		"`ADDR` of the ext_proc gRPC service: host:port (port 0 picks a free\n"+
 			"port), or unix:///path/to.sock")
-	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9002",
-		"`ADDR` of the admin HTTP server (/metrics, /healthz, /readyz): host:port,\n"+
-			"or unix:///path/to.sock; \"\" disables it")
+	fs.StringVar(&c.admin, "admin", "127.0.0.1:9002",
+		"`ADDR` of the read-only admin HTTP server (/metrics, /healthz, /readyz,\n"+
+			"/debug/policy): host:port, or unix:///path/to.sock; \"\" disables it")
 	defineLogFlags(fs, &c.logFormat, &c.logLevel)
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second,
 		"on SIGTERM or SIGINT, how long in-flight streams may take to finish\n"+
@@ -92,7 +92,7 @@ var (
 type serveOptions struct {
 	policy          string
 	listen          listenAddr
-	adminListen     *listenAddr // nil: no admin server
+	admin           *listenAddr // nil: no admin server
 	logFormat       string
 	logLevel        slog.Level
 	shutdownTimeout time.Duration
@@ -115,12 +115,12 @@ func parseServeFlags(args []string) (serveOptions, error) {
 	if o.listen, err = parseListenAddr("listen", c.listen); err != nil {
 		errs = append(errs, err)
 	}
-	if c.adminListen != "" {
-		a, err := parseListenAddr("admin-listen", c.adminListen)
+	if c.admin != "" {
+		a, err := parseListenAddr("admin", c.admin)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		o.adminListen = &a
+		o.admin = &a
 	}
 	level, logErrs := checkLogFlags(c.logFormat, c.logLevel)
 	o.logLevel = level
@@ -165,13 +165,15 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	loadedAt := time.Now()
 	for _, d := range set.Warnings() {
 		log.Warn("policy warning", diagnosticAttrs(d)...)
 	}
 
 	reg := newRegistry()
 	proc := processor.New(set, processor.Options{Logger: log, Registerer: reg})
-	watchPolicy(ctx, log, o.policy, set, proc, reg)
+	active := newActivePolicy(proc, set, loadedAt, reg)
+	watchPolicy(ctx, log, o.policy, set, active.swap, reg)
 	gs, hs := newGRPCServer(proc)
 	s := &server{log: log, gs: gs, hs: hs}
 
@@ -180,12 +182,20 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("gRPC listener: %w", err)
 	}
 	var adminLis net.Listener
-	if o.adminListen != nil {
-		if adminLis, err = o.adminListen.listen(ctx); err != nil {
+	if o.admin != nil {
+		if adminLis, err = o.admin.listen(ctx); err != nil {
 			grpcLis.Close()
 			return fmt.Errorf("admin listener: %w", err)
 		}
-		s.admin = newAdminServer(log, reg, &s.ready)
+		// /readyz asks the gRPC server's health service through the
+		// listener it serves on.
+		if s.self, err = dialSelf(grpcLis.Addr()); err != nil {
+			grpcLis.Close()
+			adminLis.Close()
+			return fmt.Errorf("gRPC health client: %w", err)
+		}
+		ready := &readiness{active: active, health: healthpb.NewHealthClient(s.self)}
+		s.admin = newAdminServer(log, reg, active, ready.check)
 	}
 	return s.serve(ctx, e, o.shutdownTimeout, set, grpcLis, adminLis)
 }
@@ -225,16 +235,14 @@ func diagnosticAttrs(d policy.Diagnostic) []any {
 	return attrs
 }
 
-// server is one run of serve: the gRPC server, the admin server and the
-// readiness they share.
+// server is one run of serve: the gRPC server and the admin server.
 type server struct {
 	log   *slog.Logger
 	gs    *grpc.Server
 	hs    *health.Server
-	admin *http.Server // nil when --admin-listen is ""
-	// ready backs /readyz: true while serving, false from the moment
-	// draining starts.
-	ready atomic.Bool
+	admin *http.Server // nil when --admin is ""
+	// self is /readyz's client connection to gs; nil without admin server.
+	self *grpc.ClientConn
 }
 
 // serve serves on the bound listeners until ctx is cancelled or a server
@@ -251,7 +259,6 @@ func (s *server) serve(ctx context.Context, e *env, drain time.Duration, set *po
 		bound.admin = addrString(adminLis.Addr())
 		adminAttr = bound.admin
 	}
-	s.ready.Store(true)
 	s.log.Info("corsproc serving",
 		"grpc", bound.grpc,
 		"admin", adminAttr,
@@ -273,13 +280,11 @@ func (s *server) serve(ctx context.Context, e *env, drain time.Duration, set *po
 	return err
 }
 
-// shutdown stops taking work and drains: readiness and gRPC health go
-// down at once, so load balancers and Envoy's health checker steer new
-// requests elsewhere, then in-flight streams get until the drain deadline to
-// finish before they are cut.
+// shutdown stops taking work and drains: gRPC health, and /readyz which
+// asks it, go down at once, so load balancers and Envoy's health checker
+// steer new requests elsewhere, then in-flight streams get until the drain
+// deadline to finish before they are cut.
 func (s *server) shutdown(drain time.Duration) {
-	// /readyz first: whoever sees NOT_SERVING also finds /readyz at 503.
-	s.ready.Store(false)
 	s.hs.Shutdown() // NOT_SERVING for every service, and it stays so
 
 	stopped := make(chan struct{})
@@ -305,5 +310,8 @@ func (s *server) shutdown(drain time.Duration) {
 		if err := s.admin.Shutdown(ctx); err != nil {
 			s.admin.Close()
 		}
+	}
+	if s.self != nil {
+		s.self.Close()
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -180,7 +181,7 @@ func nextStatus(t *testing.T, w healthpb.Health_WatchClient, want healthpb.Healt
 
 func TestServeAnswersHealthAndAdmin(t *testing.T) {
 	t.Parallel()
-	in := startServe(t, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0")
+	in := startServe(t, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
 
 	hc := dialHealth(t, in.addrs.grpc)
 	checkHealth(t, hc, "", healthpb.HealthCheckResponse_SERVING)
@@ -199,11 +200,26 @@ func TestServeAnswersHealthAndAdmin(t *testing.T) {
 		{"GET", "/healthz", 200, []string{"ok"}},
 		{"GET", "/readyz", 200, []string{"ok"}},
 		{"HEAD", "/readyz", 200, nil},
-		// A private registry, with the Go and process collectors.
-		{"GET", "/metrics", 200, []string{"go_goroutines", "process_cpu_seconds_total"}},
+		// A private registry, with the Go and process collectors, and the
+		// active policy's metrics although the development policy has no
+		// reloader.
+		{"GET", "/metrics", 200, []string{
+			"go_goroutines", "process_cpu_seconds_total",
+			"\ncorsproc_policy_generation 1\n", "\ncorsproc_policies 1\n", "\ncorsproc_policy_loaded_timestamp_seconds ",
+			`corsproc_processing_seconds_bucket{message="request_headers",le="1e-05"} 0`,
+		}},
+		{"GET", "/debug/policy", 200, []string{
+			"# source: " + policy.DevelopmentSource + "\n",
+			"# digest: " + policy.Development().Digest() + "\n",
+			"# generation: 1\n",
+			"# file: " + policy.DevelopmentSource + "\n" + string(policy.DevelopmentYAML()),
+		}},
+		{"HEAD", "/debug/policy", 200, nil},
 		// The admin port is read-only.
 		{"POST", "/readyz", http.StatusMethodNotAllowed, nil},
 		{"PUT", "/metrics", http.StatusMethodNotAllowed, nil},
+		{"POST", "/debug/policy", http.StatusMethodNotAllowed, nil},
+		{"DELETE", "/debug/policy", http.StatusMethodNotAllowed, nil},
 		{"GET", "/debug/pprof/", http.StatusNotFound, nil},
 	} {
 		code, body := get(t, tc.method, admin+tc.path)
@@ -238,7 +254,7 @@ func TestServeAnswersHealthAndAdmin(t *testing.T) {
 // service, as Envoy would, and gets the development policy's answer.
 func TestServeAnswersPreflight(t *testing.T) {
 	t.Parallel()
-	in := startServe(t, "--listen", "127.0.0.1:0", "--admin-listen", "")
+	in := startServe(t, "--listen", "127.0.0.1:0", "--admin", "")
 	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
 	defer cancel()
 	stream, err := extprocv3.NewExternalProcessorClient(dial(t, in.addrs.grpc)).Process(ctx)
@@ -313,7 +329,7 @@ func findLog(lines []map[string]any, msg string) []map[string]any {
 func TestServePolicyFileJSONLog(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join("testdata", "two_policies.yaml")
-	in := startServe(t, "--policy", file, "--listen", "127.0.0.1:0", "--admin-listen", "", "--log-format", "json")
+	in := startServe(t, "--policy", file, "--listen", "127.0.0.1:0", "--admin", "", "--log-format", "json")
 	checkHealth(t, dialHealth(t, in.addrs.grpc), "", healthpb.HealthCheckResponse_SERVING)
 	if err := in.stop(t); err != nil {
 		t.Fatalf("Run after cancel = %v, want nil", err)
@@ -336,7 +352,7 @@ func TestServePolicyFileJSONLog(t *testing.T) {
 		}
 	}
 	if in.addrs.admin != "" {
-		t.Errorf("admin listens on %q with --admin-listen \"\"", in.addrs.admin)
+		t.Errorf("admin listens on %q with --admin \"\"", in.addrs.admin)
 	}
 	if w := findLog(lines, "policy warning"); len(w) > 0 {
 		t.Errorf("warnings for a clean file: %v", w)
@@ -346,7 +362,7 @@ func TestServePolicyFileJSONLog(t *testing.T) {
 func TestServeLogsPolicyWarnings(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join("testdata", "max_age_warning.yaml")
-	in := startServe(t, "--policy", file, "--listen", "127.0.0.1:0", "--admin-listen", "", "--log-format", "json", "--log-level", "warn")
+	in := startServe(t, "--policy", file, "--listen", "127.0.0.1:0", "--admin", "", "--log-format", "json", "--log-level", "warn")
 	if err := in.stop(t); err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +397,7 @@ func TestServeLogsPolicyWarnings(t *testing.T) {
 // they have, well before the deadline.
 func TestServeDrains(t *testing.T) {
 	t.Parallel()
-	in := startServe(t, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--shutdown-timeout", "1m")
+	in := startServe(t, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--shutdown-timeout", "1m")
 	hc := dialHealth(t, in.addrs.grpc)
 	watch, closeWatch := watchHealth(t, hc)
 
@@ -423,7 +439,7 @@ func TestServeDrains(t *testing.T) {
 func TestServeDrainDeadline(t *testing.T) {
 	t.Parallel()
 	const deadline = 300 * time.Millisecond
-	in := startServe(t, "--listen", "127.0.0.1:0", "--admin-listen", "", "--shutdown-timeout", deadline.String())
+	in := startServe(t, "--listen", "127.0.0.1:0", "--admin", "", "--shutdown-timeout", deadline.String())
 	watch, _ := watchHealth(t, dialHealth(t, in.addrs.grpc))
 
 	start := time.Now()
@@ -467,7 +483,7 @@ func TestServeUnixSocket(t *testing.T) {
 	stale.(*net.UnixListener).SetUnlinkOnClose(false)
 	stale.Close()
 
-	in := startServe(t, "--listen", "unix://"+sock, "--admin-listen", "")
+	in := startServe(t, "--listen", "unix://"+sock, "--admin", "")
 	if want := "unix://" + sock; in.addrs.grpc != want {
 		t.Errorf("bound %q, want %q", in.addrs.grpc, want)
 	}
@@ -502,7 +518,7 @@ func TestServeRefusesToTakeOverASocket(t *testing.T) {
 		live:      "another process is listening",
 		notSocket: "not a socket",
 	} {
-		err := run(t.Context(), []string{"serve", "--listen", "unix://" + path, "--admin-listen", ""}, &env{stdout: io.Discard, stderr: io.Discard})
+		err := run(t.Context(), []string{"serve", "--listen", "unix://" + path, "--admin", ""}, &env{stdout: io.Discard, stderr: io.Discard})
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("serve on %s: %v, want an error saying %q", filepath.Base(path), err, want)
 		}
@@ -525,7 +541,7 @@ func TestServeInvalidPolicyBindsNothing(t *testing.T) {
 
 	var logs syncBuffer
 	e := &env{stdout: io.Discard, stderr: &logs, ready: func(l listening) { t.Errorf("serve listens on %v with an invalid policy", l) }}
-	err = run(t.Context(), []string{"serve", "--policy", filepath.Join("testdata", "three_errors.yaml"), "--listen", addr, "--admin-listen", addr}, e)
+	err = run(t.Context(), []string{"serve", "--policy", filepath.Join("testdata", "three_errors.yaml"), "--listen", addr, "--admin", addr}, e)
 	if err == nil {
 		t.Fatal("serve accepted an invalid policy file")
 	}
@@ -592,7 +608,7 @@ func TestServeReloadsPolicy(t *testing.T) {
 		return "default_policy: web\npolicies:\n  - name: web\n    allowed_origins: [" + origin + "]\n"
 	}
 	write(policyFor("https://one.example"))
-	in := startServe(t, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--policy", path)
+	in := startServe(t, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--policy", path)
 	client := extprocv3.NewExternalProcessorClient(dial(t, in.addrs.grpc))
 	allowed := func(origin string) bool {
 		ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
@@ -650,5 +666,169 @@ func TestServeReloadsPolicy(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+	// The refused reload made no new generation.
+	if v := metricValue(t, metrics, "corsproc_policy_generation"); v != 2 {
+		t.Errorf("corsproc_policy_generation %v, want 2", v)
+	}
+	// The processor's metrics are on the same private registry.
+	for _, series := range []string{
+		`corsproc_requests_total{outcome="preflight_allowed",policy="web"}`,
+		`corsproc_requests_total{outcome="preflight_rejected",policy="web"}`,
+		`corsproc_rejections_total{mode="enforce",policy="web",reason="origin_not_allowed"}`,
+		`corsproc_processing_seconds_count{message="request_headers"}`,
+	} {
+		if v := metricValue(t, metrics, series); v < 1 {
+			t.Errorf("%s %v, want at least 1", series, v)
+		}
+	}
 	checkHealth(t, dialHealth(t, in.addrs.grpc), "", healthpb.HealthCheckResponse_SERVING)
+}
+
+// debugHeader returns the value of a "# key: value" header line of
+// /debug/policy.
+func debugHeader(t *testing.T, body, key string) string {
+	t.Helper()
+	for line := range strings.Lines(body) {
+		if v, ok := strings.CutPrefix(line, "# "+key+": "); ok {
+			return strings.TrimSuffix(v, "\n")
+		}
+	}
+	t.Fatalf("/debug/policy has no %s:\n%s", key, body)
+	return ""
+}
+
+// metricValue returns the value of the sample line that starts with series
+// (name and labels) in a /metrics text.
+func metricValue(t *testing.T, metrics, series string) float64 {
+	t.Helper()
+	for line := range strings.Lines(metrics) {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("%s: %v", series, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics has no %s", series)
+	return 0
+}
+
+// TestServeDebugPolicy reads the active set from /debug/policy and the
+// metrics, over a reload of a policy directory.
+func TestServeDebugPolicy(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	web := "default_policy: web\npolicies:\n  - name: web\n    allowed_origins: [https://one.example]\n"
+	api := "# the API\npolicies:\n  - name: api\n    match: {routes: [api]}\n    allowed_origins: [https://api.example]\n"
+	write := func(name, content string) {
+		tmp := filepath.Join(dir, name+".tmp")
+		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("10-web.yaml", web)
+	write("20-api.yaml", api)
+	digest := func() string {
+		set, err := policy.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set.Digest()
+	}
+	before := time.Now().Truncate(time.Second)
+	in := startServe(t, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--policy", dir)
+	admin := "http://" + in.addrs.admin
+
+	code, body := get(t, "GET", admin+"/debug/policy")
+	if code != http.StatusOK {
+		t.Fatalf("/debug/policy = %d", code)
+	}
+	if got := debugHeader(t, body, "source"); got != dir {
+		t.Errorf("source %q, want %q", got, dir)
+	}
+	if got, want := debugHeader(t, body, "digest"), digest(); got != want {
+		t.Errorf("digest %q, want %q", got, want)
+	}
+	if got := debugHeader(t, body, "generation"); got != "1" {
+		t.Errorf("generation %s, want 1", got)
+	}
+	loaded1, err := time.Parse(time.RFC3339, debugHeader(t, body, "loaded"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded1.Before(before) || loaded1.After(time.Now()) {
+		t.Errorf("loaded %v, not during startup (after %v)", loaded1, before)
+	}
+	for name, content := range map[string]string{"10-web.yaml": web, "20-api.yaml": api} {
+		if want := "# file: " + filepath.Join(dir, name) + "\n" + content; !strings.Contains(body, want) {
+			t.Errorf("/debug/policy lacks %s as written:\n%s", name, body)
+		}
+	}
+	if n := len(yamlDocs(t, body)); n != 2 {
+		t.Errorf("%d YAML documents, want 2:\n%s", n, body)
+	}
+	_, metrics := get(t, "GET", admin+"/metrics")
+	if v := metricValue(t, metrics, "corsproc_policy_generation"); v != 1 {
+		t.Errorf("corsproc_policy_generation %v, want 1", v)
+	}
+	if v := metricValue(t, metrics, "corsproc_policy_loaded_timestamp_seconds"); v < float64(loaded1.Unix()) || v >= float64(loaded1.Unix()+1) {
+		t.Errorf("corsproc_policy_loaded_timestamp_seconds %v, want within the second of %v", v, loaded1)
+	}
+
+	// The admin port changes nothing.
+	for _, method := range []string{"POST", "PUT", "DELETE", "PATCH"} {
+		if code, _ := get(t, method, admin+"/debug/policy"); code != http.StatusMethodNotAllowed {
+			t.Errorf("%s /debug/policy = %d, want 405", method, code)
+		}
+	}
+
+	write("10-web.yaml", strings.Replace(web, "one.example", "two.example", 1))
+	deadline := time.Now().Add(waitLimit)
+	for {
+		_, body = get(t, "GET", admin+"/debug/policy")
+		if debugHeader(t, body, "generation") == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/debug/policy did not follow the reload:\n%s\nlogs:\n%s", body, in.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(body, "https://two.example") || strings.Contains(body, "https://one.example") {
+		t.Errorf("/debug/policy after the reload:\n%s", body)
+	}
+	if got, want := debugHeader(t, body, "digest"), digest(); got != want {
+		t.Errorf("digest after the reload %q, want %q", got, want)
+	}
+	loaded2, err := time.Parse(time.RFC3339, debugHeader(t, body, "loaded"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded2.Before(loaded1) {
+		t.Errorf("loaded %v after the reload, before %v", loaded2, loaded1)
+	}
+	_, metrics = get(t, "GET", admin+"/metrics")
+	for series, want := range map[string]float64{
+		"corsproc_policy_generation":                      2,
+		`corsproc_policy_reloads_total{result="success"}`: 1,
+		"corsproc_policies":                               2,
+	} {
+		if v := metricValue(t, metrics, series); v != want {
+			t.Errorf("%s %v, want %v", series, v, want)
+		}
+	}
+}
+
+// /readyz reaches the gRPC health service on a Unix socket too.
+func TestServeReadyzUnixSocket(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(shortTempDir(t), "corsproc.sock")
+	in := startServe(t, "--listen", "unix://"+sock, "--admin", "127.0.0.1:0")
+	if code, body := get(t, "GET", "http://"+in.addrs.admin+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz = %d %q, want 200", code, body)
+	}
 }

@@ -29,12 +29,11 @@ import (
 // rename, a ConfigMap's symlink swap) make one reload.
 const debounce = 100 * time.Millisecond
 
-// Metric names.
+// Metric names. What describes the active set itself (its generation, load
+// time, size) is the caller's: it exists whether or not a Reloader runs.
 const (
 	MetricReloads       = "corsproc_policy_reloads_total"
-	MetricLastReload    = "corsproc_policy_last_reload_success_timestamp_seconds"
 	MetricReloadHealthy = "corsproc_policy_last_reload_successful"
-	MetricPolicies      = "corsproc_policies"
 )
 
 // Options configure a Reloader.
@@ -56,10 +55,8 @@ type Reloader struct {
 	mu     sync.Mutex // one reload at a time
 	digest string     // of the active set
 
-	reloads  *prometheus.CounterVec
-	lastOK   prometheus.Gauge
-	healthy  prometheus.Gauge
-	policies prometheus.Gauge
+	reloads *prometheus.CounterVec
+	healthy prometheus.Gauge
 }
 
 // New returns a Reloader for path whose active set is current (already
@@ -78,27 +75,17 @@ func New(path string, current *policy.Set, swap func(*policy.Set), opts Options)
 			Name: MetricReloads,
 			Help: "Policy reloads by result: success (a new set is active), unchanged (the files did not change), failure (the last good set keeps serving).",
 		}, []string{"result"}),
-		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: MetricLastReload,
-			Help: "Unix time of the last successful policy load.",
-		}),
 		healthy: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: MetricReloadHealthy,
 			Help: "1 when the last policy reload succeeded, 0 when it failed and an older set is serving.",
-		}),
-		policies: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: MetricPolicies,
-			Help: "Policies in the active set.",
 		}),
 	}
 	for _, result := range []string{"success", "unchanged", "failure"} {
 		r.reloads.WithLabelValues(result)
 	}
-	r.lastOK.SetToCurrentTime()
 	r.healthy.Set(1)
-	r.policies.Set(float64(len(current.Names())))
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(r.reloads, r.lastOK, r.healthy, r.policies)
+		opts.Registerer.MustRegister(r.reloads, r.healthy)
 	}
 	return r
 }
@@ -132,9 +119,7 @@ func (r *Reloader) Reload() (Result, error) {
 	r.swap(set)
 	r.digest = set.Digest()
 	r.reloads.WithLabelValues("success").Inc()
-	r.lastOK.SetToCurrentTime()
 	r.healthy.Set(1)
-	r.policies.Set(float64(len(set.Names())))
 	r.log.Info("policy reloaded", "policy", set.Source(), "policies", len(set.Names()),
 		"digest", shortDigest(set.Digest()), "took", time.Since(start).Round(time.Microsecond))
 	for _, w := range set.Warnings() {
