@@ -77,7 +77,11 @@ func decode(file string, data []byte) (*corsprocv1.PolicyFile, *diagnostics) {
 			ds.errorf("", "write at least one policy; see docs/policy.md", "file is empty")
 		} else {
 			msg := strings.TrimPrefix(err.Error(), "yaml: ")
-			ds.errorf("", "correct the YAML syntax", "not valid YAML: %s", msg)
+			fix := "correct the YAML syntax"
+			if strings.Contains(msg, "tab character") {
+				fix = "indent with spaces: YAML does not allow tabs in indentation"
+			}
+			ds.errorf("", fix, "not valid YAML: %s", msg)
 			var line int
 			if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil && line > 0 {
 				ds.list[len(ds.list)-1].Line = line

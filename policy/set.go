@@ -92,8 +92,14 @@ func policyFiles(dir string) ([]string, error) {
 			continue
 		}
 		full := filepath.Join(dir, name)
-		// Follow symlinks (a ConfigMap's files are links into ..data).
-		if fi, err := os.Stat(full); err != nil || fi.IsDir() {
+		// Follow symlinks (a ConfigMap's files are links into ..data). A
+		// policy file that cannot be reached (a dangling link, a link loop)
+		// is an error: skipping it would silently drop its policies.
+		fi, err := os.Stat(full)
+		if err != nil {
+			return nil, err
+		}
+		if fi.IsDir() {
 			continue
 		}
 		names = append(names, full)

@@ -336,3 +336,42 @@ func TestDevelopmentPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadBadPaths checks the paths that are not policy files: each gets a
+// clear error naming it.
+func TestLoadBadPaths(t *testing.T) {
+	dir := t.TempDir()
+	loop := filepath.Join(dir, "loop.yaml")
+	if err := os.Symlink(loop, loop); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policy.Load(loop); err == nil || !strings.Contains(err.Error(), "loop.yaml") {
+		t.Errorf("symlink loop: %v", err)
+	}
+	if _, err := policy.Load(dir); err == nil || !strings.Contains(err.Error(), "loop.yaml") {
+		t.Errorf("directory with a symlink loop: %v", err)
+	}
+	dangling := t.TempDir()
+	if err := os.Symlink(filepath.Join(dangling, "gone"), filepath.Join(dangling, "policy.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policy.Load(dangling); err == nil || !strings.Contains(err.Error(), "policy.yaml") {
+		t.Errorf("dangling link: %v", err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty.yaml")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policy.Load(empty); err == nil || !strings.Contains(err.Error(), "file is empty") {
+		t.Errorf("empty file: %v", err)
+	}
+	if os.Geteuid() != 0 { // root reads every file
+		unreadable := filepath.Join(t.TempDir(), "secret.yaml")
+		if err := os.WriteFile(unreadable, []byte("policies: []\n"), 0o000); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := policy.Load(unreadable); err == nil || !strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("unreadable file: %v", err)
+		}
+	}
+}

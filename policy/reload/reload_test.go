@@ -333,3 +333,48 @@ func TestConcurrentReloads(t *testing.T) {
 		t.Fatal("no decisions were made during the reloads")
 	}
 }
+
+// TestBadReplacementsKeepServing replaces the policy file with things that
+// are not a policy: each reload is refused and the last good set serves.
+func TestBadReplacementsKeepServing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "policy.yaml")
+	writeAtomic(t, path, policyYAML("x-good"))
+	set, err := policy.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var active atomic.Pointer[policy.Set]
+	active.Store(set)
+	r := reload.New(path, set, active.Store, reload.Options{})
+	for _, c := range []struct {
+		name    string
+		replace func()
+	}{
+		{"empty file", func() { writeAtomic(t, path, "") }},
+		{"tabs", func() { writeAtomic(t, path, "policies:\n\t- name: web\n") }},
+		{"duplicate keys", func() { writeAtomic(t, path, policyYAML("x-a")+"default_policy: web\n") }},
+		{"symlink loop", func() {
+			os.Remove(path)
+			if err := os.Symlink(path, path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a directory", func() {
+			os.Remove(path)
+			if err := os.Mkdir(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"removed", func() { os.RemoveAll(path) }},
+	} {
+		c.replace()
+		if res, err := r.Reload(); res != reload.Failed || err == nil {
+			t.Errorf("%s: Reload = %v, %v; want a failure", c.name, res, err)
+		}
+		if got := exposed(active.Load()); got != "x-good" {
+			t.Fatalf("%s: the active set changed to %q", c.name, got)
+		}
+		os.RemoveAll(path)
+	}
+}
