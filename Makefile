@@ -22,6 +22,15 @@ help: ## list the targets
 test: browser-deps ## go vet, then every test with the race detector in shuffled order
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on ./...
+	$(MAKE) --no-print-directory test-manifests
+	$(MAKE) --no-print-directory test-bench
+
+.PHONY: test-manifests test-bench
+test-bench: ## vet and test the bench module (message counts, swap under load; no timings asserted)
+	cd bench && $(GO) vet ./... && $(GO) test -shuffle=on ./...
+
+test-manifests: ## vet and test the Kubernetes manifests (the k8s/ module: kustomize render, strict decoding, cross-checks)
+	cd k8s && $(GO) vet ./... && $(GO) test -shuffle=on ./...
 
 test-browser: browser-deps ## only the headless-Chromium end-to-end tests (envoy/browser), verbose
 	$(GO) test -race -v ./envoy/browser/
@@ -57,12 +66,21 @@ proto: $(BIN)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION) ## regenerate proto/corspr
 		--proto_path=proto --go_out=proto --go_opt=paths=source_relative \
 		corsproc/v1/policy.proto
 
-bench: ## benchmarks of policy and processor, BENCHCOUNT runs each (for benchstat)
+# The bench module (bench/go.mod) compares corsproc with rs/cors and
+# jub0bs/cors and measures scale and ext_proc message cost; its own module
+# keeps those peers out of the server's dependencies. The load generator
+# against a no-op ext_proc server takes minutes and is run on its own:
+# cd bench && go run -tags vtprotobuf ./cmd/loadgen (docs/performance.md).
+bench: ## benchmarks of policy, processor and the bench module (peers, scale, messages), BENCHCOUNT runs each (for benchstat)
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./policy/ ./processor/
+	cd bench && $(GO) vet ./... && $(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./...
 
-FUZZPKGS ?= ./policy/ ./processor/
+# Every package with Fuzz targets. A failing input is written to the
+# package's testdata/fuzz/FuzzXxx/: commit it with the fix, as a regression
+# test that every `go test` runs.
+FUZZPKGS ?= ./policy/ ./policy/django/ ./processor/
 
-fuzz: ## run every Fuzz target in FUZZPKGS for FUZZTIME each (default 10s)
+fuzz: ## run every Fuzz target in FUZZPKGS for FUZZTIME each (default 10s; CI: 5s)
 	@for pkg in $(FUZZPKGS); do \
 		targets=$$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz') || continue; \
 		for t in $$targets; do \

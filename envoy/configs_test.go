@@ -7,7 +7,8 @@ package envoy_test
 // rules on the bootstrap and on the content of every typed_config, refuses
 // deprecated fields, and then checks the promises the configs and docs make
 // about corsproc's wiring. It also parses the Envoy snippets of README.md and
-// docs/envoy.md that are marked with an envoy-type comment.
+// docs/envoy.md and docs/security.md that are marked with an envoy-type
+// comment.
 
 import (
 	"encoding/json"
@@ -46,6 +47,7 @@ import (
 	// for assertions must still be linked in, or their "@type" cannot be
 	// resolved. Add the package of every new extension type here.
 	_ "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 )
 
 // Names the configs must use. They mirror corsproc's processor package
@@ -757,12 +759,12 @@ func isType[T proto.Message](t *testing.T, a *anypb.Any) bool {
 //	```
 var snippetMarker = regexp.MustCompile("(?m)^<!-- envoy-type: ([A-Za-z0-9_.]+) -->\\s*\\n```ya?ml\\n((?s:.*?))^```")
 
-// TestDocSnippets parses the marked Envoy snippets of the README and
-// docs/envoy.md strictly, validates every typed_config in them and refuses
+// TestDocSnippets parses the marked Envoy snippets of the README,
+// docs/envoy.md and docs/security.md strictly, validates every typed_config in them and refuses
 // deprecated fields. The fragments themselves are not run through the
 // validation rules of their message (a fragment leaves out required fields).
 func TestDocSnippets(t *testing.T) {
-	for _, doc := range []string{"../README.md", "../docs/envoy.md"} {
+	for _, doc := range []string{"../README.md", "../docs/envoy.md", "../docs/security.md"} {
 		t.Run(filepath.Base(doc), func(t *testing.T) {
 			data, err := os.ReadFile(doc)
 			if err != nil {

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,11 +37,13 @@ type policy struct {
 	methods   map[string]struct{}
 	headerAll bool
 	headers   map[string]struct{} // lower case
-	status    int
-	acam      string
-	acah      string
-	aceh      string
-	acma      string // "" when no Access-Control-Max-Age is sent
+	// headerMaxLen is the length of the longest name in headers.
+	headerMaxLen int
+	status       int
+	acam         string
+	acah         string
+	aceh         string
+	acma         string // "" when no Access-Control-Max-Age is sent
 
 	match matcher
 }
@@ -288,17 +291,22 @@ func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnosti
 		}
 		switch {
 		case c.wildSub:
-			if set.wild == nil {
-				set.wild = map[wildKey]int{}
-			}
-			set.wild[wildKey{c.scheme, c.host, c.port}] = i
+			set.addWild(c.scheme, c.host, c.port, i)
 		case c.port == anyPortSpec:
 			if set.anyPort == nil {
 				set.anyPort = map[schemeHost]int{}
 			}
 			set.anyPort[schemeHost{c.scheme, c.host}] = i
 		default:
-			set.exact[c.rawExact] = i
+			// matchOrigin looks exact origins up before it parses the
+			// request's Origin, so an entry that is not a serialized
+			// origin as parseOrigin accepts it must not be there: such an
+			// Origin is malformed, whatever the list says. (The checks
+			// above make it canonical; this keeps the lookup order from
+			// ever mattering.)
+			if _, ok := parseOrigin(c.rawExact); ok || c.null {
+				set.exact[c.rawExact] = i
+			}
 		}
 	}
 	for i, src := range p.GetAllowedOriginRegexes() {
@@ -311,7 +319,12 @@ func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnosti
 		if len(warns) > 0 {
 			ds.warnf(rpath, warns[0].fix, "%q: %s", src, warns[0].msg)
 		}
-		set.regexes = append(set.regexes, regexp.MustCompile(`^(?:`+src+`)$`))
+		re, err := anchoredRegexp(src)
+		if err != nil {
+			ds.errorf(rpath, "correct the RE2 syntax", "%q: invalid RE2 regex: %s", src, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+			continue
+		}
+		set.regexes = append(set.regexes, re)
 		set.regexIndex = append(set.regexIndex, i)
 	}
 }
@@ -388,6 +401,7 @@ func compileHeaders(cp *policy, headers []string, path string, ds *diagnostics) 
 			continue
 		}
 		cp.headers[lower] = struct{}{}
+		cp.headerMaxLen = max(cp.headerMaxLen, len(lower))
 		listed = append(listed, h)
 	}
 	if !cp.headerAll {
@@ -468,7 +482,7 @@ func compileMatch(m *corsprocv1.Match, path string, ds *diagnostics) matcher {
 		out.prefixes = append(out.prefixes, p)
 	}
 	if src := m.GetUrlsRegex(); src != "" {
-		re, err := regexp.Compile(`^(?:` + src + `)$`)
+		re, err := anchoredRegexp(src)
 		if err != nil {
 			ds.errorf(path+".urls_regex", "correct the RE2 syntax", "invalid RE2 regex %q: %s", src, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 		} else {
@@ -515,3 +529,16 @@ var tokenChars = func() (t [128]bool) {
 	}
 	return t
 }()
+
+// anchoredRegexp compiles the RE2 regex src so that it matches whole strings
+// only. It anchors the parsed expression, not the source text: pasted
+// around the text, "^(?:" and ")$" would be swallowed by an unterminated
+// \Q (which quotes the rest of the regex), and what then failed to compile
+// once made MustCompile panic (found by FuzzAllowedOriginRegex).
+func anchoredRegexp(src string) (*regexp.Regexp, error) {
+	re, err := syntax.Parse(src, syntax.Perl)
+	if err != nil {
+		return nil, err
+	}
+	return regexp.Compile(`^(?:` + re.String() + `)$`)
+}

@@ -249,6 +249,14 @@ func (d *Decision) mutatesResponse() bool {
 	return false
 }
 
+// reset makes d the zero Decision. Only the headers in use are cleared:
+// the others are zero already, so a decision costs no more than its headers.
+func (d *Decision) reset() {
+	clear(d.headers[:d.n])
+	d.Policy, d.Selection, d.Outcome, d.Reason = "", SelectedNone, OutcomeUngoverned, ReasonNone
+	d.Shadow, d.Status, d.n = false, 0, 0
+}
+
 func (d *Decision) add(name, value string, appendValue bool) {
 	d.headers[d.n] = Header{Name: name, Value: value, Append: appendValue}
 	d.n++

@@ -18,7 +18,7 @@ func (s *Set) Decide(r *Request, d *Decision) { s.decide(r, d, nil) }
 // decide is Decide, recording each check in tr when tr is not nil: explain
 // runs the very code the server runs.
 func (s *Set) decide(r *Request, d *Decision, tr *trace) {
-	*d = Decision{}
+	d.reset()
 	p := s.selectPolicy(r, d)
 	if p == nil {
 		return
@@ -168,11 +168,16 @@ func (p *policy) matchOrigin(r *Request) (bool, Reason, int) {
 		}
 		return false, ReasonOriginMalformed, -1
 	}
+	// An exact entry is a serialized origin (compileOrigins keeps no
+	// other), so a hit needs no parsing.
+	if i, ok := p.origins.exact[r.Origin]; ok {
+		return true, ReasonNone, i
+	}
 	o, ok := parseOrigin(r.Origin)
 	if !ok {
 		return false, ReasonOriginMalformed, -1
 	}
-	if i, ok := p.origins.allows(r.Origin, o); ok {
+	if i, ok := p.origins.allowsPattern(r.Origin, o); ok {
 		return true, ReasonNone, i
 	}
 	return false, ReasonOriginNotAllowed, -1
@@ -223,8 +228,14 @@ func (p *policy) actual(r *Request, d *Decision, tr *trace) {
 // preflight handles a preflight (section 5): the checks in Fetch order, the
 // first failure decides.
 func (p *policy) preflight(r *Request, d *Decision, tr *trace) {
-	var names acrhNames
-	if reason := p.preflightChecks(r, &names, tr); reason != ReasonNone {
+	// The requested names are collected only when something reads them:
+	// the answer when allow_headers holds *, and explain. Otherwise the
+	// buffer is not even zeroed.
+	var names *acrhNames
+	if p.headerAll || tr != nil {
+		names = new(acrhNames)
+	}
+	if reason := p.preflightChecks(r, names, tr); reason != ReasonNone {
 		d.Reason = reason
 		if p.forward {
 			d.Outcome = OutcomePreflightForwarded
@@ -244,7 +255,7 @@ func (p *policy) preflight(r *Request, d *Decision, tr *trace) {
 		d.add(HeaderACAM, p.acam, false)
 	}
 	if p.headerAll {
-		if names.n > 0 {
+		if names.n > 0 { // names is not nil when headerAll
 			d.add(HeaderACAH, names.join(), false)
 		}
 	} else if p.acah != "" {
@@ -296,7 +307,8 @@ func (p *policy) methodAllowed(r *Request) bool {
 
 // acrhNames collects the requested header names, lower case and joined with
 // ", ", in a fixed buffer: parsing allocates nothing per element. The names
-// hold at most MaxACRHBytes; each separator needs two more.
+// hold at most MaxACRHBytes; each separator needs two more. A nil
+// *acrhNames collects nothing.
 type acrhNames struct {
 	buf [MaxACRHBytes + 2*MaxACRHNames]byte
 	len int
@@ -307,10 +319,11 @@ func (a *acrhNames) join() string {
 	return string(a.buf[:a.len])
 }
 
-// headersAllowed applies section 5 step 3 to every name of every ACRH line.
-// When it fails on one name, it returns that name too.
+// headersAllowed applies section 5 step 3 to every name of every ACRH line,
+// collecting the names in names unless it is nil. When it fails on one name,
+// it returns that name too.
 func (p *policy) headersAllowed(lines []string, names *acrhNames) (Reason, string) {
-	total := 0
+	total, n := 0, 0
 	for _, line := range lines {
 		total += len(line)
 		if total > MaxACRHBytes {
@@ -323,38 +336,86 @@ func (p *policy) headersAllowed(lines []string, names *acrhNames) (Reason, strin
 			} else {
 				name, line = line, ""
 			}
-			name = strings.Trim(name, " \t")
+			name = trimOWS(name)
 			if name == "" {
 				continue
 			}
-			if names.n++; names.n > MaxACRHNames {
+			if n++; n > MaxACRHNames {
 				return ReasonHeadersMalformed, ""
 			}
 			if !isToken(name) {
 				return ReasonHeadersMalformed, name
 			}
-			// Append the lower-cased name; the bounds above keep it within
-			// buf.
-			start := names.len
-			if names.n > 1 {
-				names.len += copy(names.buf[names.len:], ", ")
-				start = names.len
+			if names != nil {
+				names.add(name)
 			}
-			for i := 0; i < len(name); i++ {
-				c := name[i]
-				if c >= 'A' && c <= 'Z' {
-					c += 'a' - 'A'
-				}
-				names.buf[names.len] = c
-				names.len++
-			}
-			if p.headerAll {
-				continue
-			}
-			if _, ok := p.headers[string(names.buf[start:names.len])]; !ok {
+			if !p.headerAll && !p.headerAllowed(name) {
 				return ReasonHeaderNotAllowed, name
 			}
 		}
 	}
 	return ReasonNone, ""
+}
+
+// maxHeaderNameLen is the longest name headerAllowed lower-cases on the
+// stack; longer ones (only possible when allow_headers lists such a name)
+// take an allocation.
+const maxHeaderNameLen = 128
+
+// trimOWS trims spaces and tabs.
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// add appends name, lower-cased, to the collected names. The bounds
+// headersAllowed checks keep it within buf.
+func (a *acrhNames) add(name string) {
+	if a.n++; a.n > 1 {
+		a.len += copy(a.buf[a.len:], ", ")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		a.buf[a.len] = c
+		a.len++
+	}
+}
+
+// headerAllowed reports whether the header name (a token, any case) is in
+// allow_headers. Browsers send lower-case names, which are looked up as
+// they are; others are lower-cased on the stack first. A name longer than
+// every allowed one is not looked up at all.
+func (p *policy) headerAllowed(name string) bool {
+	if len(name) > p.headerMaxLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c >= 'A' && c <= 'Z' {
+			if len(name) > maxHeaderNameLen {
+				_, ok := p.headers[strings.ToLower(name)]
+				return ok
+			}
+			var buf [maxHeaderNameLen]byte
+			lower := buf[:len(name)]
+			for j := 0; j < len(name); j++ {
+				c := name[j]
+				if c >= 'A' && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				lower[j] = c
+			}
+			_, ok := p.headers[string(lower)]
+			return ok
+		}
+	}
+	_, ok := p.headers[name]
+	return ok
 }

@@ -182,12 +182,37 @@ func FuzzParse(f *testing.F) {
 		if set == nil {
 			return
 		}
-		for _, r := range []policy.Request{get("https://app.example.com"), preflight("https://app.example.com", "PUT", "x"), get("")} {
-			var d policy.Decision
-			set.Decide(&r, &d)
-			if acac, _ := d.Header(policy.HeaderACAC); acac == "true" {
-				if acao, _ := d.Header(policy.HeaderACAO); acao == "*" {
+		// Whatever the set, its answers stay within the invariants: ACAO
+		// is "*" or the request's own well-formed origin, never "*" with
+		// credentials, never for "null" unless the set says so
+		// explicitly, and header values carry no control characters.
+		origins := []string{"https://app.example.com", "https://evil.example", "null", "http://localhost:3000",
+			"https://App.example.com", "https://app.example.com/", ""}
+		for _, o := range origins {
+			for _, r := range []policy.Request{get(o), preflight(o, "PUT", "x"), preflight(o, "GET")} {
+				var d policy.Decision
+				set.Decide(&r, &d)
+				acao, has := d.Header(policy.HeaderACAO)
+				acac, _ := d.Header(policy.HeaderACAC)
+				if acao == "*" && acac == "true" {
 					t.Fatal("ACAO * with ACAC true")
+				}
+				if has && acao != "*" && acao != r.Origin {
+					t.Fatalf("ACAO %q for Origin %q", acao, r.Origin)
+				}
+				if has && acao != "*" && (o == "https://App.example.com" || o == "https://app.example.com/" || o == "") {
+					t.Fatalf("ACAO for the malformed Origin %q", o)
+				}
+				if has && o == "null" && acao == "null" && !strings.Contains(string(data), "dangerously_allow_null_origin") {
+					t.Fatal("ACAO null without dangerously_allow_null_origin")
+				}
+				if acac == "true" && acao == "null" {
+					t.Fatal("ACAO null with credentials")
+				}
+				for _, h := range d.Headers() {
+					if strings.ContainsAny(h.Value, "\r\n\x00") {
+						t.Fatalf("header %s carries a control character: %q", h.Name, h.Value)
+					}
 				}
 			}
 		}

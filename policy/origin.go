@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -24,8 +25,9 @@ func parseOrigin(s string) (origin, bool) {
 	if len(s) > maxOriginLen {
 		return o, false
 	}
-	i := strings.Index(s, "://")
-	if i <= 0 || !isScheme(s[:i]) {
+	// A scheme holds no ':', so the first one must start "://".
+	i := strings.IndexByte(s, ':')
+	if i <= 0 || !strings.HasPrefix(s[i:], "://") || !isScheme(s[:i]) {
 		return o, false
 	}
 	o.scheme, s = s[:i], s[i+3:]
@@ -77,15 +79,14 @@ func isHostName(s string) bool {
 	label := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c == '.':
+		if c == '.' {
 			if label == 0 && i != len(s)-1 || i == 0 {
 				return false // empty label (a trailing dot is allowed)
 			}
 			label = 0
 			continue
-		case isLowerAlpha(c), isDigit(c), c == '-', c == '_':
-		default:
+		}
+		if !hostChar[c] {
 			return false
 		}
 		label++
@@ -95,6 +96,14 @@ func isHostName(s string) bool {
 	}
 	return true
 }
+
+// hostChar holds the bytes of a host label: a-z, 0-9, '-' and '_'.
+var hostChar = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = isLowerAlpha(byte(c)) || isDigit(byte(c)) || c == '-' || c == '_'
+	}
+	return t
+}()
 
 func isIPv6Literal(s string) bool {
 	if s == "" || len(s) > 45 {
@@ -147,9 +156,17 @@ const nullOrigin = "null"
 // are tried last. The maps hold the index of the entry in allowed_origins,
 // so that explain can say which configured entry let an origin in.
 type originSet struct {
-	exact      map[string]int
-	anyPort    map[schemeHost]int // http://localhost:*
-	wild       map[wildKey]int    // https://*.example.com[:port|:*]
+	exact   map[string]int
+	anyPort map[schemeHost]int // http://localhost:*
+	// wild holds the subdomain patterns (https://*.example.com[:port|:*])
+	// by base domain: one string-keyed lookup per host label, with the
+	// scheme and port checked in the few entries of that base. Bases
+	// shorter than wildMin or longer than wildMax are not looked up.
+	wild             map[string][]wildEntry
+	wildMin, wildMax int
+	// wildTLDs are the last labels of the bases: a host ending in another
+	// one cannot match a pattern, and is not looked up at all.
+	wildTLDs   []string
 	regexes    []*regexp.Regexp
 	regexIndex []int    // index in allowed_origin_regexes of each regex
 	origins    []string // allowed_origins as written
@@ -167,37 +184,88 @@ func (s *originSet) entry(i int) string {
 
 type schemeHost struct{ scheme, host string }
 
-// wildKey is a subdomain pattern: scheme, the base domain after "*.", and
-// the port: "" for none, "*" for any.
-type wildKey struct{ scheme, base, port string }
+// wildEntry is a subdomain pattern of one base domain (the part after
+// "*."): its scheme, its port ("" for none, "*" for any) and its index in
+// allowed_origins.
+type wildEntry struct {
+	scheme, port string
+	index        int
+}
+
+// addWild adds the pattern scheme://*.base[:port]; a pattern listed twice
+// keeps the index of its last occurrence.
+func (s *originSet) addWild(scheme, base, port string, index int) {
+	if s.wild == nil {
+		s.wild = map[string][]wildEntry{}
+		s.wildMin, s.wildMax = len(base), len(base)
+	}
+	s.wildMin, s.wildMax = min(s.wildMin, len(base)), max(s.wildMax, len(base))
+	if tld := lastLabel(base); !slices.Contains(s.wildTLDs, tld) {
+		s.wildTLDs = append(s.wildTLDs, tld)
+	}
+	es := s.wild[base]
+	for i := range es {
+		if es[i].scheme == scheme && es[i].port == port {
+			es[i].index = index
+			return
+		}
+	}
+	s.wild[base] = append(es, wildEntry{scheme, port, index})
+}
+
+// lastLabel returns the last label of a host name, a trailing dot aside.
+func lastLabel(host string) string {
+	host = strings.TrimSuffix(host, ".")
+	return host[strings.LastIndexByte(host, '.')+1:]
+}
+
+// wildIndex returns the entry of es matching scheme and port: the pattern
+// with that very port first, then the one with any port.
+func wildIndex(es []wildEntry, scheme, port string) (int, bool) {
+	for _, e := range es {
+		if e.scheme == scheme && e.port == port {
+			return e.index, true
+		}
+	}
+	for _, e := range es {
+		if e.scheme == scheme && e.port == anyPortSpec {
+			return e.index, true
+		}
+	}
+	return -1, false
+}
 
 const anyPortSpec = "*"
 
-// allows reports whether the serialized origin raw, parsed as o, is allowed,
-// and by which entry: an index in allowed_origins, or len(allowed_origins)
-// plus an index in allowed_origin_regexes.
-func (s *originSet) allows(raw string, o origin) (int, bool) {
-	if i, ok := s.exact[raw]; ok {
-		return i, true
-	}
+// allowsPattern reports whether the serialized origin raw, parsed as o, is
+// allowed by a pattern or a regex, and by which entry: an index in
+// allowed_origins, or len(allowed_origins) plus an index in
+// allowed_origin_regexes. Exact origins are looked up before parsing, in
+// matchOrigin.
+func (s *originSet) allowsPattern(raw string, o origin) (int, bool) {
 	if len(s.anyPort) > 0 {
 		if i, ok := s.anyPort[schemeHost{o.scheme, o.host}]; ok {
 			return i, true
 		}
 	}
-	if len(s.wild) > 0 && o.host[0] != '[' {
+	if len(s.wild) > 0 && o.host[0] != '[' && slices.Contains(s.wildTLDs, lastLabel(o.host)) {
 		// Try every proper suffix that starts after a dot: for
 		// a.b.example.com that is b.example.com, example.com and com.
-		for i := 0; i < len(o.host); i++ {
-			if o.host[i] != '.' || i == 0 || i == len(o.host)-1 {
+		for i := 1; i < len(o.host)-1; i++ {
+			if o.host[i] != '.' {
 				continue
 			}
 			base := o.host[i+1:]
-			if e, ok := s.wild[wildKey{o.scheme, base, o.port}]; ok {
-				return e, true
+			if len(base) < s.wildMin {
+				break // the suffixes only get shorter
 			}
-			if e, ok := s.wild[wildKey{o.scheme, base, anyPortSpec}]; ok {
-				return e, true
+			if len(base) > s.wildMax {
+				continue
+			}
+			if es, ok := s.wild[base]; ok {
+				if e, ok := wildIndex(es, o.scheme, o.port); ok {
+					return e, true
+				}
 			}
 		}
 	}

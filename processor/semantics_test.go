@@ -146,6 +146,7 @@ func runSemCase(t *testing.T, set *policy.Set, c semCase) {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	srv := New(set, Options{Registerer: reg})
+	recordStreamSeed(t, c.md, c.req.message(), defaultUpstream())
 	fs := newFakeStream(t, c.md, c.req.message(), defaultUpstream())
 	if err := srv.Process(fs); err != nil {
 		t.Fatalf("Process: %v", err)

@@ -54,6 +54,23 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the processor's metrics. nil registers nothing.
 	Registerer prometheus.Registerer
+	// MaxRequestHeaders bounds the header entries of one request_headers
+	// message that corsproc inspects; past it the request's CORS is refused
+	// (see extractBounded). 0 means DefaultMaxRequestHeaders.
+	MaxRequestHeaders int
+	// MaxRequestHeaderBytes bounds the bytes of header names and values of
+	// one request_headers message that corsproc inspects; past it the
+	// request's CORS is refused. 0 means DefaultMaxRequestHeaderBytes.
+	MaxRequestHeaderBytes int
+	// IdleTimeout closes a stream on which no message has arrived for this
+	// long, with DEADLINE_EXCEEDED, so that a client that opens streams and
+	// never finishes them cannot hold corsproc's memory and stream slots
+	// forever. It only works on a grpc.Server with grpc.InTapHandle(
+	// s.TapHandle). 0 disables it. A stream legitimately stays silent while
+	// the upstream answers the HTTP request (between request_headers and
+	// response_headers): set it above the longest upstream response time,
+	// long polls included.
+	IdleTimeout time.Duration
 }
 
 // Server implements envoy.service.ext_proc.v3.ExternalProcessor.
@@ -62,6 +79,10 @@ type Server struct {
 	active atomic.Pointer[active]
 	log    *slog.Logger
 	m      *metrics
+
+	bounds      headerBounds
+	idleTimeout time.Duration
+	limits      *limitMetrics
 }
 
 // New returns a Server enforcing set. A nil set governs nothing: every
@@ -75,7 +96,19 @@ func New(set *policy.Set, opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: log, m: newMetrics(opts.Registerer)}
+	s := &Server{
+		log:         log,
+		m:           newMetrics(opts.Registerer),
+		limits:      newLimitMetrics(opts.Registerer),
+		bounds:      headerBounds{entries: DefaultMaxRequestHeaders, bytes: DefaultMaxRequestHeaderBytes},
+		idleTimeout: opts.IdleTimeout,
+	}
+	if opts.MaxRequestHeaders > 0 {
+		s.bounds.entries = opts.MaxRequestHeaders
+	}
+	if opts.MaxRequestHeaderBytes > 0 {
+		s.bounds.bytes = opts.MaxRequestHeaderBytes
+	}
 	s.active.Store(newActive(set))
 	return s
 }
@@ -119,10 +152,20 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	default:
 		st.ambiguousName = true
 	}
+	// The idle timeout, when the gRPC server runs TapHandle.
+	idle := s.startIdle(ctx)
+	defer idle.stop()
 
 	for {
 		req, err := stream.Recv()
 		if err != nil {
+			if idle.expired() {
+				// Our own cancellation, not Envoy's: say why.
+				s.limits.idle.Inc()
+				s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream closed: idle timeout",
+					slog.Duration("idle_timeout", s.idleTimeout))
+				return idle.idleErr()
+			}
 			// Envoy ends every stream with a half-close and then a reset:
 			// io.EOF or Canceled is the normal end, not an error.
 			if isStreamEnd(err) {
@@ -135,6 +178,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		// corsproc_processing_seconds: from here until the response is
 		// handed to gRPC.
 		start := time.Now()
+		idle.touch(start)
 		resp, kind, err := s.handle(ctx, st, req)
 		if err != nil {
 			s.m.errUnknownMessage.Inc()
@@ -149,6 +193,10 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		err = stream.Send(resp)
 		s.m.observe(kind, start)
 		if err != nil {
+			if idle.expired() {
+				s.limits.idle.Inc()
+				return idle.idleErr()
+			}
 			// A reset from Envoy while we answer (the downstream went away)
 			// is not our error.
 			if isStreamEnd(err) {
@@ -207,7 +255,19 @@ func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.Pro
 
 // requestHeaders decides the request and answers it.
 func (s *Server) requestHeaders(ctx context.Context, st *streamState, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
-	st.extract(h)
+	if exceeded := s.extractBounded(st, h); exceeded != "" {
+		if exceeded == LimitRequestHeaders {
+			s.limits.headers.Inc()
+		} else {
+			s.limits.headerBytes.Inc()
+		}
+		// Debug only: a client controls how often this happens.
+		if s.log.Enabled(ctx, slog.LevelDebug) {
+			s.log.LogAttrs(ctx, slog.LevelDebug, "request headers past a bound: CORS refused",
+				slog.String("limit", exceeded),
+				slog.Int("headers", len(h.GetHeaders().GetHeaders())))
+		}
+	}
 	d := &st.dec
 	if st.set == nil {
 		// No policy set loaded: nothing is governed.

@@ -20,7 +20,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 )
@@ -225,4 +227,21 @@ func commentValue(s string) string {
 		return strconv.Quote(s)
 	}
 	return s
+}
+
+// inProcessHealth answers /readyz's health checks from the gRPC server's
+// health service directly, when the listener cannot be dialled back (TLS).
+// It only needs Check.
+type inProcessHealth struct{ hs *health.Server }
+
+func (h inProcessHealth) Check(ctx context.Context, in *healthpb.HealthCheckRequest, _ ...grpc.CallOption) (*healthpb.HealthCheckResponse, error) {
+	return h.hs.Check(ctx, in)
+}
+
+func (h inProcessHealth) List(ctx context.Context, in *healthpb.HealthListRequest, _ ...grpc.CallOption) (*healthpb.HealthListResponse, error) {
+	return h.hs.List(ctx, in)
+}
+
+func (inProcessHealth) Watch(context.Context, *healthpb.HealthCheckRequest, ...grpc.CallOption) (grpc.ServerStreamingClient[healthpb.HealthCheckResponse], error) {
+	return nil, status.Error(codes.Unimplemented, "in-process health: Watch is not supported")
 }

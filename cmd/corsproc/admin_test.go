@@ -41,7 +41,7 @@ func newAdminEnv(t *testing.T, set *policy.Set) *adminEnv {
 	t.Helper()
 	proc := processor.New(set, processor.Options{})
 	active := newActivePolicy(proc, set, time.Now(), nil)
-	gs, hs := newGRPCServer(proc)
+	gs, hs := newGRPCServer(proc, nil)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

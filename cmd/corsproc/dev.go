@@ -151,9 +151,9 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	}
 
 	// corsproc itself, over real loopback gRPC as in production.
-	proc := processor.New(set, processor.Options{Logger: log})
+	proc := processor.New(set, processor.Options{Logger: log, IdleTimeout: defaultStreamIdleTimeout})
 	watchPolicy(ctx, log, o.policy, set, proc.Swap, nil)
-	gs, hs := newGRPCServer(proc)
+	gs, hs := newGRPCServer(proc, nil)
 	s := &server{log: log, gs: gs, hs: hs}
 	var lc net.ListenConfig
 	grpcLis, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")

@@ -12,13 +12,14 @@ import (
 )
 
 // serveFlags are the flags serve must have and help must describe.
-var serveFlags = []string{"policy", "listen", "admin", "log-format", "log-level", "shutdown-timeout"}
+var serveFlags = []string{"policy", "listen", "admin", "log-format", "log-level", "shutdown-timeout",
+	"tls-cert", "tls-key", "client-ca", "listen-mode", "stream-idle-timeout", "max-request-headers", "max-request-header-bytes"}
 
 func TestServeFlagsAreAllDescribed(t *testing.T) {
 	t.Parallel()
 	var defined []string
 	newServeFlags(new(serveConfig)).VisitAll(func(f *flag.Flag) { defined = append(defined, f.Name) })
-	if got, want := strings.Join(defined, " "), "admin listen log-format log-level policy shutdown-timeout"; got != want {
+	if got, want := strings.Join(defined, " "), "admin client-ca listen listen-mode log-format log-level max-request-header-bytes max-request-headers policy shutdown-timeout stream-idle-timeout tls-cert tls-key"; got != want {
 		t.Errorf("serve defines flags %q, want %q: update serveFlags and this test with the docs", got, want)
 	}
 }
@@ -86,6 +87,14 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--listen", "9001"}, []string{`--listen "9001"`}},
 		{[]string{"--listen", "unix://corsproc.sock"}, []string{`--listen "unix://corsproc.sock"`, "absolute"}},
 		{[]string{"--admin", "localhost"}, []string{`--admin "localhost"`}},
+		{[]string{"--tls-cert", "c.pem"}, []string{"--tls-cert and --tls-key: give both or neither"}},
+		{[]string{"--tls-key", "k.pem"}, []string{"--tls-cert and --tls-key: give both or neither"}},
+		{[]string{"--client-ca", "ca.pem"}, []string{"--client-ca requires --tls-cert"}},
+		{[]string{"--listen-mode", "rw"}, []string{`--listen-mode "rw"`, "octal"}},
+		{[]string{"--listen-mode", "1777"}, []string{`--listen-mode "1777"`}},
+		{[]string{"--stream-idle-timeout", "-1s"}, []string{"--stream-idle-timeout -1s"}},
+		{[]string{"--max-request-headers", "0"}, []string{"--max-request-headers 0"}},
+		{[]string{"--max-request-header-bytes", "-5"}, []string{"--max-request-header-bytes -5"}},
 		// Every problem at once, not the first one only.
 		{
 			[]string{"--log-format", "xml", "--log-level", "loud", "--listen", "nowhere", "--shutdown-timeout", "-1s"},

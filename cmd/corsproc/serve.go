@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -28,6 +30,12 @@ type serveConfig struct {
 	logFormat       string
 	logLevel        string
 	shutdownTimeout time.Duration
+
+	tlsCert, tlsKey, clientCA string
+	listenMode                string
+	streamIdleTimeout         time.Duration
+	maxRequestHeaders         int
+	maxRequestHeaderBytes     int
 }
 
 // newServeFlags defines serve's flags on c.
@@ -44,6 +52,30 @@ func newServeFlags(c *serveConfig) *flag.FlagSet {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second,
 		"on SIGTERM or SIGINT, how long in-flight streams may take to finish\n"+
 			"before they are closed (`DURATION`, e.g. 10s)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "",
+		"PEM certificate `FILE` (chain) for the gRPC listener: serve gRPC over\n"+
+			"TLS (with --tls-key). Reloaded when the file changes")
+	fs.StringVar(&c.tlsKey, "tls-key", "",
+		"PEM private key `FILE` of --tls-cert. Reloaded when the file changes")
+	fs.StringVar(&c.clientCA, "client-ca", "",
+		"PEM CA certificates `FILE`: require every gRPC client (Envoy) to present\n"+
+			"a certificate signed by one of them (mutual TLS; needs --tls-cert).\n"+
+			"Reloaded when the file changes")
+	fs.StringVar(&c.listenMode, "listen-mode", fmt.Sprintf("%#o", defaultSocketMode),
+		"permission bits (`MODE`, octal) of the Unix socket of --listen\n"+
+			"unix:///path: who may connect (connecting needs write permission)")
+	fs.DurationVar(&c.streamIdleTimeout, "stream-idle-timeout", defaultStreamIdleTimeout,
+		"close an ext_proc stream on which no message arrived for this long\n"+
+			"(`DURATION`; 0 disables). A stream is silent while the upstream\n"+
+			"answers: keep it above the longest response time, long polls\n"+
+			"included")
+	fs.IntVar(&c.maxRequestHeaders, "max-request-headers", processor.DefaultMaxRequestHeaders,
+		"header entries of a request corsproc inspects (`N`); a request with\n"+
+			"more gets no CORS permission (its preflight is refused)")
+	fs.IntVar(&c.maxRequestHeaderBytes, "max-request-header-bytes", processor.DefaultMaxRequestHeaderBytes,
+		"bytes of header names and values of a request corsproc inspects\n"+
+			"(`N`); a request with more gets no CORS permission (its preflight\n"+
+			"is refused)")
 	return fs
 }
 
@@ -96,6 +128,12 @@ type serveOptions struct {
 	logFormat       string
 	logLevel        slog.Level
 	shutdownTimeout time.Duration
+
+	tls                   tlsFiles
+	listenMode            fs.FileMode
+	streamIdleTimeout     time.Duration
+	maxRequestHeaders     int
+	maxRequestHeaderBytes int
 }
 
 // parseServeFlags parses and checks serve's flags, reporting every problem
@@ -106,9 +144,13 @@ func parseServeFlags(args []string) (serveOptions, error) {
 		return serveOptions{}, err
 	}
 	o := serveOptions{
-		policy:          c.policy,
-		logFormat:       c.logFormat,
-		shutdownTimeout: c.shutdownTimeout,
+		policy:                c.policy,
+		logFormat:             c.logFormat,
+		shutdownTimeout:       c.shutdownTimeout,
+		tls:                   tlsFiles{cert: c.tlsCert, key: c.tlsKey, clientCA: c.clientCA},
+		streamIdleTimeout:     c.streamIdleTimeout,
+		maxRequestHeaders:     c.maxRequestHeaders,
+		maxRequestHeaderBytes: c.maxRequestHeaderBytes,
 	}
 	var errs []error
 	var err error
@@ -127,6 +169,19 @@ func parseServeFlags(args []string) (serveOptions, error) {
 	errs = append(errs, logErrs...)
 	if c.shutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout %v: want a positive duration", c.shutdownTimeout))
+	}
+	errs = append(errs, checkTLSFlags(o.tls)...)
+	if o.listenMode, err = parseFileMode("listen-mode", c.listenMode); err != nil {
+		errs = append(errs, err)
+	}
+	if c.streamIdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--stream-idle-timeout %v: want a positive duration, or 0 to disable it", c.streamIdleTimeout))
+	}
+	if c.maxRequestHeaders <= 0 {
+		errs = append(errs, fmt.Errorf("--max-request-headers %d: want a positive number", c.maxRequestHeaders))
+	}
+	if c.maxRequestHeaderBytes <= 0 {
+		errs = append(errs, fmt.Errorf("--max-request-header-bytes %d: want a positive number", c.maxRequestHeaderBytes))
 	}
 	if len(errs) > 0 {
 		return serveOptions{}, &usageError{errors.Join(errs...)}
@@ -171,16 +226,31 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 
 	reg := newRegistry()
-	proc := processor.New(set, processor.Options{Logger: log, Registerer: reg})
+	// The TLS files too must be good before anything is bound.
+	var creds credentials.TransportCredentials
+	if o.tls.cert != "" {
+		certs, err := newCertReloader(o.tls, log, reg)
+		if err != nil {
+			return fmt.Errorf("not serving: %w", err)
+		}
+		creds = credentials.NewTLS(certs.serverConfig())
+	}
+	proc := processor.New(set, processor.Options{
+		Logger:                log,
+		Registerer:            reg,
+		IdleTimeout:           o.streamIdleTimeout,
+		MaxRequestHeaders:     o.maxRequestHeaders,
+		MaxRequestHeaderBytes: o.maxRequestHeaderBytes,
+	})
 	active := newActivePolicy(proc, set, loadedAt, reg)
-	watchPolicy(ctx, log, o.policy, set, active.swap, reg)
-	gs, hs := newGRPCServer(proc)
+	gs, hs := newGRPCServer(proc, creds)
 	s := &server{log: log, gs: gs, hs: hs}
 
-	grpcLis, err := o.listen.listen(ctx)
+	grpcLis, err := o.listen.listenMode(ctx, o.listenMode)
 	if err != nil {
 		return fmt.Errorf("gRPC listener: %w", err)
 	}
+	watchPolicy(ctx, log, o.policy, set, active.swap, reg)
 	var adminLis net.Listener
 	if o.admin != nil {
 		if adminLis, err = o.admin.listen(ctx); err != nil {
@@ -188,13 +258,19 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("admin listener: %w", err)
 		}
 		// /readyz asks the gRPC server's health service through the
-		// listener it serves on.
-		if s.self, err = dialSelf(grpcLis.Addr()); err != nil {
-			grpcLis.Close()
-			adminLis.Close()
-			return fmt.Errorf("gRPC health client: %w", err)
+		// listener it serves on; over TLS (whose certificate need not name
+		// the address, and which may require a client certificate corsproc
+		// does not hold) it asks the health service in process.
+		var hc healthpb.HealthClient = inProcessHealth{hs}
+		if creds == nil {
+			if s.self, err = dialSelf(grpcLis.Addr()); err != nil {
+				grpcLis.Close()
+				adminLis.Close()
+				return fmt.Errorf("gRPC health client: %w", err)
+			}
+			hc = healthpb.NewHealthClient(s.self)
 		}
-		ready := &readiness{active: active, health: healthpb.NewHealthClient(s.self)}
+		ready := &readiness{active: active, health: hc}
 		s.admin = newAdminServer(log, reg, active, ready.check)
 	}
 	return s.serve(ctx, e, o.shutdownTimeout, set, grpcLis, adminLis)

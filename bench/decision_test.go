@@ -1,0 +1,202 @@
+package bench
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	jub0bs "github.com/jub0bs/cors"
+	rscors "github.com/rs/cors"
+
+	"github.com/corsproc/corsproc/policy"
+)
+
+// The policy every implementation enforces: n allowed origins (n-1 exact ones
+// and a subdomain pattern), credentials, django-cors-headers' default methods
+// and request headers, one exposed header, a day of preflight caching.
+var (
+	benchMethods        = []string{"DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT"}
+	benchRequestHeaders = []string{"accept", "authorization", "content-type", "user-agent", "x-csrftoken", "x-requested-with"}
+	benchExposed        = []string{"x-request-id"}
+)
+
+const (
+	benchPattern = "https://*.example.net"
+	benchMaxAge  = 86400
+)
+
+// benchOrigins returns the n allowed origins: n-1 exact ones and the pattern.
+func benchOrigins(n int) []string {
+	out := make([]string, 0, n)
+	for i := range n - 1 {
+		out = append(out, fmt.Sprintf("https://app%d.example.com", i))
+	}
+	return append(out, benchPattern)
+}
+
+// allowedOrigin is the last exact origin listed, so that a scan shows.
+func allowedOrigin(n int) string { return fmt.Sprintf("https://app%d.example.com", n-2) }
+
+// corsprocYAML is the policy file of the benchmark policy.
+func corsprocYAML(origins []string) string {
+	var b strings.Builder
+	b.WriteString("default_policy: web\npolicies:\n  - name: web\n    allow_credentials: true\n")
+	fmt.Fprintf(&b, "    allow_methods: [%s]\n", strings.Join(benchMethods, ", "))
+	fmt.Fprintf(&b, "    allow_headers: [%s]\n", strings.Join(benchRequestHeaders, ", "))
+	fmt.Fprintf(&b, "    expose_headers: [%s]\n", strings.Join(benchExposed, ", "))
+	fmt.Fprintf(&b, "    preflight_max_age: %d\n", benchMaxAge)
+	b.WriteString("    allowed_origins:\n")
+	for _, o := range origins {
+		fmt.Fprintf(&b, "      - %s\n", o)
+	}
+	return b.String()
+}
+
+// decisionCase is one request shape of BenchmarkDecision.
+type decisionCase struct {
+	name   string
+	method string
+	origin string // "" for none
+	acrm   string
+	acrh   string
+	// outcome of corsproc, and whether the peers must answer with ACAO.
+	want    policy.Outcome
+	allowed bool
+}
+
+// adversarialACRH is an Access-Control-Request-Headers value a hostile
+// client sends: thousands of commas, then one name.
+var adversarialACRH = strings.Repeat(",", 4096) + "content-type"
+
+func decisionCases(n int) []decisionCase {
+	ok := allowedOrigin(n)
+	return []decisionCase{
+		{name: "preflight", method: "OPTIONS", origin: ok, acrm: "PUT", acrh: "content-type,x-csrftoken", want: policy.OutcomePreflightAllowed, allowed: true},
+		{name: "actual_allowed", method: "GET", origin: ok, want: policy.OutcomeAllowed, allowed: true},
+		{name: "actual_refused", method: "GET", origin: "https://evil.example.org", want: policy.OutcomeDenied},
+		{name: "no_origin", method: "GET", want: policy.OutcomeNotCORS},
+		{name: "adversarial_acrh", method: "OPTIONS", origin: ok, acrm: "PUT", acrh: adversarialACRH, want: policy.OutcomePreflightRejected},
+	}
+}
+
+// httpRequest is the case as an *http.Request, with canonical header keys as
+// Go's server builds them.
+func (c decisionCase) httpRequest() *http.Request {
+	r, err := http.NewRequest(c.method, "https://api.example.com/api/orders", nil)
+	if err != nil {
+		panic(err)
+	}
+	if c.origin != "" {
+		r.Header.Set("Origin", c.origin)
+	}
+	if c.acrm != "" {
+		r.Header.Set("Access-Control-Request-Method", c.acrm)
+	}
+	if c.acrh != "" {
+		r.Header.Set("Access-Control-Request-Headers", c.acrh)
+	}
+	return r
+}
+
+// policyRequest is the case as corsproc's policy.Request, as the processor
+// extracts it from Envoy's request headers.
+func (c decisionCase) policyRequest() *policy.Request {
+	r := &policy.Request{Method: c.method, Origin: c.origin, ACRM: c.acrm, Host: "api.example.com", Path: "/api/orders"}
+	if c.acrh != "" {
+		r.ACRH = []string{c.acrh}
+	}
+	return r
+}
+
+// responseWriter is the minimal reusable http.ResponseWriter the middleware
+// write into: its header map is cleared, not reallocated, between requests.
+type responseWriter struct {
+	h      http.Header
+	status int
+}
+
+func newResponseWriter() *responseWriter { return &responseWriter{h: make(http.Header, 8)} }
+
+func (w *responseWriter) Header() http.Header         { return w.h }
+func (w *responseWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *responseWriter) WriteHeader(status int)      { w.status = status }
+func (w *responseWriter) reset()                      { clear(w.h); w.status = 0 }
+
+// next is the wrapped application: it does nothing.
+var next = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+
+func newRSCors(origins []string) http.Handler {
+	return rscors.New(rscors.Options{
+		AllowedOrigins:   origins,
+		AllowedMethods:   benchMethods,
+		AllowedHeaders:   benchRequestHeaders,
+		ExposedHeaders:   benchExposed,
+		MaxAge:           benchMaxAge,
+		AllowCredentials: true,
+	}).Handler(next)
+}
+
+func newJub0bsCors(tb testing.TB, origins []string) http.Handler {
+	m, err := jub0bs.NewMiddleware(jub0bs.Config{
+		Origins:         origins,
+		Credentialed:    true,
+		Methods:         benchMethods,
+		RequestHeaders:  benchRequestHeaders,
+		MaxAgeInSeconds: benchMaxAge,
+		ResponseHeaders: benchExposed,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m.Wrap(next)
+}
+
+// BenchmarkDecision runs one CORS decision per iteration, through corsproc's
+// policy.Set.Decide (the processor's native form: a policy.Request in, a
+// policy.Decision out) and through rs/cors v1.11.1 and jub0bs/cors v0.13.0 as
+// the http.Handler middleware they are, writing into a reusable
+// http.ResponseWriter. Every implementation enforces the same policy.
+//
+//	go test -run '^$' -bench 'Decision' -count 6 . | benchstat -col /impl -
+func BenchmarkDecision(b *testing.B) {
+	for _, n := range []int{5, 1000} {
+		origins := benchOrigins(n)
+		set, err := policy.Parse("bench.yaml", []byte(corsprocYAML(origins)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		rs := newRSCors(origins)
+		jb := newJub0bsCors(b, origins)
+		for _, c := range decisionCases(n) {
+			b.Run(fmt.Sprintf("impl=corsproc/case=%s/origins=%d", c.name, n), func(b *testing.B) {
+				r := c.policyRequest()
+				var d policy.Decision
+				b.ReportAllocs()
+				for b.Loop() {
+					set.Decide(r, &d)
+				}
+				if d.Outcome != c.want {
+					b.Fatalf("outcome %v, want %v", d.Outcome, c.want)
+				}
+			})
+			for _, impl := range []struct {
+				name string
+				h    http.Handler
+			}{{"rs-cors", rs}, {"jub0bs-cors", jb}} {
+				b.Run(fmt.Sprintf("impl=%s/case=%s/origins=%d", impl.name, c.name, n), func(b *testing.B) {
+					r := c.httpRequest()
+					w := newResponseWriter()
+					b.ReportAllocs()
+					for b.Loop() {
+						w.reset()
+						impl.h.ServeHTTP(w, r)
+					}
+					if _, got := w.h["Access-Control-Allow-Origin"]; got != c.allowed {
+						b.Fatalf("ACAO present %v, want %v; headers %v", got, c.allowed, w.h)
+					}
+				})
+			}
+		}
+	}
+}

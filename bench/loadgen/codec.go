@@ -1,0 +1,60 @@
+package loadgen
+
+import (
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+)
+
+// vtMarshaler is what go-control-plane's *_vtproto.pb.go files add to its
+// messages when built with -tags vtprotobuf. They hold marshalling code
+// only (MarshalVTStrict, SizeVT): there is no UnmarshalVT.
+type vtMarshaler interface {
+	SizeVT() int
+	MarshalToSizedBufferVTStrict(dAtA []byte) (int, error)
+}
+
+// HasVT reports whether this binary was built with -tags vtprotobuf, so that
+// VTCodec actually uses the vtprotobuf code.
+func HasVT() bool {
+	_, ok := any(&extprocv3.ProcessingResponse{}).(vtMarshaler)
+	return ok
+}
+
+// VTCodec is the "proto" gRPC codec with marshalling done by vtprotobuf's
+// generated code where the message has it, and by the standard codec
+// otherwise (and for every unmarshal).
+type VTCodec struct{}
+
+var protoCodec = encoding.GetCodecV2(proto.Name)
+
+// Marshal implements encoding.CodecV2.
+func (VTCodec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(vtMarshaler)
+	if !ok {
+		return protoCodec.Marshal(v)
+	}
+	size := m.SizeVT()
+	if mem.IsBelowBufferPoolingThreshold(size) {
+		buf := make([]byte, size)
+		if _, err := m.MarshalToSizedBufferVTStrict(buf); err != nil {
+			return nil, err
+		}
+		return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
+	}
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(size)
+	if _, err := m.MarshalToSizedBufferVTStrict((*buf)[:size]); err != nil {
+		pool.Put(buf)
+		return nil, err
+	}
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
+
+// Unmarshal implements encoding.CodecV2.
+func (VTCodec) Unmarshal(data mem.BufferSlice, v any) error { return protoCodec.Unmarshal(data, v) }
+
+// Name implements encoding.CodecV2.
+func (VTCodec) Name() string { return proto.Name }

@@ -1,0 +1,147 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/processor"
+)
+
+// scaleYAML returns a policy file of one of two shapes:
+//   - dim "policies": n policies, each bound to its own route (route-<i>)
+//     and allowing one origin of its own; requests go to the last one;
+//   - dim "origins": one default policy allowing n exact origins (the
+//     allowed one is listed last).
+func scaleYAML(dim string, n int) string {
+	var b strings.Builder
+	b.WriteString("policies:\n")
+	switch dim {
+	case "policies":
+		for i := range n {
+			fmt.Fprintf(&b, "  - name: p%d\n    match:\n      routes: [route-%d]\n    allowed_origins: [https://app%d.example.com]\n    allow_credentials: true\n", i, i, i)
+		}
+	case "origins":
+		b.WriteString("  - name: web\n    allow_credentials: true\n    allowed_origins:\n")
+		for i := range n {
+			fmt.Fprintf(&b, "      - https://app%d.example.com\n", i)
+		}
+		b.WriteString("default_policy: web\n")
+	}
+	return b.String()
+}
+
+// scaleRequests are the requests of BenchmarkScaleDecide: they go to the
+// last policy (by route) and come from its last origin.
+func scaleRequests(dim string, n int) map[string]policy.Request {
+	route, origin := "", fmt.Sprintf("https://app%d.example.com", n-1)
+	if dim == "policies" {
+		route = fmt.Sprintf("route-%d", n-1)
+	}
+	return map[string]policy.Request{
+		"actual_allowed": {Method: "GET", Origin: origin, Route: route, Host: "api.example.com", Path: "/api/x"},
+		"preflight":      {Method: "OPTIONS", Origin: origin, ACRM: "PUT", ACRH: []string{"content-type"}, Route: route, Host: "api.example.com", Path: "/api/x"},
+		"actual_refused": {Method: "GET", Origin: "https://evil.example.org", Route: route, Host: "api.example.com", Path: "/api/x"},
+	}
+}
+
+var scaleSizes = []int{10, 10000}
+
+// BenchmarkScaleDecide measures one decision with sets of 10 and 10,000
+// route-bound policies, and with one policy of 10 and 10,000 origins.
+//
+//	go test -run '^$' -bench ScaleDecide -count 6 . | benchstat -col /n -
+func BenchmarkScaleDecide(b *testing.B) {
+	for _, dim := range []string{"policies", "origins"} {
+		for _, n := range scaleSizes {
+			set, err := policy.Parse("scale.yaml", []byte(scaleYAML(dim, n)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, c := range []string{"actual_allowed", "actual_refused", "preflight"} {
+				r := scaleRequests(dim, n)[c]
+				b.Run(fmt.Sprintf("dim=%s/case=%s/n=%d", dim, c, n), func(b *testing.B) {
+					var d policy.Decision
+					b.ReportAllocs()
+					for b.Loop() {
+						set.Decide(&r, &d)
+					}
+					if d.Policy == "" {
+						b.Fatalf("no policy selected: %+v", d)
+					}
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkScaleCompile measures decoding, validating and compiling the
+// policy file, and reports the memory the compiled set retains (set-bytes:
+// the heap it holds after a GC, its copy of the source included).
+func BenchmarkScaleCompile(b *testing.B) {
+	for _, dim := range []string{"policies", "origins"} {
+		for _, n := range scaleSizes {
+			data := []byte(scaleYAML(dim, n))
+			b.Run(fmt.Sprintf("dim=%s/n=%d", dim, n), func(b *testing.B) {
+				size := setBytes(b, data)
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := policy.Parse("scale.yaml", data); err != nil {
+						b.Fatal(err)
+					}
+				}
+				// After the loop: b.Loop's timer reset clears metrics.
+				b.ReportMetric(float64(size), "set-bytes")
+			})
+		}
+	}
+}
+
+// setBytes returns the heap a compiled set of data retains.
+func setBytes(tb testing.TB, data []byte) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	set, err := policy.Parse("scale.yaml", data)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(set)
+	if after.HeapAlloc < before.HeapAlloc {
+		return 0
+	}
+	return after.HeapAlloc - before.HeapAlloc
+}
+
+// BenchmarkScaleReload measures what a reload does before and when it
+// swaps: policy.Load of the file from disk (read, decode, validate,
+// compile) and processor.Server.Swap.
+func BenchmarkScaleReload(b *testing.B) {
+	for _, dim := range []string{"policies", "origins"} {
+		for _, n := range scaleSizes {
+			path := filepath.Join(b.TempDir(), "policy.yaml")
+			if err := os.WriteFile(path, []byte(scaleYAML(dim, n)), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			b.Run(fmt.Sprintf("dim=%s/n=%d", dim, n), func(b *testing.B) {
+				srv := processor.New(nil, processor.Options{Registerer: prometheus.NewRegistry()})
+				b.ReportAllocs()
+				for b.Loop() {
+					set, err := policy.Load(path)
+					if err != nil {
+						b.Fatal(err)
+					}
+					srv.Swap(set)
+				}
+			})
+		}
+	}
+}
