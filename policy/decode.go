@@ -435,7 +435,7 @@ func suggest(key string, fields protoreflect.FieldDescriptors) string {
 		if name == want {
 			return fmt.Sprintf("did you mean %q?", name)
 		}
-		if dist := editDistance(want, name); dist < bestDist {
+		if dist := EditDistance(want, name); dist < bestDist {
 			best, bestDist = name, dist
 		}
 	}
@@ -449,8 +449,14 @@ func suggest(key string, fields protoreflect.FieldDescriptors) string {
 	return "known keys here: " + strings.Join(names, ", ")
 }
 
-// editDistance is the Levenshtein distance between short keys.
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance between a and b, for
+// suggesting the name a user probably meant. Strings longer than 64 bytes
+// are never close to a name: their distance is reported as 64 without the
+// quadratic work.
+func EditDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 64
+	}
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {

@@ -6,6 +6,8 @@ import (
 	"google.golang.org/grpc/mem"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+
+	"github.com/corsproc/corsproc/processor"
 )
 
 // vtMarshaler is what go-control-plane's *_vtproto.pb.go files add to its
@@ -30,28 +32,8 @@ type VTCodec struct{}
 
 var protoCodec = encoding.GetCodecV2(proto.Name)
 
-// Marshal implements encoding.CodecV2.
-func (VTCodec) Marshal(v any) (mem.BufferSlice, error) {
-	m, ok := v.(vtMarshaler)
-	if !ok {
-		return protoCodec.Marshal(v)
-	}
-	size := m.SizeVT()
-	if mem.IsBelowBufferPoolingThreshold(size) {
-		buf := make([]byte, size)
-		if _, err := m.MarshalToSizedBufferVTStrict(buf); err != nil {
-			return nil, err
-		}
-		return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
-	}
-	pool := mem.DefaultBufferPool()
-	buf := pool.Get(size)
-	if _, err := m.MarshalToSizedBufferVTStrict((*buf)[:size]); err != nil {
-		pool.Put(buf)
-		return nil, err
-	}
-	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
-}
+// Marshal implements encoding.CodecV2, as processor.Codec marshals.
+func (VTCodec) Marshal(v any) (mem.BufferSlice, error) { return processor.Codec{}.Marshal(v) }
 
 // Unmarshal implements encoding.CodecV2.
 func (VTCodec) Unmarshal(data mem.BufferSlice, v any) error { return protoCodec.Unmarshal(data, v) }

@@ -159,7 +159,7 @@ func closestSetting(name string) string {
 		if abs(len(name)-len(k)) > bestDist {
 			continue
 		}
-		if d := editDistance(name, k); d < bestDist || d == bestDist && k < best {
+		if d := policy.EditDistance(name, k); d < bestDist || d == bestDist && k < best {
 			best, bestDist = k, d
 		}
 	}
@@ -171,29 +171,6 @@ func abs(n int) int {
 		return -n
 	}
 	return n
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // lookup returns the readable value of a setting, or of its old name when
