@@ -121,6 +121,7 @@ func compile(source string, files []parsedFile) *Set {
 		file   string
 	}
 	routeOwner := map[string]owner{}
+	shared := newSharedLists()
 	var defaultName string
 	var defaultFile *parsedFile
 	for fi := range files {
@@ -131,7 +132,7 @@ func compile(source string, files []parsedFile) *Set {
 		ds := f.ds
 		for i, p := range f.pf.GetPolicies() {
 			path := fmt.Sprintf("policies[%d]", i)
-			cp := compilePolicy(p, path, ds)
+			cp := compilePolicy(p, path, ds, shared)
 			cp.index = len(s.policies)
 			if cp.name != "" {
 				switch prev, dup := s.byName[cp.name]; {
@@ -145,18 +146,17 @@ func compile(source string, files []parsedFile) *Set {
 			}
 			cp.file = ds.file
 			for j, r := range p.GetMatch().GetRoutes() {
-				rpath := fmt.Sprintf("%s.match.routes[%d]", path, j)
 				if r == "" {
-					ds.errorf(rpath, "remove the empty entry", "empty route name")
+					ds.errorf(item(path+".match.routes", j), "remove the empty entry", "empty route name")
 					continue
 				}
 				if o, dup := routeOwner[r]; dup {
 					switch {
 					case o.policy == cp.name && o.file == ds.file:
 					case o.file == ds.file:
-						ds.errorf(rpath, "bind each route to one policy", "route %q is already bound to policy %q", r, o.policy)
+						ds.errorf(item(path+".match.routes", j), "bind each route to one policy", "route %q is already bound to policy %q", r, o.policy)
 					default:
-						ds.errorf(rpath, "bind each route to one policy", "route %q is already bound to policy %q in %s", r, o.policy, o.file)
+						ds.errorf(item(path+".match.routes", j), "bind each route to one policy", "route %q is already bound to policy %q in %s", r, o.policy, o.file)
 					}
 					continue
 				}
@@ -190,7 +190,7 @@ func compile(source string, files []parsedFile) *Set {
 	return s
 }
 
-func compilePolicy(p *corsprocv1.Policy, path string, ds *diagnostics) *policy {
+func compilePolicy(p *corsprocv1.Policy, path string, ds *diagnostics, shared *sharedLists) *policy {
 	cp := &policy{
 		name:     p.GetName(),
 		shadow:   p.GetMode() == corsprocv1.Mode_MODE_SHADOW,
@@ -216,8 +216,8 @@ func compilePolicy(p *corsprocv1.Policy, path string, ds *diagnostics) *policy {
 		ds.errorf(path+".preflight_status", "write 204 (the default) or 200", "preflight_status %d is not 200 or 204", cp.status)
 	}
 	compileOrigins(cp, p, path, ds)
-	compileMethods(cp, p.GetAllowMethods(), path+".allow_methods", ds)
-	compileHeaders(cp, p.GetAllowHeaders(), path+".allow_headers", ds)
+	shared.methods(cp, p.GetAllowMethods(), path+".allow_methods", ds)
+	shared.headers(cp, p.GetAllowHeaders(), path+".allow_headers", ds)
 	compileExpose(cp, p.GetExposeHeaders(), path+".expose_headers", ds)
 
 	age := p.GetPreflightMaxAge()
@@ -225,7 +225,7 @@ func compilePolicy(p *corsprocv1.Policy, path string, ds *diagnostics) *policy {
 	switch {
 	case age < 0 || age > MaxPreflightMaxAge:
 		ds.errorf(agePath, fmt.Sprintf("write a number of seconds from 0 to %d", MaxPreflightMaxAge), "preflight_max_age %d is out of range", age)
-	case age > chromiumMaxAge && ds.written[agePath]:
+	case age > chromiumMaxAge && ds.written(agePath):
 		ds.warnf(agePath, "write 7200 to say what Chromium does", "Chromium caches preflights for at most 7200 seconds; %d only holds in Firefox", age)
 	}
 	if age > 0 {
@@ -265,27 +265,26 @@ func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnosti
 		ds.warnf(path+".allowed_origins", "list the origins that may read responses", "the policy allows no origin: every CORS request is refused")
 	}
 	for i, s := range p.GetAllowedOrigins() {
-		opath := fmt.Sprintf("%s.allowed_origins[%d]", path, i)
 		c, prob := parseConfigOrigin(s)
 		if prob != nil {
-			ds.errorf(opath, prob.fix, "%s", prob.msg)
+			ds.errorf(item(path+".allowed_origins", i), prob.fix, "%s", prob.msg)
 			continue
 		}
 		switch {
 		case c.null && cp.creds:
-			ds.errorf(opath, "remove it, or set allow_credentials: false and dangerously_allow_null_origin: true",
+			ds.errorf(item(path+".allowed_origins", i), "remove it, or set allow_credentials: false and dangerously_allow_null_origin: true",
 				"%q with credentials would let any sandboxed page or local file read a logged-in user's responses", s)
 			continue
 		case c.null && !p.GetDangerouslyAllowNullOrigin():
-			ds.errorf(opath, "remove it, or set dangerously_allow_null_origin: true if you accept that",
+			ds.errorf(item(path+".allowed_origins", i), "remove it, or set dangerously_allow_null_origin: true if you accept that",
 				"%q is the origin of every sandboxed iframe and local file, so any site can send it", s)
 			continue
 		case cp.creds && c.scheme == "http" && !isLoopback(c.host) && !p.GetDangerouslyAllowInsecureOrigins():
-			ds.errorf(opath, fmt.Sprintf("use %q, or set dangerously_allow_insecure_origins: true", "https://"+strings.TrimPrefix(s, "http://")),
+			ds.errorf(item(path+".allowed_origins", i), fmt.Sprintf("use %q, or set dangerously_allow_insecure_origins: true", "https://"+strings.TrimPrefix(s, "http://")),
 				"%q is plain http with credentials: anyone on the network path can inject a script into it", s)
 			continue
 		case cp.creds && c.wildSub && isPublicSuffix(c.host) && !p.GetDangerouslyAllowPublicSuffixWildcards():
-			ds.errorf(opath, "list the sites you own exactly, or set dangerously_allow_public_suffix_wildcards: true",
+			ds.errorf(item(path+".allowed_origins", i), "list the sites you own exactly, or set dangerously_allow_public_suffix_wildcards: true",
 				"%q is a wildcard directly under the public suffix %q, where anyone can register a site", s, c.host)
 			continue
 		}
@@ -310,18 +309,17 @@ func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnosti
 		}
 	}
 	for i, src := range p.GetAllowedOriginRegexes() {
-		rpath := fmt.Sprintf("%s.allowed_origin_regexes[%d]", path, i)
 		errs, warns := checkOriginRegex(src)
 		if len(errs) > 0 {
-			ds.errorf(rpath, errs[0].fix, "%q: %s", src, errs[0].msg)
+			ds.errorf(item(path+".allowed_origin_regexes", i), errs[0].fix, "%q: %s", src, errs[0].msg)
 			continue
 		}
 		if len(warns) > 0 {
-			ds.warnf(rpath, warns[0].fix, "%q: %s", src, warns[0].msg)
+			ds.warnf(item(path+".allowed_origin_regexes", i), warns[0].fix, "%q: %s", src, warns[0].msg)
 		}
 		re, err := anchoredRegexp(src)
 		if err != nil {
-			ds.errorf(rpath, "correct the RE2 syntax", "%q: invalid RE2 regex: %s", src, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+			ds.errorf(item(path+".allowed_origin_regexes", i), "correct the RE2 syntax", "%q: invalid RE2 regex: %s", src, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 			continue
 		}
 		set.regexes = append(set.regexes, re)
@@ -340,20 +338,19 @@ func compileMethods(cp *policy, methods []string, path string, ds *diagnostics) 
 	cp.methods = map[string]struct{}{"GET": {}, "HEAD": {}, "POST": {}}
 	var listed []string
 	for i, m := range methods {
-		mpath := fmt.Sprintf("%s[%d]", path, i)
 		upper := strings.ToUpper(m)
 		switch {
 		case m == "*":
 			cp.methodAll = true
 			continue
 		case !isToken(m):
-			ds.errorf(mpath, "write a method name such as PATCH", "%q is not a valid method name", m)
+			ds.errorf(item(path, i), "write a method name such as PATCH", "%q is not a valid method name", m)
 			continue
 		case slices.Contains(forbiddenMethods, upper):
-			ds.errorf(mpath, "remove it", "%s is a forbidden method: browsers never send it", upper)
+			ds.errorf(item(path, i), "remove it", "%s is a forbidden method: browsers never send it", upper)
 			continue
 		case m != upper && slices.Contains(normalizedMethods, upper):
-			ds.warnf(mpath, fmt.Sprintf("write %s", upper), "browsers send %s in upper case, so %q never matches (method names are case-sensitive)", upper, m)
+			ds.warnf(item(path, i), fmt.Sprintf("write %s", upper), "browsers send %s in upper case, so %q never matches (method names are case-sensitive)", upper, m)
 		}
 		cp.methods[m] = struct{}{}
 		listed = append(listed, m)
@@ -384,20 +381,19 @@ func compileHeaders(cp *policy, headers []string, path string, ds *diagnostics) 
 	cp.headers = map[string]struct{}{}
 	var listed []string
 	for i, h := range headers {
-		hpath := fmt.Sprintf("%s[%d]", path, i)
 		lower := strings.ToLower(h)
 		switch {
 		case h == "*":
 			cp.headerAll = true
 			continue
 		case !isToken(h):
-			ds.errorf(hpath, "write a header name such as x-requested-with", "%q is not a valid header name", h)
+			ds.errorf(item(path, i), "write a header name such as x-requested-with", "%q is not a valid header name", h)
 			continue
 		case slices.Contains(forbiddenRequestHeaders, lower) || hasAnyPrefix(lower, forbiddenRequestPrefixes):
-			ds.errorf(hpath, "remove it", "%q is a forbidden request header: browsers set it themselves and never ask to send it", h)
+			ds.errorf(item(path, i), "remove it", "%q is a forbidden request header: browsers set it themselves and never ask to send it", h)
 			continue
 		case isCORSResponseHeader(lower):
-			ds.errorf(hpath, "remove it: it is a response header, which the server sends", "%q is a CORS response header, not a request header", h)
+			ds.errorf(item(path, i), "remove it: it is a response header, which the server sends", "%q is a CORS response header, not a request header", h)
 			continue
 		}
 		cp.headers[lower] = struct{}{}
@@ -409,21 +405,60 @@ func compileHeaders(cp *policy, headers []string, path string, ds *diagnostics) 
 	}
 }
 
+// sharedLists compiles each distinct allow_methods and allow_headers list
+// once per set: policies mostly keep django-cors-headers' defaults, and
+// 10,000 policies should not build 10,000 identical maps. Only lists that
+// compiled without a diagnostic are shared (a diagnostic names the policy
+// it is in); the compiled values are read-only, so sharing them is safe.
+type sharedLists struct {
+	methodSets map[string]*policy // methods, methodAll, acam
+	headerSets map[string]*policy // headers, headerAll, headerMaxLen, acah
+}
+
+func newSharedLists() *sharedLists {
+	return &sharedLists{methodSets: map[string]*policy{}, headerSets: map[string]*policy{}}
+}
+
+func (sl *sharedLists) methods(cp *policy, list []string, path string, ds *diagnostics) {
+	key := strings.Join(list, "\x00")
+	if c, ok := sl.methodSets[key]; ok {
+		cp.methods, cp.methodAll, cp.acam = c.methods, c.methodAll, c.acam
+		return
+	}
+	n := len(ds.list)
+	compileMethods(cp, list, path, ds)
+	if len(ds.list) == n {
+		sl.methodSets[key] = cp
+	}
+}
+
+func (sl *sharedLists) headers(cp *policy, list []string, path string, ds *diagnostics) {
+	key := strings.Join(list, "\x00")
+	if c, ok := sl.headerSets[key]; ok {
+		cp.headers, cp.headerAll, cp.headerMaxLen, cp.acah = c.headers, c.headerAll, c.headerMaxLen, c.acah
+		return
+	}
+	n := len(ds.list)
+	compileHeaders(cp, list, path, ds)
+	if len(ds.list) == n {
+		sl.headerSets[key] = cp
+	}
+}
+
 func compileExpose(cp *policy, headers []string, path string, ds *diagnostics) {
 	var listed []string
 	for i, h := range headers {
-		hpath := fmt.Sprintf("%s[%d]", path, i)
 		lower := strings.ToLower(h)
 		switch {
 		case h == "*" && cp.creds:
-			ds.errorf(hpath, "list the header names to expose", "browsers ignore expose_headers \"*\" on requests with credentials")
+			ds.errorf(item(path, i), "list the header names to expose", "browsers ignore expose_headers \"*\" on requests with credentials")
 			continue
 		case h == "*":
 		case !isToken(h):
-			ds.errorf(hpath, "write a header name such as x-request-id", "%q is not a valid header name", h)
+			ds.errorf(item(path, i), "write a header name such as x-request-id", "%q is not a valid header name", h)
 			continue
 		case lower == "set-cookie" || lower == "set-cookie2":
-			ds.errorf(hpath, "remove it", "%q can never be exposed: browsers hide it from scripts", h)
+			ds.errorf(item(path, i), "remove it", "%q can never be exposed: browsers hide it from scripts", h)
 			continue
 		}
 		listed = append(listed, h)
@@ -447,19 +482,18 @@ func compileMatch(m *corsprocv1.Match, path string, ds *diagnostics) matcher {
 	}
 	out.routes = len(m.GetRoutes()) > 0
 	for i, h := range m.GetHosts() {
-		hpath := fmt.Sprintf("%s.hosts[%d]", path, i)
 		lower := strings.ToLower(h)
 		wild := strings.HasPrefix(lower, "*.")
 		base := strings.TrimPrefix(lower, "*.")
 		switch {
 		case strings.Contains(base, ":") && !strings.HasPrefix(base, "["):
-			ds.errorf(hpath, fmt.Sprintf("write %q: hosts match without the port", strings.Split(h, ":")[0]), "host %q has a port", h)
+			ds.errorf(item(path+".hosts", i), fmt.Sprintf("write %q: hosts match without the port", strings.Split(h, ":")[0]), "host %q has a port", h)
 			continue
 		case strings.Contains(base, "*"):
-			ds.errorf(hpath, `write "*.example.com" or an exact host`, "host %q has a * that is not a leading \"*.\" label", h)
+			ds.errorf(item(path+".hosts", i), `write "*.example.com" or an exact host`, "host %q has a * that is not a leading \"*.\" label", h)
 			continue
 		case !isHostName(base) && !isBracketedIPv6(base):
-			ds.errorf(hpath, "write a host name such as api.example.com", "%q is not a valid host", h)
+			ds.errorf(item(path+".hosts", i), "write a host name such as api.example.com", "%q is not a valid host", h)
 			continue
 		}
 		if wild {
@@ -541,4 +575,10 @@ func anchoredRegexp(src string) (*regexp.Regexp, error) {
 		return nil, err
 	}
 	return regexp.Compile(`^(?:` + re.String() + `)$`)
+}
+
+// item is the path of a list's i-th item, built only when a diagnostic
+// names it.
+func item(path string, i int) string {
+	return path + "[" + strconv.Itoa(i) + "]"
 }

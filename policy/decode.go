@@ -137,10 +137,6 @@ func (d *decoder) errorAt(n *yaml.Node, path, fix, format string, args ...any) {
 	last.Line, last.Column = n.Line, n.Column
 }
 
-func (d *decoder) mark(n *yaml.Node, path string) {
-	d.ds.pos[path] = position{n.Line, n.Column}
-}
-
 // entry is one key of a mapping after merge keys (<<) are applied.
 type entry struct {
 	key, value *yaml.Node
@@ -150,7 +146,18 @@ type entry struct {
 // explicit keys override merged ones; a key written twice is an error.
 func (d *decoder) entries(n *yaml.Node, path string) []entry {
 	var merged, own []entry
-	seen := map[string]bool{}
+	// Keys seen so far: a linear scan of own for the few keys a policy has,
+	// a map for a mapping so large that a scan would be quadratic.
+	var seenMap map[string]bool
+	if len(n.Content) > 64 {
+		seenMap = map[string]bool{}
+	}
+	seen := func(key string) bool {
+		if seenMap != nil {
+			return seenMap[key]
+		}
+		return seenIn(own, key)
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
@@ -187,15 +194,18 @@ func (d *decoder) entries(n *yaml.Node, path string) []entry {
 			}
 			continue
 		}
-		if seen[k.Value] {
+		if seen(k.Value) {
 			d.errorAt(k, join(path, k.Value), "keep one of them", "key %q is written twice", k.Value)
 			continue
 		}
-		seen[k.Value] = true
+		if seenMap != nil {
+			seenMap[k.Value] = true
+		}
 		own = append(own, entry{k, v})
 	}
+	ownKeys := len(own)
 	for _, e := range merged {
-		if !seen[e.key.Value] {
+		if seenMap != nil && !seenMap[e.key.Value] || seenMap == nil && !seenIn(own[:ownKeys], e.key.Value) {
 			own = append(own, e)
 		}
 	}
@@ -223,9 +233,7 @@ func (d *decoder) message(n *yaml.Node, path string, m protoreflect.Message) {
 	if d.bomb {
 		return
 	}
-	if path != "" {
-		d.mark(n, path)
-	}
+	d.ds.nodes[path] = n
 	if n.Kind != yaml.MappingNode {
 		what := "the file"
 		if path != "" {
@@ -235,7 +243,7 @@ func (d *decoder) message(n *yaml.Node, path string, m protoreflect.Message) {
 		return
 	}
 	fields := m.Descriptor().Fields()
-	present := map[string]bool{}
+	var present fieldSet
 	for _, e := range d.entries(n, path) {
 		key := e.key.Value
 		kpath := join(path, key)
@@ -244,14 +252,12 @@ func (d *decoder) message(n *yaml.Node, path string, m protoreflect.Message) {
 			d.errorAt(e.key, kpath, suggest(key, fields), "unknown key %q", key)
 			continue
 		}
-		d.mark(e.key, kpath)
 		before := len(d.ds.list)
 		d.field(e.value, kpath, m, fd)
 		// A key whose value was wrong counts as absent, so that it takes its
 		// default and validation reports no second error for it.
-		present[key] = len(d.ds.list) == before
-		if present[key] {
-			d.ds.written[kpath] = true
+		if len(d.ds.list) == before {
+			present.add(fd)
 		}
 	}
 	if p, ok := m.Interface().(*corsprocv1.Policy); ok {
@@ -259,25 +265,36 @@ func (d *decoder) message(n *yaml.Node, path string, m protoreflect.Message) {
 	}
 }
 
+// fieldSet is a set of a message's fields, by field number.
+type fieldSet uint64
+
+func (fs *fieldSet) add(fd protoreflect.FieldDescriptor) { *fs |= 1 << (uint(fd.Number()) % 64) }
+
+func (fs fieldSet) has(m protoreflect.Message, name protoreflect.Name) bool {
+	fd := m.Descriptor().Fields().ByName(name)
+	return fd != nil && fs&(1<<(uint(fd.Number())%64)) != 0
+}
+
 // applyDefaults fills the keys a policy does not write with DCH's defaults.
-func applyDefaults(p *corsprocv1.Policy, present map[string]bool) {
+func applyDefaults(p *corsprocv1.Policy, present fieldSet) {
 	def := NewPolicy("")
-	if !present["allow_methods"] {
+	m := p.ProtoReflect()
+	if !present.has(m, "allow_methods") {
 		p.AllowMethods = def.AllowMethods
 	}
-	if !present["allow_headers"] {
+	if !present.has(m, "allow_headers") {
 		p.AllowHeaders = def.AllowHeaders
 	}
-	if !present["preflight_max_age"] {
+	if !present.has(m, "preflight_max_age") {
 		p.PreflightMaxAge = def.PreflightMaxAge
 	}
-	if !present["preflight_status"] {
+	if !present.has(m, "preflight_status") {
 		p.PreflightStatus = def.PreflightStatus
 	}
-	if !present["unmatched_preflight"] {
+	if !present.has(m, "unmatched_preflight") {
 		p.UnmatchedPreflight = def.UnmatchedPreflight
 	}
-	if !present["mode"] {
+	if !present.has(m, "mode") {
 		p.Mode = def.Mode
 	}
 }
@@ -302,7 +319,17 @@ func (d *decoder) field(n *yaml.Node, path string, m protoreflect.Message, fd pr
 			return
 		}
 		list := m.Mutable(fd).List()
+		// Items' positions are found through the list when a diagnostic
+		// names one (diagnostics.add), not recorded one by one: a large
+		// allow-list would pay for a path string and a map entry per item.
+		d.ds.lists[path] = n
 		for i, item := range n.Content {
+			if fd.Kind() == protoreflect.StringKind && item.Kind == yaml.ScalarNode && item.Tag == "!!str" {
+				// The common case, a plain string, needs no path.
+				d.nodes++
+				list.Append(protoreflect.ValueOfString(item.Value))
+				continue
+			}
 			ipath := fmt.Sprintf("%s[%d]", path, i)
 			if fd.Kind() == protoreflect.MessageKind {
 				el := list.NewElement()
@@ -311,7 +338,6 @@ func (d *decoder) field(n *yaml.Node, path string, m protoreflect.Message, fd pr
 				continue
 			}
 			item = d.resolve(item, ipath)
-			d.mark(item, ipath)
 			if v, ok := d.scalar(item, ipath, fd); ok {
 				list.Append(v)
 			}
@@ -319,7 +345,6 @@ func (d *decoder) field(n *yaml.Node, path string, m protoreflect.Message, fd pr
 	case fd.Kind() == protoreflect.MessageKind:
 		d.message(n, path, m.Mutable(fd).Message())
 	default:
-		d.mark(n, path)
 		if v, ok := d.scalar(n, path, fd); ok {
 			m.Set(fd, v)
 		}

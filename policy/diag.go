@@ -4,7 +4,10 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Severity tells an error from a warning.
@@ -102,16 +105,74 @@ func filter(ds []Diagnostic, s Severity) []Diagnostic {
 
 // diagnostics collects the problems of one file. Positions come from the
 // decoder, keyed by field path.
+//
+// Positions are not recorded per field, which would cost a path string and
+// a map entry for every key and item of a large file: the decoder records
+// the YAML node of each mapping (nodes) and list (lists), and a
+// diagnostic's position is looked up through them when it is reported.
 type diagnostics struct {
-	file    string
-	pos     map[string]position
-	written map[string]bool // keys the file wrote and the decoder accepted
-	list    []Diagnostic
+	file  string
+	nodes map[string]*yaml.Node // mapping nodes by path
+	lists map[string]*yaml.Node // list nodes by path
+	list  []Diagnostic
 }
 
 func newDiagnostics(file string) *diagnostics {
-	// The root path stands for the whole file: its first line.
-	return &diagnostics{file: file, pos: map[string]position{"": {1, 1}}, written: map[string]bool{}}
+	return &diagnostics{file: file, nodes: map[string]*yaml.Node{}, lists: map[string]*yaml.Node{}}
+}
+
+// position returns where the file wrote the value at path: a mapping's own
+// position, a scalar value's, the key of a list or of a key the decoder
+// rejected, a list item's.
+func (ds *diagnostics) position(path string) (position, bool) {
+	if path == "" {
+		return position{1, 1}, true // the whole file: its first line
+	}
+	if n, ok := ds.nodes[path]; ok {
+		return position{n.Line, n.Column}, true
+	}
+	if strings.HasSuffix(path, "]") {
+		open := strings.LastIndexByte(path, '[')
+		if n, ok := ds.lists[path[:max(open, 0)]]; ok && open > 0 {
+			if i, err := strconv.Atoi(path[open+1 : len(path)-1]); err == nil && i >= 0 && i < len(n.Content) {
+				return position{n.Content[i].Line, n.Content[i].Column}, true
+			}
+		}
+		return position{}, false
+	}
+	if k, v := ds.key(path); k != nil {
+		if v.Kind == yaml.ScalarNode {
+			return position{v.Line, v.Column}, true
+		}
+		return position{k.Line, k.Column}, true
+	}
+	return position{}, false
+}
+
+// key returns the key and value nodes of the key path names, as written in
+// its mapping (keys brought in by a merge key are not found).
+func (ds *diagnostics) key(path string) (key, value *yaml.Node) {
+	parent, name := "", path
+	if dot := strings.LastIndexByte(path, '.'); dot >= 0 {
+		parent, name = path[:dot], path[dot+1:]
+	}
+	m, ok := ds.nodes[parent]
+	if !ok {
+		return nil, nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == name {
+			return m.Content[i], m.Content[i+1]
+		}
+	}
+	return nil, nil
+}
+
+// written reports whether the file writes the key at path itself (rather
+// than the key taking its default).
+func (ds *diagnostics) written(path string) bool {
+	k, _ := ds.key(path)
+	return k != nil
 }
 
 type position struct{ line, column int }
@@ -121,7 +182,7 @@ func (ds *diagnostics) add(sev Severity, path, fix, format string, args ...any) 
 	// A path the decoder never saw (a default, or an absent key) takes the
 	// position of its closest parent that was written.
 	for p := path; ; {
-		if pos, ok := ds.pos[p]; ok {
+		if pos, ok := ds.position(p); ok {
 			d.Line, d.Column = pos.line, pos.column
 			break
 		}
