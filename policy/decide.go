@@ -67,12 +67,12 @@ const (
 var outcomeNames = [numOutcomes]string{
 	OutcomeUngoverned:         "ungoverned",
 	OutcomeUnknownPolicy:      "unknown_policy",
-	OutcomeNotCORS:            "not_cors",
+	OutcomeNotCORS:            "non_cors",
 	OutcomePreflightAllowed:   "preflight_allowed",
 	OutcomePreflightRejected:  "preflight_rejected",
 	OutcomePreflightForwarded: "preflight_forwarded",
 	OutcomeAllowed:            "allowed",
-	OutcomeDenied:             "denied",
+	OutcomeDenied:             "disallowed_origin",
 }
 
 // String returns the outcome's name as used in metrics and logs.

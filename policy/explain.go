@@ -27,7 +27,7 @@ type Explanation struct {
 	Policy    string   `json:"policy"`
 	Selection string   `json:"selection"`
 	Why       string   `json:"why"`
-	Kind      string   `json:"kind"` // preflight, actual, not_cors, none
+	Kind      string   `json:"kind"` // preflight, actual, non_cors, none
 	Outcome   string   `json:"outcome"`
 	Reason    string   `json:"reason"`
 	Shadow    bool     `json:"shadow,omitempty"`
@@ -169,7 +169,7 @@ func (s *Set) Explain(er *ExplainRequest) *Explanation {
 	case p == nil:
 		e.Kind = "none"
 	case r.Origin == "" && !r.DuplicateOrigin:
-		e.Kind = "not_cors"
+		e.Kind = "non_cors"
 	case r.Method == "OPTIONS" && (r.ACRM != "" || r.DuplicateACRM):
 		e.Kind = "preflight"
 		for _, name := range []string{"origin", "method", "headers", "private_network"}[len(tr.checks):] {

@@ -69,7 +69,7 @@ func TestExplain(t *testing.T) {
 		},
 		{
 			name: "actual refused", req: act("https://evil.example", false),
-			kind: "actual", outcome: "denied", checks: "origin:fail", wantHeaders: true,
+			kind: "actual", outcome: "disallowed_origin", checks: "origin:fail", wantHeaders: true,
 			fix:     `add "https://evil.example" to allowed_origins`,
 			browser: "Access to fetch at 'https://api.example.com/v1/items' from origin 'https://evil.example' has been blocked by CORS policy: No 'Access-Control-Allow-Origin' header is present on the requested resource.",
 		},

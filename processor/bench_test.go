@@ -21,7 +21,7 @@ func BenchmarkProcess(b *testing.B) {
 		{"case=actual_allowed", []*extprocv3.ProcessingRequest{get("api.example.com", o).message(), defaultUpstream()}, 2},
 		{"case=preflight", []*extprocv3.ProcessingRequest{
 			preflight("api.example.com", o, "PUT", acrhH("content-type, x-requested-with")).message()}, 1},
-		{"case=not_cors", []*extprocv3.ProcessingRequest{get("api.example.com", "").message(), defaultUpstream()}, 2},
+		{"case=non_cors", []*extprocv3.ProcessingRequest{get("api.example.com", "").message(), defaultUpstream()}, 2},
 		{"case=ungoverned", []*extprocv3.ProcessingRequest{get("other.example.com", o).message(), defaultUpstream()}, 2},
 	}
 	for _, c := range cases {

@@ -75,15 +75,15 @@ func TestRequestHeaderBounds(t *testing.T) {
 		{"actual_within", []*extprocv3.ProcessingRequest{get("api.example.com", o).message(), defaultUpstream()},
 			[]reply{continueReq(), corsResp(acao(o), aceh("x-request-id"), varyOrigin())}, "", "web", "allowed", "", false},
 		{"actual_past_count", []*extprocv3.ProcessingRequest{get("api.example.com", o, pad(10)...).message(), defaultUpstream()},
-			[]reply{continueReq(), corsResp(varyOrigin())}, LimitRequestHeaders, "web", "denied", "origin_malformed", false},
+			[]reply{continueReq(), corsResp(varyOrigin())}, LimitRequestHeaders, "web", "disallowed_origin", "origin_malformed", false},
 		{"actual_past_bytes", []*extprocv3.ProcessingRequest{get("creds.example.com", o, cookie).message(), defaultUpstream()},
-			[]reply{continueReq(), corsResp(varyOrigin())}, LimitRequestHeaderBytes, "creds", "denied", "origin_malformed", false},
+			[]reply{continueReq(), corsResp(varyOrigin())}, LimitRequestHeaderBytes, "creds", "disallowed_origin", "origin_malformed", false},
 		{"allow_all_actual_past_count", []*extprocv3.ProcessingRequest{get("public.example.com", o, pad(10)...).message(), defaultUpstream()},
 			[]reply{continueReq(), corsResp(acao("*"), aceh("x-total"))}, LimitRequestHeaders, "public", "allowed", "", false},
 		// Without an Origin, past the bound: refused as well (the Origin
 		// could have been beyond it).
 		{"no_origin_past_count", []*extprocv3.ProcessingRequest{get("api.example.com", "", pad(10)...).message(), defaultUpstream()},
-			[]reply{continueReq(), corsResp(varyOrigin())}, LimitRequestHeaders, "web", "denied", "origin_malformed", false},
+			[]reply{continueReq(), corsResp(varyOrigin())}, LimitRequestHeaders, "web", "disallowed_origin", "origin_malformed", false},
 		{"shadow_past_count", []*extprocv3.ProcessingRequest{preflight("shadow.example.com", o, "PUT", pad(10)...).message()},
 			[]reply{continueSkip()}, LimitRequestHeaders, "shadow", "preflight_rejected", "origin_malformed", true},
 		// :authority beyond the bound: no policy selected by host.

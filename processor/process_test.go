@@ -143,12 +143,12 @@ default_policy: web
 	}{
 		{"request_headers_nil", []*extprocv3.ProcessingRequest{
 			{Request: &extprocv3.ProcessingRequest_RequestHeaders{}}, defaultUpstream()},
-			[]reply{continueReq(), corsResp(varyOrigin())}, "not_cors", ""},
+			[]reply{continueReq(), corsResp(varyOrigin())}, "non_cors", ""},
 		{"header_map_nil", []*extprocv3.ProcessingRequest{
 			{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{}}}, defaultUpstream()},
-			[]reply{continueReq(), corsResp(varyOrigin())}, "not_cors", ""},
+			[]reply{continueReq(), corsResp(varyOrigin())}, "non_cors", ""},
 		{"no_headers_at_all", []*extprocv3.ProcessingRequest{reqHeaders(), defaultUpstream()},
-			[]reply{continueReq(), corsResp(varyOrigin())}, "not_cors", ""},
+			[]reply{continueReq(), corsResp(varyOrigin())}, "non_cors", ""},
 		{"nil_header_entry", []*extprocv3.ProcessingRequest{reqHeaders(nil, raw("origin", o), nil), defaultUpstream()},
 			[]reply{continueReq(), corsResp(acao(o), aceh("x-request-id"), varyOrigin())}, "allowed", ""},
 		{"missing_method_with_origin_is_actual", []*extprocv3.ProcessingRequest{
@@ -157,14 +157,14 @@ default_policy: web
 			[]reply{continueReq(), corsResp(acao(o), aceh("x-request-id"), varyOrigin())}, "allowed", ""},
 		{"several_origin_headers", []*extprocv3.ProcessingRequest{
 			reqHeaders(raw(":method", "GET"), raw("origin", o), raw("origin", "https://evil.com")), defaultUpstream()},
-			[]reply{continueReq(), corsResp(varyOrigin())}, "denied", "origin_malformed"},
+			[]reply{continueReq(), corsResp(varyOrigin())}, "disallowed_origin", "origin_malformed"},
 		{"mixed_case_key_not_matched", []*extprocv3.ProcessingRequest{
 			// Envoy lower-cases keys; anything else is not the Origin header.
 			reqHeaders(raw(":method", "GET"), raw("Origin", o)), defaultUpstream()},
-			[]reply{continueReq(), corsResp(varyOrigin())}, "not_cors", ""},
+			[]reply{continueReq(), corsResp(varyOrigin())}, "non_cors", ""},
 		{"non_utf8_origin", []*extprocv3.ProcessingRequest{
 			reqHeaders(raw(":method", "GET"), raw("origin", "https://\xff\xfe.example.com")), defaultUpstream()},
-			[]reply{continueReq(), corsResp(varyOrigin())}, "denied", "origin_malformed"},
+			[]reply{continueReq(), corsResp(varyOrigin())}, "disallowed_origin", "origin_malformed"},
 		{"non_utf8_preflight", []*extprocv3.ProcessingRequest{
 			reqHeaders(raw(":method", "OPTIONS"), raw("origin", o), raw("access-control-request-method", "P\xffT"),
 				raw("access-control-request-headers", "x-\xc3\x28"), raw(":path", "/\xff"), raw(":authority", "api.example.com\xff"))},
@@ -175,10 +175,10 @@ default_policy: web
 			[]reply{rejected()}, "preflight_rejected", "headers_malformed"},
 		{"huge_origin", []*extprocv3.ProcessingRequest{
 			reqHeaders(raw(":method", "GET"), raw("origin", "https://"+huge+".example.com")), defaultUpstream()},
-			[]reply{continueReq(), corsResp(varyOrigin())}, "denied", "origin_malformed"},
+			[]reply{continueReq(), corsResp(varyOrigin())}, "disallowed_origin", "origin_malformed"},
 		{"huge_malformed_origin", []*extprocv3.ProcessingRequest{
 			reqHeaders(raw(":method", "GET"), raw("origin", "https://app.example.com/"+huge)), defaultUpstream()},
-			[]reply{continueReq(), corsResp(varyOrigin())}, "denied", "origin_malformed"},
+			[]reply{continueReq(), corsResp(varyOrigin())}, "disallowed_origin", "origin_malformed"},
 		{"huge_acrh", []*extprocv3.ProcessingRequest{
 			reqHeaders(raw(":method", "OPTIONS"), raw("origin", o), raw("access-control-request-method", "PUT"),
 				raw("access-control-request-headers", huge))},
@@ -198,7 +198,7 @@ default_policy: web
 		{"body_before_headers", []*extprocv3.ProcessingRequest{bodyMsg(false), bodyMsg(true)},
 			[]reply{{Kind: "request_body"}, {Kind: "response_body"}}, "", ""},
 		{"headers_empty_key_and_value", []*extprocv3.ProcessingRequest{reqHeaders(raw("", ""), raw("origin", "")), defaultUpstream()},
-			[]reply{continueReq(), corsResp(varyOrigin())}, "not_cors", ""},
+			[]reply{continueReq(), corsResp(varyOrigin())}, "non_cors", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

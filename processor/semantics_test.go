@@ -170,20 +170,21 @@ func runSemCase(t *testing.T, set *policy.Set, c semCase) {
 }
 
 // metricOutcomes maps the decision outcome (policy.Outcome names, as the
-// cases spell them) to the outcome label of corsproc_requests_total.
+// cases spell them) to the outcome label of corsproc_requests_total: the
+// same names, but for shadow mode.
 var metricOutcomes = map[string]string{
 	"preflight_allowed":   OutcomePreflightAllowed,
 	"preflight_rejected":  OutcomePreflightRejected,
 	"preflight_forwarded": OutcomePreflightForwarded,
 	"allowed":             OutcomeAllowed,
-	"denied":              OutcomeDisallowedOrigin,
-	"not_cors":            OutcomeNonCORS,
+	"disallowed_origin":   OutcomeDisallowedOrigin,
+	"non_cors":            OutcomeNonCORS,
 	"ungoverned":          OutcomeUngoverned,
 	"unknown_policy":      OutcomeUnknownPolicy,
 }
 
 // refusals are the decision outcomes that refuse the request.
-var refusals = map[string]bool{"preflight_rejected": true, "preflight_forwarded": true, "denied": true}
+var refusals = map[string]bool{"preflight_rejected": true, "preflight_forwarded": true, "disallowed_origin": true}
 
 // wantCounted checks that reg counted exactly one request, the decision
 // (pol, outcome, reason, shadow), in corsproc_requests_total and, for a
@@ -341,7 +342,7 @@ func TestSemanticsSelection(t *testing.T) {
 			policy: "by-host", outcome: "allowed"},
 		{name: "route/route_policy_not_selected_without_route", req: viaRoute("", "other.example.com", "/web", "https://route.example.net"),
 			want:   deniedBy(),
-			policy: "fallback", outcome: "denied", reason: "origin_not_allowed"},
+			policy: "fallback", outcome: "disallowed_origin", reason: "origin_not_allowed"},
 		{name: "host/exact", req: get("api.example.com", "https://host.example.net"),
 			want:   allowedBy("https://host.example.net"),
 			policy: "by-host", outcome: "allowed"},
@@ -353,7 +354,7 @@ func TestSemanticsSelection(t *testing.T) {
 			policy: "by-host", outcome: "allowed"},
 		{name: "host/wildcard_not_apex", req: viaRoute("", "shop.example.com", "/web", "https://host.example.net"),
 			want:   deniedBy(),
-			policy: "fallback", outcome: "denied", reason: "origin_not_allowed"},
+			policy: "fallback", outcome: "disallowed_origin", reason: "origin_not_allowed"},
 		{name: "file_order/host_before_path", req: viaRoute("", "api.example.com", "/api/x", "https://host.example.net"),
 			want:   allowedBy("https://host.example.net"),
 			policy: "by-host", outcome: "allowed"},
@@ -365,7 +366,7 @@ func TestSemanticsSelection(t *testing.T) {
 			policy: "by-regex", outcome: "allowed"},
 		{name: "path/regex_not_partial", req: viaRoute("", "other.example.com", "/v2/items/7", "https://regex.example.net"),
 			want:   deniedBy(),
-			policy: "fallback", outcome: "denied", reason: "origin_not_allowed"},
+			policy: "fallback", outcome: "disallowed_origin", reason: "origin_not_allowed"},
 		{name: "default", req: viaRoute("", "other.example.com", "/web", "https://fallback.example.net"),
 			want:   allowedBy("https://fallback.example.net"),
 			policy: "fallback", outcome: "allowed"},
@@ -394,7 +395,7 @@ func TestSemanticsOrigins(t *testing.T) {
 	deny := func(origin, reason string) semCase {
 		return semCase{req: get(host, origin),
 			want:   []reply{continueReq(), corsResp(varyOrigin())},
-			policy: "web", outcome: "denied", reason: reason}
+			policy: "web", outcome: "disallowed_origin", reason: reason}
 	}
 	named := func(name string, c semCase) semCase { c.name = name; return c }
 	cases := []semCase{
@@ -429,7 +430,7 @@ func TestSemanticsOrigins(t *testing.T) {
 		{name: "malformed/two_origin_headers",
 			req:    get(host, "https://app.example.com", [2]string{"origin", "https://app.example.com"}),
 			want:   []reply{continueReq(), corsResp(varyOrigin())},
-			policy: "web", outcome: "denied", reason: "origin_malformed"},
+			policy: "web", outcome: "disallowed_origin", reason: "origin_malformed"},
 		{name: "allow_all/star_no_vary", req: get("public.example.com", "https://anything.example.net"),
 			want:   []reply{continueReq(), corsResp(acao("*"), aceh("x-total"))},
 			policy: "public", outcome: "allowed"},
@@ -452,14 +453,14 @@ func TestSemanticsClassification(t *testing.T) {
 	runSemCases(t, semanticsYAML, []semCase{
 		{name: "no_origin/not_cors_vary", req: get(host, ""),
 			want:   []reply{continueReq(), corsResp(varyOrigin())},
-			policy: "web", outcome: "not_cors"},
+			policy: "web", outcome: "non_cors"},
 		{name: "no_origin/allow_all_star", req: get("public.example.com", ""),
 			want:   []reply{continueReq(), corsResp(acao("*"), aceh("x-total"))},
-			policy: "public", outcome: "not_cors"},
+			policy: "public", outcome: "non_cors"},
 		{name: "no_origin/options_with_acrm_not_preflight",
 			req:    envoyRequest{Method: "OPTIONS", Authority: host, Headers: [][2]string{{"access-control-request-method", "PUT"}}},
 			want:   []reply{continueReq(), corsResp(varyOrigin())},
-			policy: "web", outcome: "not_cors"},
+			policy: "web", outcome: "non_cors"},
 		{name: "options_without_acrm_is_actual", req: options(),
 			want: actualAllowed, policy: "web", outcome: "allowed"},
 		{name: "options_with_empty_acrm_is_actual", req: options([2]string{"access-control-request-method", ""}),
@@ -620,7 +621,7 @@ func TestSemanticsActual(t *testing.T) {
 			policy: "public", outcome: "allowed"},
 		{name: "denied/only_vary", req: get("creds.example.com", "https://evil.com"),
 			want:   []reply{continueReq(), corsResp(varyOrigin())},
-			policy: "creds", outcome: "denied", reason: "origin_not_allowed"},
+			policy: "creds", outcome: "disallowed_origin", reason: "origin_not_allowed"},
 	})
 }
 
@@ -712,8 +713,8 @@ func TestSemanticsShadow(t *testing.T) {
 		{name: "actual_allowed_no_headers", req: get(host, o), want: untouched,
 			policy: "shadow", outcome: "allowed", shadow: true},
 		{name: "actual_denied_no_headers", req: get(host, "https://evil.com"), want: untouched,
-			policy: "shadow", outcome: "denied", reason: "origin_not_allowed", shadow: true},
+			policy: "shadow", outcome: "disallowed_origin", reason: "origin_not_allowed", shadow: true},
 		{name: "not_cors_no_headers", req: get(host, ""), want: untouched,
-			policy: "shadow", outcome: "not_cors", shadow: true},
+			policy: "shadow", outcome: "non_cors", shadow: true},
 	})
 }

@@ -142,7 +142,6 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	// A stream finishes with the policy set it started with, whatever Swap
 	// does meanwhile: its request and response phases must agree.
 	st.active = s.active.Load()
-	st.set = st.active.set
 	// Envoy sends per-route ExtProcPerRoute.overrides.grpc_initial_metadata
 	// as the stream's initial metadata.
 	switch names := metadata.ValueFromIncomingContext(ctx, MetadataPolicy); len(names) {
@@ -269,11 +268,11 @@ func (s *Server) requestHeaders(ctx context.Context, st *streamState, h *extproc
 		}
 	}
 	d := &st.dec
-	if st.set == nil {
+	if set := st.active.set; set == nil {
 		// No policy set loaded: nothing is governed.
 		*d = policy.Decision{}
 	} else {
-		st.set.Decide(&st.req, d)
+		set.Decide(&st.req, d)
 	}
 	st.decided = true
 	s.record(ctx, st, d)
@@ -338,7 +337,6 @@ func truncate(s string, n int) string {
 // stream's goroutine and is pooled between streams.
 type streamState struct {
 	active        *active
-	set           *policy.Set // active.set
 	policyName    string
 	ambiguousName bool
 	route         string

@@ -144,7 +144,7 @@ func soakGen(rng *rand.Rand) soakRequest {
 		big := get(host, origin, [2]string{"x-big", strings.Repeat("b", soakMaxRecv)}).message()
 		return soakRequest{kind: "too_large", msgs: []*extprocv3.ProcessingRequest{big}}
 	default:
-		return soakRequest{kind: "not_cors", md: md, msgs: []*extprocv3.ProcessingRequest{get(host, "").message(), defaultUpstream()}}
+		return soakRequest{kind: "non_cors", md: md, msgs: []*extprocv3.ProcessingRequest{get(host, "").message(), defaultUpstream()}}
 	}
 }
 

@@ -111,7 +111,7 @@ func printExplanation(w io.Writer, er *policy.ExplainRequest, set *policy.Set, x
 			fmt.Fprintf(w, " with %s", er.ACRH[0])
 		}
 		fmt.Fprint(w, ")")
-	case "not_cors":
+	case "non_cors":
 		fmt.Fprint(w, " (not a CORS request: no Origin)")
 	}
 	if er.Credentials {

@@ -53,7 +53,7 @@ func TestExplain(t *testing.T) {
 			"The value of the 'Access-Control-Allow-Credentials' header in the response is '' which must be 'true'",
 			`Fix: set allow_credentials: true in policy "web"`,
 		}},
-		{"no origin", []string{"--host", "api.example.com"}, []string{"(not a CORS request: no Origin)", "Outcome:  not_cors", "append  vary: Origin"}},
+		{"no origin", []string{"--host", "api.example.com"}, []string{"(not a CORS request: no Origin)", "Outcome:  non_cors", "append  vary: Origin"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var stdout bytes.Buffer
@@ -79,7 +79,7 @@ func TestExplain(t *testing.T) {
 		if err := json.Unmarshal(stdout.Bytes(), &raw); err != nil {
 			t.Fatal(err)
 		}
-		if raw["policy"] != "web" || raw["outcome"] != "denied" || raw["reason"] != "origin_not_allowed" ||
+		if raw["policy"] != "web" || raw["outcome"] != "disallowed_origin" || raw["reason"] != "origin_not_allowed" ||
 			!strings.Contains(raw["fix"].(string), `add "https://evil.example" to allowed_origins`) || raw["policy_source"] != path {
 			t.Errorf("json: %s", stdout.String())
 		}
