@@ -18,6 +18,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/corsproc/corsproc/policy"
@@ -218,46 +219,20 @@ func (f *fakeStream) Send(r *extprocv3.ProcessingResponse) error {
 	return nil
 }
 
-// kind names the oneof case of a request.
-func kind(m *extprocv3.ProcessingRequest) string {
-	switch m.Request.(type) {
-	case *extprocv3.ProcessingRequest_RequestHeaders:
-		return "request_headers"
-	case *extprocv3.ProcessingRequest_ResponseHeaders:
-		return "response_headers"
-	case *extprocv3.ProcessingRequest_RequestBody:
-		return "request_body"
-	case *extprocv3.ProcessingRequest_ResponseBody:
-		return "response_body"
-	case *extprocv3.ProcessingRequest_RequestTrailers:
-		return "request_trailers"
-	case *extprocv3.ProcessingRequest_ResponseTrailers:
-		return "response_trailers"
-	}
-	return "unknown"
-}
+// kind names the oneof case of a request: "request_headers"...,
+// "unknown" when none is set.
+func kind(m *extprocv3.ProcessingRequest) string { return oneofCase(m, "request", "unknown") }
 
-// replyKind names the oneof case of a response.
-func replyKind(r *extprocv3.ProcessingResponse) string {
-	switch r.Response.(type) {
-	case *extprocv3.ProcessingResponse_RequestHeaders:
-		return "request_headers"
-	case *extprocv3.ProcessingResponse_ResponseHeaders:
-		return "response_headers"
-	case *extprocv3.ProcessingResponse_RequestBody:
-		return "request_body"
-	case *extprocv3.ProcessingResponse_ResponseBody:
-		return "response_body"
-	case *extprocv3.ProcessingResponse_RequestTrailers:
-		return "request_trailers"
-	case *extprocv3.ProcessingResponse_ResponseTrailers:
-		return "response_trailers"
-	case *extprocv3.ProcessingResponse_ImmediateResponse:
-		return "immediate_response"
-	case nil:
-		return "none"
+// replyKind names the oneof case of a response, "none" when none is set.
+func replyKind(r *extprocv3.ProcessingResponse) string { return oneofCase(r, "response", "none") }
+
+// oneofCase returns the field name set in m's oneof, or unset.
+func oneofCase(m proto.Message, oneof, unset string) string {
+	r := m.ProtoReflect()
+	if fd := r.WhichOneof(r.Descriptor().Oneofs().ByName(protoreflect.Name(oneof))); fd != nil {
+		return string(fd.Name())
 	}
-	return fmt.Sprintf("%T", r.Response)
+	return unset
 }
 
 // checkResponse checks r the way Envoy treats it as the answer to m.

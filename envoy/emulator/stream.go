@@ -235,27 +235,11 @@ func (x *exchange) closeStream() {
 }
 
 // responseKind names the response case of a ProcessingResponse, for
-// details.
+// details: its field name, "nothing" when none is set.
 func responseKind(r *extprocv3.ProcessingResponse) string {
-	switch r.Response.(type) {
-	case *extprocv3.ProcessingResponse_RequestHeaders:
-		return "request_headers"
-	case *extprocv3.ProcessingResponse_ResponseHeaders:
-		return "response_headers"
-	case *extprocv3.ProcessingResponse_RequestBody:
-		return "request_body"
-	case *extprocv3.ProcessingResponse_ResponseBody:
-		return "response_body"
-	case *extprocv3.ProcessingResponse_RequestTrailers:
-		return "request_trailers"
-	case *extprocv3.ProcessingResponse_ResponseTrailers:
-		return "response_trailers"
-	case *extprocv3.ProcessingResponse_ImmediateResponse:
-		return "immediate_response"
-	case *extprocv3.ProcessingResponse_StreamedImmediateResponse:
-		return "streamed_immediate_response"
-	case nil:
-		return "nothing"
+	m := r.ProtoReflect()
+	if fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("response")); fd != nil {
+		return string(fd.Name())
 	}
-	return fmt.Sprintf("%T", r.Response)
+	return "nothing"
 }
