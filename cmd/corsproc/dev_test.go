@@ -51,28 +51,7 @@ func (u *devUpstream) seen() []string {
 // it listens.
 func startDev(t *testing.T, args ...string) *instance {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	in := &instance{logs: new(syncBuffer), cancel: cancel, done: make(chan error, 1)}
-	ready := make(chan listening, 1)
-	e := &env{stdout: io.Discard, stderr: in.logs, ready: func(l listening) { ready <- l }}
-	go func() { in.done <- run(ctx, append([]string{"dev"}, args...), e) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-in.done:
-		case <-time.After(waitLimit):
-			t.Errorf("dev did not stop within %v of cancellation", waitLimit)
-		}
-	})
-	select {
-	case in.addrs = <-ready:
-	case err := <-in.done:
-		in.done <- err
-		t.Fatalf("dev %q returned before listening: %v\nlogs:\n%s", args, err, in.logs)
-	case <-time.After(waitLimit):
-		t.Fatalf("dev %q did not listen within %v\nlogs:\n%s", args, waitLimit, in.logs)
-	}
-	return in
+	return startCommand(t, "dev", args...)
 }
 
 // devDo sends a request to dev's listener and returns the response and its

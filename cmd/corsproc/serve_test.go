@@ -61,26 +61,33 @@ type instance struct {
 // once it listens.
 func startServe(t *testing.T, args ...string) *instance {
 	t.Helper()
+	return startCommand(t, "serve", args...)
+}
+
+// startCommand runs `corsproc command args...` (serve or dev) until the test
+// ends, and returns once it listens.
+func startCommand(t *testing.T, command string, args ...string) *instance {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{logs: new(syncBuffer), cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan listening, 1)
 	e := &env{stdout: io.Discard, stderr: in.logs, ready: func(l listening) { ready <- l }}
-	go func() { in.done <- run(ctx, append([]string{"serve"}, args...), e) }()
+	go func() { in.done <- run(ctx, append([]string{command}, args...), e) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case <-in.done:
 		case <-time.After(waitLimit):
-			t.Errorf("serve did not stop within %v of cancellation", waitLimit)
+			t.Errorf("%s did not stop within %v of cancellation", command, waitLimit)
 		}
 	})
 	select {
 	case in.addrs = <-ready:
 	case err := <-in.done:
 		in.done <- err // for the cleanup
-		t.Fatalf("serve %q returned before listening: %v\nlogs:\n%s", args, err, in.logs)
+		t.Fatalf("%s %q returned before listening: %v\nlogs:\n%s", command, args, err, in.logs)
 	case <-time.After(waitLimit):
-		t.Fatalf("serve %q did not listen within %v\nlogs:\n%s", args, waitLimit, in.logs)
+		t.Fatalf("%s %q did not listen within %v\nlogs:\n%s", command, args, waitLimit, in.logs)
 	}
 	return in
 }
