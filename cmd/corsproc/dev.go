@@ -146,9 +146,6 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, d := range set.Warnings() {
-		log.Warn("policy warning", diagnosticAttrs(d)...)
-	}
 
 	// corsproc itself, over real loopback gRPC as in production.
 	proc := processor.New(set, processor.Options{Logger: log, IdleTimeout: defaultStreamIdleTimeout})

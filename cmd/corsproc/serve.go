@@ -221,9 +221,6 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	loadedAt := time.Now()
-	for _, d := range set.Warnings() {
-		log.Warn("policy warning", diagnosticAttrs(d)...)
-	}
 
 	reg := newRegistry()
 	// The TLS files too must be good before anything is bound.
@@ -276,8 +273,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	return s.serve(ctx, e, o.shutdownTimeout, set, grpcLis, adminLis)
 }
 
-// loadPolicy loads the policy file at path, or the development policy when
-// path is "".
+// loadPolicy loads the policy at path, or the development policy when path
+// is "", and logs its warnings.
 func loadPolicy(log *slog.Logger, path string) (*policy.Set, error) {
 	if path == "" {
 		log.Warn("no --policy given: enforcing the embedded development policy, " +
@@ -287,6 +284,9 @@ func loadPolicy(log *slog.Logger, path string) (*policy.Set, error) {
 	set, err := policy.Load(path)
 	if err != nil {
 		return nil, fmt.Errorf("not serving: %w", err)
+	}
+	for _, d := range set.Warnings() {
+		log.Warn("policy warning", diagnosticAttrs(d)...)
 	}
 	return set, nil
 }
