@@ -17,6 +17,12 @@ type Request struct {
 	// DuplicateACRM is set when the request carried more than one
 	// Access-Control-Request-Method header. Such a preflight fails.
 	DuplicateACRM bool
+	// Truncated is set when the request's headers were not all inspected
+	// (they exceed the processor's bounds): its Origin and preflight
+	// headers are unknown, so CORS is refused, never allowed for what was
+	// not read. The request is taken as a CORS request whose origin is
+	// malformed, and an OPTIONS request as a preflight that fails.
+	Truncated bool
 	// ACRH holds every Access-Control-Request-Headers line, in order.
 	ACRH []string
 	// ACRPN is the Access-Control-Request-Private-Network value.

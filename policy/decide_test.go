@@ -371,3 +371,21 @@ func TestDecideAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideTruncated checks requests whose headers the processor could not
+// all read: CORS is refused, whatever the inspected part said.
+func TestDecideTruncated(t *testing.T) {
+	set := mustParse(t, webPolicy)
+	open := mustParse(t, "default_policy: open\npolicies:\n  - name: open\n    allow_all_origins: true\n")
+	for _, c := range []decideCase{
+		{name: "actual", req: policy.Request{Method: "GET", Truncated: true}, outcome: policy.OutcomeDenied, reason: policy.ReasonOriginMalformed, policy: "web", headers: varyOrigin},
+		{name: "actual with an allowed origin read", req: policy.Request{Method: "GET", Origin: "https://app.example.com", Truncated: true}, outcome: policy.OutcomeDenied, reason: policy.ReasonOriginMalformed, policy: "web", headers: varyOrigin},
+		{name: "OPTIONS", req: policy.Request{Method: "OPTIONS", Truncated: true}, outcome: policy.OutcomePreflightRejected, reason: policy.ReasonOriginMalformed, policy: "web", status: 403},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.check(t, set) })
+	}
+	t.Run("all origins", func(t *testing.T) {
+		decideCase{req: policy.Request{Method: "GET", Truncated: true}, outcome: policy.OutcomeAllowed, policy: "open", headers: "access-control-allow-origin: *"}.check(t, open)
+		decideCase{req: policy.Request{Method: "OPTIONS", Truncated: true}, outcome: policy.OutcomePreflightRejected, reason: policy.ReasonMethodNotAllowed, policy: "open", status: 403}.check(t, open)
+	})
+}

@@ -27,14 +27,35 @@ func (s *Set) decide(r *Request, d *Decision, tr *trace) {
 		tr.policy = p
 	}
 	d.Policy, d.Shadow = p.name, p.shadow
-	switch {
-	case r.Origin == "" && !r.DuplicateOrigin:
+	switch r.kind() {
+	case kindNonCORS:
 		p.notCORS(d)
-	case r.Method == "OPTIONS" && (r.ACRM != "" || r.DuplicateACRM):
+	case kindPreflight:
 		p.preflight(r, d, tr)
 	default:
 		p.actual(r, d, tr)
 	}
+}
+
+// requestKind is the classification of section 4.
+type requestKind uint8
+
+const (
+	kindNonCORS requestKind = iota
+	kindPreflight
+	kindActual
+)
+
+// kind classifies r (section 4): no Origin, a preflight (OPTIONS with an
+// Origin and an Access-Control-Request-Method), or an actual CORS request.
+func (r *Request) kind() requestKind {
+	switch {
+	case r.Origin == "" && !r.DuplicateOrigin && !r.Truncated:
+		return kindNonCORS
+	case r.Method == "OPTIONS" && (r.ACRM != "" || r.DuplicateACRM || r.Truncated):
+		return kindPreflight
+	}
+	return kindActual
 }
 
 // selectPolicy applies section 2: metadata, route, host and path, default.
@@ -154,7 +175,7 @@ func (p *policy) matchOrigin(r *Request) (bool, Reason, int) {
 		// The answer is "*" whatever the Origin says: nothing to match.
 		return true, ReasonNone, -1
 	}
-	if r.DuplicateOrigin {
+	if r.DuplicateOrigin || r.Truncated {
 		return false, ReasonOriginMalformed, -1
 	}
 	switch r.Origin {
@@ -295,7 +316,7 @@ func (p *policy) preflightChecks(r *Request, names *acrhNames, tr *trace) Reason
 }
 
 func (p *policy) methodAllowed(r *Request) bool {
-	if r.DuplicateACRM || !isToken(r.ACRM) {
+	if r.DuplicateACRM || r.Truncated || !isToken(r.ACRM) {
 		return false
 	}
 	if p.methodAll {

@@ -81,6 +81,8 @@ func (tr *trace) origin(p *policy, r *Request, ok bool, reason Reason, entry int
 		tr.add("origin", true, "allow_all_origins is true: any origin, answered with *")
 	case ok:
 		tr.add("origin", true, "%q is allowed by %s", r.Origin, p.origins.entry(entry))
+	case r.Truncated:
+		tr.add("origin", false, "the request's headers exceed corsproc's bounds and were not all read; CORS is refused")
 	case r.DuplicateOrigin:
 		tr.add("origin", false, "the request has more than one Origin header; browsers send one")
 	case reason == ReasonOriginMalformed:
@@ -168,9 +170,9 @@ func (s *Set) Explain(er *ExplainRequest) *Explanation {
 	switch {
 	case p == nil:
 		e.Kind = "none"
-	case r.Origin == "" && !r.DuplicateOrigin:
+	case r.kind() == kindNonCORS:
 		e.Kind = "non_cors"
-	case r.Method == "OPTIONS" && (r.ACRM != "" || r.DuplicateACRM):
+	case r.kind() == kindPreflight:
 		e.Kind = "preflight"
 		for _, name := range []string{"origin", "method", "headers", "private_network"}[len(tr.checks):] {
 			e.Checks = append(e.Checks, Check{Name: name, Result: CheckSkipped, Detail: "an earlier check failed"})
@@ -220,7 +222,7 @@ func response(d *Decision) string {
 // browserView fills in what the browser makes of the response, and the fix.
 func (s *Set) browserView(er *ExplainRequest, d *Decision, p *policy, e *Explanation, failedHeader string) {
 	r := &er.Request
-	if r.Origin == "" && !r.DuplicateOrigin {
+	if r.kind() == kindNonCORS {
 		return // not a CORS request: the browser applies no CORS check
 	}
 	url := er.URL

@@ -113,14 +113,12 @@ func (s *Server) extractBounded(st *streamState, h *extprocv3.HttpHeaders) strin
 		return ""
 	}
 	st.extract(&extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: hs[:n]}})
-	st.req.Origin = ""
-	st.req.DuplicateOrigin = true
-	if st.req.Method == "OPTIONS" {
-		st.req.ACRM = ""
-		st.req.DuplicateACRM = true
-	}
-	st.req.ACRH = nil
-	st.req.ACRPN = ""
+	// What the inspected entries said of the CORS headers is not the whole
+	// story: drop it, and let the policy refuse (Request.Truncated).
+	st.req.Origin, st.req.DuplicateOrigin = "", false
+	st.req.ACRM, st.req.DuplicateACRM = "", false
+	st.req.ACRH, st.req.ACRPN = nil, ""
+	st.req.Truncated = true
 	return exceeded
 }
 

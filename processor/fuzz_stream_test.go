@@ -349,11 +349,11 @@ func FuzzRequestHeaders(f *testing.F) {
 			t.Fatalf("route %q, policy %q", r.Route, r.PolicyName)
 		}
 		if exceeded != "" {
-			if r.Origin != "" || !r.DuplicateOrigin || r.ACRH != nil || r.ACRPN != "" {
+			// Nothing partly read of the CORS headers is kept, and the
+			// policy is told the request was cut (policy tests show it then
+			// refuses CORS: TestDecideTruncated).
+			if !r.Truncated || r.Origin != "" || r.DuplicateOrigin || r.ACRM != "" || r.DuplicateACRM || r.ACRH != nil || r.ACRPN != "" {
 				t.Fatalf("past the bounds: %+v", r)
-			}
-			if r.Method == "OPTIONS" && (!r.DuplicateACRM || r.ACRM != "") {
-				t.Fatalf("OPTIONS past the bounds not a failed preflight: %+v", r)
 			}
 			return
 		}
