@@ -11,7 +11,6 @@ package envoy_test
 // comment.
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -35,13 +34,12 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	"go.yaml.in/yaml/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
-	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/corsproc/corsproc/envoy/configcheck"
 
 	// Types that appear only inside typed_config and are not imported above
 	// for assertions must still be linked in, or their "@type" cannot be
@@ -98,7 +96,7 @@ func TestConfigs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			nodes, err := validateTree(bs)
+			nodes, err := configcheck.ValidateTree(bs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -130,192 +128,17 @@ func loadBootstrap(file string) (*bootstrapv3.Bootstrap, error) {
 		return nil, err
 	}
 	bs := new(bootstrapv3.Bootstrap)
-	if err := unmarshalYAML(data, bs); err != nil {
+	if err := configcheck.UnmarshalYAML(data, bs); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return bs, nil
 }
 
-func unmarshalYAML(data []byte, m proto.Message) error {
-	var doc any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return err
-	}
-	doc, err := jsonable(doc, "")
-	if err != nil {
-		return err
-	}
-	js, err := json.Marshal(doc)
-	if err != nil {
-		return err
-	}
-	return protojson.UnmarshalOptions{DiscardUnknown: false}.Unmarshal(js, m)
-}
-
-// jsonable turns a decoded YAML document into values encoding/json accepts:
-// mappings with non-string keys are refused (the proto JSON mapping only has
-// string keys).
-func jsonable(v any, path string) (any, error) {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, e := range v {
-			c, err := jsonable(e, path+"."+k)
-			if err != nil {
-				return nil, err
-			}
-			v[k] = c
-		}
-		return v, nil
-	case map[any]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			ks, ok := k.(string)
-			if !ok {
-				return nil, fmt.Errorf("%s: mapping key %v is a %T, want a string", path, k, k)
-			}
-			c, err := jsonable(e, path+"."+ks)
-			if err != nil {
-				return nil, err
-			}
-			out[ks] = c
-		}
-		return out, nil
-	case []any:
-		for i, e := range v {
-			c, err := jsonable(e, fmt.Sprintf("%s[%d]", path, i))
-			if err != nil {
-				return nil, err
-			}
-			v[i] = c
-		}
-		return v, nil
-	default:
-		return v, nil
-	}
-}
-
-// node is a message found in a config, with its path for error messages.
-type node struct {
-	path string
-	msg  proto.Message
-	// inAny is true for the content of a google.protobuf.Any: the root of a
-	// subtree that the enclosing message's ValidateAll does not reach.
-	inAny bool
-}
-
-// validateTree validates root and every message nested in it: the
-// protoc-gen-validate rules of root and of the content of every Any (which
-// the rules of the enclosing message do not reach), and the absence of
-// deprecated fields and enum values, which Envoy warns about or rejects. It
-// returns every message of the tree.
-func validateTree(root proto.Message) ([]node, error) {
-	nodes, err := walk(root)
-	var errs []error
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, n := range nodes {
-		if n.path == "" || n.inAny {
-			if v, ok := n.msg.(interface{ ValidateAll() error }); ok {
-				if err := v.ValidateAll(); err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", displayPath(n.path), err))
-				}
-			}
-		}
-		errs = append(errs, deprecatedUses(n)...)
-	}
-	return nodes, errors.Join(errs...)
-}
-
-func displayPath(p string) string {
-	if p == "" {
-		return "(root)"
-	}
-	return p
-}
-
-// walk returns root and every message nested in it, unpacking every Any.
-func walk(root proto.Message) ([]node, error) {
-	var nodes []node
-	var errs []error
-	var visit func(path string, m protoreflect.Message, inAny bool)
-	visit = func(path string, m protoreflect.Message, inAny bool) {
-		if a, ok := m.Interface().(*anypb.Any); ok {
-			inner, err := a.UnmarshalNew()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %q: %w", displayPath(path), a.GetTypeUrl(), err))
-				return
-			}
-			nodes = append(nodes, node{path: path, msg: a})
-			visit(path+"<"+string(inner.ProtoReflect().Descriptor().FullName())+">", inner.ProtoReflect(), true)
-			return
-		}
-		nodes = append(nodes, node{path: path, msg: m.Interface(), inAny: inAny})
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
-				return true
-			}
-			fp := path + "." + fd.TextName()
-			switch {
-			case fd.IsList():
-				l := v.List()
-				for i := range l.Len() {
-					visit(fmt.Sprintf("%s[%d]", fp, i), l.Get(i).Message(), false)
-				}
-			case fd.IsMap():
-				if fd.MapValue().Kind() != protoreflect.MessageKind {
-					return true
-				}
-				v.Map().Range(func(k protoreflect.MapKey, e protoreflect.Value) bool {
-					visit(fmt.Sprintf("%s[%q]", fp, k.String()), e.Message(), false)
-					return true
-				})
-			default:
-				visit(fp, v.Message(), false)
-			}
-			return true
-		})
-	}
-	visit("", root.ProtoReflect(), false)
-	return nodes, errors.Join(errs...)
-}
-
-// deprecatedUses reports the deprecated fields and enum values set in n's
-// own fields.
-func deprecatedUses(n node) []error {
-	var errs []error
-	n.msg.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if opts, ok := fd.Options().(*descriptorpb.FieldOptions); ok && opts.GetDeprecated() {
-			errs = append(errs, fmt.Errorf("%s.%s: deprecated field", displayPath(n.path), fd.TextName()))
-		}
-		if fd.Kind() == protoreflect.EnumKind {
-			check := func(num protoreflect.EnumNumber) {
-				ev := fd.Enum().Values().ByNumber(num)
-				if ev == nil {
-					return
-				}
-				if opts, ok := ev.Options().(*descriptorpb.EnumValueOptions); ok && opts.GetDeprecated() {
-					errs = append(errs, fmt.Errorf("%s.%s: deprecated value %s", displayPath(n.path), fd.TextName(), ev.Name()))
-				}
-			}
-			if fd.IsList() {
-				for i := range v.List().Len() {
-					check(v.List().Get(i).Enum())
-				}
-			} else if !fd.IsMap() {
-				check(v.Enum())
-			}
-		}
-		return true
-	})
-	return errs
-}
-
 // collect returns the messages of type T among nodes.
-func collect[T proto.Message](nodes []node) []T {
+func collect[T proto.Message](nodes []configcheck.Node) []T {
 	var out []T
 	for _, n := range nodes {
-		if m, ok := n.msg.(T); ok {
+		if m, ok := n.Msg.(T); ok {
 			out = append(out, m)
 		}
 	}
@@ -384,37 +207,8 @@ func checkHTTPConnectionManager(t *testing.T, bs *bootstrapv3.Bootstrap, hcm *hc
 
 func checkExternalProcessor(t *testing.T, ep *extprocfilterv3.ExternalProcessor) {
 	t.Helper()
-	if ep.GetGrpcService().GetEnvoyGrpc().GetClusterName() == "" {
-		t.Error("ext_proc grpc_service must use envoy_grpc with a cluster_name")
-	}
-	if !ep.GetAllowModeOverride() {
-		t.Error("allow_mode_override must be true: corsproc skips the response phase of requests that need nothing")
-	}
-	if !slices.Contains(ep.GetRequestAttributes(), attributeRoute) {
-		t.Errorf("request_attributes = %q, want it to hold %q: match.routes selects policies by it", ep.GetRequestAttributes(), attributeRoute)
-	}
-	if ep.GetMessageTimeout() == nil {
-		t.Error("message_timeout must be set, and its choice explained")
-	} else if d := ep.GetMessageTimeout().AsDuration(); d <= 0 || d > time.Second {
-		t.Errorf("message_timeout = %v, want a positive duration of at most 1s: corsproc decides in microseconds, and every request may wait this long twice", d)
-	}
-	if !ep.GetFailureModeAllow() {
-		t.Error("failure_mode_allow must be true: failing open is safe for CORS, failing closed turns a corsproc outage into a site outage")
-	}
-	if ep.GetObservabilityMode() {
-		t.Error("observability_mode must be off: Envoy would ignore corsproc's answers")
-	}
-	pm := ep.GetProcessingMode()
-	want := &extprocfilterv3.ProcessingMode{
-		RequestHeaderMode:   extprocfilterv3.ProcessingMode_SEND,
-		ResponseHeaderMode:  extprocfilterv3.ProcessingMode_SEND,
-		RequestBodyMode:     extprocfilterv3.ProcessingMode_NONE,
-		ResponseBodyMode:    extprocfilterv3.ProcessingMode_NONE,
-		RequestTrailerMode:  extprocfilterv3.ProcessingMode_SKIP,
-		ResponseTrailerMode: extprocfilterv3.ProcessingMode_SKIP,
-	}
-	if !proto.Equal(pm, want) {
-		t.Errorf("processing_mode = {%v}, want {%v}: headers SEND, bodies NONE, trailers SKIP", pm, want)
+	for _, err := range configcheck.ExternalProcessorErrors(ep) {
+		t.Error(err)
 	}
 }
 
@@ -784,25 +578,12 @@ func TestDocSnippets(t *testing.T) {
 					continue
 				}
 				m := mt.New().Interface()
-				if err := unmarshalYAML(body, m); err != nil {
+				if err := configcheck.UnmarshalYAML(body, m); err != nil {
 					t.Errorf("%s:%d: %s: %v", doc, line, typeName, err)
 					continue
 				}
-				nodes, err := walk(m)
-				if err != nil {
-					t.Errorf("%s:%d: %v", doc, line, err)
-				}
-				for _, n := range nodes {
-					if n.inAny {
-						if v, ok := n.msg.(interface{ ValidateAll() error }); ok {
-							if err := v.ValidateAll(); err != nil {
-								t.Errorf("%s:%d: %s: %v", doc, line, n.path, err)
-							}
-						}
-					}
-					for _, err := range deprecatedUses(n) {
-						t.Errorf("%s:%d: %v", doc, line, err)
-					}
+				if _, err := configcheck.ValidateNested(m); err != nil {
+					t.Errorf("%s:%d: %s: %v", doc, line, typeName, err)
 				}
 			}
 		})

@@ -9,8 +9,6 @@ package k8s_test
 // envoy/*.yaml; the helpers below mirror that file's.
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,23 +16,21 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/google/go-cmp/cmp"
-	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/testing/protocmp"
-	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/anypb"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/corsproc/corsproc/envoy/configcheck"
 
 	// Types that appear only inside typed_config of envoy/envoy.yaml.
 	_ "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
@@ -243,10 +239,10 @@ func clusterByName(bs *bootstrapv3.Bootstrap, name string) *clusterv3.Cluster {
 // loadBootstrap parses an Envoy bootstrap strictly and validates it.
 func loadBootstrap(data []byte) (*bootstrapv3.Bootstrap, error) {
 	bs := new(bootstrapv3.Bootstrap)
-	if err := unmarshalYAML(data, bs); err != nil {
+	if err := configcheck.UnmarshalYAML(data, bs); err != nil {
 		return nil, err
 	}
-	if _, err := validateTree(bs); err != nil {
+	if _, err := configcheck.ValidateTree(bs); err != nil {
 		return nil, err
 	}
 	return bs, nil
@@ -261,7 +257,7 @@ func checkHTTPFilter(r *report, o *object, where string, value []byte) *hcmv3.Ht
 		r.add(o, "%s: not a valid Envoy HttpFilter: %v", where, err)
 		return nil
 	}
-	if _, err := validateTree(f); err != nil {
+	if _, err := configcheck.ValidateTree(f); err != nil {
 		r.add(o, "%s: Envoy would refuse this HttpFilter: %v", where, err)
 		return nil
 	}
@@ -273,166 +269,10 @@ func checkHTTPFilter(r *report, o *object, where string, value []byte) *hcmv3.Ht
 		r.add(o, "%s: typed_config is %s, want an ExternalProcessor", where, f.GetTypedConfig().GetTypeUrl())
 		return nil
 	}
-	for _, e := range externalProcessorErrors(ep) {
-		r.add(o, "%s: %s", where, e)
+	for _, e := range configcheck.ExternalProcessorErrors(ep) {
+		r.add(o, "%s: %v", where, e)
 	}
 	return f
-}
-
-// externalProcessorErrors checks the ext_proc settings corsproc relies on,
-// the same as envoy/configs_test.go asks of envoy/*.yaml.
-func externalProcessorErrors(ep *extprocfilterv3.ExternalProcessor) []string {
-	var errs []string
-	if ep.GetGrpcService().GetEnvoyGrpc().GetClusterName() == "" {
-		errs = append(errs, "grpc_service must use envoy_grpc with a cluster_name")
-	}
-	if !ep.GetAllowModeOverride() {
-		errs = append(errs, "allow_mode_override must be true: corsproc skips the response phase of requests that need nothing")
-	}
-	if !slices.Contains(ep.GetRequestAttributes(), attributeRoute) {
-		errs = append(errs, fmt.Sprintf("request_attributes = %q, want it to hold %q", ep.GetRequestAttributes(), attributeRoute))
-	}
-	if d := ep.GetMessageTimeout().AsDuration(); ep.GetMessageTimeout() == nil || d <= 0 || d > time.Second {
-		errs = append(errs, "message_timeout must be set, positive and at most 1s")
-	}
-	if !ep.GetFailureModeAllow() {
-		errs = append(errs, "failure_mode_allow must be true: failing open is safe for CORS, failing closed turns a corsproc outage into 500s")
-	}
-	if ep.GetObservabilityMode() {
-		errs = append(errs, "observability_mode must be off: Envoy would ignore corsproc's answers")
-	}
-	want := &extprocfilterv3.ProcessingMode{
-		RequestHeaderMode:   extprocfilterv3.ProcessingMode_SEND,
-		ResponseHeaderMode:  extprocfilterv3.ProcessingMode_SEND,
-		RequestBodyMode:     extprocfilterv3.ProcessingMode_NONE,
-		ResponseBodyMode:    extprocfilterv3.ProcessingMode_NONE,
-		RequestTrailerMode:  extprocfilterv3.ProcessingMode_SKIP,
-		ResponseTrailerMode: extprocfilterv3.ProcessingMode_SKIP,
-	}
-	if !proto.Equal(ep.GetProcessingMode(), want) {
-		errs = append(errs, fmt.Sprintf("processing_mode = {%v}, want {%v}: headers SEND, bodies NONE, trailers SKIP", ep.GetProcessingMode(), want))
-	}
-	return errs
-}
-
-// The helpers below mirror envoy/configs_test.go.
-
-func unmarshalYAML(data []byte, m proto.Message) error {
-	var doc any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return err
-	}
-	js, err := json.Marshal(doc)
-	if err != nil {
-		return err
-	}
-	return protojson.UnmarshalOptions{}.Unmarshal(js, m)
-}
-
-type node struct {
-	path  string
-	msg   proto.Message
-	inAny bool
-}
-
-// validateTree runs the protoc-gen-validate rules of root and of the content
-// of every Any in it, and refuses deprecated fields and enum values.
-func validateTree(root proto.Message) ([]node, error) {
-	nodes, err := walk(root)
-	var errs []error
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, n := range nodes {
-		if n.path == "" || n.inAny {
-			if v, ok := n.msg.(interface{ ValidateAll() error }); ok {
-				if err := v.ValidateAll(); err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", displayPath(n.path), err))
-				}
-			}
-		}
-		errs = append(errs, deprecatedUses(n)...)
-	}
-	return nodes, errors.Join(errs...)
-}
-
-func displayPath(p string) string {
-	if p == "" {
-		return "(root)"
-	}
-	return p
-}
-
-func walk(root proto.Message) ([]node, error) {
-	var nodes []node
-	var errs []error
-	var visit func(path string, m protoreflect.Message, inAny bool)
-	visit = func(path string, m protoreflect.Message, inAny bool) {
-		if a, ok := m.Interface().(*anypb.Any); ok {
-			inner, err := a.UnmarshalNew()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %q: %w", displayPath(path), a.GetTypeUrl(), err))
-				return
-			}
-			nodes = append(nodes, node{path: path, msg: a})
-			visit(path+"<"+string(inner.ProtoReflect().Descriptor().FullName())+">", inner.ProtoReflect(), true)
-			return
-		}
-		nodes = append(nodes, node{path: path, msg: m.Interface(), inAny: inAny})
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
-				return true
-			}
-			fp := path + "." + fd.TextName()
-			switch {
-			case fd.IsList():
-				l := v.List()
-				for i := range l.Len() {
-					visit(fmt.Sprintf("%s[%d]", fp, i), l.Get(i).Message(), false)
-				}
-			case fd.IsMap():
-				if fd.MapValue().Kind() != protoreflect.MessageKind {
-					return true
-				}
-				v.Map().Range(func(k protoreflect.MapKey, e protoreflect.Value) bool {
-					visit(fmt.Sprintf("%s[%q]", fp, k.String()), e.Message(), false)
-					return true
-				})
-			default:
-				visit(fp, v.Message(), false)
-			}
-			return true
-		})
-	}
-	visit("", root.ProtoReflect(), false)
-	return nodes, errors.Join(errs...)
-}
-
-func deprecatedUses(n node) []error {
-	var errs []error
-	n.msg.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if opts, ok := fd.Options().(*descriptorpb.FieldOptions); ok && opts.GetDeprecated() {
-			errs = append(errs, fmt.Errorf("%s.%s: deprecated field", displayPath(n.path), fd.TextName()))
-		}
-		if fd.Kind() == protoreflect.EnumKind && !fd.IsMap() {
-			check := func(num protoreflect.EnumNumber) {
-				if ev := fd.Enum().Values().ByNumber(num); ev != nil {
-					if opts, ok := ev.Options().(*descriptorpb.EnumValueOptions); ok && opts.GetDeprecated() {
-						errs = append(errs, fmt.Errorf("%s.%s: deprecated value %s", displayPath(n.path), fd.TextName(), ev.Name()))
-					}
-				}
-			}
-			if fd.IsList() {
-				for i := range v.List().Len() {
-					check(v.List().Get(i).Enum())
-				}
-			} else {
-				check(v.Enum())
-			}
-		}
-		return true
-	})
-	return errs
 }
 
 // parseIstioCluster splits an Istio cluster name

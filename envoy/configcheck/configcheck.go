@@ -1,0 +1,258 @@
+// Package configcheck validates Envoy configurations strictly against
+// Envoy's own API (go-control-plane), for corsproc's shipped configs, its
+// Kubernetes manifests and users' CI: YAML is read as Envoy reads it but
+// unknown fields are errors, the protoc-gen-validate rules run on every
+// message including the content of each typed_config, deprecated fields are
+// refused, and the ext_proc filter is checked for the settings corsproc
+// relies on.
+//
+// The message types a config names in "@type" must be linked into the
+// binary that runs the check (blank imports of their go-control-plane
+// packages), or they cannot be resolved.
+package configcheck
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	"go.yaml.in/yaml/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// AttributeRoute is the request attribute corsproc selects policies by.
+const AttributeRoute = "xds.route_name"
+
+// UnmarshalYAML reads an Envoy YAML config into m the way Envoy does (YAML
+// to JSON, then the proto3 JSON mapping), but strictly: an unknown field or
+// an "@type" naming no message linked into the binary is an error.
+func UnmarshalYAML(data []byte, m proto.Message) error {
+	var doc any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return err
+	}
+	doc, err := jsonable(doc, "")
+	if err != nil {
+		return err
+	}
+	js, err := json.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	return protojson.UnmarshalOptions{DiscardUnknown: false}.Unmarshal(js, m)
+}
+
+// jsonable turns a decoded YAML document into values encoding/json accepts:
+// mappings with non-string keys are refused (the proto JSON mapping only has
+// string keys).
+func jsonable(v any, path string) (any, error) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			c, err := jsonable(e, path+"."+k)
+			if err != nil {
+				return nil, err
+			}
+			v[k] = c
+		}
+		return v, nil
+	case map[any]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			ks, ok := k.(string)
+			if !ok {
+				return nil, fmt.Errorf("%s: mapping key %v is a %T, want a string", path, k, k)
+			}
+			c, err := jsonable(e, path+"."+ks)
+			if err != nil {
+				return nil, err
+			}
+			out[ks] = c
+		}
+		return out, nil
+	case []any:
+		for i, e := range v {
+			c, err := jsonable(e, fmt.Sprintf("%s[%d]", path, i))
+			if err != nil {
+				return nil, err
+			}
+			v[i] = c
+		}
+		return v, nil
+	default:
+		return v, nil
+	}
+}
+
+// Node is a message found in a config, with its path for error messages.
+type Node struct {
+	Path string
+	Msg  proto.Message
+	// inAny is true for the content of a google.protobuf.Any: the root of a
+	// subtree that the enclosing message's ValidateAll does not reach.
+	InAny bool
+}
+
+// ValidateTree validates root and every message nested in it: the
+// protoc-gen-validate rules of root and of the content of every Any (which
+// the rules of the enclosing message do not reach), and the absence of
+// deprecated fields and enum values, which Envoy warns about or rejects. It
+// returns every message of the tree.
+func ValidateTree(root proto.Message) ([]Node, error) { return validate(root, true) }
+
+// ValidateNested is ValidateTree without root's own rules, for a fragment of
+// a config (a snippet in the docs) that leaves required fields to its
+// context.
+func ValidateNested(root proto.Message) ([]Node, error) { return validate(root, false) }
+
+func validate(root proto.Message, rootRules bool) ([]Node, error) {
+	nodes, err := Walk(root)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, n := range nodes {
+		if n.Path == "" && rootRules || n.InAny {
+			if v, ok := n.Msg.(interface{ ValidateAll() error }); ok {
+				if err := v.ValidateAll(); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", displayPath(n.Path), err))
+				}
+			}
+		}
+		errs = append(errs, deprecatedUses(n)...)
+	}
+	return nodes, errors.Join(errs...)
+}
+
+func displayPath(p string) string {
+	if p == "" {
+		return "(root)"
+	}
+	return p
+}
+
+// Walk returns root and every message nested in it, unpacking every Any.
+func Walk(root proto.Message) ([]Node, error) {
+	var nodes []Node
+	var errs []error
+	var visit func(path string, m protoreflect.Message, inAny bool)
+	visit = func(path string, m protoreflect.Message, inAny bool) {
+		if a, ok := m.Interface().(*anypb.Any); ok {
+			inner, err := a.UnmarshalNew()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q: %w", displayPath(path), a.GetTypeUrl(), err))
+				return
+			}
+			nodes = append(nodes, Node{Path: path, Msg: a})
+			visit(path+"<"+string(inner.ProtoReflect().Descriptor().FullName())+">", inner.ProtoReflect(), true)
+			return
+		}
+		nodes = append(nodes, Node{Path: path, Msg: m.Interface(), InAny: inAny})
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
+				return true
+			}
+			fp := path + "." + fd.TextName()
+			switch {
+			case fd.IsList():
+				l := v.List()
+				for i := range l.Len() {
+					visit(fmt.Sprintf("%s[%d]", fp, i), l.Get(i).Message(), false)
+				}
+			case fd.IsMap():
+				if fd.MapValue().Kind() != protoreflect.MessageKind {
+					return true
+				}
+				v.Map().Range(func(k protoreflect.MapKey, e protoreflect.Value) bool {
+					visit(fmt.Sprintf("%s[%q]", fp, k.String()), e.Message(), false)
+					return true
+				})
+			default:
+				visit(fp, v.Message(), false)
+			}
+			return true
+		})
+	}
+	visit("", root.ProtoReflect(), false)
+	return nodes, errors.Join(errs...)
+}
+
+// deprecatedUses reports the deprecated fields and enum values set in n's
+// own fields.
+func deprecatedUses(n Node) []error {
+	var errs []error
+	n.Msg.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if opts, ok := fd.Options().(*descriptorpb.FieldOptions); ok && opts.GetDeprecated() {
+			errs = append(errs, fmt.Errorf("%s.%s: deprecated field", displayPath(n.Path), fd.TextName()))
+		}
+		if fd.Kind() == protoreflect.EnumKind {
+			check := func(num protoreflect.EnumNumber) {
+				ev := fd.Enum().Values().ByNumber(num)
+				if ev == nil {
+					return
+				}
+				if opts, ok := ev.Options().(*descriptorpb.EnumValueOptions); ok && opts.GetDeprecated() {
+					errs = append(errs, fmt.Errorf("%s.%s: deprecated value %s", displayPath(n.Path), fd.TextName(), ev.Name()))
+				}
+			}
+			if fd.IsList() {
+				for i := range v.List().Len() {
+					check(v.List().Get(i).Enum())
+				}
+			} else if !fd.IsMap() {
+				check(v.Enum())
+			}
+		}
+		return true
+	})
+	return errs
+}
+
+// ExternalProcessorErrors checks the ext_proc filter settings corsproc relies
+// on, as docs/envoy.md explains them: envoy_grpc to a cluster,
+// allow_mode_override, the xds.route_name attribute, a message_timeout of
+// at most 1s, failure_mode_allow, no observability mode, and headers SEND,
+// bodies NONE, trailers SKIP.
+func ExternalProcessorErrors(ep *extprocfilterv3.ExternalProcessor) []error {
+	var errs []error
+	if ep.GetGrpcService().GetEnvoyGrpc().GetClusterName() == "" {
+		errs = append(errs, errors.New("ext_proc grpc_service must use envoy_grpc with a cluster_name"))
+	}
+	if !ep.GetAllowModeOverride() {
+		errs = append(errs, errors.New("allow_mode_override must be true: corsproc skips the response phase of requests that need nothing"))
+	}
+	if !slices.Contains(ep.GetRequestAttributes(), AttributeRoute) {
+		errs = append(errs, fmt.Errorf("request_attributes = %q, want it to hold %q: match.routes selects policies by it", ep.GetRequestAttributes(), AttributeRoute))
+	}
+	if ep.GetMessageTimeout() == nil {
+		errs = append(errs, errors.New("message_timeout must be set, and its choice explained"))
+	} else if d := ep.GetMessageTimeout().AsDuration(); d <= 0 || d > time.Second {
+		errs = append(errs, fmt.Errorf("message_timeout = %v, want a positive duration of at most 1s: corsproc decides in microseconds, and every request may wait this long twice", d))
+	}
+	if !ep.GetFailureModeAllow() {
+		errs = append(errs, errors.New("failure_mode_allow must be true: failing open is safe for CORS, failing closed turns a corsproc outage into a site outage"))
+	}
+	if ep.GetObservabilityMode() {
+		errs = append(errs, errors.New("observability_mode must be off: Envoy would ignore corsproc's answers"))
+	}
+	pm := ep.GetProcessingMode()
+	want := &extprocfilterv3.ProcessingMode{
+		RequestHeaderMode:   extprocfilterv3.ProcessingMode_SEND,
+		ResponseHeaderMode:  extprocfilterv3.ProcessingMode_SEND,
+		RequestBodyMode:     extprocfilterv3.ProcessingMode_NONE,
+		ResponseBodyMode:    extprocfilterv3.ProcessingMode_NONE,
+		RequestTrailerMode:  extprocfilterv3.ProcessingMode_SKIP,
+		ResponseTrailerMode: extprocfilterv3.ProcessingMode_SKIP,
+	}
+	if !proto.Equal(pm, want) {
+		errs = append(errs, fmt.Errorf("processing_mode = {%v}, want {%v}: headers SEND, bodies NONE, trailers SKIP", pm, want))
+	}
+	return errs
+}
