@@ -70,6 +70,29 @@ func decode(file string, data []byte) (*corsprocv1.PolicyFile, *diagnostics) {
 		ds.errorf("", "split the policy set or shorten it", "file is %d bytes, more than the %d corsproc reads", len(data), MaxFileSize)
 		return nil, ds
 	}
+	doc, ok := parseSplit(data)
+	if !ok {
+		if doc = parseWhole(data, ds); doc == nil {
+			return nil, ds
+		}
+	}
+	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		ds.errorf("", "write at least one policy; see docs/policy.md", "file is empty")
+		return nil, ds
+	}
+	pf := &corsprocv1.PolicyFile{}
+	d := &decoder{ds: ds, merging: map[*yaml.Node]bool{}}
+	d.message(root, "", pf.ProtoReflect())
+	if root.Kind != yaml.MappingNode {
+		return nil, ds
+	}
+	return pf, ds
+}
+
+// parseWhole parses data as one YAML document, or reports in ds why it
+// cannot and returns nil.
+func parseWhole(data []byte, ds *diagnostics) *yaml.Node {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -87,7 +110,7 @@ func decode(file string, data []byte) (*corsprocv1.PolicyFile, *diagnostics) {
 				ds.list[len(ds.list)-1].Line = line
 			}
 		}
-		return nil, ds
+		return nil
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -95,20 +118,9 @@ func decode(file string, data []byte) (*corsprocv1.PolicyFile, *diagnostics) {
 		if len(extra.Content) > 0 {
 			ds.list[len(ds.list)-1].Line = extra.Content[0].Line
 		}
-		return nil, ds
+		return nil
 	}
-	root := doc.Content[0]
-	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
-		ds.errorf("", "write at least one policy; see docs/policy.md", "file is empty")
-		return nil, ds
-	}
-	pf := &corsprocv1.PolicyFile{}
-	d := &decoder{ds: ds, merging: map[*yaml.Node]bool{}}
-	d.message(root, "", pf.ProtoReflect())
-	if root.Kind != yaml.MappingNode {
-		return nil, ds
-	}
-	return pf, ds
+	return &doc
 }
 
 type decoder struct {
