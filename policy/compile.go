@@ -121,7 +121,6 @@ func compile(source string, files []parsedFile) *Set {
 		file   string
 	}
 	routeOwner := map[string]owner{}
-	shared := newSharedLists()
 	var defaultName string
 	var defaultFile *parsedFile
 	for fi := range files {
@@ -130,9 +129,12 @@ func compile(source string, files []parsedFile) *Set {
 			continue
 		}
 		ds := f.ds
-		for i, p := range f.pf.GetPolicies() {
-			path := fmt.Sprintf("policies[%d]", i)
-			cp := compilePolicy(p, path, ds, shared)
+		policies := f.pf.GetPolicies()
+		compiled := compilePolicies(policies, ds)
+		for i, p := range policies {
+			path := policyPath(i)
+			cp := compiled[i].cp
+			ds.list = append(ds.list, compiled[i].diags...)
 			cp.index = len(s.policies)
 			if cp.name != "" {
 				switch prev, dup := s.byName[cp.name]; {

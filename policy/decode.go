@@ -136,11 +136,16 @@ func (d *decoder) resolve(n *yaml.Node, path string) *yaml.Node {
 		n = n.Alias
 	}
 	d.nodes++
+	d.checkNodes(n, path)
+	return n
+}
+
+// checkNodes reports, once, a file that expands to more than maxNodes.
+func (d *decoder) checkNodes(n *yaml.Node, path string) {
 	if d.nodes > maxNodes && !d.bomb {
 		d.bomb = true
 		d.errorAt(n, path, "remove the aliases that expand recursively", "file expands to more than %d YAML nodes", maxNodes)
 	}
-	return n
 }
 
 func (d *decoder) errorAt(n *yaml.Node, path, fix, format string, args ...any) {
@@ -335,23 +340,29 @@ func (d *decoder) field(n *yaml.Node, path string, m protoreflect.Message, fd pr
 		// names one (diagnostics.add), not recorded one by one: a large
 		// allow-list would pay for a path string and a map entry per item.
 		d.ds.lists[path] = n
-		for i, item := range n.Content {
-			if fd.Kind() == protoreflect.StringKind && item.Kind == yaml.ScalarNode && item.Tag == "!!str" {
+		if fd.Kind() == protoreflect.MessageKind {
+			if parts := partition(len(n.Content)); len(parts) > 1 {
+				d.messages(n, path, list, parts)
+				return
+			}
+		}
+		for i, v := range n.Content {
+			if fd.Kind() == protoreflect.StringKind && v.Kind == yaml.ScalarNode && v.Tag == "!!str" {
 				// The common case, a plain string, needs no path.
 				d.nodes++
-				list.Append(protoreflect.ValueOfString(item.Value))
+				list.Append(protoreflect.ValueOfString(v.Value))
 				continue
 			}
-			ipath := fmt.Sprintf("%s[%d]", path, i)
+			ipath := item(path, i)
 			if fd.Kind() == protoreflect.MessageKind {
 				el := list.NewElement()
-				d.message(item, ipath, el.Message())
+				d.message(v, ipath, el.Message())
 				list.Append(el)
 				continue
 			}
-			item = d.resolve(item, ipath)
-			if v, ok := d.scalar(item, ipath, fd); ok {
-				list.Append(v)
+			v = d.resolve(v, ipath)
+			if s, ok := d.scalar(v, ipath, fd); ok {
+				list.Append(s)
 			}
 		}
 	case fd.Kind() == protoreflect.MessageKind:

@@ -1,0 +1,101 @@
+package policy
+
+import (
+	"maps"
+	"runtime"
+	"sync"
+
+	"go.yaml.in/yaml/v3"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	corsprocv1 "github.com/corsproc/corsproc/proto/corsproc/v1"
+)
+
+// A large policy set is decoded and compiled on every CPU: each policy's
+// decoding and compilation depends on that policy alone. What spans
+// policies (names, routes, the default) is then checked in order, on one
+// goroutine, and diagnostics come out as they would from one goroutine.
+
+// Tuning of the parallel decode and compile, variables so that tests can
+// make small lists parallel.
+var (
+	parallelMinItems = 256 // per goroutine: fewer are faster on one
+	parallelWorkers  = runtime.GOMAXPROCS
+)
+
+// partition cuts n items into contiguous ranges, one per goroutine, or
+// returns one range when n is too small to be worth more.
+func partition(n int) [][2]int {
+	parts := max(min(parallelWorkers(0), n/parallelMinItems), 1)
+	out := make([][2]int, parts)
+	for i := range out {
+		out[i] = [2]int{i * n / parts, (i + 1) * n / parts}
+	}
+	return out
+}
+
+// messages decodes the items of a list of messages, one range of items per
+// goroutine, each with a decoder of its own whose findings are merged in
+// order afterwards.
+func (d *decoder) messages(n *yaml.Node, path string, list protoreflect.List, parts [][2]int) {
+	elems := make([]protoreflect.Value, len(n.Content))
+	subs := make([]*decoder, len(parts))
+	start := d.nodes
+	var wg sync.WaitGroup
+	for w, r := range parts {
+		sub := &decoder{ds: newDiagnostics(d.ds.file), nodes: start, merging: map[*yaml.Node]bool{}}
+		subs[w] = sub
+		wg.Go(func() {
+			for i := r[0]; i < r[1] && !sub.bomb; i++ {
+				el := list.NewElement()
+				sub.message(n.Content[i], item(path, i), el.Message())
+				elems[i] = el
+			}
+		})
+	}
+	wg.Wait()
+	for _, sub := range subs {
+		maps.Copy(d.ds.nodes, sub.ds.nodes)
+		maps.Copy(d.ds.lists, sub.ds.lists)
+		d.ds.list = append(d.ds.list, sub.ds.list...)
+		d.nodes += sub.nodes - start
+		d.bomb = d.bomb || sub.bomb
+	}
+	d.checkNodes(n, path)
+	for _, el := range elems {
+		if el.IsValid() {
+			list.Append(el)
+		}
+	}
+}
+
+// compiled is one policy compiled, and what compiling it found.
+type compiled struct {
+	cp    *policy
+	diags []Diagnostic
+}
+
+// compilePolicies compiles the policies of one file, one range of policies
+// per goroutine. Each goroutine reports into diagnostics of its own that
+// read the file's positions; a policy's findings are kept apart so that the
+// caller adds them in file order.
+func compilePolicies(policies []*corsprocv1.Policy, ds *diagnostics) []compiled {
+	out := make([]compiled, len(policies))
+	var wg sync.WaitGroup
+	for _, r := range partition(len(policies)) {
+		// The position maps are only read while policies compile.
+		wds := &diagnostics{file: ds.file, nodes: ds.nodes, lists: ds.lists}
+		shared := newSharedLists()
+		wg.Go(func() {
+			for i := r[0]; i < r[1]; i++ {
+				from := len(wds.list)
+				out[i].cp = compilePolicy(policies[i], policyPath(i), wds, shared)
+				out[i].diags = wds.list[from:len(wds.list):len(wds.list)]
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func policyPath(i int) string { return item("policies", i) }

@@ -1,0 +1,88 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// parallelAlways makes every list of policies decode and compile on three
+// goroutines, one policy each at least, for the length of a test.
+func parallelAlways(tb testing.TB) {
+	minItems, workers := parallelMinItems, parallelWorkers
+	parallelMinItems, parallelWorkers = 1, func(int) int { return 3 }
+	tb.Cleanup(func() { parallelMinItems, parallelWorkers = minItems, workers })
+}
+
+// parseOneGoroutine parses data with splitting and parallelism off.
+func parseOneGoroutine(t *testing.T, data []byte) (*Set, error) {
+	t.Helper()
+	minBytes, minItems, workers := splitMinBytes, parallelMinItems, parallelWorkers
+	splitMinBytes, parallelMinItems, parallelWorkers = len(data)+1, len(data)+1, func(int) int { return 1 }
+	defer func() { splitMinBytes, parallelMinItems, parallelWorkers = minBytes, minItems, workers }()
+	return Parse("p.yaml", data)
+}
+
+// parallelCases are files of several policies with problems in several of
+// them, problems that span policies (a name or a route used twice, aliases
+// shared between policies) and warnings, so that diagnostics from different
+// goroutines must come out in one order.
+var parallelCases = map[string]string{
+	"valid": "policies:\n  - name: a\n    allowed_origins: [https://a.example]\n  - name: b\n    match: {routes: [r-b]}\n    allowed_origins: [https://b.example]\n    preflight_max_age: 86400\n  - name: c\n    allow_all_origins: true\ndefault_policy: a\n",
+	"errors in several policies": "policies:\n  - name: A\n    allowed_origins: [https://a.example/]\n  - name: b\n    allow_methods: [get]\n    allowed_origin: []\n  - name: a\n    allowed_origins: ['*']\n    allow_credentials: true\n  - name: d\n    preflight_status: 201\n",
+	"spanning policies": "policies:\n  - name: a\n    match: {routes: [r1, r2]}\n    allowed_origins: [https://a.example]\n  - name: a\n    match: {routes: [r2]}\n    allowed_origins: [https://a.example]\n  - name: c\n    match: {routes: [r1, '']}\n    allowed_origins: [https://a.example]\ndefault_policy: z\n",
+	"aliases between policies": "policies:\n  - &p\n    name: Bad\n    allowed_origins: [http://a.example]\n    allow_credentials: true\n    preflight_max_age: 90000\n  - *p\n  - <<: *p\n    name: c\n  - name: d\n    allowed_origins: [https://a.example]\n",
+	"aliases with decoding errors": "policies:\n  - &p\n    name: a\n    allow_credentials: maybe\n    allowed_origins: https://a.example\n  - *p\n  - *p\n  - *p\n",
+	"wrong types": "policies:\n  - name: a\n    allowed_origins: https://a.example\n  - 7\n  - name: c\n    allow_credentials: maybe\n  - null\n",
+}
+
+// TestParallelMatchesOneGoroutine: every fixture and the cases above give
+// the same set, or the same diagnostics in the same order, whether they are
+// parsed, decoded and compiled on one goroutine or on several.
+func TestParallelMatchesOneGoroutine(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("fixtures: %v %v", files, err)
+	}
+	inputs := map[string][]byte{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs[filepath.Base(f)] = data
+	}
+	for name, data := range parallelCases {
+		inputs[name] = []byte(data)
+	}
+	var b strings.Builder
+	b.WriteString("policies:\n")
+	for i := range 50 {
+		fmt.Fprintf(&b, "  - name: p%d\n    match: {routes: [r%d]}\n    allowed_origins: [https://a%d.example]\n", i, i%40, i)
+	}
+	inputs["routes bound twice, many policies"] = []byte(b.String())
+
+	for name, data := range inputs {
+		t.Run(name, func(t *testing.T) {
+			want, wantErr := parseOneGoroutine(t, data)
+			splitAlways(t)
+			parallelAlways(t)
+			got, gotErr := Parse("p.yaml", data)
+			var gotV, wantV *ValidationError
+			errors.As(gotErr, &gotV)
+			errors.As(wantErr, &wantV)
+			switch {
+			case (gotErr == nil) != (wantErr == nil):
+				t.Fatalf("in parallel: %v; on one goroutine: %v", gotErr, wantErr)
+			case gotErr != nil && !reflect.DeepEqual(gotV, wantV):
+				t.Fatalf("in parallel:\n%v\non one goroutine:\n%v", gotErr, wantErr)
+			case gotErr == nil && !reflect.DeepEqual(got, want):
+				t.Fatalf("the sets differ:\n%+v\n%+v", got, want)
+			}
+		})
+	}
+}
