@@ -32,12 +32,12 @@ func parseOneGoroutine(t *testing.T, data []byte) (*Set, error) {
 // shared between policies) and warnings, so that diagnostics from different
 // goroutines must come out in one order.
 var parallelCases = map[string]string{
-	"valid": "policies:\n  - name: a\n    allowed_origins: [https://a.example]\n  - name: b\n    match: {routes: [r-b]}\n    allowed_origins: [https://b.example]\n    preflight_max_age: 86400\n  - name: c\n    allow_all_origins: true\ndefault_policy: a\n",
-	"errors in several policies": "policies:\n  - name: A\n    allowed_origins: [https://a.example/]\n  - name: b\n    allow_methods: [get]\n    allowed_origin: []\n  - name: a\n    allowed_origins: ['*']\n    allow_credentials: true\n  - name: d\n    preflight_status: 201\n",
-	"spanning policies": "policies:\n  - name: a\n    match: {routes: [r1, r2]}\n    allowed_origins: [https://a.example]\n  - name: a\n    match: {routes: [r2]}\n    allowed_origins: [https://a.example]\n  - name: c\n    match: {routes: [r1, '']}\n    allowed_origins: [https://a.example]\ndefault_policy: z\n",
-	"aliases between policies": "policies:\n  - &p\n    name: Bad\n    allowed_origins: [http://a.example]\n    allow_credentials: true\n    preflight_max_age: 90000\n  - *p\n  - <<: *p\n    name: c\n  - name: d\n    allowed_origins: [https://a.example]\n",
+	"valid":                        "policies:\n  - name: a\n    allowed_origins: [https://a.example]\n  - name: b\n    match: {routes: [r-b]}\n    allowed_origins: [https://b.example]\n    preflight_max_age: 86400\n  - name: c\n    allow_all_origins: true\ndefault_policy: a\n",
+	"errors in several policies":   "policies:\n  - name: A\n    allowed_origins: [https://a.example/]\n  - name: b\n    allow_methods: [get]\n    allowed_origin: []\n  - name: a\n    allowed_origins: ['*']\n    allow_credentials: true\n  - name: d\n    preflight_status: 201\n",
+	"spanning policies":            "policies:\n  - name: a\n    match: {routes: [r1, r2]}\n    allowed_origins: [https://a.example]\n  - name: a\n    match: {routes: [r2]}\n    allowed_origins: [https://a.example]\n  - name: c\n    match: {routes: [r1, '']}\n    allowed_origins: [https://a.example]\ndefault_policy: z\n",
+	"aliases between policies":     "policies:\n  - &p\n    name: Bad\n    allowed_origins: [http://a.example]\n    allow_credentials: true\n    preflight_max_age: 90000\n  - *p\n  - <<: *p\n    name: c\n  - name: d\n    allowed_origins: [https://a.example]\n",
 	"aliases with decoding errors": "policies:\n  - &p\n    name: a\n    allow_credentials: maybe\n    allowed_origins: https://a.example\n  - *p\n  - *p\n  - *p\n",
-	"wrong types": "policies:\n  - name: a\n    allowed_origins: https://a.example\n  - 7\n  - name: c\n    allow_credentials: maybe\n  - null\n",
+	"wrong types":                  "policies:\n  - name: a\n    allowed_origins: https://a.example\n  - 7\n  - name: c\n    allow_credentials: maybe\n  - null\n",
 }
 
 // TestParallelMatchesOneGoroutine: every fixture and the cases above give
