@@ -111,16 +111,22 @@ func build(source string, files []parsedFile) (*Set, error) {
 // compile compiles the policies of every file, in order, into one set,
 // reporting problems in the diagnostics of the file they are in.
 func compile(source string, files []parsedFile) *Set {
+	n := 0
+	for _, f := range files {
+		n += len(f.pf.GetPolicies())
+	}
 	s := &Set{
-		source:  source,
-		byName:  map[string]*policy{},
-		byRoute: map[string]*policy{},
+		source:   source,
+		byName:   make(map[string]*policy, n),
+		byRoute:  make(map[string]*policy, n),
+		policies: make([]*policy, 0, n),
+		names:    make([]string, 0, n),
 	}
 	type owner struct {
 		policy string
 		file   string
 	}
-	routeOwner := map[string]owner{}
+	routeOwner := make(map[string]owner, n)
 	var defaultName string
 	var defaultFile *parsedFile
 	for fi := range files {

@@ -41,15 +41,9 @@ const (
 // NewPolicy returns a policy named name with every default applied, as the
 // decoder fills a policy whose keys are absent.
 func NewPolicy(name string) *corsprocv1.Policy {
-	return &corsprocv1.Policy{
-		Name:               name,
-		AllowMethods:       append([]string(nil), DefaultAllowMethods...),
-		AllowHeaders:       append([]string(nil), DefaultAllowHeaders...),
-		PreflightMaxAge:    DefaultPreflightMaxAge,
-		PreflightStatus:    DefaultPreflightStatus,
-		UnmatchedPreflight: corsprocv1.UnmatchedPreflight_UNMATCHED_PREFLIGHT_REJECT,
-		Mode:               corsprocv1.Mode_MODE_ENFORCE,
-	}
+	p := &corsprocv1.Policy{Name: name}
+	applyDefaults(p, 0)
+	return p
 }
 
 // Decode reads a policy file strictly: unknown keys, duplicate keys and
@@ -287,32 +281,39 @@ type fieldSet uint64
 
 func (fs *fieldSet) add(fd protoreflect.FieldDescriptor) { *fs |= 1 << (uint(fd.Number()) % 64) }
 
-func (fs fieldSet) has(m protoreflect.Message, name protoreflect.Name) bool {
-	fd := m.Descriptor().Fields().ByName(name)
-	return fd != nil && fs&(1<<(uint(fd.Number())%64)) != 0
-}
+func (fs fieldSet) has(n protoreflect.FieldNumber) bool { return fs&(1<<(uint(n)%64)) != 0 }
 
-// applyDefaults fills the keys a policy does not write with DCH's defaults.
+// The numbers of the Policy fields that have defaults.
+var (
+	policyFields            = (*corsprocv1.Policy)(nil).ProtoReflect().Descriptor().Fields()
+	fieldAllowMethods       = policyFields.ByName("allow_methods").Number()
+	fieldAllowHeaders       = policyFields.ByName("allow_headers").Number()
+	fieldPreflightMaxAge    = policyFields.ByName("preflight_max_age").Number()
+	fieldPreflightStatus    = policyFields.ByName("preflight_status").Number()
+	fieldUnmatchedPreflight = policyFields.ByName("unmatched_preflight").Number()
+	fieldMode               = policyFields.ByName("mode").Number()
+)
+
+// applyDefaults fills the keys a policy does not write with DCH's defaults,
+// those of NewPolicy.
 func applyDefaults(p *corsprocv1.Policy, present fieldSet) {
-	def := NewPolicy("")
-	m := p.ProtoReflect()
-	if !present.has(m, "allow_methods") {
-		p.AllowMethods = def.AllowMethods
+	if !present.has(fieldAllowMethods) {
+		p.AllowMethods = slices.Clone(DefaultAllowMethods)
 	}
-	if !present.has(m, "allow_headers") {
-		p.AllowHeaders = def.AllowHeaders
+	if !present.has(fieldAllowHeaders) {
+		p.AllowHeaders = slices.Clone(DefaultAllowHeaders)
 	}
-	if !present.has(m, "preflight_max_age") {
-		p.PreflightMaxAge = def.PreflightMaxAge
+	if !present.has(fieldPreflightMaxAge) {
+		p.PreflightMaxAge = DefaultPreflightMaxAge
 	}
-	if !present.has(m, "preflight_status") {
-		p.PreflightStatus = def.PreflightStatus
+	if !present.has(fieldPreflightStatus) {
+		p.PreflightStatus = DefaultPreflightStatus
 	}
-	if !present.has(m, "unmatched_preflight") {
-		p.UnmatchedPreflight = def.UnmatchedPreflight
+	if !present.has(fieldUnmatchedPreflight) {
+		p.UnmatchedPreflight = corsprocv1.UnmatchedPreflight_UNMATCHED_PREFLIGHT_REJECT
 	}
-	if !present.has(m, "mode") {
-		p.Mode = def.Mode
+	if !present.has(fieldMode) {
+		p.Mode = corsprocv1.Mode_MODE_ENFORCE
 	}
 }
 

@@ -111,14 +111,43 @@ func filter(ds []Diagnostic, s Severity) []Diagnostic {
 // the YAML node of each mapping (nodes) and list (lists), and a
 // diagnostic's position is looked up through them when it is reported.
 type diagnostics struct {
-	file  string
+	file string
+	*positions
+	list []Diagnostic
+}
+
+// positions are the YAML nodes the decoder recorded, by path. Decoders on
+// other goroutines record theirs in parts of their own, which are looked
+// through rather than copied into one map.
+type positions struct {
 	nodes map[string]*yaml.Node // mapping nodes by path
 	lists map[string]*yaml.Node // list nodes by path
-	list  []Diagnostic
+	parts []*positions
 }
 
 func newDiagnostics(file string) *diagnostics {
-	return &diagnostics{file: file, nodes: map[string]*yaml.Node{}, lists: map[string]*yaml.Node{}}
+	return &diagnostics{file: file, positions: newPositions(0)}
+}
+
+// newPositions returns positions with room for about n paths of each kind.
+func newPositions(n int) *positions {
+	return &positions{nodes: make(map[string]*yaml.Node, n), lists: make(map[string]*yaml.Node, n)}
+}
+
+func (ps *positions) node(path string) (*yaml.Node, bool) {
+	n, ok := ps.nodes[path]
+	for i := 0; !ok && i < len(ps.parts); i++ {
+		n, ok = ps.parts[i].node(path)
+	}
+	return n, ok
+}
+
+func (ps *positions) listNode(path string) (*yaml.Node, bool) {
+	n, ok := ps.lists[path]
+	for i := 0; !ok && i < len(ps.parts); i++ {
+		n, ok = ps.parts[i].listNode(path)
+	}
+	return n, ok
 }
 
 // position returns where the file wrote the value at path: a mapping's own
@@ -128,12 +157,12 @@ func (ds *diagnostics) position(path string) (position, bool) {
 	if path == "" {
 		return position{1, 1}, true // the whole file: its first line
 	}
-	if n, ok := ds.nodes[path]; ok {
+	if n, ok := ds.node(path); ok {
 		return position{n.Line, n.Column}, true
 	}
 	if strings.HasSuffix(path, "]") {
 		open := strings.LastIndexByte(path, '[')
-		if n, ok := ds.lists[path[:max(open, 0)]]; ok && open > 0 {
+		if n, ok := ds.listNode(path[:max(open, 0)]); ok && open > 0 {
 			if i, err := strconv.Atoi(path[open+1 : len(path)-1]); err == nil && i >= 0 && i < len(n.Content) {
 				return position{n.Content[i].Line, n.Content[i].Column}, true
 			}
@@ -156,7 +185,7 @@ func (ds *diagnostics) key(path string) (key, value *yaml.Node) {
 	if dot := strings.LastIndexByte(path, '.'); dot >= 0 {
 		parent, name = path[:dot], path[dot+1:]
 	}
-	m, ok := ds.nodes[parent]
+	m, ok := ds.node(parent)
 	if !ok {
 		return nil, nil
 	}

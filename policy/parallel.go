@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"maps"
 	"runtime"
 	"sync"
 
@@ -43,7 +42,10 @@ func (d *decoder) messages(n *yaml.Node, path string, list protoreflect.List, pa
 	start := d.nodes
 	var wg sync.WaitGroup
 	for w, r := range parts {
-		sub := &decoder{ds: newDiagnostics(d.ds.file), nodes: start, merging: map[*yaml.Node]bool{}}
+		// Most policies hold a mapping (match) and two lists (routes,
+		// allowed_origins) besides their own mapping.
+		ds := &diagnostics{file: d.ds.file, positions: newPositions(2 * (r[1] - r[0]))}
+		sub := &decoder{ds: ds, nodes: start, merging: map[*yaml.Node]bool{}}
 		subs[w] = sub
 		wg.Go(func() {
 			for i := r[0]; i < r[1] && !sub.bomb; i++ {
@@ -55,8 +57,7 @@ func (d *decoder) messages(n *yaml.Node, path string, list protoreflect.List, pa
 	}
 	wg.Wait()
 	for _, sub := range subs {
-		maps.Copy(d.ds.nodes, sub.ds.nodes)
-		maps.Copy(d.ds.lists, sub.ds.lists)
+		d.ds.parts = append(d.ds.parts, sub.ds.positions)
 		d.ds.list = append(d.ds.list, sub.ds.list...)
 		d.nodes += sub.nodes - start
 		d.bomb = d.bomb || sub.bomb
@@ -84,7 +85,7 @@ func compilePolicies(policies []*corsprocv1.Policy, ds *diagnostics) []compiled 
 	var wg sync.WaitGroup
 	for _, r := range partition(len(policies)) {
 		// The position maps are only read while policies compile.
-		wds := &diagnostics{file: ds.file, nodes: ds.nodes, lists: ds.lists}
+		wds := &diagnostics{file: ds.file, positions: ds.positions}
 		shared := newSharedLists()
 		wg.Go(func() {
 			for i := r[0]; i < r[1]; i++ {
