@@ -20,14 +20,18 @@ type origin struct {
 // parseOrigin parses a request's Origin strictly: it must be exactly what a
 // browser serializes, scheme "://" host [":" port], all lower case, with no
 // path, query, fragment, userinfo or default port. It never allocates.
+//
+// Every request whose Origin is not an exact entry is parsed here, refused
+// ones included, so the scheme and host are read in one hand-written pass
+// each: on origins this short, calls into strings' assembly cost more than
+// the bytes.
 func parseOrigin(s string) (origin, bool) {
 	var o origin
 	if len(s) > maxOriginLen {
 		return o, false
 	}
-	// A scheme holds no ':', so the first one must start "://".
-	i := strings.IndexByte(s, ':')
-	if i <= 0 || !strings.HasPrefix(s[i:], "://") || !isScheme(s[:i]) {
+	i := schemeLen(s)
+	if i == 0 || len(s) < i+3 || s[i] != ':' || s[i+1] != '/' || s[i+2] != '/' {
 		return o, false
 	}
 	o.scheme, s = s[:i], s[i+3:]
@@ -38,11 +42,8 @@ func parseOrigin(s string) (origin, bool) {
 		}
 		o.host, s = s[:end+1], s[end+1:]
 	} else {
-		end := strings.IndexByte(s, ':')
-		if end < 0 {
-			end = len(s)
-		}
-		if !isHostName(s[:end]) {
+		end, ok := hostNameLen(s)
+		if !ok {
 			return o, false
 		}
 		o.host, s = s[:end], s[end:]
@@ -57,52 +58,62 @@ func parseOrigin(s string) (origin, bool) {
 	return o, true
 }
 
-func isScheme(s string) bool {
+// schemeLen returns the length of the scheme s starts with: a lower-case
+// letter, then letters, digits, '+', '-' and '.'; 0 if there is none.
+func schemeLen(s string) int {
 	if s == "" || !isLowerAlpha(s[0]) {
-		return false
+		return 0
 	}
-	for i := 1; i < len(s); i++ {
-		c := s[i]
-		if !isLowerAlpha(c) && !isDigit(c) && c != '+' && c != '-' && c != '.' {
-			return false
-		}
+	i := 1
+	for i < len(s) && schemeByte[s[i]] {
+		i++
 	}
-	return true
+	return i
 }
+
+func isScheme(s string) bool { return s != "" && schemeLen(s) == len(s) }
 
 // isHostName accepts lower-case ASCII host names and IPv4 addresses as
-// browsers serialize them: labels of letters, digits, '-' and '_'.
+// browsers serialize them: labels of 1 to 63 letters, digits, '-' and '_',
+// and perhaps a trailing dot.
 func isHostName(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	label := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '.' {
-			if label == 0 && i != len(s)-1 || i == 0 {
-				return false // empty label (a trailing dot is allowed)
-			}
-			label = 0
-			continue
-		}
-		if !hostChar[c] {
-			return false
-		}
-		label++
-		if label > 63 {
-			return false
-		}
-	}
-	return true
+	n, ok := hostNameLen(s)
+	return ok && n == len(s)
 }
 
-// hostChar holds the bytes of a host label: a-z, 0-9, '-' and '_'.
-var hostChar = func() (t [256]bool) {
-	for c := range 256 {
-		t[c] = isLowerAlpha(byte(c)) || isDigit(byte(c)) || c == '-' || c == '_'
+// hostNameLen reads the host name s starts with, up to a ':' or the end, and
+// returns its length and whether it is well formed (see isHostName).
+func hostNameLen(s string) (int, bool) {
+	start, i := 0, 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c == '.' {
+			if i == start || i-start > 63 {
+				return i, false // an empty or overlong label
+			}
+			start = i + 1
+			continue
+		}
+		if !hostByte[c] {
+			if c == ':' {
+				break
+			}
+			return i, false
+		}
 	}
-	return t
+	// After a trailing dot the last label is empty, which is allowed.
+	return i, i > 0 && i <= 253 && i-start <= 63
+}
+
+// hostByte holds the bytes of a host label: a-z, 0-9, '-' and '_';
+// schemeByte those of a scheme after its first letter.
+var hostByte, schemeByte = func() (h, s [256]bool) {
+	for c := range 256 {
+		b := byte(c)
+		h[c] = isLowerAlpha(b) || isDigit(b) || b == '-' || b == '_'
+		s[c] = isLowerAlpha(b) || isDigit(b) || b == '+' || b == '-' || b == '.'
+	}
+	return h, s
 }()
 
 func isIPv6Literal(s string) bool {
