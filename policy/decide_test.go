@@ -145,35 +145,43 @@ func TestDecideOrigins(t *testing.T) {
 		})
 	}
 	denied := map[string]policy.Reason{
-		"https://example.com":                        policy.ReasonOriginNotAllowed, // the apex
-		"https://evilexample.com":                    policy.ReasonOriginNotAllowed,
-		"https://example.com.evil.net":               policy.ReasonOriginNotAllowed,
-		"https://app.example.com.evil.net":           policy.ReasonOriginNotAllowed,
-		"http://app.example.com":                     policy.ReasonOriginNotAllowed, // scheme differs
-		"https://a.example.com:8443":                 policy.ReasonOriginNotAllowed, // port differs
-		"https://localhost:3000":                     policy.ReasonOriginNotAllowed,
-		"http://localhost.evil.net":                  policy.ReasonOriginNotAllowed,
-		"https://static.example.net":                 policy.ReasonOriginNotAllowed,
-		"https://preview-x.example.dev":              policy.ReasonOriginNotAllowed,
-		"https://preview-1.example.dev.evil.net":     policy.ReasonOriginNotAllowed, // regexes match whole
-		"xhttps://preview-1.example.dev":             policy.ReasonOriginNotAllowed,
-		"null":                                       policy.ReasonOriginNotAllowed,
-		"https://App.example.com":                    policy.ReasonOriginMalformed,
-		"HTTPS://app.example.com":                    policy.ReasonOriginMalformed,
-		"https://app.example.com/":                   policy.ReasonOriginMalformed,
-		"https://app.example.com/path":               policy.ReasonOriginMalformed,
-		"https://user@app.example.com":               policy.ReasonOriginMalformed,
-		"https://app.example.com:443":                policy.ReasonOriginMalformed,
-		"http://localhost:80":                        policy.ReasonOriginMalformed,
-		"https://app.example.com, https://evil.com":  policy.ReasonOriginMalformed,
-		"https://app.example.com ":                   policy.ReasonOriginMalformed,
-		"https://app.example.com:0":                  policy.ReasonOriginMalformed,
-		"https://app.example.com:65536":              policy.ReasonOriginMalformed,
-		"https://app.example.com:08443":              policy.ReasonOriginMalformed,
-		"https://\xffapp.example.com":                policy.ReasonOriginMalformed,
-		"https://":                                   policy.ReasonOriginMalformed,
-		"app.example.com":                            policy.ReasonOriginMalformed,
-		"https://" + strings.Repeat("a.", 300) + "c": policy.ReasonOriginMalformed,
+		"https://example.com":                                 policy.ReasonOriginNotAllowed, // the apex
+		"https://evilexample.com":                             policy.ReasonOriginNotAllowed,
+		"https://example.com.evil.net":                        policy.ReasonOriginNotAllowed,
+		"https://app.example.com.evil.net":                    policy.ReasonOriginNotAllowed,
+		"http://app.example.com":                              policy.ReasonOriginNotAllowed, // scheme differs
+		"https://a.example.com:8443":                          policy.ReasonOriginNotAllowed, // port differs
+		"https://localhost:3000":                              policy.ReasonOriginNotAllowed,
+		"http://localhost.evil.net":                           policy.ReasonOriginNotAllowed,
+		"https://static.example.net":                          policy.ReasonOriginNotAllowed,
+		"https://preview-x.example.dev":                       policy.ReasonOriginNotAllowed,
+		"https://preview-1.example.dev.evil.net":              policy.ReasonOriginNotAllowed, // regexes match whole
+		"xhttps://preview-1.example.dev":                      policy.ReasonOriginNotAllowed,
+		"null":                                                policy.ReasonOriginNotAllowed,
+		"https://App.example.com":                             policy.ReasonOriginMalformed,
+		"HTTPS://app.example.com":                             policy.ReasonOriginMalformed,
+		"https://app.example.com/":                            policy.ReasonOriginMalformed,
+		"https://app.example.com/path":                        policy.ReasonOriginMalformed,
+		"https://user@app.example.com":                        policy.ReasonOriginMalformed,
+		"https://app.example.com:443":                         policy.ReasonOriginMalformed,
+		"http://localhost:80":                                 policy.ReasonOriginMalformed,
+		"https://app.example.com, https://evil.com":           policy.ReasonOriginMalformed,
+		"https://app.example.com ":                            policy.ReasonOriginMalformed,
+		"https://app.example.com:0":                           policy.ReasonOriginMalformed,
+		"https://app.example.com:65536":                       policy.ReasonOriginMalformed,
+		"https://app.example.com:08443":                       policy.ReasonOriginMalformed,
+		"https://\xffapp.example.com":                         policy.ReasonOriginMalformed,
+		"https://":                                            policy.ReasonOriginMalformed,
+		"app.example.com":                                     policy.ReasonOriginMalformed,
+		"https://" + strings.Repeat("a.", 300) + "c":          policy.ReasonOriginMalformed,
+		"https://a.example.com..":                             policy.ReasonOriginMalformed, // an empty label
+		"https://a..example.com":                              policy.ReasonOriginMalformed,
+		"https://.a.example.com":                              policy.ReasonOriginMalformed,
+		"https://" + strings.Repeat("a", 64) + ".example.com": policy.ReasonOriginMalformed,  // a label of 64
+		"https://app.example.com.":                            policy.ReasonOriginNotAllowed, // a trailing dot is allowed, but not equal
+		"https://a.example.com:":                              policy.ReasonOriginMalformed,
+		"https:/a.example.com":                                policy.ReasonOriginMalformed,
+		"1https://a.example.com":                              policy.ReasonOriginMalformed,
 	}
 	for o, reason := range denied {
 		t.Run("denied/"+o, func(t *testing.T) {
