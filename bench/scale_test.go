@@ -103,6 +103,41 @@ func BenchmarkScaleCompile(b *testing.B) {
 	}
 }
 
+// BenchmarkScaleStages splits BenchmarkScaleCompile into its two stages:
+// decoding the YAML into the policy schema (policy.Decode) and validating
+// and compiling the decoded policies, then swapping the set in
+// (policy.Compile and processor.Server.Swap).
+func BenchmarkScaleStages(b *testing.B) {
+	for _, dim := range []string{"policies", "origins"} {
+		for _, n := range scaleSizes {
+			data := []byte(scaleYAML(dim, n))
+			b.Run(fmt.Sprintf("stage=decode/dim=%s/n=%d", dim, n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := policy.Decode("scale.yaml", data); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			pf, err := policy.Decode("scale.yaml", data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run(fmt.Sprintf("stage=compile+swap/dim=%s/n=%d", dim, n), func(b *testing.B) {
+				srv := processor.New(nil, processor.Options{Registerer: prometheus.NewRegistry()})
+				b.ReportAllocs()
+				for b.Loop() {
+					set, err := policy.Compile("scale.yaml", pf)
+					if err != nil {
+						b.Fatal(err)
+					}
+					srv.Swap(set)
+				}
+			})
+		}
+	}
+}
+
 // setBytes returns the heap a compiled set of data retains.
 func setBytes(tb testing.TB, data []byte) uint64 {
 	var before, after runtime.MemStats

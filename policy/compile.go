@@ -311,7 +311,7 @@ func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnosti
 			// Origin is malformed, whatever the list says. (The checks
 			// above make it canonical; this keeps the lookup order from
 			// ever mattering.)
-			if _, ok := parseOrigin(c.rawExact); ok || c.null {
+			if parseOrigin(c.rawExact, new(origin)) || c.null {
 				set.exact[c.rawExact] = i
 			}
 		}

@@ -194,11 +194,11 @@ func (p *policy) matchOrigin(r *Request) (bool, Reason, int) {
 	if i, ok := p.origins.exact[r.Origin]; ok {
 		return true, ReasonNone, i
 	}
-	o, ok := parseOrigin(r.Origin)
-	if !ok {
+	var o origin
+	if !parseOrigin(r.Origin, &o) {
 		return false, ReasonOriginMalformed, -1
 	}
-	if i, ok := p.origins.allowsPattern(r.Origin, o); ok {
+	if i, ok := p.origins.allowsPattern(r.Origin, &o); ok {
 		return true, ReasonNone, i
 	}
 	return false, ReasonOriginNotAllowed, -1

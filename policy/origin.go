@@ -25,37 +25,36 @@ type origin struct {
 // ones included, so the scheme and host are read in one hand-written pass
 // each: on origins this short, calls into strings' assembly cost more than
 // the bytes.
-func parseOrigin(s string) (origin, bool) {
-	var o origin
+func parseOrigin(s string, o *origin) bool {
 	if len(s) > maxOriginLen {
-		return o, false
+		return false
 	}
 	i := schemeLen(s)
 	if i == 0 || len(s) < i+3 || s[i] != ':' || s[i+1] != '/' || s[i+2] != '/' {
-		return o, false
+		return false
 	}
 	o.scheme, s = s[:i], s[i+3:]
 	if strings.HasPrefix(s, "[") {
 		end := strings.IndexByte(s, ']')
 		if end < 0 || !isIPv6Literal(s[1:end]) {
-			return o, false
+			return false
 		}
 		o.host, s = s[:end+1], s[end+1:]
 	} else {
 		end, ok := hostNameLen(s)
 		if !ok {
-			return o, false
+			return false
 		}
 		o.host, s = s[:end], s[end:]
 	}
 	if s == "" {
-		return o, true
+		return true
 	}
 	if s[0] != ':' || !isPort(s[1:]) || isDefaultPort(o.scheme, s[1:]) {
-		return o, false
+		return false
 	}
 	o.port = s[1:]
-	return o, true
+	return true
 }
 
 // schemeLen returns the length of the scheme s starts with: a lower-case
@@ -253,7 +252,7 @@ const anyPortSpec = "*"
 // allowed_origins, or len(allowed_origins) plus an index in
 // allowed_origin_regexes. Exact origins are looked up before parsing, in
 // matchOrigin.
-func (s *originSet) allowsPattern(raw string, o origin) (int, bool) {
+func (s *originSet) allowsPattern(raw string, o *origin) (int, bool) {
 	if len(s.anyPort) > 0 {
 		if i, ok := s.anyPort[schemeHost{o.scheme, o.host}]; ok {
 			return i, true
