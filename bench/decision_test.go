@@ -60,6 +60,9 @@ type decisionCase struct {
 	origin string // "" for none
 	acrm   string
 	acrh   string
+	// acrhLines, when set, are Access-Control-Request-Headers header
+	// lines, one value each, instead of acrh.
+	acrhLines []string
 	// outcome of corsproc, and whether the peers must answer with ACAO.
 	want    policy.Outcome
 	allowed bool
@@ -96,6 +99,9 @@ func (c decisionCase) httpRequest() *http.Request {
 	if c.acrh != "" {
 		r.Header.Set("Access-Control-Request-Headers", c.acrh)
 	}
+	if c.acrhLines != nil {
+		r.Header["Access-Control-Request-Headers"] = c.acrhLines
+	}
 	return r
 }
 
@@ -105,6 +111,9 @@ func (c decisionCase) policyRequest() *policy.Request {
 	r := &policy.Request{Method: c.method, Origin: c.origin, ACRM: c.acrm, Host: "api.example.com", Path: "/api/orders"}
 	if c.acrh != "" {
 		r.ACRH = []string{c.acrh}
+	}
+	if c.acrhLines != nil {
+		r.ACRH = c.acrhLines
 	}
 	return r
 }
@@ -166,37 +175,41 @@ func BenchmarkDecision(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		rs := newRSCors(origins)
-		jb := newJub0bsCors(b, origins)
-		for _, c := range decisionCases(n) {
-			b.Run(fmt.Sprintf("impl=corsproc/case=%s/origins=%d", c.name, n), func(b *testing.B) {
-				r := c.policyRequest()
-				var d policy.Decision
+		runDecisionCases(b, set, newRSCors(origins), newJub0bsCors(b, origins), decisionCases(n), n)
+	}
+}
+
+// runDecisionCases runs each case through corsproc's decision and through
+// each peer middleware, as sub-benchmarks impl=…/case=…/origins=n.
+func runDecisionCases(b *testing.B, set *policy.Set, rs, jb http.Handler, cases []decisionCase, n int) {
+	for _, c := range cases {
+		b.Run(fmt.Sprintf("impl=corsproc/case=%s/origins=%d", c.name, n), func(b *testing.B) {
+			r := c.policyRequest()
+			var d policy.Decision
+			b.ReportAllocs()
+			for b.Loop() {
+				set.Decide(r, &d)
+			}
+			if d.Outcome != c.want {
+				b.Fatalf("outcome %v, want %v", d.Outcome, c.want)
+			}
+		})
+		for _, impl := range []struct {
+			name string
+			h    http.Handler
+		}{{"rs-cors", rs}, {"jub0bs-cors", jb}} {
+			b.Run(fmt.Sprintf("impl=%s/case=%s/origins=%d", impl.name, c.name, n), func(b *testing.B) {
+				r := c.httpRequest()
+				w := newResponseWriter()
 				b.ReportAllocs()
 				for b.Loop() {
-					set.Decide(r, &d)
+					w.reset()
+					impl.h.ServeHTTP(w, r)
 				}
-				if d.Outcome != c.want {
-					b.Fatalf("outcome %v, want %v", d.Outcome, c.want)
+				if _, got := w.h["Access-Control-Allow-Origin"]; got != c.allowed {
+					b.Fatalf("ACAO present %v, want %v; headers %v", got, c.allowed, w.h)
 				}
 			})
-			for _, impl := range []struct {
-				name string
-				h    http.Handler
-			}{{"rs-cors", rs}, {"jub0bs-cors", jb}} {
-				b.Run(fmt.Sprintf("impl=%s/case=%s/origins=%d", impl.name, c.name, n), func(b *testing.B) {
-					r := c.httpRequest()
-					w := newResponseWriter()
-					b.ReportAllocs()
-					for b.Loop() {
-						w.reset()
-						impl.h.ServeHTTP(w, r)
-					}
-					if _, got := w.h["Access-Control-Allow-Origin"]; got != c.allowed {
-						b.Fatalf("ACAO present %v, want %v; headers %v", got, c.allowed, w.h)
-					}
-				})
-			}
 		}
 	}
 }

@@ -175,7 +175,9 @@ func (p *policy) matchOrigin(r *Request) (bool, Reason, int) {
 		// The answer is "*" whatever the Origin says: nothing to match.
 		return true, ReasonNone, -1
 	}
-	if r.DuplicateOrigin || r.Truncated {
+	if r.DuplicateOrigin || r.Truncated || len(r.Origin) > maxOriginLen {
+		// No exact entry is that long (they are serialized origins): a
+		// hostile 1 MiB Origin is not even hashed.
 		return false, ReasonOriginMalformed, -1
 	}
 	switch r.Origin {

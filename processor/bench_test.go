@@ -1,6 +1,9 @@
 package processor
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -23,6 +26,16 @@ func BenchmarkProcess(b *testing.B) {
 			preflight("api.example.com", o, "PUT", acrhH("content-type, x-requested-with")).message()}, 1},
 		{"case=non_cors", []*extprocv3.ProcessingRequest{get("api.example.com", "").message(), defaultUpstream()}, 2},
 		{"case=ungoverned", []*extprocv3.ProcessingRequest{get("other.example.com", o).message(), defaultUpstream()}, 2},
+
+		// Hostile requests, with the header bounds as shipped: their cost
+		// must stay bounded whatever their size.
+		{"case=adversarial_headers_5000", []*extprocv3.ProcessingRequest{get("api.example.com", o, junk(5000)...).message(), defaultUpstream()}, 2},
+		{"case=adversarial_header_1mib", []*extprocv3.ProcessingRequest{
+			get("api.example.com", o, [2]string{"cookie", strings.Repeat("a", 1<<20)}).message(), defaultUpstream()}, 2},
+		{"case=adversarial_origin_1mib", []*extprocv3.ProcessingRequest{
+			get("api.example.com", "https://"+strings.Repeat("a", 1<<20)+".example.com").message(), defaultUpstream()}, 2},
+		{"case=adversarial_acrh_lines_10000", []*extprocv3.ProcessingRequest{
+			preflight("api.example.com", o, "PUT", slices.Repeat([][2]string{acrhH("content-type")}, 10000)...).message()}, 1},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -40,4 +53,13 @@ func BenchmarkProcess(b *testing.B) {
 			}
 		})
 	}
+}
+
+// junk is n request headers a hostile client adds.
+func junk(n int) [][2]string {
+	out := make([][2]string, n)
+	for i := range out {
+		out[i] = [2]string{fmt.Sprintf("x-junk-%d", i), "v"}
+	}
+	return out
 }
