@@ -31,6 +31,8 @@ type Set struct {
 // policy file, or a directory whose *.yaml and *.yml files (in name order,
 // hidden files skipped) form one set, as a Kubernetes ConfigMap mount gives.
 // Every problem of every file is reported at once in a *ValidationError.
+// A large file is parsed, decoded and compiled on every CPU (GOMAXPROCS),
+// with the result and diagnostics one CPU gives.
 func Load(path string) (*Set, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
