@@ -22,10 +22,12 @@ import (
 const (
 	// MaxFileSize is the largest policy file corsproc reads.
 	MaxFileSize = 64 << 20
-	// maxNodes bounds the YAML nodes visited, aliases expanded, so that an
-	// alias bomb is an error rather than an out-of-memory.
-	maxNodes = 4 << 20
 )
+
+// maxNodes bounds the YAML nodes visited, aliases expanded, so that an alias
+// bomb is an error rather than an out-of-memory. A variable so that tests
+// can lower it.
+var maxNodes = 4 << 20
 
 // DCH's defaults, applied to keys a policy does not write.
 var (
@@ -130,16 +132,11 @@ func (d *decoder) resolve(n *yaml.Node, path string) *yaml.Node {
 		n = n.Alias
 	}
 	d.nodes++
-	d.checkNodes(n, path)
-	return n
-}
-
-// checkNodes reports, once, a file that expands to more than maxNodes.
-func (d *decoder) checkNodes(n *yaml.Node, path string) {
 	if d.nodes > maxNodes && !d.bomb {
 		d.bomb = true
 		d.errorAt(n, path, "remove the aliases that expand recursively", "file expands to more than %d YAML nodes", maxNodes)
 	}
+	return n
 }
 
 func (d *decoder) errorAt(n *yaml.Node, path, fix, format string, args ...any) {
@@ -342,8 +339,7 @@ func (d *decoder) field(n *yaml.Node, path string, m protoreflect.Message, fd pr
 		// allow-list would pay for a path string and a map entry per item.
 		d.ds.lists[path] = n
 		if fd.Kind() == protoreflect.MessageKind {
-			if parts := partition(len(n.Content)); len(parts) > 1 {
-				d.messages(n, path, list, parts)
+			if parts := partition(len(n.Content)); len(parts) > 1 && d.messages(n, path, list, parts) {
 				return
 			}
 		}

@@ -35,17 +35,19 @@ func partition(n int) [][2]int {
 
 // messages decodes the items of a list of messages, one range of items per
 // goroutine, each with a decoder of its own whose findings are merged in
-// order afterwards.
-func (d *decoder) messages(n *yaml.Node, path string, list protoreflect.List, parts [][2]int) {
+// order afterwards. If the items expand past maxNodes (aliases), where the
+// limit is crossed depends on the order the nodes are counted in: it merges
+// nothing and returns false, and the caller decodes the list in order, so
+// that the error is the one a single goroutine reports.
+func (d *decoder) messages(n *yaml.Node, path string, list protoreflect.List, parts [][2]int) bool {
 	elems := make([]protoreflect.Value, len(n.Content))
 	subs := make([]*decoder, len(parts))
-	start := d.nodes
 	var wg sync.WaitGroup
 	for w, r := range parts {
 		// Most policies hold a mapping (match) and two lists (routes,
 		// allowed_origins) besides their own mapping.
 		ds := &diagnostics{file: d.ds.file, positions: newPositions(2 * (r[1] - r[0]))}
-		sub := &decoder{ds: ds, nodes: start, merging: map[*yaml.Node]bool{}}
+		sub := &decoder{ds: ds, nodes: d.nodes, merging: map[*yaml.Node]bool{}}
 		subs[w] = sub
 		wg.Go(func() {
 			for i := r[0]; i < r[1] && !sub.bomb; i++ {
@@ -56,18 +58,25 @@ func (d *decoder) messages(n *yaml.Node, path string, list protoreflect.List, pa
 		})
 	}
 	wg.Wait()
+	nodes := d.nodes
+	for _, sub := range subs {
+		nodes += sub.nodes - d.nodes
+		if sub.bomb {
+			return false
+		}
+	}
+	if nodes > maxNodes {
+		return false
+	}
+	d.nodes = nodes
 	for _, sub := range subs {
 		d.ds.parts = append(d.ds.parts, sub.ds.positions)
 		d.ds.list = append(d.ds.list, sub.ds.list...)
-		d.nodes += sub.nodes - start
-		d.bomb = d.bomb || sub.bomb
 	}
-	d.checkNodes(n, path)
 	for _, el := range elems {
-		if el.IsValid() {
-			list.Append(el)
-		}
+		list.Append(el)
 	}
+	return true
 }
 
 // compiled is one policy compiled, and what compiling it found.

@@ -68,21 +68,53 @@ func TestParallelMatchesOneGoroutine(t *testing.T) {
 
 	for name, data := range inputs {
 		t.Run(name, func(t *testing.T) {
-			want, wantErr := parseOneGoroutine(t, data)
-			splitAlways(t)
-			parallelAlways(t)
-			got, gotErr := Parse("p.yaml", data)
-			var gotV, wantV *ValidationError
-			errors.As(gotErr, &gotV)
-			errors.As(wantErr, &wantV)
-			switch {
-			case (gotErr == nil) != (wantErr == nil):
-				t.Fatalf("in parallel: %v; on one goroutine: %v", gotErr, wantErr)
-			case gotErr != nil && !reflect.DeepEqual(gotV, wantV):
-				t.Fatalf("in parallel:\n%v\non one goroutine:\n%v", gotErr, wantErr)
-			case gotErr == nil && !reflect.DeepEqual(got, want):
-				t.Fatalf("the sets differ:\n%+v\n%+v", got, want)
-			}
+			checkParallel(t, data)
 		})
 	}
+}
+
+// TestParallelNodeBound: aliases that expand past the node bound only
+// across several policies, each below it, are reported where one goroutine
+// reports them.
+func TestParallelNodeBound(t *testing.T) {
+	old := maxNodes
+	maxNodes = 60
+	t.Cleanup(func() { maxNodes = old })
+	const data = `
+x-origins: &o [https://a.example, https://b.example, https://c.example, https://d.example, https://e.example]
+policies:
+  - {name: a, allowed_origins: *o, match: {hosts: [a.example, b.example]}}
+  - {name: b, allowed_origins: *o, match: {hosts: [a.example, b.example]}}
+  - {name: c, allowed_origins: *o, match: {hosts: [a.example, b.example]}}
+  - {name: d, allowed_origins: *o, match: {hosts: [a.example, b.example]}}
+  - {name: e, allowed_origins: *o, match: {hosts: [a.example, b.example]}}
+  - {name: f, allowed_origins: *o, match: {hosts: [a.example, b.example]}}
+`
+	_, err := checkParallel(t, []byte(data))
+	if err == nil || !strings.Contains(err.Error(), "expands to more than 60 YAML nodes") {
+		t.Fatalf("err = %v, want the node bound exceeded", err)
+	}
+}
+
+// checkParallel parses data on one goroutine and on several, and fails
+// unless both give the same set or the same diagnostics in the same order.
+// It returns the parallel result.
+func checkParallel(t *testing.T, data []byte) (*Set, error) {
+	t.Helper()
+	want, wantErr := parseOneGoroutine(t, data)
+	splitAlways(t)
+	parallelAlways(t)
+	got, gotErr := Parse("p.yaml", data)
+	var gotV, wantV *ValidationError
+	errors.As(gotErr, &gotV)
+	errors.As(wantErr, &wantV)
+	switch {
+	case (gotErr == nil) != (wantErr == nil):
+		t.Fatalf("in parallel: %v; on one goroutine: %v", gotErr, wantErr)
+	case gotErr != nil && !reflect.DeepEqual(gotV, wantV):
+		t.Fatalf("in parallel:\n%v\non one goroutine:\n%v", gotErr, wantErr)
+	case gotErr == nil && !reflect.DeepEqual(got, want):
+		t.Fatalf("the sets differ:\n%+v\n%+v", got, want)
+	}
+	return got, gotErr
 }
