@@ -118,3 +118,20 @@ func checkParallel(t *testing.T, data []byte) (*Set, error) {
 	}
 	return got, gotErr
 }
+
+// FuzzParallelParse: whatever the input, parsing it on several goroutines
+// gives what one goroutine gives.
+func FuzzParallelParse(f *testing.F) {
+	for _, data := range parallelCases {
+		f.Add([]byte(data))
+	}
+	for _, tc := range splitCases {
+		f.Add([]byte(tc.data))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 64<<10 {
+			return
+		}
+		checkParallel(t, data)
+	})
+}
