@@ -85,7 +85,7 @@ fuzz: ## run every Fuzz target in FUZZPKGS for FUZZTIME each (default 10s; CI: 5
 		targets=$$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz') || continue; \
 		for t in $$targets; do \
 			echo "== $$pkg $$t"; \
-			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+			GO="$(GO)" bash .ci/fuzz-one $$pkg $$t $(FUZZTIME) || exit 1; \
 		done; \
 	done
 
