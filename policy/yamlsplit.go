@@ -79,6 +79,13 @@ func parseSplit(data []byte) (*yaml.Node, bool) {
 				return
 			}
 			shiftLines(seq, c.items[p.from].line-1)
+			if p.to < len(c.items) {
+				// An empty node at the end of a piece (a key or item with no
+				// value) is placed where the next token is: the end of the
+				// piece, column 1, where the whole file has the next item.
+				next := c.items[p.to].line
+				moveEnd(seq, next, 1, next, c.indent+1)
+			}
 			p.seq, p.ok = seq, true
 		})
 	}
@@ -132,6 +139,16 @@ func shiftLines(n *yaml.Node, by int) {
 	n.Line += by
 	for _, c := range n.Content {
 		shiftLines(c, by)
+	}
+}
+
+// moveEnd moves the nodes of a piece at line:column to toLine:toColumn.
+func moveEnd(n *yaml.Node, line, column, toLine, toColumn int) {
+	if n.Line == line && n.Column == column {
+		n.Line, n.Column = toLine, toColumn
+	}
+	for _, c := range n.Content {
+		moveEnd(c, line, column, toLine, toColumn)
 	}
 }
 

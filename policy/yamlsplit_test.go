@@ -79,6 +79,8 @@ var splitCases = []struct {
 	{"items of an item", "policies:\n  - name: a\n    allowed_origins:\n    - https://a.example\n    - https://b.example\n  - name: b\n  - name: c\n", true},
 	{"dash alone", "policies:\n  -\n    name: a\n  -\n    name: b\n  - name: c\n", true},
 	{"wide characters before a column", "policies:\n  - name: \"é\"\n    x: {a: b, é: ü}\n  - name: b\n  - name: c\n", true},
+	{"empty values at the end of pieces", "policies:\n  #0000\n  - ? 0\n  -\n  - name:\n  - name: a\n    match:\n  # a comment\n\n  - x: {}\n    y:\ndefault_policy:\n", true},
+	{"empty values at the end of pieces, items at column 0", "policies:\n- name:\n-\n- match:\n- name: c\n", true},
 	{"no trailing newline", "policies:\n  - name: a\n  - name: b\n  - name: c", true},
 
 	{"alias to another item", "policies:\n  - name: a\n    allow_methods: &m [GET]\n  - name: b\n  - name: c\n    allow_methods: *m\n", false},
