@@ -94,8 +94,8 @@ func checkUpstream(s string) error {
 // which tells corsproc its name, and whose response phase corsproc may skip.
 const (
 	devRouteName = "dev"
-	// devMessageTimeout is Envoy's default message_timeout.
-	devMessageTimeout = 200 * time.Millisecond
+	// devMessageTimeout is the message_timeout of envoy/envoy.yaml.
+	devMessageTimeout = 100 * time.Millisecond
 	// devShutdownTimeout bounds each step of the shutdown: in-flight HTTP
 	// requests, then in-flight ext_proc streams.
 	devShutdownTimeout = 5 * time.Second
