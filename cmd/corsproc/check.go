@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 
 	"github.com/corsproc/corsproc/policy"
 )
@@ -123,29 +122,4 @@ func plural(n int, word string) string {
 		return fmt.Sprintf("%d policies", n)
 	}
 	return fmt.Sprintf("%d %ss", n, word)
-}
-
-// parseFlagsWithArgs parses flags that may come before or after the
-// command's positional arguments (corsproc check FILE --strict), and
-// requires exactly the arguments named in want.
-func parseFlagsWithArgs(c string, fs *flag.FlagSet, args []string, want ...string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageErrorf("%s: %v", c, err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	if len(pos) != len(want) {
-		return nil, usageErrorf("%s: want %d argument(s) (%v), got %d", c, len(want), want, len(pos))
-	}
-	return pos, nil
 }

@@ -196,17 +196,36 @@ func upperFirst(s string) string {
 // and a usage error for anything else wrong, including a positional argument
 // (no command takes any yet).
 func parseFlags(c string, fs *flag.FlagSet, args []string) error {
-	fs.SetOutput(io.Discard) // errors are returned, help is printed by run
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	_, err := parseFlagsWithArgs(c, fs, args)
+	return err
+}
+
+// parseFlagsWithArgs parses flags that may come before or after the
+// command's positional arguments (corsproc check FILE --strict), and
+// requires exactly the arguments named in want.
+func parseFlagsWithArgs(c string, fs *flag.FlagSet, args []string, want ...string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageErrorf("%s: %v", c, err)
 		}
-		return usageErrorf("%s: %v", c, err)
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	if fs.NArg() > 0 {
-		return usageErrorf("%s: unexpected argument %q", c, fs.Arg(0))
+	if len(want) == 0 && len(pos) > 0 {
+		return nil, usageErrorf("%s: unexpected argument %q", c, pos[0])
 	}
-	return nil
+	if len(pos) != len(want) {
+		return nil, usageErrorf("%s: want %d argument(s) (%v), got %d", c, len(want), want, len(pos))
+	}
+	return pos, nil
 }
 
 // usageError is a command-line mistake: main exits 2 for it and points at
