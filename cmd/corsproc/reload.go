@@ -34,22 +34,6 @@ func watchPolicy(ctx context.Context, log *slog.Logger, path string, set *policy
 				}
 			}
 		}
-		r := reload.New(path, set, swap, reload.Options{Logger: log, Registerer: reg})
-		err := r.Run(ctx, hup)
-		if err == nil {
-			return
-		}
-		// Without a watch (no inotify, too many watches), SIGHUP still
-		// reloads.
-		log.Error("cannot watch the policy path; reload it with SIGHUP", "policy", path, "error", err.Error())
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				log.Info("SIGHUP: reloading policy", "policy", path)
-				r.Reload()
-			}
-		}
+		reload.New(path, set, swap, reload.Options{Logger: log, Registerer: reg}).Run(ctx, hup)
 	}()
 }

@@ -155,21 +155,21 @@ func shortDigest(d string) string {
 // received from hup (SIGHUP), until ctx is done. It watches the directory
 // that holds the files, not the files themselves: a Kubernetes ConfigMap
 // update swaps the ..data symlink and editors write via rename, and both
-// replace files rather than write them in place.
-func (r *Reloader) Run(ctx context.Context, hup <-chan os.Signal) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return err
+// replace files rather than write them in place. When the path cannot be
+// watched (no inotify, too many watches) it logs why and reloads on SIGHUP
+// only.
+func (r *Reloader) Run(ctx context.Context, hup <-chan os.Signal) {
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if w, err := r.watch(); err != nil {
+		r.log.Error("cannot watch the policy path; reload it with SIGHUP", "policy", r.path, "error", err.Error())
+	} else {
+		defer w.Close()
+		events, errs = w.Events, w.Errors
+		// What changed between the caller's load and the watch is seen
+		// now; an unchanged set costs a load and no swap.
+		r.Reload()
 	}
-	defer w.Close()
-	dir := r.path
-	if fi, err := os.Stat(r.path); err == nil && !fi.IsDir() {
-		dir = filepath.Dir(r.path)
-	}
-	if err := w.Add(dir); err != nil {
-		return err
-	}
-	r.log.Debug("watching policy", "dir", dir)
 
 	var timer *time.Timer
 	var fire <-chan time.Time
@@ -179,13 +179,13 @@ func (r *Reloader) Run(ctx context.Context, hup <-chan os.Signal) error {
 			if timer != nil {
 				timer.Stop()
 			}
-			return nil
+			return
 		case <-hup:
 			r.log.Info("SIGHUP: reloading policy", "policy", r.path)
 			r.Reload()
-		case ev, ok := <-w.Events:
+		case ev, ok := <-events:
 			if !ok {
-				return nil
+				return
 			}
 			r.log.Debug("policy path changed", "event", ev.String())
 			if timer == nil {
@@ -194,9 +194,9 @@ func (r *Reloader) Run(ctx context.Context, hup <-chan os.Signal) error {
 				timer.Reset(debounce)
 			}
 			fire = timer.C
-		case err, ok := <-w.Errors:
+		case err, ok := <-errs:
 			if !ok {
-				return nil
+				return
 			}
 			r.log.Warn("policy watch error", "error", err.Error())
 		case <-fire:
@@ -204,4 +204,22 @@ func (r *Reloader) Run(ctx context.Context, hup <-chan os.Signal) error {
 			r.Reload()
 		}
 	}
+}
+
+// watch watches the directory of the path.
+func (r *Reloader) watch() (*fsnotify.Watcher, error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	dir := r.path
+	if fi, err := os.Stat(r.path); err == nil && !fi.IsDir() {
+		dir = filepath.Dir(r.path)
+	}
+	if err := w.Add(dir); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.log.Debug("watching policy", "dir", dir)
+	return w, nil
 }

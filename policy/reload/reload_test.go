@@ -67,24 +67,7 @@ func start(t *testing.T, path string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, reg: prometheus.NewRegistry(), hup: make(chan os.Signal, 1)}
-	h.active.Store(set)
-	log := slog.New(slog.NewTextHandler(&h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h.r = reload.New(path, set, func(s *policy.Set) { h.active.Store(s); h.swapped.Add(1) }, reload.Options{Registerer: h.reg, Logger: log})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.r.Run(ctx, h.hup) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("reloader log:\n%s", h.logs.String())
-		}
-	})
+	h := run(t, path, set)
 	// Run adds its watch asynchronously; a change made before that would be
 	// missed, so wait until an event on a probe file has been seen. The
 	// probe is rewritten less often than the debounce, which would otherwise
@@ -100,6 +83,28 @@ func start(t *testing.T, path string) *harness {
 			last = time.Now()
 		}
 		return h.count("unchanged") > 0
+	})
+	return h
+}
+
+// run runs a Reloader on path whose active set is set, until the test ends.
+func run(t *testing.T, path string, set *policy.Set) *harness {
+	t.Helper()
+	h := &harness{t: t, reg: prometheus.NewRegistry(), hup: make(chan os.Signal, 1)}
+	h.active.Store(set)
+	log := slog.New(slog.NewTextHandler(&h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h.r = reload.New(path, set, func(s *policy.Set) { h.active.Store(s); h.swapped.Add(1) }, reload.Options{Registerer: h.reg, Logger: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.r.Run(ctx, h.hup); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("reloader log:\n%s", h.logs.String())
+		}
 	})
 	return h
 }
@@ -145,6 +150,49 @@ func writeAtomic(t *testing.T, path, content string) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestChangeBeforeRun: a change made between the caller's load and the
+// start of the watch is not missed.
+func TestChangeBeforeRun(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writeAtomic(t, path, policyYAML("x-old"))
+	set, err := policy.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAtomic(t, path, policyYAML("x-new"))
+	h := run(t, path, set)
+	h.eventually("the new policy is active", func() bool { return exposed(h.active.Load()) == "x-new" })
+}
+
+// TestUnwatchableReloadsOnSIGHUP: when the path cannot be watched, the
+// reloader says so and SIGHUP still reloads.
+func TestUnwatchableReloadsOnSIGHUP(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "policies")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "policy.yaml")
+	writeAtomic(t, path, policyYAML("x-old"))
+	set, err := policy.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing to watch: the directory is gone when Run starts.
+	if err := os.Rename(dir, dir+".away"); err != nil {
+		t.Fatal(err)
+	}
+	h := run(t, path, set)
+	h.eventually("the reloader reports the missing watch", func() bool {
+		return strings.Contains(h.logs.String(), "cannot watch the policy path")
+	})
+	if err := os.Rename(dir+".away", dir); err != nil {
+		t.Fatal(err)
+	}
+	writeAtomic(t, path, policyYAML("x-new"))
+	h.hup <- syscall.SIGHUP
+	h.eventually("SIGHUP reloads the new policy", func() bool { return exposed(h.active.Load()) == "x-new" })
 }
 
 // TestRenameWrite covers editors that write a new file and rename it over
