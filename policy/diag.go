@@ -3,6 +3,7 @@ package policy
 import (
 	"cmp"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +60,26 @@ func (d Diagnostic) String() string {
 		b.WriteString(d.Fix)
 	}
 	return b.String()
+}
+
+// LogAttrs renders the diagnostic as log attributes, leaving out the parts
+// it does not have: file, line, column, path, problem, fix.
+func (d Diagnostic) LogAttrs() []slog.Attr {
+	attrs := []slog.Attr{slog.String("file", d.File)}
+	if d.Line > 0 {
+		attrs = append(attrs, slog.Int("line", d.Line))
+	}
+	if d.Column > 0 {
+		attrs = append(attrs, slog.Int("column", d.Column))
+	}
+	if d.Path != "" {
+		attrs = append(attrs, slog.String("path", d.Path))
+	}
+	attrs = append(attrs, slog.String("problem", d.Message))
+	if d.Fix != "" {
+		attrs = append(attrs, slog.String("fix", d.Fix))
+	}
+	return attrs
 }
 
 // ValidationError is returned when a policy file has errors. It holds every

@@ -286,29 +286,9 @@ func loadPolicy(log *slog.Logger, path string) (*policy.Set, error) {
 		return nil, fmt.Errorf("not serving: %w", err)
 	}
 	for _, d := range set.Warnings() {
-		log.Warn("policy warning", diagnosticAttrs(d)...)
+		log.LogAttrs(context.Background(), slog.LevelWarn, "policy warning", d.LogAttrs()...)
 	}
 	return set, nil
-}
-
-// diagnosticAttrs renders a policy diagnostic as log attributes, leaving
-// out what it does not know.
-func diagnosticAttrs(d policy.Diagnostic) []any {
-	attrs := []any{slog.String("file", d.File)}
-	if d.Line > 0 {
-		attrs = append(attrs, slog.Int("line", d.Line))
-	}
-	if d.Column > 0 {
-		attrs = append(attrs, slog.Int("column", d.Column))
-	}
-	if d.Path != "" {
-		attrs = append(attrs, slog.String("path", d.Path))
-	}
-	attrs = append(attrs, slog.String("problem", d.Message))
-	if d.Fix != "" {
-		attrs = append(attrs, slog.String("fix", d.Fix))
-	}
-	return attrs
 }
 
 // server is one run of serve: the gRPC server and the admin server.

@@ -123,7 +123,7 @@ func (r *Reloader) Reload() (Result, error) {
 	r.log.Info("policy reloaded", "policy", set.Source(), "policies", len(set.Names()),
 		"digest", shortDigest(set.Digest()), "took", time.Since(start).Round(time.Microsecond))
 	for _, w := range set.Warnings() {
-		r.log.Warn("policy warning", "diagnostic", w.String())
+		r.log.LogAttrs(context.Background(), slog.LevelWarn, "policy warning", w.LogAttrs()...)
 	}
 	return Swapped, nil
 }
@@ -136,7 +136,7 @@ func (r *Reloader) logFailure(err error) {
 			if d.Severity == policy.SeverityWarning {
 				level = slog.LevelWarn
 			}
-			r.log.Log(context.Background(), level, "policy reload refused", "diagnostic", d.String())
+			r.log.LogAttrs(context.Background(), level, "policy reload refused", d.LogAttrs()...)
 		}
 	} else {
 		r.log.Error("policy reload refused", "error", err.Error())

@@ -289,6 +289,11 @@ func TestInvalidFileKeptOut(t *testing.T) {
 	if v := gauge(t, h.reg, reload.MetricReloadHealthy); v != 0 {
 		t.Errorf("%s = %v after a failed reload, want 0", reload.MetricReloadHealthy, v)
 	}
+	// Each problem is logged with the fields of the startup warnings.
+	want := `level=ERROR msg="policy reload refused" file=` + path + ` line=4 column=23 path=policies[0].allowed_origins[0] problem=`
+	if logs := h.logs.String(); !strings.Contains(logs, want) || !strings.Contains(logs, " fix=") {
+		t.Errorf("the refused reload's log lacks %q and a fix:\n%s", want, logs)
+	}
 	writeAtomic(t, path, policyYAML("x-fixed"))
 	h.eventually("the fixed policy is active", func() bool { return exposed(h.active.Load()) == "x-fixed" })
 	if v := gauge(t, h.reg, reload.MetricReloadHealthy); v != 1 {
