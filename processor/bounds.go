@@ -108,17 +108,7 @@ func (b headerBounds) fit(hs []*corev3.HeaderValue) (int, string) {
 func (s *Server) extractBounded(st *streamState, h *extprocv3.HttpHeaders) string {
 	hs := h.GetHeaders().GetHeaders()
 	n, exceeded := s.bounds.fit(hs)
-	if exceeded == "" {
-		st.extract(h)
-		return ""
-	}
-	st.extract(&extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: hs[:n]}})
-	// What the inspected entries said of the CORS headers is not the whole
-	// story: drop it, and let the policy refuse (Request.Truncated).
-	st.req.Origin, st.req.DuplicateOrigin = "", false
-	st.req.ACRM, st.req.DuplicateACRM = "", false
-	st.req.ACRH, st.req.ACRPN = nil, ""
-	st.req.Truncated = true
+	st.extract(hs[:n], exceeded != "")
 	return exceeded
 }
 

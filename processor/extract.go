@@ -4,7 +4,6 @@ import (
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
 	"github.com/corsproc/corsproc/policy"
 )
@@ -53,18 +52,26 @@ const (
 // refuses such requests); for the others the first value wins (HTTP/2 and
 // Envoy's codecs forbid repeated pseudo-headers anyway).
 //
+// truncated says that hs are only the entries within corsproc's bounds (see
+// extractBounded): the CORS headers among them are not the whole story, so
+// they are not read at all, and the request is marked Request.Truncated for
+// the policy to refuse.
+//
 // The values the policy needs are copied into one string, whatever the
 // number of headers: the request's strings are then owned by the stream, do
-// not alias the message, and cost one allocation.
-func (st *streamState) extract(h *extprocv3.HttpHeaders) {
+// not alias the message, and cost one allocation. Access-Control-Request-
+// Headers lines are counted in the first pass over the entries and copied
+// in a second, so that many of them cost no more than their bytes.
+func (st *streamState) extract(hs []*corev3.HeaderValue, truncated bool) {
 	var (
 		slots     [numSlots]headerValue
 		seen      [numSlots]bool
 		dupOrigin bool
 		dupACRM   bool
+		lines     int // Access-Control-Request-Headers entries
+		lineBytes int
 	)
-	lines := st.acrhRaw[:0]
-	for _, hv := range h.GetHeaders().GetHeaders() {
+	for _, hv := range hs {
 		if hv == nil {
 			continue
 		}
@@ -72,19 +79,26 @@ func (st *streamState) extract(h *extprocv3.HttpHeaders) {
 		switch hv.Key {
 		case headerMethod:
 			slot = slotMethod
-		case policy.HeaderOrigin:
-			slot = slotOrigin
-		case policy.HeaderACRM:
-			slot = slotACRM
-		case policy.HeaderACRPN:
-			slot = slotACRPN
 		case headerAuthority:
 			slot = slotAuthority
 		case headerPath:
 			slot = slotPath
-		case policy.HeaderACRH:
-			lines = append(lines, valueOf(hv))
-			continue
+		case policy.HeaderOrigin, policy.HeaderACRM, policy.HeaderACRPN, policy.HeaderACRH:
+			if truncated {
+				continue
+			}
+			switch hv.Key {
+			case policy.HeaderOrigin:
+				slot = slotOrigin
+			case policy.HeaderACRM:
+				slot = slotACRM
+			case policy.HeaderACRPN:
+				slot = slotACRPN
+			default:
+				lines++
+				lineBytes += valueOf(hv).size()
+				continue
+			}
 		default:
 			continue
 		}
@@ -100,13 +114,9 @@ func (st *streamState) extract(h *extprocv3.HttpHeaders) {
 		seen[slot] = true
 		slots[slot] = valueOf(hv)
 	}
-	st.acrhRaw = lines
 
-	total := 0
+	total := lineBytes
 	for _, v := range slots {
-		total += v.size()
-	}
-	for _, v := range lines {
 		total += v.size()
 	}
 	var b strings.Builder
@@ -118,9 +128,14 @@ func (st *streamState) extract(h *extprocv3.HttpHeaders) {
 		ends[i] = b.Len()
 	}
 	lineStart := b.Len()
-	for _, v := range lines {
-		b.Write(v.raw)
-		b.WriteString(v.str)
+	if lines > 0 {
+		for _, hv := range hs {
+			if hv != nil && hv.Key == policy.HeaderACRH {
+				v := valueOf(hv)
+				b.Write(v.raw)
+				b.WriteString(v.str)
+			}
+		}
 	}
 	all := b.String()
 	field := func(slot int) string {
@@ -131,16 +146,21 @@ func (st *streamState) extract(h *extprocv3.HttpHeaders) {
 		return all[start:ends[slot]]
 	}
 
-	acrh := st.acrh[:0]
-	off := lineStart
-	for _, v := range lines {
-		n := v.size()
-		acrh = append(acrh, all[off:off+n])
-		off += n
-	}
-	st.acrh = acrh
-	if len(acrh) == 0 {
-		acrh = nil
+	var acrh []string
+	if lines > 0 {
+		acrh = st.acrh[:0]
+		if cap(acrh) < lines {
+			acrh = make([]string, 0, lines)
+		}
+		off := lineStart
+		for _, hv := range hs {
+			if hv != nil && hv.Key == policy.HeaderACRH {
+				n := valueOf(hv).size()
+				acrh = append(acrh, all[off:off+n])
+				off += n
+			}
+		}
+		st.acrh = acrh
 	}
 
 	st.req = policy.Request{
@@ -156,5 +176,6 @@ func (st *streamState) extract(h *extprocv3.HttpHeaders) {
 		Route:               st.route,
 		PolicyName:          st.policyName,
 		AmbiguousPolicyName: st.ambiguousName,
+		Truncated:           truncated,
 	}
 }

@@ -345,8 +345,7 @@ type streamState struct {
 	req           policy.Request
 	dec           policy.Decision
 	// Scratch space for extract, reused across streams.
-	acrh    []string
-	acrhRaw []headerValue
+	acrh []string
 }
 
 var streamPool = sync.Pool{New: func() any { return new(streamState) }}
@@ -358,16 +357,12 @@ const maxPooledLines = 16
 func getStream() *streamState { return streamPool.Get().(*streamState) }
 
 func putStream(st *streamState) {
-	acrh, raw := st.acrh, st.acrhRaw
+	acrh := st.acrh
 	clear(acrh[:cap(acrh)])
-	clear(raw[:cap(raw)])
 	if cap(acrh) > maxPooledLines {
 		acrh = nil
 	}
-	if cap(raw) > maxPooledLines {
-		raw = nil
-	}
-	*st = streamState{acrh: acrh[:0], acrhRaw: raw[:0]}
+	*st = streamState{acrh: acrh[:0]}
 	streamPool.Put(st)
 }
 
