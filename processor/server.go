@@ -158,21 +158,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	for {
 		req, err := stream.Recv()
 		if err != nil {
-			if idle.expired() {
-				// Our own cancellation, not Envoy's: say why.
-				s.limits.idle.Inc()
-				s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream closed: idle timeout",
-					slog.Duration("idle_timeout", s.idleTimeout))
-				return idle.idleErr()
-			}
-			// Envoy ends every stream with a half-close and then a reset:
-			// io.EOF or Canceled is the normal end, not an error.
-			if isStreamEnd(err) {
-				return nil
-			}
-			s.m.errRecv.Inc()
-			s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream receive failed", slog.String("error", err.Error()))
-			return err
+			return s.streamEnd(ctx, idle, err, s.m.errRecv, "receive")
 		}
 		// corsproc_processing_seconds: from here until the response is
 		// handed to gRPC.
@@ -192,20 +178,29 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		err = stream.Send(resp)
 		s.m.observe(kind, start)
 		if err != nil {
-			if idle.expired() {
-				s.limits.idle.Inc()
-				return idle.idleErr()
-			}
-			// A reset from Envoy while we answer (the downstream went away)
-			// is not our error.
-			if isStreamEnd(err) {
-				return nil
-			}
-			s.m.errSend.Inc()
-			s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream send failed", slog.String("error", err.Error()))
-			return err
+			return s.streamEnd(ctx, idle, err, s.m.errSend, "send")
 		}
 	}
+}
+
+// streamEnd is what Process returns when a Recv or Send (op) fails with
+// err: the idle timeout's status when corsproc's own timer cut the stream,
+// said in the log; nil for Envoy's normal end of a stream (a half-close and
+// then a reset, or a reset while corsproc answers because the downstream
+// went away); otherwise err, counted in failed and logged.
+func (s *Server) streamEnd(ctx context.Context, idle *streamCtx, err error, failed prometheus.Counter, op string) error {
+	if idle.expired() {
+		s.limits.idle.Inc()
+		s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream closed: idle timeout",
+			slog.Duration("idle_timeout", s.idleTimeout))
+		return idle.idleErr()
+	}
+	if isStreamEnd(err) {
+		return nil
+	}
+	failed.Inc()
+	s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream "+op+" failed", slog.String("error", err.Error()))
+	return err
 }
 
 // isStreamEnd reports whether err is how Envoy ends a stream.
@@ -230,13 +225,11 @@ func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.Pro
 	case *extprocv3.ProcessingRequest_RequestBody:
 		// Only sent when the filter's processing_mode asks for bodies; we
 		// never need them, so pass each chunk on unchanged.
-		st.captureRoute(req)
 		resp = newBodyReply(false)
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		resp = newBodyReply(true)
 	case *extprocv3.ProcessingRequest_RequestTrailers:
 		// Only sent when processing_mode has request_trailer_mode SEND.
-		st.captureRoute(req)
 		resp = newTrailersReply(false)
 	case *extprocv3.ProcessingRequest_ResponseTrailers:
 		resp = newTrailersReply(true)
@@ -274,7 +267,6 @@ func (s *Server) requestHeaders(ctx context.Context, st *streamState, h *extproc
 	} else {
 		set.Decide(&st.req, d)
 	}
-	st.decided = true
 	s.record(ctx, st, d)
 
 	if d.RespondImmediately() {
@@ -297,8 +289,9 @@ func (s *Server) requestHeaders(ctx context.Context, st *streamState, h *extproc
 // browser shows the real error.
 func (s *Server) responseHeaders(st *streamState) *extprocv3.ProcessingResponse {
 	// No request_headers on this stream (a malformed sequence, or a filter
-	// that skips the request phase): nothing to apply.
-	if !st.decided || !st.dec.NeedsResponse() {
+	// that skips the request phase) leaves the zero Decision, ungoverned:
+	// nothing to apply.
+	if !st.dec.NeedsResponse() {
 		return newHeadersReply(true, nil, nil, false)
 	}
 	return newHeadersReply(true, st.dec.Remove(), st.dec.Headers(), false)
@@ -341,7 +334,6 @@ type streamState struct {
 	ambiguousName bool
 	route         string
 	haveRoute     bool
-	decided       bool
 	req           policy.Request
 	dec           policy.Decision
 	// Scratch space for extract, reused across streams.
@@ -366,18 +358,14 @@ func putStream(st *streamState) {
 	streamPool.Put(st)
 }
 
-// captureRoute keeps the route name attribute. Envoy sends request
-// attributes only on the first message of the request direction, and omits
-// absent ones.
+// captureRoute keeps the route name attribute of request_headers, the
+// message whose facts extract reads. Envoy sends request attributes only on
+// the first message of the request direction, and omits absent ones.
 func (st *streamState) captureRoute(req *extprocv3.ProcessingRequest) {
 	if st.haveRoute {
 		return
 	}
-	attrs := req.Attributes[AttributesKey]
-	if attrs == nil {
-		return
-	}
-	if v := attrs.Fields[AttributeRoute]; v != nil {
+	if v := req.GetAttributes()[AttributesKey].GetFields()[AttributeRoute]; v != nil {
 		st.route = v.GetStringValue()
 		st.haveRoute = true
 	}
