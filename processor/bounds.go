@@ -65,19 +65,6 @@ type headerBounds struct {
 // fit returns how many leading entries of hs lie within the bounds, and
 // which bound, if any, the whole list exceeds ("" when none).
 func (b headerBounds) fit(hs []*corev3.HeaderValue) (int, string) {
-	if len(hs) <= b.entries {
-		// The common case: one pass adding up sizes, no early exit needed
-		// for the count.
-		total := 0
-		for _, hv := range hs {
-			if hv != nil {
-				total += len(hv.Key) + len(hv.Value) + len(hv.RawValue)
-			}
-		}
-		if total <= b.bytes {
-			return len(hs), ""
-		}
-	}
 	total := 0
 	for i, hv := range hs {
 		if i == b.entries {

@@ -85,8 +85,7 @@ func unmarshalRequest(b []byte, req *extprocv3.ProcessingRequest) error {
 	if decodeRequest(b, req) {
 		return nil
 	}
-	proto.Reset(req)
-	return proto.Unmarshal(b, req)
+	return proto.Unmarshal(b, req) // resets req first
 }
 
 // Field numbers of the messages decodeRequest reads.
