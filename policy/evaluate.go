@@ -68,18 +68,17 @@ func (s *Set) selectPolicy(r *Request, d *Decision) *policy {
 		d.Outcome = OutcomeUnknownPolicy
 		return nil
 	}
-	var host, path string
+	var routed *policy
 	if r.Route != "" {
-		if p, ok := s.byRoute[r.Route]; ok {
-			host, path = requestHost(r.Host), requestPath(r.Path)
-			if p.match.holds(host, path) {
-				d.Selection = SelectedByRoute
-				return p
-			}
-		}
+		routed = s.byRoute[r.Route]
 	}
-	if len(s.matchers) > 0 {
-		host, path = requestHost(r.Host), requestPath(r.Path)
+	if routed != nil || len(s.matchers) > 0 {
+		// Read once for both: they may be lower-cased copies.
+		host, path := requestHost(r.Host), requestPath(r.Path)
+		if routed != nil && routed.match.holds(host, path) {
+			d.Selection = SelectedByRoute
+			return routed
+		}
 		for _, p := range s.matchers {
 			if p.match.holds(host, path) {
 				d.Selection = SelectedByMatch
