@@ -338,6 +338,12 @@ func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnosti
 // forbiddenMethods can never be allowed: browsers refuse to send them.
 var forbiddenMethods = []string{"CONNECT", "TRACE", "TRACK"}
 
+// IsForbiddenMethod reports whether browsers refuse to send method (in any
+// case), so that a policy may not list it.
+func IsForbiddenMethod(method string) bool {
+	return slices.Contains(forbiddenMethods, strings.ToUpper(method))
+}
+
 // normalizedMethods are the methods browsers upper-case before sending; a
 // lower-case entry for one of them never matches.
 var normalizedMethods = []string{"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"}
@@ -354,7 +360,7 @@ func compileMethods(cp *policy, methods []string, path string, ds *diagnostics) 
 		case !isToken(m):
 			ds.errorf(item(path, i), "write a method name such as PATCH", "%q is not a valid method name", m)
 			continue
-		case slices.Contains(forbiddenMethods, upper):
+		case IsForbiddenMethod(upper):
 			ds.errorf(item(path, i), "remove it", "%s is a forbidden method: browsers never send it", upper)
 			continue
 		case m != upper && slices.Contains(normalizedMethods, upper):
@@ -381,6 +387,14 @@ var (
 	forbiddenRequestPrefixes = []string{"proxy-", "sec-"}
 )
 
+// IsForbiddenRequestHeader reports whether name (in any case) is a Fetch
+// forbidden request header, which scripts cannot set, so that a policy may
+// not list it in allow_headers.
+func IsForbiddenRequestHeader(name string) bool {
+	name = strings.ToLower(name)
+	return slices.Contains(forbiddenRequestHeaders, name) || hasAnyPrefix(name, forbiddenRequestPrefixes)
+}
+
 func isCORSResponseHeader(name string) bool {
 	return strings.HasPrefix(name, "access-control-allow-") || name == HeaderACEH || name == HeaderACMA
 }
@@ -397,7 +411,7 @@ func compileHeaders(cp *policy, headers []string, path string, ds *diagnostics) 
 		case !isToken(h):
 			ds.errorf(item(path, i), "write a header name such as x-requested-with", "%q is not a valid header name", h)
 			continue
-		case slices.Contains(forbiddenRequestHeaders, lower) || hasAnyPrefix(lower, forbiddenRequestPrefixes):
+		case IsForbiddenRequestHeader(lower):
 			ds.errorf(item(path, i), "remove it", "%q is a forbidden request header: browsers set it themselves and never ask to send it", h)
 			continue
 		case isCORSResponseHeader(lower):
