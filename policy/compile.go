@@ -433,37 +433,56 @@ func compileHeaders(cp *policy, headers []string, path string, ds *diagnostics) 
 // compiled without a diagnostic are shared (a diagnostic names the policy
 // it is in); the compiled values are read-only, so sharing them is safe.
 type sharedLists struct {
-	methodSets map[string]*policy // methods, methodAll, acam
-	headerSets map[string]*policy // headers, headerAll, headerMaxLen, acah
+	methodSets map[string]sharedList // methods, methodAll, acam
+	headerSets map[string]sharedList // headers, headerAll, headerMaxLen, acah
+}
+
+// sharedList is a list compiled once: the list, and the policy holding it
+// compiled. The map key joins the items, which two different lists can
+// share (["a\x00b"] and ["a", "b"]; [] and [""]): a hit counts only if the
+// lists are equal.
+type sharedList struct {
+	list []string
+	from *policy
 }
 
 func newSharedLists() *sharedLists {
-	return &sharedLists{methodSets: map[string]*policy{}, headerSets: map[string]*policy{}}
+	return &sharedLists{methodSets: map[string]sharedList{}, headerSets: map[string]sharedList{}}
+}
+
+// compiledList returns the policy whose list in sets equals list, and the key
+// of list.
+func compiledList(sets map[string]sharedList, list []string) (*policy, string) {
+	key := strings.Join(list, "\x00")
+	if c, ok := sets[key]; ok && slices.Equal(c.list, list) {
+		return c.from, key
+	}
+	return nil, key
 }
 
 func (sl *sharedLists) methods(cp *policy, list []string, path string, ds *diagnostics) {
-	key := strings.Join(list, "\x00")
-	if c, ok := sl.methodSets[key]; ok {
+	c, key := compiledList(sl.methodSets, list)
+	if c != nil {
 		cp.methods, cp.methodAll, cp.acam = c.methods, c.methodAll, c.acam
 		return
 	}
 	n := len(ds.list)
 	compileMethods(cp, list, path, ds)
 	if len(ds.list) == n {
-		sl.methodSets[key] = cp
+		sl.methodSets[key] = sharedList{list, cp}
 	}
 }
 
 func (sl *sharedLists) headers(cp *policy, list []string, path string, ds *diagnostics) {
-	key := strings.Join(list, "\x00")
-	if c, ok := sl.headerSets[key]; ok {
+	c, key := compiledList(sl.headerSets, list)
+	if c != nil {
 		cp.headers, cp.headerAll, cp.headerMaxLen, cp.acah = c.headers, c.headerAll, c.headerMaxLen, c.acah
 		return
 	}
 	n := len(ds.list)
 	compileHeaders(cp, list, path, ds)
 	if len(ds.list) == n {
-		sl.headerSets[key] = cp
+		sl.headerSets[key] = sharedList{list, cp}
 	}
 }
 

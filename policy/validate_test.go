@@ -375,3 +375,23 @@ func TestLoadBadPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedListsKeepValidation: a list that is compiled once and shared
+// between policies is shared only with equal lists, never with another list
+// that joins to the same text, which must still be validated.
+func TestSharedListsKeepValidation(t *testing.T) {
+	for name, c := range map[string]struct{ first, second, want string }{
+		"empty and one empty name": {"allow_methods: []", `allow_methods: [""]`, "is not a valid method name"},
+		"two names and one joined": {"allow_headers: [x-a, x-b]", `allow_headers: ["x-a\0x-b"]`, "is not a valid header name"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			data := "policies:\n" +
+				"  - {name: a, allowed_origins: [https://a.example], " + c.first + "}\n" +
+				"  - {name: b, allowed_origins: [https://a.example], " + c.second + "}\n"
+			_, err := policy.Parse("p.yaml", []byte(data))
+			if err == nil || !strings.Contains(err.Error(), "policies[1]") || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Parse = %v, want an error in policies[1]: %s", err, c.want)
+			}
+		})
+	}
+}
