@@ -132,7 +132,11 @@ func checkExtensionPolicy(r *report, o *object, objs []*object, ps []*pod) {
 		if ep.ShadowMode != nil && *ep.ShadowMode {
 			r.add(o, "%s: shadowMode makes Envoy ignore corsproc's answers", where)
 		}
-		if cb := ep.BackendSettings.CircuitBreaker; ep.BackendSettings == nil || cb == nil || cb.MaxParallelRequests == nil || *cb.MaxParallelRequests <= 1024 {
+		var cb *egv1a1.CircuitBreaker
+		if ep.BackendSettings != nil {
+			cb = ep.BackendSettings.CircuitBreaker
+		}
+		if cb == nil || cb.MaxParallelRequests == nil || *cb.MaxParallelRequests <= 1024 {
 			r.add(o, "%s: backendSettings.circuitBreaker.maxParallelRequests must be raised above Envoy's default 1024: every request in flight holds one ext_proc stream", where)
 		}
 	}

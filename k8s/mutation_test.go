@@ -169,6 +169,23 @@ func TestMutations(t *testing.T) {
 			want: []string{"EnvoyExtensionPolicy default/corsproc", "no response"},
 		},
 		{
+			name: "EnvoyExtensionPolicy without backendSettings", overlay: "envoy-gateway-api", file: "envoy-gateway-api/envoyextensionpolicy.yaml",
+			old: "      backendSettings:\n" +
+				"        # Every request holds one ext_proc stream until its response headers\n" +
+				"        # come back, and Envoy's default circuit breaker stops at 1024 in\n" +
+				"        # flight: beyond it, requests would lose their CORS headers.\n" +
+				"        circuitBreaker:\n" +
+				"          maxParallelRequests: 10000\n" +
+				"          maxPendingRequests: 10000\n" +
+				"        timeout:\n" +
+				"          tcp:\n" +
+				"            # corsproc is in the cluster: a slower connection fails the stream,\n" +
+				"            # which fails open.\n" +
+				"            connectTimeout: 1s\n",
+			new:  "",
+			want: []string{"EnvoyExtensionPolicy default/corsproc (k8s/envoy-gateway-api/envoyextensionpolicy.yaml)", "backendSettings.circuitBreaker.maxParallelRequests must be raised"},
+		},
+		{
 			name: "EnvoyExtensionPolicy without its ReferenceGrant", overlay: "envoy-gateway-api", file: "envoy-gateway-api/referencegrant.yaml",
 			old: "      namespace: default\n", new: "      namespace: apps\n",
 			want: []string{"EnvoyExtensionPolicy default/corsproc", "no ReferenceGrant"},
