@@ -277,9 +277,6 @@ func (c *converter) stringList(name, old string, patterns bool) ([]item, *settin
 		}
 		c.warn(el.line, st.name, "remove it, or write it as a string", "entry %d is %s, not a string; left out", i+1, describeValue(el))
 	}
-	if out == nil {
-		out = []item{}
-	}
 	return out, st, true
 }
 
@@ -297,7 +294,6 @@ func (c *converter) origins() {
 		return
 	}
 	c.p.originsSrc = settingSource(st)
-	c.p.origins = []item{}
 	if c.p.allowAll {
 		c.p.origins = items // allowAllLists decides
 		return
@@ -400,7 +396,6 @@ func (c *converter) regexes() {
 		return
 	}
 	c.p.regexesSrc = settingSource(st)
-	c.p.regexes = []item{}
 	if c.p.allowAll {
 		c.p.regexes = items
 		return
@@ -446,7 +441,7 @@ func (c *converter) allowAllLists() {
 		c.warn(p.allowAllSrc.line(), p.allowAllSrc.setting, fix,
 			"with CORS_ALLOW_CREDENTIALS (line %d), DCH answered every origin with its own name and credentials, which lets any site read a logged-in user's responses; corsproc refuses that, so the policy keeps allow_credentials, does not allow all origins, and lists none yet",
 			p.credsSrc.line())
-		p.origins, p.originsSrc, p.originsNote = []item{}, p.allowAllSrc, "list your origins here"
+		p.origins, p.originsSrc, p.originsNote = nil, p.allowAllSrc, "list your origins here"
 		p.regexes, p.regexesSrc = nil, source{}
 		p.allowAll, p.allowAllSrc = false, source{}
 		return
@@ -516,7 +511,7 @@ func (c *converter) methods() {
 		out = append(out, it)
 	}
 	if !equalItems(out, policy.DefaultAllowMethods) {
-		c.p.methods, c.p.methodsSrc = nonNil(out), settingSource(st)
+		c.p.methods, c.p.methodsSrc = out, settingSource(st)
 	}
 }
 
@@ -541,7 +536,7 @@ func (c *converter) headers() {
 		out = append(out, it)
 	}
 	if !equalItems(out, policy.DefaultAllowHeaders) {
-		c.p.headers, c.p.headersSrc = nonNil(out), settingSource(st)
+		c.p.headers, c.p.headersSrc = out, settingSource(st)
 	}
 }
 
@@ -565,13 +560,6 @@ func (c *converter) expose() {
 	if len(out) > 0 {
 		c.p.expose, c.p.exposeSrc = out, settingSource(st)
 	}
-}
-
-func nonNil(items []item) []item {
-	if items == nil {
-		return []item{}
-	}
-	return items
 }
 
 func (c *converter) maxAge() {

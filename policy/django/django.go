@@ -176,12 +176,12 @@ func brokenStatement(lines []string, line int) (from, to int) {
 // the importer stopped.
 func importText(filename, src string) (*Result, *SyntaxError, error) {
 	toks, lerr := tokenize(src)
+	var stmts []*stmt
+	if lerr == nil {
+		stmts, lerr = parseFile(toks)
+	}
 	if lerr != nil {
 		return nil, &SyntaxError{File: filename, Line: lerr.line, Msg: lerr.msg}, nil
-	}
-	stmts, perr := parseFile(toks)
-	if perr != nil {
-		return nil, &SyntaxError{File: filename, Line: perr.line, Msg: perr.msg}, nil
 	}
 	res, err := build(filename, stmts)
 	return res, nil, err

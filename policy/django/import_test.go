@@ -598,6 +598,30 @@ policies:
 		},
 	},
 	{
+		name: "empty_lists",
+		settings: `
+CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+CORS_ALLOWED_ORIGIN_REGEXES = ()
+CORS_ALLOW_METHODS = ["TRACE", "connect"]
+CORS_ALLOW_HEADERS = []
+CORS_EXPOSE_HEADERS = ("set-cookie",)
+`,
+		yaml: header + `
+default_policy: django
+policies:
+  - name: django
+    allowed_origins:  # CORS_ALLOWED_ORIGINS, line 1
+      - https://app.example.com
+    allow_methods: []  # CORS_ALLOW_METHODS, line 3
+    allow_headers: []  # CORS_ALLOW_HEADERS, line 4
+`,
+		warnings: []string{
+			"3 CORS_ALLOW_METHODS: \"TRACE\" is a forbidden method that browsers never send, so leaving it",
+			"3 CORS_ALLOW_METHODS: \"connect\" is a forbidden method that browsers never send, so leaving it",
+			"5 CORS_EXPOSE_HEADERS: \"set-cookie\" is never exposed to scripts, whatever the server says,",
+		},
+	},
+	{
 		name: "wildcards_without_credentials",
 		settings: `
 CORS_ALLOWED_ORIGINS = ["https://app.example.com"]

@@ -172,6 +172,13 @@ func TestDecodeEscapes(t *testing.T) {
 			t.Errorf("decodeEscapes(%q) = %q, %q, %v; want %q, %q", tt.body, got, unread, err, tt.want, tt.unread)
 		}
 	}
+	// Python's hex escapes take exactly their number of hex digits: no
+	// sign, no underscore, no 0x.
+	for _, body := range []string{`\x+1`, `\x-1`, `\x_1`, `\x4`, `\u+123`, `\u00_e`, `\u0x12`, `\U-0001F60`, `\U0001_600`, `\U00110000`} {
+		if got, _, err := decodeEscapes(body, 1); err == nil {
+			t.Errorf("decodeEscapes(%q) = %q; want an error", body, got)
+		}
+	}
 }
 
 func TestNumbers(t *testing.T) {

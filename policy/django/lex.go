@@ -64,6 +64,12 @@ func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("%s: invalid Python: %s", e.File, e.Msg)
 }
 
+// lineError is where and why the tokenizer or the parser stopped.
+type lineError struct {
+	line int
+	msg  string
+}
+
 type bracket struct {
 	ch   byte
 	line int
@@ -79,23 +85,18 @@ type lexer struct {
 	bol     bool // at the beginning of a logical line
 }
 
-type lexError struct {
-	line int
-	msg  string
-}
-
 // tokenize splits src into tokens, with NEWLINE, INDENT and DEDENT as
 // Python's tokenizer makes them. It reads every byte at most a bounded
 // number of times.
-func tokenize(src string) (toks []token, err *lexError) {
+func tokenize(src string) (toks []token, err *lineError) {
 	if i := strings.IndexByte(src, 0); i >= 0 {
-		return nil, &lexError{lineAt(src, i), "source code cannot contain null bytes"}
+		return nil, &lineError{lineAt(src, i), "source code cannot contain null bytes"}
 	}
 	if !utf8.ValidString(src) {
 		for i, r := range src {
 			if r == utf8.RuneError {
 				if _, size := utf8.DecodeRuneInString(src[i:]); size <= 1 {
-					return nil, &lexError{lineAt(src, i), "the file is not valid UTF-8 (save it as UTF-8)"}
+					return nil, &lineError{lineAt(src, i), "the file is not valid UTF-8 (save it as UTF-8)"}
 				}
 			}
 		}
@@ -104,7 +105,7 @@ func tokenize(src string) (toks []token, err *lexError) {
 	lx := &lexer{src: src, line: 1, indents: []int{0}, bol: true}
 	defer func() {
 		if r := recover(); r != nil {
-			le, ok := r.(*lexError)
+			le, ok := r.(*lineError)
 			if !ok {
 				panic(r)
 			}
@@ -118,7 +119,7 @@ func tokenize(src string) (toks []token, err *lexError) {
 func lineAt(src string, i int) int { return 1 + strings.Count(src[:i], "\n") }
 
 func (lx *lexer) fail(line int, format string, args ...any) {
-	panic(&lexError{line, fmt.Sprintf(format, args...)})
+	panic(&lineError{line, fmt.Sprintf(format, args...)})
 }
 
 func (lx *lexer) emit(kind tokKind, text string, line int) {
@@ -200,10 +201,9 @@ func (lx *lexer) indentation() bool {
 			lx.pos += newlineLen(src, lx.pos)
 			lx.line++
 			continue
-		case '\\':
-			// A continuation line at the start of a statement: Python joins
-			// it and measures the indentation of the first physical line.
 		}
+		// A statement that starts with a line continuation is measured here,
+		// at its first physical line, as Python measures it.
 		lx.bol = false
 		top := lx.indents[len(lx.indents)-1]
 		switch {
@@ -330,7 +330,7 @@ func (lx *lexer) string(prefix string) {
 		value = normalizeNewlines(body)
 	default:
 		var unread string
-		var bad *lexError
+		var bad *lineError
 		value, unread, bad = decodeEscapes(body, line)
 		if bad != nil {
 			panic(bad)
@@ -456,7 +456,7 @@ func normalizeNewlines(s string) string {
 // Python does. An escape Python does not know keeps its backslash (so "\."
 // in a regex stays "\."). unread is set when the value cannot be known
 // without Python (\N{...} names a character by its Unicode name).
-func decodeEscapes(body string, line int) (value, unread string, err *lexError) {
+func decodeEscapes(body string, line int) (value, unread string, err *lineError) {
 	body = normalizeNewlines(body)
 	if !strings.Contains(body, `\`) {
 		return body, "", nil
@@ -509,12 +509,14 @@ func decodeEscapes(body string, line int) (value, unread string, err *lexError) 
 				width = 8
 			}
 			hex := body[i+1 : min(i+1+width, len(body))]
+			// Base 16 takes neither a sign nor underscores, as Python's
+			// escapes do not.
 			n, perr := strconv.ParseUint(hex, 16, 32)
-			if len(hex) < width || perr != nil || strings.ContainsAny(hex, "+-_") {
-				return "", "", &lexError{line, fmt.Sprintf(`truncated \%c escape in a string`, e)}
+			if len(hex) < width || perr != nil {
+				return "", "", &lineError{line, fmt.Sprintf(`truncated \%c escape in a string`, e)}
 			}
 			if n > unicode.MaxRune {
-				return "", "", &lexError{line, `illegal Unicode character in a \U escape`}
+				return "", "", &lineError{line, `illegal Unicode character in a \U escape`}
 			}
 			b.WriteRune(rune(n))
 			i += width
@@ -526,7 +528,7 @@ func decodeEscapes(body string, line int) (value, unread string, err *lexError) 
 					continue
 				}
 			}
-			return "", "", &lexError{line, `malformed \N character escape in a string`}
+			return "", "", &lineError{line, `malformed \N character escape in a string`}
 		default:
 			b.WriteByte('\\')
 			b.WriteByte(e)

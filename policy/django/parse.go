@@ -58,22 +58,17 @@ type clause struct {
 	body []*stmt
 }
 
-type parseError struct {
-	line int
-	msg  string
-}
-
 type parser struct {
 	toks []token
 	pos  int
 }
 
 // parseFile parses the statements of a tokenized file.
-func parseFile(toks []token) (stmts []*stmt, err *parseError) {
+func parseFile(toks []token) (stmts []*stmt, err *lineError) {
 	p := &parser{toks: toks}
 	defer func() {
 		if r := recover(); r != nil {
-			pe, ok := r.(*parseError)
+			pe, ok := r.(*lineError)
 			if !ok {
 				panic(r)
 			}
@@ -85,7 +80,7 @@ func parseFile(toks []token) (stmts []*stmt, err *parseError) {
 }
 
 func (p *parser) fail(line int, format string, args ...any) {
-	panic(&parseError{line, fmt.Sprintf(format, args...)})
+	panic(&lineError{line, fmt.Sprintf(format, args...)})
 }
 
 func (p *parser) peek() token { return p.toks[p.pos] }
