@@ -95,7 +95,7 @@ func jsonable(v any, path string) (any, error) {
 type Node struct {
 	Path string
 	Msg  proto.Message
-	// inAny is true for the content of a google.protobuf.Any: the root of a
+	// InAny is true for the content of a google.protobuf.Any: the root of a
 	// subtree that the enclosing message's ValidateAll does not reach.
 	InAny bool
 }
@@ -107,9 +107,12 @@ type Node struct {
 // returns every message of the tree.
 func ValidateTree(root proto.Message) ([]Node, error) { return validate(root, true) }
 
-// ValidateNested is ValidateTree without root's own rules, for a fragment of
-// a config (a snippet in the docs) that leaves required fields to its
-// context.
+// ValidateNested is ValidateTree with the protoc-gen-validate rules of the
+// content of every Any only: neither root's rules nor those of the messages
+// nested in it outside an Any run (root's rules are what reach them), while
+// deprecated fields and enum values are still refused everywhere. It is for
+// a fragment of a config (a snippet in the docs), which leaves required
+// fields, at any depth, to its context.
 func ValidateNested(root proto.Message) ([]Node, error) { return validate(root, false) }
 
 func validate(root proto.Message, rootRules bool) ([]Node, error) {
