@@ -36,10 +36,5 @@ func adversarialCases(n int) []decisionCase {
 //	go test -run '^$' -bench 'Adversarial' -benchmem -count 6 . | benchstat -col /impl -
 func BenchmarkAdversarial(b *testing.B) {
 	const n = 1000
-	origins := benchOrigins(n)
-	set, err := policy.Parse("bench.yaml", []byte(corsprocYAML(origins)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	runDecisionCases(b, set, newRSCors(origins), newJub0bsCors(b, origins), adversarialCases(n), n)
+	runDecisionCases(b, newDecisionSetup(b, n), adversarialCases(n))
 }

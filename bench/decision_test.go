@@ -161,6 +161,55 @@ func newJub0bsCors(tb testing.TB, origins []string) http.Handler {
 	return m.Wrap(next)
 }
 
+// decisionImpl is a middleware compared with corsproc's decision.
+type decisionImpl struct {
+	name string
+	h    http.Handler
+}
+
+// decisionSetup is the benchmark policy of n allowed origins as each
+// implementation holds it.
+type decisionSetup struct {
+	n     int
+	set   *policy.Set
+	impls []decisionImpl
+}
+
+func newDecisionSetup(tb testing.TB, n int) decisionSetup {
+	origins := benchOrigins(n)
+	set, err := policy.Parse("bench.yaml", []byte(corsprocYAML(origins)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return decisionSetup{n: n, set: set, impls: []decisionImpl{
+		{"rs-cors", newRSCors(origins)},
+		{"jub0bs-cors", newJub0bsCors(tb, origins)},
+	}}
+}
+
+// decisionName names the run of case c by impl with n allowed origins.
+func decisionName(impl string, c decisionCase, n int) string {
+	return fmt.Sprintf("impl=%s/case=%s/origins=%d", impl, c.name, n)
+}
+
+// checkDecision fails tb unless d, corsproc's decision of c, has c's
+// outcome.
+func checkDecision(tb testing.TB, c decisionCase, d *policy.Decision) {
+	tb.Helper()
+	if d.Outcome != c.want {
+		tb.Fatalf("outcome %v, want %v", d.Outcome, c.want)
+	}
+}
+
+// checkAnswer fails tb unless w, a middleware's answer to c, carries
+// Access-Control-Allow-Origin exactly when c is allowed.
+func checkAnswer(tb testing.TB, c decisionCase, w *responseWriter) {
+	tb.Helper()
+	if _, got := w.h["Access-Control-Allow-Origin"]; got != c.allowed {
+		tb.Fatalf("ACAO present %v, want %v; headers %v", got, c.allowed, w.h)
+	}
+}
+
 // BenchmarkDecision runs one CORS decision per iteration, through corsproc's
 // policy.Set.Decide (the processor's native form: a policy.Request in, a
 // policy.Decision out) and through rs/cors v1.11.1 and jub0bs/cors v0.13.0 as
@@ -170,35 +219,27 @@ func newJub0bsCors(tb testing.TB, origins []string) http.Handler {
 //	go test -run '^$' -bench 'Decision' -count 6 . | benchstat -col /impl -
 func BenchmarkDecision(b *testing.B) {
 	for _, n := range []int{5, 1000} {
-		origins := benchOrigins(n)
-		set, err := policy.Parse("bench.yaml", []byte(corsprocYAML(origins)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		runDecisionCases(b, set, newRSCors(origins), newJub0bsCors(b, origins), decisionCases(n), n)
+		runDecisionCases(b, newDecisionSetup(b, n), decisionCases(n))
 	}
 }
 
 // runDecisionCases runs each case through corsproc's decision and through
-// each peer middleware, as sub-benchmarks impl=…/case=…/origins=n.
-func runDecisionCases(b *testing.B, set *policy.Set, rs, jb http.Handler, cases []decisionCase, n int) {
+// each middleware of s, as sub-benchmarks impl=…/case=…/origins=n, and
+// checks the last answer of each. TestDecisionCases makes the same checks
+// without timing.
+func runDecisionCases(b *testing.B, s decisionSetup, cases []decisionCase) {
 	for _, c := range cases {
-		b.Run(fmt.Sprintf("impl=corsproc/case=%s/origins=%d", c.name, n), func(b *testing.B) {
+		b.Run(decisionName("corsproc", c, s.n), func(b *testing.B) {
 			r := c.policyRequest()
 			var d policy.Decision
 			b.ReportAllocs()
 			for b.Loop() {
-				set.Decide(r, &d)
+				s.set.Decide(r, &d)
 			}
-			if d.Outcome != c.want {
-				b.Fatalf("outcome %v, want %v", d.Outcome, c.want)
-			}
+			checkDecision(b, c, &d)
 		})
-		for _, impl := range []struct {
-			name string
-			h    http.Handler
-		}{{"rs-cors", rs}, {"jub0bs-cors", jb}} {
-			b.Run(fmt.Sprintf("impl=%s/case=%s/origins=%d", impl.name, c.name, n), func(b *testing.B) {
+		for _, impl := range s.impls {
+			b.Run(decisionName(impl.name, c, s.n), func(b *testing.B) {
 				r := c.httpRequest()
 				w := newResponseWriter()
 				b.ReportAllocs()
@@ -206,9 +247,7 @@ func runDecisionCases(b *testing.B, set *policy.Set, rs, jb http.Handler, cases 
 					w.reset()
 					impl.h.ServeHTTP(w, r)
 				}
-				if _, got := w.h["Access-Control-Allow-Origin"]; got != c.allowed {
-					b.Fatalf("ACAO present %v, want %v; headers %v", got, c.allowed, w.h)
-				}
+				checkAnswer(b, c, w)
 			})
 		}
 	}
