@@ -24,8 +24,10 @@ import (
 // sits inside a quoted or flow scalar leaves a piece unterminated, so it
 // fails to parse; every piece must hold exactly the items its lines
 // promised; the `policies` key must be a real key at the line it was found
-// on; an alias to an anchor in another piece fails to resolve. Block scalars
-// cannot hide an item line: their content is indented deeper than the item.
+// on; an alias to an anchor in another piece fails to resolve, and an
+// anchor of the rest of the file may not be redefined in a piece. Block
+// scalars cannot hide an item line: their content is indented deeper than
+// the item.
 
 // Tuning of parseSplit, variables so that tests can make small inputs split.
 var (
@@ -58,6 +60,7 @@ func parseSplit(data []byte) (*yaml.Node, bool) {
 	type piece struct {
 		from, to int // items
 		seq      *yaml.Node
+		anchors  []string
 		ok       bool
 	}
 	pieces := make([]piece, parts)
@@ -66,27 +69,7 @@ func parseSplit(data []byte) (*yaml.Node, bool) {
 		p := &pieces[i]
 		p.from, p.to = i*len(c.items)/parts, (i+1)*len(c.items)/parts
 		wg.Go(func() {
-			start, end := c.items[p.from].offset, c.end
-			if p.to < len(c.items) {
-				end = c.items[p.to].offset
-			}
-			doc, ok := parseOne(data[start:end])
-			if !ok {
-				return
-			}
-			seq := doc.Content[0]
-			if seq.Kind != yaml.SequenceNode || seq.Style&yaml.FlowStyle != 0 || seq.Column != c.indent+1 || len(seq.Content) != p.to-p.from {
-				return
-			}
-			shiftLines(seq, c.items[p.from].line-1)
-			if p.to < len(c.items) {
-				// An empty node at the end of a piece (a key or item with no
-				// value) is placed where the next token is: the end of the
-				// piece, column 1, where the whole file has the next item.
-				next := c.items[p.to].line
-				moveEnd(seq, next, 1, next, c.indent+1)
-			}
-			p.seq, p.ok = seq, true
+			p.seq, p.anchors, p.ok = parsePiece(data, &c, p.from, p.to)
 		})
 	}
 	doc, ok := parseOne(rest)
@@ -108,10 +91,24 @@ func parseSplit(data []byte) (*yaml.Node, bool) {
 	if value == nil || value.Kind != yaml.ScalarNode || value.Tag != "!!null" || value.Value != "" || value.Anchor != "" {
 		return nil, false
 	}
+	// yaml/v3 lets a later anchor of the same name replace an earlier one:
+	// an anchor of the rest of the file redefined in a piece would resolve
+	// differently in the whole file.
+	restAnchors := map[string]bool{}
+	walk(root, func(n *yaml.Node) {
+		if n.Anchor != "" {
+			restAnchors[n.Anchor] = true
+		}
+	})
 	items := make([]*yaml.Node, 0, len(c.items))
 	for _, p := range pieces {
 		if !p.ok {
 			return nil, false
+		}
+		for _, a := range p.anchors {
+			if restAnchors[a] {
+				return nil, false
+			}
 		}
 		items = append(items, p.seq.Content...)
 	}
@@ -134,21 +131,64 @@ func parseOne(data []byte) (*yaml.Node, bool) {
 	return &doc, true
 }
 
-// shiftLines moves the nodes of a piece to the lines they have in the file.
-func shiftLines(n *yaml.Node, by int) {
-	n.Line += by
-	for _, c := range n.Content {
-		shiftLines(c, by)
+// parsePiece parses the items [from, to) of the cut, and returns their
+// sequence as the whole file's parse has it, and the anchors they define.
+//
+// The piece is parsed in the context it has in the file, so that yaml/v3
+// gives every node the position it gives it there: under a `policies:` key,
+// and followed by an empty item where another piece follows (yaml/v3 places
+// an empty value at the next token, which is then that item's "-", as in
+// the file). The extra key line and item are taken out again.
+func parsePiece(data []byte, c *policiesCut, from, to int) (*yaml.Node, []string, bool) {
+	start, end := c.items[from].offset, c.end
+	want := to - from
+	text := make([]byte, 0, len("policies:\n")+end-start+c.indent+2)
+	text = append(text, "policies:\n"...)
+	if to < len(c.items) {
+		end = c.items[to].offset
+		text = append(text, data[start:end]...)
+		text = append(text, bytes.Repeat([]byte{' '}, c.indent)...)
+		text = append(text, "-\n"...)
+		want++
+	} else {
+		text = append(text, data[start:end]...)
 	}
+	doc, ok := parseOne(text)
+	if !ok {
+		return nil, nil, false
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode || len(root.Content) != 2 {
+		return nil, nil, false
+	}
+	seq := root.Content[1]
+	if seq.Kind != yaml.SequenceNode || seq.Style&yaml.FlowStyle != 0 || seq.Column != c.indent+1 || len(seq.Content) != want {
+		return nil, nil, false
+	}
+	if want > to-from {
+		last := seq.Content[want-1]
+		if last.Kind != yaml.ScalarNode || last.Tag != "!!null" || last.Value != "" || last.Anchor != "" {
+			return nil, nil, false
+		}
+		seq.Content = seq.Content[:to-from]
+	}
+	// Line 2 of the piece is the first item's line in the file.
+	by := c.items[from].line - 2
+	var anchors []string
+	walk(seq, func(n *yaml.Node) {
+		n.Line += by
+		if n.Anchor != "" {
+			anchors = append(anchors, n.Anchor)
+		}
+	})
+	return seq, anchors, true
 }
 
-// moveEnd moves the nodes of a piece at line:column to toLine:toColumn.
-func moveEnd(n *yaml.Node, line, column, toLine, toColumn int) {
-	if n.Line == line && n.Column == column {
-		n.Line, n.Column = toLine, toColumn
-	}
+// walk calls f on n and every node below it, aliases not followed.
+func walk(n *yaml.Node, f func(*yaml.Node)) {
+	f(n)
 	for _, c := range n.Content {
-		moveEnd(c, line, column, toLine, toColumn)
+		walk(c, f)
 	}
 }
 

@@ -81,9 +81,11 @@ var splitCases = []struct {
 	{"wide characters before a column", "policies:\n  - name: \"é\"\n    x: {a: b, é: ü}\n  - name: b\n  - name: c\n", true},
 	{"empty values at the end of pieces", "policies:\n  #0000\n  - ? 0\n  -\n  - name:\n  - name: a\n    match:\n  # a comment\n\n  - x: {}\n    y:\ndefault_policy:\n", true},
 	{"empty values at the end of pieces, items at column 0", "policies:\n- name:\n-\n- match:\n- name: c\n", true},
+	{"an empty value before comments at the end of a piece", "policies:\n - a\n - ? !!str\n     # c\n\n   # c\n - k\n - x\n", true},
 	{"no trailing newline", "policies:\n  - name: a\n  - name: b\n  - name: c", true},
 
 	{"alias to another item", "policies:\n  - name: a\n    allow_methods: &m [GET]\n  - name: b\n  - name: c\n    allow_methods: *m\n", false},
+	{"anchor of the rest redefined in an item", "<<: &a {default_policy: p1}\npolicies:\n  - name: p1\n    match: &a {hosts: [a.example]}\n  - name: p2\n  - name: p3\n<<: *a\n", false},
 	{"alias to the head", "common: &m [GET]\npolicies:\n  - name: a\n    allow_methods: *m\n  - name: b\n  - name: c\n", false},
 	{"item line inside a double-quoted scalar", "policies:\n  - name: \"a\n  - name: b\"\n  - name: c\n  - name: d\n", false},
 	{"item line inside a single-quoted scalar", "policies:\n  - name: 'a\n  - b'\n  - name: c\n  - name: d\n", false},
