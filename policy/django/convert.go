@@ -2,7 +2,6 @@ package django
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -459,28 +458,6 @@ func (c *converter) allowAllLists() {
 	p.originsSrc, p.regexesSrc = source{}, source{}
 }
 
-// forbiddenMethods are methods browsers refuse to send; corsproc refuses to
-// list them.
-var forbiddenMethods = []string{"CONNECT", "TRACE", "TRACK"}
-
-// forbiddenHeaders are the Fetch standard's forbidden request headers, as
-// corsproc's policy package refuses them (a test keeps the two in step):
-// scripts cannot set them, so browsers never ask for them in a preflight.
-var (
-	forbiddenHeaders = []string{
-		"accept-charset", "accept-encoding", "access-control-request-headers", "access-control-request-method",
-		"access-control-request-private-network", "connection", "content-length", "cookie", "cookie2", "date",
-		"dnt", "expect", "host", "keep-alive", "origin", "referer", "set-cookie", "te", "trailer",
-		"transfer-encoding", "upgrade", "via",
-	}
-	forbiddenHeaderPrefixes = []string{"proxy-", "sec-"}
-)
-
-func isForbiddenHeader(h string) bool {
-	h = strings.ToLower(h)
-	return slices.Contains(forbiddenHeaders, h) || strings.HasPrefix(h, forbiddenHeaderPrefixes[0]) || strings.HasPrefix(h, forbiddenHeaderPrefixes[1])
-}
-
 func equalItems(items []item, want []string) bool {
 	if len(items) != len(want) {
 		return false
@@ -501,7 +478,7 @@ func (c *converter) methods() {
 	var out []item
 	for _, it := range items {
 		switch {
-		case slices.Contains(forbiddenMethods, strings.ToUpper(it.s)):
+		case policy.IsForbiddenMethod(it.s):
 			c.warn(it.line, st.name, "", "%s is a forbidden method that browsers never send, so leaving it out changes nothing", pyQuote(it.s))
 			continue
 		case it.s == "*" && c.p.creds:
@@ -523,7 +500,7 @@ func (c *converter) headers() {
 	var out []item
 	for _, it := range items {
 		switch {
-		case isForbiddenHeader(it.s):
+		case policy.IsForbiddenRequestHeader(it.s):
 			c.warn(it.line, st.name, "", "%s is a forbidden request header: scripts cannot set it, so browsers never ask to send it and leaving it out changes nothing", pyQuote(it.s))
 			continue
 		case it.s == "*":

@@ -598,6 +598,30 @@ policies:
 		},
 	},
 	{
+		name: "forbidden_any_case",
+		settings: `
+CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+CORS_ALLOW_HEADERS = ["Cookie", "Proxy-Authorization", "SEC-Fetch-Mode", "x-proxy-id", "secret", "x-sec-id"]
+CORS_ALLOW_METHODS = ["Track", "connect", "PURGE"]
+`,
+		yaml: header + `
+default_policy: django
+policies:
+  - name: django
+    allowed_origins:  # CORS_ALLOWED_ORIGINS, line 1
+      - https://app.example.com
+    allow_methods: [PURGE]  # CORS_ALLOW_METHODS, line 3
+    allow_headers: [x-proxy-id, secret, x-sec-id]  # CORS_ALLOW_HEADERS, line 2
+`,
+		warnings: []string{
+			"2 CORS_ALLOW_HEADERS: \"Cookie\" is a forbidden request header",
+			"2 CORS_ALLOW_HEADERS: \"Proxy-Authorization\" is a forbidden request header",
+			"2 CORS_ALLOW_HEADERS: \"SEC-Fetch-Mode\" is a forbidden request header",
+			"3 CORS_ALLOW_METHODS: \"Track\" is a forbidden method",
+			"3 CORS_ALLOW_METHODS: \"connect\" is a forbidden method",
+		},
+	},
+	{
 		name: "empty_lists",
 		settings: `
 CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
