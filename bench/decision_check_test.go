@@ -46,3 +46,20 @@ func TestDecisionCases(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideAllocations checks that corsproc's decision allocates nothing in
+// any case of BenchmarkDecision and BenchmarkAdversarial, preflights and
+// hostile requests included, as docs/performance.md states.
+func TestDecideAllocations(t *testing.T) {
+	for _, g := range decisionGroups() {
+		s := newDecisionSetup(t, g.n)
+		for _, c := range g.cases {
+			r := c.policyRequest()
+			var d policy.Decision
+			if n := testing.AllocsPerRun(100, func() { s.set.Decide(r, &d) }); n != 0 {
+				t.Errorf("case=%s/origins=%d: %v allocations per decision, want 0", c.name, g.n, n)
+			}
+			checkDecision(t, c, &d)
+		}
+	}
+}
