@@ -5,6 +5,8 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+
+	"github.com/corsproc/corsproc/policy"
 )
 
 // The interpreter runs the parsed statements the way Python would for the
@@ -417,10 +419,11 @@ func (in *interp) importStmt(s *stmt) {
 
 const dchDefaults = "corsheaders.defaults"
 
-// DCH's defaults, as corsheaders.defaults defines them.
+// DCH's defaults, as corsheaders.defaults defines them: corsproc's defaults
+// are DCH's. Read only.
 var dchDefaultValues = map[string][]string{
-	"default_headers": {"accept", "authorization", "content-type", "user-agent", "x-csrftoken", "x-requested-with"},
-	"default_methods": {"DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT"},
+	"default_headers": policy.DefaultAllowHeaders,
+	"default_methods": policy.DefaultAllowMethods,
 }
 
 // resolveDefault reports which DCH default a name refers to: a name
