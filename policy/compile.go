@@ -26,7 +26,7 @@ var policyNameRE = regexp.MustCompile(`^[a-z0-9._-]+$`)
 type policy struct {
 	name      string
 	file      string // the file that defines it
-	index     int
+	index     int    // in its file's policies list
 	shadow    bool
 	forward   bool // unmatched_preflight: forward
 	allowAll  bool
@@ -116,17 +116,11 @@ func compile(source string, files []parsedFile) *Set {
 		n += len(f.pf.GetPolicies())
 	}
 	s := &Set{
-		source:   source,
-		byName:   make(map[string]*policy, n),
-		byRoute:  make(map[string]*policy, n),
-		policies: make([]*policy, 0, n),
-		names:    make([]string, 0, n),
+		source:  source,
+		byName:  make(map[string]*policy, n),
+		byRoute: make(map[string]*policy, n),
+		names:   make([]string, 0, n),
 	}
-	type owner struct {
-		policy string
-		file   string
-	}
-	routeOwner := make(map[string]owner, n)
 	var defaultName string
 	var defaultFile *parsedFile
 	for fi := range files {
@@ -141,7 +135,7 @@ func compile(source string, files []parsedFile) *Set {
 			path := policyPath(i)
 			cp := compiled[i].cp
 			ds.list = append(ds.list, compiled[i].diags...)
-			cp.index = len(s.policies)
+			cp.index = i
 			if cp.name != "" {
 				switch prev, dup := s.byName[cp.name]; {
 				case !dup:
@@ -158,23 +152,21 @@ func compile(source string, files []parsedFile) *Set {
 					ds.errorf(item(path+".match.routes", j), "remove the empty entry", "empty route name")
 					continue
 				}
-				if o, dup := routeOwner[r]; dup {
+				if o, dup := s.byRoute[r]; dup {
 					switch {
-					case o.policy == cp.name && o.file == ds.file:
-					case o.file == ds.file:
-						ds.errorf(item(path+".match.routes", j), "bind each route to one policy", "route %q is already bound to policy %q", r, o.policy)
+					case o.name == cp.name && o.file == cp.file:
+					case o.file == cp.file:
+						ds.errorf(item(path+".match.routes", j), "bind each route to one policy", "route %q is already bound to policy %q", r, o.name)
 					default:
-						ds.errorf(item(path+".match.routes", j), "bind each route to one policy", "route %q is already bound to policy %q in %s", r, o.policy, o.file)
+						ds.errorf(item(path+".match.routes", j), "bind each route to one policy", "route %q is already bound to policy %q in %s", r, o.name, o.file)
 					}
 					continue
 				}
-				routeOwner[r] = owner{cp.name, ds.file}
 				s.byRoute[r] = cp
 			}
 			if !cp.match.routes && cp.match.given() {
 				s.matchers = append(s.matchers, cp)
 			}
-			s.policies = append(s.policies, cp)
 			s.names = append(s.names, cp.name)
 		}
 		if name := f.pf.GetDefaultPolicy(); name != "" {

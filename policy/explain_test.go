@@ -1,6 +1,8 @@
 package policy_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -113,5 +115,29 @@ func TestExplain(t *testing.T) {
 				t.Errorf("Explain disagrees with Decide: %v %v", d.Outcome, d.Headers())
 			}
 		})
+	}
+}
+
+// TestExplainRouteIndexInDirectory: explain names a route-bound policy by
+// its index in its own file, not in the whole directory's set.
+func TestExplainRouteIndexInDirectory(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string]string{
+		"1.yaml": "policies:\n  - {name: one, match: {routes: [r1]}, allowed_origins: [https://a.example]}\n",
+		"2.yaml": "policies:\n  - {name: two, match: {routes: [r2]}, allowed_origins: [https://a.example]}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, err := policy.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := get("https://a.example")
+	r.Route = "r2"
+	e := set.Explain(&policy.ExplainRequest{Request: r, URL: "https://api.example.com/"})
+	if want := `route "r2" is in policies[0].match.routes of ` + filepath.Join(dir, "2.yaml"); e.Why != want {
+		t.Fatalf("Why = %q, want %q", e.Why, want)
 	}
 }

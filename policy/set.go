@@ -19,7 +19,6 @@ type Set struct {
 	digest   string
 	files    []File // the source text; nil when compiled from a decoded file
 	warnings []Diagnostic
-	policies []*policy
 	names    []string
 	byName   map[string]*policy
 	byRoute  map[string]*policy
