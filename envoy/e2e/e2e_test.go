@@ -8,6 +8,7 @@
 package e2e
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net"
@@ -155,12 +156,12 @@ type browserRequest struct {
 
 // do sends r through Envoy and returns the response with its body read.
 func (s *stack) do(r browserRequest) (*http.Response, string, error) {
-	method := cmpOr(r.method, "GET")
-	req, err := http.NewRequest(method, s.front.URL+cmpOr(r.path, "/"), nil)
+	method := cmp.Or(r.method, "GET")
+	req, err := http.NewRequest(method, s.front.URL+cmp.Or(r.path, "/"), nil)
 	if err != nil {
 		return nil, "", err
 	}
-	req.Host = cmpOr(r.host, host)
+	req.Host = cmp.Or(r.host, host)
 	if r.origin != "" {
 		req.Header.Set("Origin", r.origin)
 	}
@@ -186,13 +187,6 @@ func (s *stack) mustDo(r browserRequest) (*http.Response, string) {
 		s.t.Fatalf("%+v: %v", r, err)
 	}
 	return resp, body
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // corsHeaders are the response headers whose exact values these tests

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -310,7 +312,7 @@ func TestStreamEndsWithHalfCloseThenReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.proxy = p
-	rec := newRecorder()
+	rec := httptest.NewRecorder()
 	p.ServeHTTP(rec, newRequest("GET", "/", ""))
 	wantStatus(t, rec.Result(), 200)
 	select {
@@ -487,7 +489,7 @@ func TestMutationBothValueAndRawValue(t *testing.T) {
 	t.Parallel()
 	both := &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: "x-both", Value: "a", RawValue: []byte("a")}}
 	for _, fma := range []bool{false, true} {
-		t.Run("request/failure_mode_allow="+boolString(fma), func(t *testing.T) {
+		t.Run("request/failure_mode_allow="+strconv.FormatBool(fma), func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, emulator.Config{FailureModeAllow: fma}, answer(continueRequest(mutation(nil, set("x-first", "1"), both))))
 			resp, _, e := h.get("/")
@@ -526,13 +528,6 @@ func TestMutationBothValueAndRawValue(t *testing.T) {
 		}
 		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, ResponsesReceived: 1, ImmediateResponses: 1, InvalidMutations: 1})
 	})
-}
-
-func boolString(b bool) string {
-	if b {
-		return "true"
-	}
-	return "false"
 }
 
 // An immediate response ends processing: a local reply with its status,
@@ -716,7 +711,7 @@ func TestMessageTimeoutDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	rec := newRecorder()
+	rec := httptest.NewRecorder()
 	p.ServeHTTP(rec, newRequest("GET", "/", ""))
 	wantStatus(t, rec.Result(), 504)
 	// A timer never fires early, so this holds on any machine.
@@ -774,7 +769,7 @@ func TestProcessorErrorStatus(t *testing.T) {
 func TestProcessorUnreachable(t *testing.T) {
 	t.Parallel()
 	for _, fma := range []bool{false, true} {
-		t.Run("failure_mode_allow="+boolString(fma), func(t *testing.T) {
+		t.Run("failure_mode_allow="+strconv.FormatBool(fma), func(t *testing.T) {
 			t.Parallel()
 			up := newUpstream(t)
 			conn, err := grpc.NewClient("passthrough:///unreachable",
@@ -794,7 +789,7 @@ func TestProcessorUnreachable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rec := newRecorder()
+			rec := httptest.NewRecorder()
 			p.ServeHTTP(rec, newRequest("GET", "/", ""))
 			st := p.Stats()
 			if fma {

@@ -416,5 +416,3 @@ func kinds(ms []*extprocv3.ProcessingRequest) string {
 func isStreamEnd(err error) bool {
 	return errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled
 }
-
-func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
