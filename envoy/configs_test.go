@@ -48,14 +48,15 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 )
 
-// Names the configs must use. They mirror corsproc's processor package
-// (processor.MetadataPolicy, processor.AttributeRoute), spelled out here so
-// this test does not depend on packages under development.
+// Names the configs must use. metadataPolicy mirrors corsproc's processor
+// package (processor.MetadataPolicy), spelled out here so this test does not
+// depend on packages under development. The route attribute
+// (processor.AttributeRoute) is configcheck.AttributeRoute, which
+// configcheck.ExternalProcessorErrors requires.
 const (
 	extProcFilterName = "envoy.filters.http.ext_proc"
 	routerFilterName  = "envoy.filters.http.router"
 	metadataPolicy    = "x-corsproc-policy"
-	attributeRoute    = "xds.route_name"
 	http2OptionsKey   = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 )
 
