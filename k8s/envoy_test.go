@@ -45,7 +45,6 @@ const (
 	appCluster        = "app"
 	extProcFilterName = "envoy.filters.http.ext_proc"
 	hcmFilterName     = "envoy.filters.network.http_connection_manager"
-	attributeRoute    = "xds.route_name"
 )
 
 // checkEnvoyContainer checks an Envoy container: its bootstrap comes from a

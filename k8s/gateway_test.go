@@ -9,6 +9,8 @@ import (
 	egv1a1 "github.com/envoyproxy/gateway/api/v1alpha1"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwapiv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	"github.com/corsproc/corsproc/envoy/configcheck"
 )
 
 // The attribute pattern of Envoy Gateway's CRD (ProcessingModeOptions
@@ -103,8 +105,8 @@ func checkExtensionPolicy(r *report, o *object, objs []*object, ps []*pod) {
 		}
 		if pm != nil {
 			if pm.Request != nil {
-				if !slices.Contains(pm.Request.Attributes, attributeRoute) {
-					r.add(o, "%s.processingMode.request.attributes = %q, want it to hold %q: policies select routes by it", where, pm.Request.Attributes, attributeRoute)
+				if !slices.Contains(pm.Request.Attributes, configcheck.AttributeRoute) {
+					r.add(o, "%s.processingMode.request.attributes = %q, want it to hold %q: policies select routes by it", where, pm.Request.Attributes, configcheck.AttributeRoute)
 				}
 				for _, a := range pm.Request.Attributes {
 					if !egAttributePattern.MatchString(a) {
