@@ -139,10 +139,11 @@ func (d *decoder) resolve(n *yaml.Node, path string) *yaml.Node {
 	return n
 }
 
+// errorAt reports an error at node n, whose position is known: no lookup
+// by path, which would cost a scan of the mapping for every error.
 func (d *decoder) errorAt(n *yaml.Node, path, fix, format string, args ...any) {
-	d.ds.errorf(path, fix, format, args...)
-	last := &d.ds.list[len(d.ds.list)-1]
-	last.Line, last.Column = n.Line, n.Column
+	d.ds.list = append(d.ds.list, Diagnostic{Severity: SeverityError, File: d.ds.file, Line: n.Line, Column: n.Column,
+		Path: path, Message: fmt.Sprintf(format, args...), Fix: fix})
 }
 
 // entry is one key of a mapping after merge keys (<<) are applied.
@@ -154,18 +155,7 @@ type entry struct {
 // explicit keys override merged ones; a key written twice is an error.
 func (d *decoder) entries(n *yaml.Node, path string) []entry {
 	var merged, own []entry
-	// Keys seen so far: a linear scan of own for the few keys a policy has,
-	// a map for a mapping so large that a scan would be quadratic.
-	var seenMap map[string]bool
-	if len(n.Content) > 64 {
-		seenMap = map[string]bool{}
-	}
-	seen := func(key string) bool {
-		if seenMap != nil {
-			return seenMap[key]
-		}
-		return seenIn(own, key)
-	}
+	var mergedKeys, ownKeys keySet
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
@@ -195,38 +185,58 @@ func (d *decoder) entries(n *yaml.Node, path string) []entry {
 				sub := d.entries(s, path)
 				delete(d.merging, s)
 				for _, e := range sub {
-					if !seenIn(merged, e.key.Value) {
+					if mergedKeys.add(e.key.Value) {
 						merged = append(merged, e)
 					}
 				}
 			}
 			continue
 		}
-		if seen(k.Value) {
+		if !ownKeys.add(k.Value) {
 			d.errorAt(k, join(path, k.Value), "keep one of them", "key %q is written twice", k.Value)
 			continue
 		}
-		if seenMap != nil {
-			seenMap[k.Value] = true
-		}
 		own = append(own, entry{k, v})
 	}
-	ownKeys := len(own)
 	for _, e := range merged {
-		if seenMap != nil && !seenMap[e.key.Value] || seenMap == nil && !seenIn(own[:ownKeys], e.key.Value) {
+		if !ownKeys.has(e.key.Value) {
 			own = append(own, e)
 		}
 	}
 	return own
 }
 
-func seenIn(es []entry, key string) bool {
-	for _, e := range es {
-		if e.key.Value == key {
-			return true
+// keySet is a set of mapping keys: a scan of the few keys a policy has, a
+// map once a mapping is so large that scanning would be quadratic.
+type keySet struct {
+	keys []string
+	m    map[string]bool
+}
+
+func (ks *keySet) has(key string) bool {
+	if ks.m != nil {
+		return ks.m[key]
+	}
+	return slices.Contains(ks.keys, key)
+}
+
+// add adds key and reports whether it was not there yet.
+func (ks *keySet) add(key string) bool {
+	if ks.has(key) {
+		return false
+	}
+	if ks.m == nil && len(ks.keys) == 64 {
+		ks.m = make(map[string]bool, 128)
+		for _, k := range ks.keys {
+			ks.m[k] = true
 		}
 	}
-	return false
+	if ks.m != nil {
+		ks.m[key] = true
+	} else {
+		ks.keys = append(ks.keys, key)
+	}
+	return true
 }
 
 func join(path, key string) string {
