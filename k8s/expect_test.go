@@ -1,7 +1,6 @@
 package k8s_test
 
 import (
-	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -270,5 +269,3 @@ func localOrigin(origin string) bool {
 	h := u.Hostname()
 	return h == "localhost" || strings.HasSuffix(h, ".localhost") || h == "127.0.0.1" || h == "::1"
 }
-
-var _ = fmt.Sprintf
