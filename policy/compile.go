@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
+
 	corsprocv1 "github.com/corsproc/corsproc/proto/corsproc/v1"
 )
 
@@ -564,38 +566,8 @@ func isBracketedIPv6(s string) bool {
 }
 
 // isToken reports whether s is an RFC 9110 token, the syntax of method and
-// header names.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTokenChar(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isTokenChar(c byte) bool {
-	if c >= 0x80 {
-		return false
-	}
-	return tokenChars[c]
-}
-
-var tokenChars = func() (t [128]bool) {
-	for c := byte('a'); c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for c := byte('0'); c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range []byte("!#$%&'*+-.^_`|~") {
-		t[c] = true
-	}
-	return t
-}()
+// header names (httpguts checks header names, which are tokens).
+func isToken(s string) bool { return httpguts.ValidHeaderFieldName(s) }
 
 // anchoredRegexp compiles the RE2 regex src so that it matches whole strings
 // only. It anchors the parsed expression, not the source text: pasted
