@@ -311,7 +311,6 @@ func TestStreamEndsWithHalfCloseThenReset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.proxy = p
 	rec := httptest.NewRecorder()
 	p.ServeHTTP(rec, newRequest("GET", "/", ""))
 	wantStatus(t, rec.Result(), 200)

@@ -133,13 +133,12 @@ func (f *fakeProcessor) Process(srv extprocv3.ExternalProcessor_ProcessServer) e
 
 // harness is one emulated Envoy with its fake processor and upstream.
 type harness struct {
-	t        *testing.T
-	proc     *fakeProcessor
-	up       *upstream
-	proxy    *emulator.Proxy
-	logs     chan emulator.LogEntry
-	conn     *grpc.ClientConn
-	listener *bufconn.Listener
+	t     *testing.T
+	proc  *fakeProcessor
+	up    *upstream
+	proxy *emulator.Proxy
+	logs  chan emulator.LogEntry
+	conn  *grpc.ClientConn
 }
 
 // newHarness starts a fake processor running sc on every stream, an
@@ -152,15 +151,15 @@ func newHarness(t *testing.T, cfg emulator.Config, sc script) *harness {
 	h := &harness{t: t, up: newUpstream(t), logs: make(chan emulator.LogEntry, 1000)}
 	h.proc = &fakeProcessor{t: t, script: sc, testDone: make(chan struct{}), ended: make(chan *procStream, 1000)}
 
-	h.listener = bufconn.Listen(1 << 20)
+	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer()
 	extprocv3.RegisterExternalProcessorServer(gs, h.proc)
-	go gs.Serve(h.listener)
+	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
 	// Registered after gs.Stop, so it runs first: stalled scripts return.
 	t.Cleanup(func() { close(h.proc.testDone) })
 
-	h.conn = dialBufconn(t, h.listener)
+	h.conn = dialBufconn(t, lis)
 	if cfg.Upstream == "" {
 		cfg.Upstream = h.up.srv.URL
 	}

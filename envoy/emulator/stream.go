@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
@@ -146,15 +145,12 @@ func (x *exchange) roundTrip(msg *extprocv3.ProcessingRequest) (*extprocv3.Proce
 	// stream is part of sending. On expiry it resets the stream, which here
 	// is cancelling the stream's context: whatever the stream was doing
 	// returns.
-	var timedOut atomic.Bool
-	timer := time.AfterFunc(x.p.timeout, func() {
-		timedOut.Store(true)
-		x.cancel()
-	})
+	timer := time.AfterFunc(x.p.timeout, x.cancel)
 	resp, err := x.sendAndRecv(msg)
-	// If the timer fired, the timeout wins even over a response that
-	// arrived at the same moment: Envoy has already given up.
-	if !timer.Stop() || timedOut.Load() {
+	// Stop reports false only if the timer fired (nothing else stops it),
+	// and then the timeout wins even over a response that arrived at the
+	// same moment: Envoy has already given up.
+	if !timer.Stop() {
 		x.done = true
 		x.closeStream()
 		x.p.c.timeouts.Add(1)
