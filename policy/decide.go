@@ -228,7 +228,7 @@ func (d *Decision) Headers() []Header { return d.headers[:d.n] }
 // Headers are added: corsproc is the one source of CORS headers on a
 // governed route. The slice is shared: do not modify it.
 func (d *Decision) Remove() []string {
-	if d.mutatesResponse() {
+	if d.NeedsResponse() {
 		return managedHeaders
 	}
 	return nil
@@ -242,9 +242,7 @@ func (d *Decision) RespondImmediately() bool {
 
 // NeedsResponse reports whether corsproc must see the upstream response to
 // add its headers. When false the response phase can be skipped.
-func (d *Decision) NeedsResponse() bool { return d.mutatesResponse() }
-
-func (d *Decision) mutatesResponse() bool {
+func (d *Decision) NeedsResponse() bool {
 	if d.Shadow {
 		return false
 	}

@@ -283,22 +283,23 @@ func (d *decoder) message(n *yaml.Node, path string, m protoreflect.Message) {
 	}
 }
 
-// fieldSet is a set of a message's fields, by field number.
+// fieldSet is a set of a message's fields, by their index in the message
+// (a message of corsproc's schema has far fewer than 64).
 type fieldSet uint64
 
-func (fs *fieldSet) add(fd protoreflect.FieldDescriptor) { *fs |= 1 << (uint(fd.Number()) % 64) }
+func (fs *fieldSet) add(fd protoreflect.FieldDescriptor) { *fs |= 1 << uint(fd.Index()) }
 
-func (fs fieldSet) has(n protoreflect.FieldNumber) bool { return fs&(1<<(uint(n)%64)) != 0 }
+func (fs fieldSet) has(i int) bool { return fs&(1<<uint(i)) != 0 }
 
-// The numbers of the Policy fields that have defaults.
+// The indexes of the Policy fields that have defaults.
 var (
 	policyFields            = (*corsprocv1.Policy)(nil).ProtoReflect().Descriptor().Fields()
-	fieldAllowMethods       = policyFields.ByName("allow_methods").Number()
-	fieldAllowHeaders       = policyFields.ByName("allow_headers").Number()
-	fieldPreflightMaxAge    = policyFields.ByName("preflight_max_age").Number()
-	fieldPreflightStatus    = policyFields.ByName("preflight_status").Number()
-	fieldUnmatchedPreflight = policyFields.ByName("unmatched_preflight").Number()
-	fieldMode               = policyFields.ByName("mode").Number()
+	fieldAllowMethods       = policyFields.ByName("allow_methods").Index()
+	fieldAllowHeaders       = policyFields.ByName("allow_headers").Index()
+	fieldPreflightMaxAge    = policyFields.ByName("preflight_max_age").Index()
+	fieldPreflightStatus    = policyFields.ByName("preflight_status").Index()
+	fieldUnmatchedPreflight = policyFields.ByName("unmatched_preflight").Index()
+	fieldMode               = policyFields.ByName("mode").Index()
 )
 
 // applyDefaults fills the keys a policy does not write with DCH's defaults,

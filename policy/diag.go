@@ -261,8 +261,6 @@ func (ds *diagnostics) hasErrors() bool {
 	return false
 }
 
-func (ds *diagnostics) warnings() []Diagnostic { return filter(ds.list, SeverityWarning) }
-
 // sortByPosition sorts one file's diagnostics in file order.
 func sortByPosition(ds []Diagnostic) []Diagnostic {
 	slices.SortStableFunc(ds, func(a, b Diagnostic) int {

@@ -179,21 +179,16 @@ func (p *policy) matchOrigin(r *Request) (bool, Reason, int) {
 		// hostile 1 MiB Origin is not even hashed.
 		return false, ReasonOriginMalformed, -1
 	}
-	switch r.Origin {
-	case nullOrigin, "file://":
-		// Opaque origins match only an explicit entry.
-		if i, ok := p.origins.exact[r.Origin]; ok {
-			return true, ReasonNone, i
-		}
-		if r.Origin == nullOrigin {
-			return false, ReasonOriginNotAllowed, -1
-		}
-		return false, ReasonOriginMalformed, -1
-	}
-	// An exact entry is a serialized origin (compileOrigins keeps no
-	// other), so a hit needs no parsing.
+	// An exact entry is a serialized origin or an explicit opaque one
+	// ("null", "file://"; compileOrigins keeps no other), so a hit needs no
+	// parsing.
 	if i, ok := p.origins.exact[r.Origin]; ok {
 		return true, ReasonNone, i
+	}
+	if r.Origin == nullOrigin {
+		// Opaque: it matches only an explicit entry. "file://" does not
+		// parse, so it is malformed below.
+		return false, ReasonOriginNotAllowed, -1
 	}
 	var o origin
 	if !parseOrigin(r.Origin, &o) {
