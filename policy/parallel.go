@@ -91,18 +91,24 @@ type compiled struct {
 // caller adds them in file order.
 func compilePolicies(policies []*corsprocv1.Policy, ds *diagnostics) []compiled {
 	out := make([]compiled, len(policies))
-	var wg sync.WaitGroup
-	for _, r := range partition(len(policies)) {
+	compileRange := func(r [2]int) {
 		// The position maps are only read while policies compile.
 		wds := &diagnostics{file: ds.file, positions: ds.positions}
 		shared := newSharedLists()
-		wg.Go(func() {
-			for i := r[0]; i < r[1]; i++ {
-				from := len(wds.list)
-				out[i].cp = compilePolicy(policies[i], policyPath(i), wds, shared)
-				out[i].diags = wds.list[from:len(wds.list):len(wds.list)]
-			}
-		})
+		for i := r[0]; i < r[1]; i++ {
+			from := len(wds.list)
+			out[i].cp = compilePolicy(policies[i], policyPath(i), wds, shared)
+			out[i].diags = wds.list[from:len(wds.list):len(wds.list)]
+		}
+	}
+	parts := partition(len(policies))
+	if len(parts) == 1 {
+		compileRange(parts[0]) // most files: no goroutine
+		return out
+	}
+	var wg sync.WaitGroup
+	for _, r := range parts {
+		wg.Go(func() { compileRange(r) })
 	}
 	wg.Wait()
 	return out
