@@ -8,6 +8,7 @@ package loadgen
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -153,7 +154,7 @@ func (s Scenario) RequestMessage() *extprocv3.ProcessingRequest {
 func (s Scenario) ResponseMessage() *extprocv3.ProcessingRequest {
 	status := "200"
 	if s.Status != 0 {
-		status = itoa(s.Status)
+		status = strconv.Itoa(s.Status)
 	}
 	hs := []*corev3.HeaderValue{
 		hv(":status", status),
@@ -168,18 +169,4 @@ func (s Scenario) ResponseMessage() *extprocv3.ProcessingRequest {
 			Headers: &corev3.HeaderMap{Headers: hs},
 		}},
 	}
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
 }
