@@ -177,7 +177,7 @@ func Run(ctx context.Context, clients []extprocv3.ExternalProcessorClient, req *
 			p.lat = make([]time.Duration, 0, 1024)
 			// Workers start spread over one interval.
 			next := start.Add(time.Duration(w) * interval / time.Duration(load.Concurrency))
-			for k := 0; ; k++ {
+			for {
 				if interval > 0 {
 					if d := time.Until(next); d > 0 {
 						time.Sleep(d)
