@@ -135,3 +135,57 @@ func FuzzParallelParse(f *testing.F) {
 		checkParallel(t, data)
 	})
 }
+
+// TestLargeFileDefaults: a large file, with the thresholds as shipped, is
+// parsed in pieces and decoded and compiled on several goroutines, and
+// gives what one goroutine gives: the same set when it is valid, the same
+// diagnostics in the same order when it is not.
+func TestLargeFileDefaults(t *testing.T) {
+	if parallelWorkers(0) < 2 || splitParts(0) < 2 {
+		t.Skip("one CPU: large files are parsed, decoded and compiled on one goroutine")
+	}
+	large := func(broken bool) []byte {
+		var b strings.Builder
+		b.WriteString("# generated\npolicies:\n")
+		for i := 0; b.Len() < 2*splitMinBytes || i < 4*max(splitMinItemsPerPart, parallelMinItems); i++ {
+			fmt.Fprintf(&b, "  - name: p%d\n    match:\n      routes: [route-%d]\n    allowed_origins: [https://app%d.example.com]\n", i, i, i)
+			if i%97 == 0 {
+				b.WriteString("    preflight_max_age: 86400\n") // a warning
+			}
+			if broken && i%211 == 0 {
+				fmt.Fprintf(&b, "    allow_methods: [get, TRACE]\n    match: {routes: [route-%d]}\n", i+1) // errors
+			}
+		}
+		b.WriteString("default_policy: p1\n")
+		return []byte(b.String())
+	}
+	for _, broken := range []bool{false, true} {
+		data := large(broken)
+		if _, ok := parseSplit(data); !ok {
+			t.Fatalf("broken=%v: a %d-byte file was not split", broken, len(data))
+		}
+		want, wantErr := parseOneGoroutine(t, data)
+		got, gotErr := Parse("p.yaml", data)
+		switch {
+		case (gotErr != nil) != broken || (wantErr != nil) != broken:
+			t.Fatalf("broken=%v: Parse = %v, on one goroutine %v", broken, gotErr, wantErr)
+		case broken && gotErr.Error() != wantErr.Error():
+			t.Fatalf("diagnostics differ:\n%v\non one goroutine:\n%v", gotErr, wantErr)
+		case !broken && !reflect.DeepEqual(got, want):
+			t.Fatal("the sets differ")
+		case !broken && len(got.Warnings()) == 0:
+			t.Fatal("no warnings: the file's warnings were lost")
+		}
+		if !broken {
+			// Every policy answers for its own route.
+			for i, name := range got.Names() {
+				r := Request{Method: "GET", Origin: fmt.Sprintf("https://app%d.example.com", i), Route: fmt.Sprintf("route-%d", i)}
+				var d Decision
+				got.Decide(&r, &d)
+				if d.Policy != name || d.Outcome != OutcomeAllowed {
+					t.Fatalf("route-%d: policy %q, %v; want %q allowed", i, d.Policy, d.Outcome, name)
+				}
+			}
+		}
+	}
+}
