@@ -68,10 +68,6 @@ var errSpurious = errors.New("loadgen: spurious ext_proc response")
 // headers and reads that answer; then it half-closes and resets the stream.
 func Do(ctx context.Context, c extprocv3.ExternalProcessorClient, r *Request) (Outcome, error) {
 	var o Outcome
-	if r.Envoy.SkipWithoutOrigin && r.Scenario.Origin == "" {
-		// The ExtensionWithMatcher skips the filter: no stream at all.
-		return o, nil
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	// The reset that follows Envoy's half-close.
 	defer cancel()

@@ -80,20 +80,13 @@ func ScenarioByName(name string) (Scenario, bool) {
 // Envoy is the part of Envoy's ext_proc filter configuration that changes
 // how many messages a request costs.
 type Envoy struct {
-	// SkipWithoutOrigin emulates envoy/envoy-origin-only.yaml: an
-	// ExtensionWithMatcher skips the filter for requests without Origin.
-	SkipWithoutOrigin bool
 	// AllowModeOverride is the filter's allow_mode_override; both shipped
 	// configurations set it.
 	AllowModeOverride bool
 }
 
-// DefaultEnvoy is envoy/envoy.yaml; OriginOnlyEnvoy is
-// envoy/envoy-origin-only.yaml.
-var (
-	DefaultEnvoy    = Envoy{AllowModeOverride: true}
-	OriginOnlyEnvoy = Envoy{AllowModeOverride: true, SkipWithoutOrigin: true}
-)
+// DefaultEnvoy is envoy/envoy.yaml.
+var DefaultEnvoy = Envoy{AllowModeOverride: true}
 
 // hv is one header entry as Envoy 1.27 and later sends it: lower-case key,
 // value in raw_value only.
