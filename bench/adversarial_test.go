@@ -30,8 +30,9 @@ func adversarialCases(n int) []decisionCase {
 }
 
 // BenchmarkAdversarial runs the adversarial requests through corsproc's
-// decision and the peers', with 1,000 allowed origins, as BenchmarkDecision
-// does; compare each with BenchmarkDecision's preflight and actual_refused.
+// decision, bare and as middleware, and the peers', with 1,000 allowed
+// origins, as BenchmarkDecision does; compare each with BenchmarkDecision's
+// preflight and actual_refused.
 //
 //	go test -run '^$' -bench 'Adversarial' -benchmem -count 6 . | benchstat -col /impl -
 func BenchmarkAdversarial(b *testing.B) {

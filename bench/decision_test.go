@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	jub0bs "github.com/jub0bs/cors"
@@ -146,6 +147,105 @@ func newRSCors(origins []string) http.Handler {
 	}).Handler(next)
 }
 
+// corsprocHTTP is corsproc's decision as http.Handler middleware, in the form
+// the peers take: it reads the request from the *http.Request and writes the
+// decision's headers into the response's header map, so that it pays what
+// they pay. (corsproc itself runs as an ext_proc server: BenchmarkProcess in
+// the processor package times a whole Envoy stream, the extraction of the
+// request and the rendering of the decision included.)
+type corsprocHTTP struct {
+	set  *policy.Set
+	next http.Handler
+	// decisions holds *policy.Decision, reused so that deciding allocates
+	// nothing, and one per request in flight.
+	decisions sync.Pool
+}
+
+func newCorsprocHTTP(set *policy.Set, next http.Handler) http.Handler {
+	h := &corsprocHTTP{set: set, next: next}
+	h.decisions.New = func() any { return new(policy.Decision) }
+	return h
+}
+
+// ServeHTTP decides r as the processor does: a preflight corsproc answers
+// gets the decision's status and headers and never reaches next; any other
+// request reaches next, its response carrying the decision's headers unless
+// the policy is in shadow mode or does not govern it. As with the peers, the
+// headers are written before next runs, so next may still change them: the
+// processor's removal of the upstream's CORS headers has no counterpart.
+func (h *corsprocHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req := policy.Request{Method: r.Method, Host: r.Host, Path: r.URL.Path}
+	// The header map's keys are canonical, as Go's server builds them.
+	if v := r.Header["Origin"]; len(v) > 0 {
+		req.Origin, req.DuplicateOrigin = v[0], len(v) > 1
+	}
+	if v := r.Header["Access-Control-Request-Method"]; len(v) > 0 {
+		req.ACRM, req.DuplicateACRM = v[0], len(v) > 1
+	}
+	if v := r.Header["Access-Control-Request-Private-Network"]; len(v) > 0 {
+		req.ACRPN = v[0]
+	}
+	req.ACRH = r.Header["Access-Control-Request-Headers"] // every line
+
+	d := h.decisions.Get().(*policy.Decision)
+	h.set.Decide(&req, d)
+	immediate, status := d.RespondImmediately(), d.Status
+	if immediate || d.NeedsResponse() {
+		writeHeaders(w.Header(), d.Headers())
+	}
+	h.decisions.Put(d)
+	if immediate {
+		w.WriteHeader(status)
+		return
+	}
+	h.next.ServeHTTP(w, r)
+}
+
+// writeHeaders writes hs into out as http.Header's Add does for a header to
+// append to and Set for the others, in one allocation: every value is its
+// own one-element slice of one array, capped so that a later append copies.
+func writeHeaders(out http.Header, hs []policy.Header) {
+	if len(hs) == 0 {
+		return
+	}
+	values := make([]string, len(hs))
+	for i, hd := range hs {
+		key := canonicalHeaderKey(hd.Name)
+		if hd.Append {
+			if old := out[key]; len(old) > 0 {
+				out[key] = append(old, hd.Value)
+				continue
+			}
+		}
+		values[i] = hd.Value
+		out[key] = values[i : i+1 : i+1]
+	}
+}
+
+// canonicalHeaderKey is http.CanonicalHeaderKey without its allocation for
+// the lower-case names of the headers corsproc sets.
+func canonicalHeaderKey(name string) string {
+	switch name {
+	case policy.HeaderACAO:
+		return "Access-Control-Allow-Origin"
+	case policy.HeaderACAC:
+		return "Access-Control-Allow-Credentials"
+	case policy.HeaderACAM:
+		return "Access-Control-Allow-Methods"
+	case policy.HeaderACAH:
+		return "Access-Control-Allow-Headers"
+	case policy.HeaderACEH:
+		return "Access-Control-Expose-Headers"
+	case policy.HeaderACMA:
+		return "Access-Control-Max-Age"
+	case policy.HeaderACAPN:
+		return "Access-Control-Allow-Private-Network"
+	case policy.HeaderVary:
+		return "Vary"
+	}
+	return http.CanonicalHeaderKey(name)
+}
+
 func newJub0bsCors(tb testing.TB, origins []string) http.Handler {
 	m, err := jub0bs.NewMiddleware(jub0bs.Config{
 		Origins:         origins,
@@ -182,6 +282,7 @@ func newDecisionSetup(tb testing.TB, n int) decisionSetup {
 		tb.Fatal(err)
 	}
 	return decisionSetup{n: n, set: set, impls: []decisionImpl{
+		{"corsproc-http", newCorsprocHTTP(set, next)},
 		{"rs-cors", newRSCors(origins)},
 		{"jub0bs-cors", newJub0bsCors(tb, origins)},
 	}}
@@ -211,10 +312,13 @@ func checkAnswer(tb testing.TB, c decisionCase, w *responseWriter) {
 }
 
 // BenchmarkDecision runs one CORS decision per iteration, through corsproc's
-// policy.Set.Decide (the processor's native form: a policy.Request in, a
-// policy.Decision out) and through rs/cors v1.11.1 and jub0bs/cors v0.13.0 as
-// the http.Handler middleware they are, writing into a reusable
-// http.ResponseWriter. Every implementation enforces the same policy.
+// policy.Set.Decide (impl=corsproc, the processor's native form: a
+// policy.Request in, a policy.Decision out), through the same decision as
+// http.Handler middleware (impl=corsproc-http: corsprocHTTP, reading the
+// http.Request and writing the response headers), and through rs/cors
+// v1.11.1 and jub0bs/cors v0.13.0 as the http.Handler middleware they are.
+// The middleware write into a reusable http.ResponseWriter. Every
+// implementation enforces the same policy.
 //
 //	go test -run '^$' -bench 'Decision' -count 6 . | benchstat -col /impl -
 func BenchmarkDecision(b *testing.B) {
