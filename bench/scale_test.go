@@ -37,17 +37,27 @@ func scaleYAML(dim string, n int) string {
 	return b.String()
 }
 
+// scaleCase is one request of BenchmarkScaleDecide and the decision it must
+// get.
+type scaleCase struct {
+	name   string
+	req    policy.Request
+	policy string // the policy selected
+	want   policy.Outcome
+}
+
 // scaleRequests are the requests of BenchmarkScaleDecide: they go to the
-// last policy (by route) and come from its last origin.
-func scaleRequests(dim string, n int) map[string]policy.Request {
-	route, origin := "", fmt.Sprintf("https://app%d.example.com", n-1)
+// last policy (by route) and come from its last origin, or from an origin
+// no policy allows.
+func scaleRequests(dim string, n int) []scaleCase {
+	route, origin, name := "", fmt.Sprintf("https://app%d.example.com", n-1), "web"
 	if dim == "policies" {
-		route = fmt.Sprintf("route-%d", n-1)
+		route, name = fmt.Sprintf("route-%d", n-1), fmt.Sprintf("p%d", n-1)
 	}
-	return map[string]policy.Request{
-		"actual_allowed": {Method: "GET", Origin: origin, Route: route, Host: "api.example.com", Path: "/api/x"},
-		"preflight":      {Method: "OPTIONS", Origin: origin, ACRM: "PUT", ACRH: []string{"content-type"}, Route: route, Host: "api.example.com", Path: "/api/x"},
-		"actual_refused": {Method: "GET", Origin: "https://evil.example.org", Route: route, Host: "api.example.com", Path: "/api/x"},
+	return []scaleCase{
+		{"actual_allowed", policy.Request{Method: "GET", Origin: origin, Route: route, Host: "api.example.com", Path: "/api/x"}, name, policy.OutcomeAllowed},
+		{"actual_refused", policy.Request{Method: "GET", Origin: "https://evil.example.org", Route: route, Host: "api.example.com", Path: "/api/x"}, name, policy.OutcomeDenied},
+		{"preflight", policy.Request{Method: "OPTIONS", Origin: origin, ACRM: "PUT", ACRH: []string{"content-type"}, Route: route, Host: "api.example.com", Path: "/api/x"}, name, policy.OutcomePreflightAllowed},
 	}
 }
 
@@ -64,16 +74,16 @@ func BenchmarkScaleDecide(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for _, c := range []string{"actual_allowed", "actual_refused", "preflight"} {
-				r := scaleRequests(dim, n)[c]
-				b.Run(fmt.Sprintf("dim=%s/case=%s/n=%d", dim, c, n), func(b *testing.B) {
+			for _, c := range scaleRequests(dim, n) {
+				b.Run(fmt.Sprintf("dim=%s/case=%s/n=%d", dim, c.name, n), func(b *testing.B) {
+					r := c.req
 					var d policy.Decision
 					b.ReportAllocs()
 					for b.Loop() {
 						set.Decide(&r, &d)
 					}
-					if d.Policy == "" {
-						b.Fatalf("no policy selected: %+v", d)
+					if d.Policy != c.policy || d.Outcome != c.want {
+						b.Fatalf("policy %q, outcome %v; want %q, %v: %+v", d.Policy, d.Outcome, c.policy, c.want, d)
 					}
 				})
 			}
