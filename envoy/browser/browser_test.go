@@ -78,15 +78,9 @@ func TestDisallowedOriginRejected(t *testing.T) {
 	})
 
 	t.Run("preflighted PUT", func(t *testing.T) {
-		const path = "/disallowed/put"
-		res := b.fetch(e.apiOrigin+path, map[string]any{
+		wantStoppedAtPreflight(t, e, b, "/disallowed/put", "PUT from an origin in no policy", map[string]any{
 			"method": "PUT", "headers": map[string]string{"X-Allowed": "1"}, "body": "payload",
 		})
-		wantCORSError(t, "PUT from an origin in no policy", res)
-		wantPreflights(t, e, path, 1, 403)
-		if got := e.upstream.requests("", path); len(got) != 0 {
-			t.Errorf("upstream saw %+v; a failed preflight must stop the request", got)
-		}
 	})
 
 	// Control: the same upstream path read from the allowed origin works,
@@ -137,25 +131,13 @@ func TestPreflightedPUT(t *testing.T) {
 	})
 
 	t.Run("header not allowed", func(t *testing.T) {
-		const path = "/put/header-not-allowed"
-		res := b.fetch(e.apiOrigin+path, map[string]any{
+		wantStoppedAtPreflight(t, e, b, "/put/header-not-allowed", "PUT with a header outside allow_headers", map[string]any{
 			"method": "PUT", "headers": map[string]string{"X-Not-Allowed": "1"}, "body": "payload",
 		})
-		wantCORSError(t, "PUT with a header outside allow_headers", res)
-		wantPreflights(t, e, path, 1, 403)
-		if got := e.upstream.requests("", path); len(got) != 0 {
-			t.Errorf("upstream saw %+v; want neither the preflight nor the PUT", got)
-		}
 	})
 
 	t.Run("method not allowed", func(t *testing.T) {
-		const path = "/put/method-not-allowed"
-		res := b.fetch(e.apiOrigin+path, map[string]any{"method": "DELETE"})
-		wantCORSError(t, "DELETE outside allow_methods", res)
-		wantPreflights(t, e, path, 1, 403)
-		if got := e.upstream.requests("", path); len(got) != 0 {
-			t.Errorf("upstream saw %+v; want neither the preflight nor the DELETE", got)
-		}
+		wantStoppedAtPreflight(t, e, b, "/put/method-not-allowed", "DELETE outside allow_methods", map[string]any{"method": "DELETE"})
 	})
 	wantNoUpstreamOptions(t, e)
 }
@@ -331,6 +313,19 @@ func wantPreflights(t *testing.T, e *env, path string, n, status int) []exchange
 		}
 	}
 	return pf
+}
+
+// wantStoppedAtPreflight fetches path from b's page with init and checks
+// that the preflight stopped the request: fetch rejects with a CORS error
+// (what names the request), corsproc answered the one preflight with 403,
+// and the upstream saw neither the preflight nor the request.
+func wantStoppedAtPreflight(t *testing.T, e *env, b *tab, path, what string, init map[string]any) {
+	t.Helper()
+	wantCORSError(t, what, b.fetch(e.apiOrigin+path, init))
+	wantPreflights(t, e, path, 1, 403)
+	if got := e.upstream.requests("", path); len(got) != 0 {
+		t.Errorf("%s: upstream saw %+v; want neither the preflight nor the request", what, got)
+	}
 }
 
 // wantCookie checks whether the session cookie reached the upstream on
