@@ -67,8 +67,9 @@ func (Noop) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 var serverOptionSets = map[string]func() []grpc.ServerOption{
 	// stock: grpc.NewServer() with no option at all.
 	"stock": func() []grpc.ServerOption { return nil },
-	// cmd: what cmd/corsproc/grpcserver.go sets today (keepalive,
-	// MaxConcurrentStreams 1000, MaxRecvMsgSize 1 MiB).
+	// cmd: the options corsproc serve had before the measured transport
+	// settings (keepalive, MaxConcurrentStreams 1000, MaxRecvMsgSize 1 MiB).
+	// What serve runs today is "shipped", below.
 	"cmd": func() []grpc.ServerOption {
 		return []grpc.ServerOption{
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -104,9 +105,14 @@ var serverOptionSets = map[string]func() []grpc.ServerOption{
 	"vt": func() []grpc.ServerOption { return []grpc.ServerOption{grpc.ForceServerCodecV2(VTCodec{})} },
 }
 
+// shipped names the options corsproc serve runs with,
+// processor.Server.GRPCServerOptions, its TapHandle included, on a processor
+// with serve's default idle timeout. It applies to the corsproc kind only.
+const shipped = "shipped"
+
 // OptionNames lists the known option set names.
 func OptionNames() []string {
-	out := []string{"workersN", "gogcN"}
+	out := []string{"workersN", "gogcN", shipped}
 	for k := range serverOptionSets {
 		out = append(out, k)
 	}
@@ -126,6 +132,9 @@ func ServerOptions(spec string) ([]grpc.ServerOption, error) {
 		if _, ok := numberSuffix(name, "gogc"); ok {
 			// gogcN: GOGC=N, applied by ApplyRuntime in the child.
 			continue
+		}
+		if name == shipped {
+			continue // NewServer adds them: they need the processor
 		}
 		f, ok := serverOptionSets[name]
 		if !ok {
@@ -163,6 +172,7 @@ func NewServer(kind, spec string) (*grpc.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	isShipped := slices.Contains(strings.Split(spec, "+"), shipped)
 	var svc extprocv3.ExternalProcessorServer
 	switch kind {
 	case "corsproc":
@@ -171,8 +181,19 @@ func NewServer(kind, spec string) (*grpc.Server, error) {
 			return nil, err
 		}
 		// As serve does: metrics on a private registry, logs at info.
-		svc = processor.New(set, processor.Options{Registerer: prometheus.NewRegistry()})
+		popts := processor.Options{Registerer: prometheus.NewRegistry()}
+		if isShipped {
+			popts.IdleTimeout = processor.DefaultIdleTimeout
+		}
+		proc := processor.New(set, popts)
+		if isShipped {
+			opts = append(opts, proc.GRPCServerOptions()...)
+		}
+		svc = proc
 	case "noop":
+		if isShipped {
+			return nil, fmt.Errorf("server option set %q applies to corsproc only", shipped)
+		}
 		svc = Noop{}
 	default:
 		return nil, fmt.Errorf("unknown server kind %q: want corsproc or noop", kind)

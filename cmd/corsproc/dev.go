@@ -148,7 +148,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	}
 
 	// corsproc itself, over real loopback gRPC as in production.
-	proc := processor.New(set, processor.Options{Logger: log, IdleTimeout: defaultStreamIdleTimeout})
+	proc := processor.New(set, processor.Options{Logger: log, IdleTimeout: processor.DefaultIdleTimeout})
 	watchPolicy(ctx, log, o.policy, set, proc.Swap, nil)
 	gs, hs := newGRPCServer(proc, nil)
 	s := &server{log: log, gs: gs, hs: hs}

@@ -69,7 +69,7 @@ func exchange(t *testing.T, client extprocv3.ExternalProcessorClient, m *extproc
 	return int(resp.GetImmediateResponse().GetStatus().GetCode()), nil
 }
 
-// Past maxRecvMsgSize a message fails its stream with RESOURCE_EXHAUSTED;
+// Past processor.MaxRecvMsgSize a message fails its stream with RESOURCE_EXHAUSTED;
 // just under it, it is answered.
 func TestMaxRecvMsgSize(t *testing.T) {
 	t.Parallel()
@@ -91,12 +91,12 @@ func TestMaxRecvMsgSize(t *testing.T) {
 	}
 	// Just under the bound: past the header byte bound, so refused as
 	// CORS, but answered.
-	if code, err := exchange(t, client, sized(maxRecvMsgSize)); err != nil || code != 403 {
-		t.Errorf("a message of maxRecvMsgSize bytes: %d, %v, want a 403 answer", code, err)
+	if code, err := exchange(t, client, sized(processor.MaxRecvMsgSize)); err != nil || code != 403 {
+		t.Errorf("a message of processor.MaxRecvMsgSize bytes: %d, %v, want a 403 answer", code, err)
 	}
-	_, err := exchange(t, client, sized(maxRecvMsgSize+1))
+	_, err := exchange(t, client, sized(processor.MaxRecvMsgSize+1))
 	if status.Code(err) != codes.ResourceExhausted {
-		t.Errorf("a message of maxRecvMsgSize+1 bytes: %v, want RESOURCE_EXHAUSTED", err)
+		t.Errorf("a message of processor.MaxRecvMsgSize+1 bytes: %v, want RESOURCE_EXHAUSTED", err)
 	}
 	// The connection is still good.
 	if code, err := exchange(t, client, devPreflight()); err != nil || code != 204 {
@@ -104,7 +104,7 @@ func TestMaxRecvMsgSize(t *testing.T) {
 	}
 }
 
-// Past maxConcurrentStreams on one connection further streams wait (the
+// Past processor.MaxConcurrentStreams on one connection further streams wait (the
 // client honours SETTINGS_MAX_CONCURRENT_STREAMS) until one ends.
 func TestMaxConcurrentStreams(t *testing.T) {
 	t.Parallel()
@@ -112,9 +112,9 @@ func TestMaxConcurrentStreams(t *testing.T) {
 	client := extprocv3.NewExternalProcessorClient(dial(t, in.addrs.grpc))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	// maxConcurrentStreams requests in flight, each waiting for its
+	// processor.MaxConcurrentStreams requests in flight, each waiting for its
 	// upstream after its request headers were answered.
-	streams := make([]extprocv3.ExternalProcessor_ProcessClient, maxConcurrentStreams)
+	streams := make([]extprocv3.ExternalProcessor_ProcessClient, processor.MaxConcurrentStreams)
 	get := requestHeaders(":method", "GET", ":path", "/", ":authority", "api.localhost", "origin", "http://localhost:3000")
 	for i := range streams {
 		st, err := client.Process(ctx)
@@ -133,7 +133,7 @@ func TestMaxConcurrentStreams(t *testing.T) {
 	waitCtx, waitCancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer waitCancel()
 	if _, err := client.Process(waitCtx); status.Code(err) != codes.DeadlineExceeded {
-		t.Fatalf("stream %d: %v, want it to wait (DEADLINE_EXCEEDED here)", maxConcurrentStreams+1, err)
+		t.Fatalf("stream %d: %v, want it to wait (DEADLINE_EXCEEDED here)", processor.MaxConcurrentStreams+1, err)
 	}
 	// It starts as soon as one finishes.
 	opened := make(chan error, 1)
@@ -146,7 +146,7 @@ func TestMaxConcurrentStreams(t *testing.T) {
 	}()
 	select {
 	case err := <-opened:
-		t.Fatalf("stream %d ran with %d streams open: %v", maxConcurrentStreams+1, maxConcurrentStreams, err)
+		t.Fatalf("stream %d ran with %d streams open: %v", processor.MaxConcurrentStreams+1, processor.MaxConcurrentStreams, err)
 	case <-time.After(200 * time.Millisecond):
 	}
 	if err := streams[0].Send(responseHeaders()); err != nil {
@@ -234,7 +234,7 @@ func TestConcurrentStreamsEnforced(t *testing.T) {
 		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
 	const extra = 5
-	for i := range maxConcurrentStreams + extra {
+	for i := range processor.MaxConcurrentStreams + extra {
 		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: []byte(hb.String()), EndHeaders: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -249,8 +249,8 @@ func TestConcurrentStreamsEnforced(t *testing.T) {
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
 			if !f.IsAck() {
-				if v, ok := f.Value(http2.SettingMaxConcurrentStreams); ok && v != maxConcurrentStreams {
-					t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS %d, want %d", v, maxConcurrentStreams)
+				if v, ok := f.Value(http2.SettingMaxConcurrentStreams); ok && v != processor.MaxConcurrentStreams {
+					t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS %d, want %d", v, processor.MaxConcurrentStreams)
 				}
 				fr.WriteSettingsAck()
 				bw.Flush()
@@ -259,7 +259,7 @@ func TestConcurrentStreamsEnforced(t *testing.T) {
 			if f.ErrCode != http2.ErrCodeRefusedStream {
 				t.Fatalf("RST_STREAM %v on stream %d, want REFUSED_STREAM", f.ErrCode, f.StreamID)
 			}
-			if f.StreamID <= 2*maxConcurrentStreams {
+			if f.StreamID <= 2*processor.MaxConcurrentStreams {
 				t.Errorf("stream %d refused, within the limit", f.StreamID)
 			}
 			refused++

@@ -64,7 +64,7 @@ func newServeFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.listenMode, "listen-mode", fmt.Sprintf("%#o", defaultSocketMode),
 		"permission bits (`MODE`, octal) of the Unix socket of --listen\n"+
 			"unix:///path: who may connect (connecting needs write permission)")
-	fs.DurationVar(&c.streamIdleTimeout, "stream-idle-timeout", defaultStreamIdleTimeout,
+	fs.DurationVar(&c.streamIdleTimeout, "stream-idle-timeout", processor.DefaultIdleTimeout,
 		"close an ext_proc stream on which no message arrived for this long\n"+
 			"(`DURATION`; 0 disables). A stream is silent while the upstream\n"+
 			"answers: keep it above the longest response time, long polls\n"+
