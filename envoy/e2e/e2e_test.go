@@ -493,26 +493,44 @@ func TestProcessorDown(t *testing.T) {
 }
 
 // The shipped ExtensionWithMatcher keeps requests without Origin away from
-// corsproc; CORS requests cost two messages, preflights one.
+// corsproc; CORS requests cost two messages, preflights one. As in
+// envoy/envoy-origin-only.yaml, every route appends Vary: Origin itself, so a
+// response to a request corsproc never saw still carries it, after any Vary
+// of the upstream's.
 func TestSkipWithoutOriginMessageCost(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, func(c *emulator.Config) { c.SkipWithoutOrigin = true })
+	s := newStack(t, func(c *emulator.Config) {
+		c.SkipWithoutOrigin = true
+		for i := range c.Routes {
+			c.Routes[i].ResponseHeadersToAdd = append(c.Routes[i].ResponseHeadersToAdd,
+				emulator.HeaderValueOption{Key: "vary", Value: "Origin", Append: true})
+		}
+	})
 	for _, tc := range []struct {
 		name string
 		r    browserRequest
 		want int
+		// cors, when not nil, is the CORS headers the response must carry.
+		cors hdrs
 	}{
-		{"no_origin", browserRequest{}, 0},
-		{"actual_request", browserRequest{origin: appOrigin}, 2},
-		{"preflight", browserRequest{method: "OPTIONS", origin: appOrigin, acrm: "PUT"}, 1},
+		{"no_origin", browserRequest{}, 0, varyOnly},
+		{"no_origin_upstream_vary", browserRequest{path: "/?vary=Accept-Encoding"}, 0, hdrs{"Vary": {"Accept-Encoding", "Origin"}}},
+		{"actual_request", browserRequest{origin: appOrigin}, 2, nil},
+		{"preflight", browserRequest{method: "OPTIONS", origin: appOrigin, acrm: "PUT"}, 1, nil},
 	} {
 		streams := s.proxy.Stats().Streams
-		if n := s.messages(func() { s.mustDo(tc.r) }); n != tc.want {
+		var resp *http.Response
+		if n := s.messages(func() { resp, _ = s.mustDo(tc.r) }); n != tc.want {
 			t.Errorf("%s: %d ext_proc messages, want %d", tc.name, n, tc.want)
 		}
 		if tc.want == 0 {
 			if d := s.proxy.Stats().Streams - streams; d != 0 {
 				t.Errorf("%s: %d streams opened, want 0", tc.name, d)
+			}
+		}
+		if tc.cors != nil {
+			if p := checkCORS(resp, tc.cors); p != "" {
+				t.Errorf("%s: %s", tc.name, p)
 			}
 		}
 	}
