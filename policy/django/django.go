@@ -97,26 +97,47 @@ func (w Warning) String() string {
 	return b.String()
 }
 
+// maxRecoveries is the number of syntax errors Import steps over before it
+// stops reading the file. Each costs a pass over the file, so the bound keeps
+// a file of MaxFileSize bytes made of broken statements from taking minutes.
+const maxRecoveries = 32
+
 // Import reads a Django settings file without executing Python and returns
 // the equivalent corsproc policy file. filename names the file in the
 // generated YAML and in warnings. The error is a *SyntaxError when the file
 // is not Python the importer can tokenize; settings it cannot read are
-// warnings, not errors.
+// warnings, not errors. A statement that is not Python is left out with a
+// warning and the rest of the file is read, 32 times at most: after that,
+// the file is read only up to the statement holding the next error.
 func Import(filename string, src []byte) (*Result, error) {
 	if len(src) > MaxFileSize {
 		return nil, fmt.Errorf("%s: file is %d bytes, more than the %d the importer reads", filename, len(src), MaxFileSize)
 	}
 	// Python the importer cannot parse does not stop it: the broken
-	// statement is reported and left out, and the rest of the file is read.
+	// statement is reported and left out, and the rest of the file is read,
+	// up to maxRecoveries times. After that, the file is read only up to the
+	// statement holding the next error.
 	lines := strings.SplitAfter(string(src), "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	total := len(lines)
 	var skipped []Warning
-	var first *SyntaxError
+	var first, stopErr *SyntaxError
+	stop := 0 // the line (1-based) from which the file is not read; 0 when it is read to the end
 	for {
-		res, serr, err := importText(filename, strings.Join(lines, ""))
+		res, lerr, err := importText(filename, strings.Join(lines, ""))
 		if err != nil {
 			return nil, err
 		}
-		if serr == nil {
+		if lerr == nil {
+			if stop > 0 {
+				skipped = slices.DeleteFunc(skipped, func(w Warning) bool { return w.Line >= stop })
+				skipped = append(skipped, Warning{File: filename, Line: stop,
+					Message: fmt.Sprintf("invalid Python (%s, line %d) after %d syntax errors: the importer stops reading here, and lines %d to %d, the rest of the file, are left out",
+						stopErr.Msg, stopErr.Line, maxRecoveries, stop, total),
+					Fix: "correct the file and import it again, or copy the settings of those lines into the policy by hand"})
+			}
 			if len(skipped) > 0 && res.noSettings {
 				// Nothing could be read at all: the file is not Python.
 				return nil, first
@@ -125,20 +146,55 @@ func Import(filename string, src []byte) (*Result, error) {
 			slices.SortStableFunc(res.Warnings, func(a, b Warning) int { return cmp.Compare(a.Line, b.Line) })
 			return res, nil
 		}
+		serr := &SyntaxError{File: filename, Line: lerr.line, Msg: lerr.msg}
 		if first == nil {
 			first = serr
 		}
-		from, to := brokenStatement(lines, serr.Line)
-		if from >= to {
+		if len(skipped) < maxRecoveries && stop == 0 {
+			from, to := brokenStatement(lines, serr.Line)
+			if from >= to {
+				return nil, first
+			}
+			skipped = append(skipped, Warning{File: filename, Line: serr.Line,
+				Message: fmt.Sprintf("invalid Python (%s): lines %d to %d are left out and the rest of the file is read", serr.Msg, from+1, to),
+				Fix:     "correct the file, or copy the settings of those lines into the policy by hand"})
+			for i := from; i < to; i++ {
+				lines[i] = "\n" // keep the line numbers of what follows
+			}
+			continue
+		}
+		// Leave out the statement holding the error and everything after it.
+		// What comes before it tokenizes (and parses, after an error of the
+		// parser), so this takes at most three rounds: a null byte or invalid
+		// UTF-8, whose statement is not known, then an error of the
+		// tokenizer, then one of the parser.
+		if stopErr == nil {
+			stopErr = serr
+		}
+		from := restOfFile(lines, lerr)
+		if from < 0 {
 			return nil, first
 		}
-		skipped = append(skipped, Warning{File: filename, Line: serr.Line,
-			Message: fmt.Sprintf("invalid Python (%s): lines %d to %d are left out and the rest of the file is read", serr.Msg, from+1, to),
-			Fix:     "correct the file, or copy the settings of those lines into the policy by hand"})
-		for i := from; i < to; i++ {
-			lines[i] = "\n" // keep the line numbers of what follows
+		stop, lines = from+1, lines[:from]
+	}
+}
+
+// restOfFile returns the line (0-based) from which to leave out the file
+// after the syntax error e: the line of the statement holding it, or the
+// last line with something on it when nothing from there on has. It
+// returns -1 when no line has anything on it.
+func restOfFile(lines []string, e *lineError) int {
+	from := e.line
+	if e.stmt > 0 && e.stmt < from {
+		from = e.stmt
+	}
+	from = min(max(from-1, 0), len(lines))
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.TrimSpace(lines[i]) != "" {
+			return min(from, i)
 		}
 	}
+	return -1
 }
 
 // brokenStatement returns the lines [from, to) to leave out for a syntax
@@ -172,16 +228,16 @@ func brokenStatement(lines []string, line int) (from, to int) {
 	return from, to
 }
 
-// importText imports one version of the file; a *SyntaxError says where
-// the importer stopped.
-func importText(filename, src string) (*Result, *SyntaxError, error) {
+// importText imports one version of the file; a *lineError says where the
+// importer stopped.
+func importText(filename, src string) (*Result, *lineError, error) {
 	toks, lerr := tokenize(src)
 	var stmts []*stmt
 	if lerr == nil {
 		stmts, lerr = parseFile(toks)
 	}
 	if lerr != nil {
-		return nil, &SyntaxError{File: filename, Line: lerr.line, Msg: lerr.msg}, nil
+		return nil, lerr, nil
 	}
 	res, err := build(filename, stmts)
 	return res, nil, err

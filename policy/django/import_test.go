@@ -1087,3 +1087,94 @@ func TestImportContinuesAfterSyntaxErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestImportStopsAfterManySyntaxErrors checks that a file of broken
+// statements is read up to a bound: each error the importer steps over
+// costs a pass over the file, so after 32 it leaves out the rest of the
+// file, from the statement holding the next error, with one warning.
+func TestImportStopsAfterManySyntaxErrors(t *testing.T) {
+	syntaxWarnings := func(res *django.Result) []django.Warning {
+		var out []django.Warning
+		for _, w := range res.Warnings {
+			if strings.HasPrefix(w.Message, "invalid Python") {
+				out = append(out, w)
+			}
+		}
+		return out
+	}
+
+	t.Run("unclosed_brackets", func(t *testing.T) {
+		// Every "(" is reported at the innermost, so each error the
+		// importer stepped over would leave out a single line.
+		unit := "CORS_ALLOW_ALL_ORIGINS = True\nx=(\n"
+		src := strings.Repeat(unit, django.MaxFileSize/len(unit))
+		lines := strings.Count(src, "\n")
+		res, err := django.Import("settings.py", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(res.YAML), "allow_all_origins: true  # CORS_ALLOW_ALL_ORIGINS, line 1\n") {
+			t.Errorf("YAML lacks the setting of line 1:\n%s", res.YAML)
+		}
+		ws := syntaxWarnings(res)
+		if len(ws) != 1 {
+			t.Fatalf("syntax warnings %v; want one", ws)
+		}
+		want := fmt.Sprintf("settings.py:2: invalid Python (too many nested parentheses, line 466) after 32 syntax errors: the importer stops reading here, and lines 2 to %d, the rest of the file, are left out; fix: ", lines)
+		if got := ws[0].String(); !strings.HasPrefix(got, want) {
+			t.Errorf("warning %q, want prefix %q", got, want)
+		}
+	})
+
+	t.Run("one_per_statement", func(t *testing.T) {
+		// 40 broken statements, each followed by a setting: the settings
+		// after the first 32 are read, the rest are not.
+		var b strings.Builder
+		b.WriteString("CORS_ALLOWED_ORIGINS = []\n")
+		for i := range 40 {
+			fmt.Fprintf(&b, "x = $%d\nCORS_ALLOWED_ORIGINS.append(\"https://a%d.example.com\")\n", i, i)
+		}
+		res, err := django.Import("settings.py", []byte(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if y := string(res.YAML); !strings.Contains(y, "https://a31.example.com\n") || strings.Contains(y, "https://a32.example.com") {
+			t.Errorf("YAML has not the origins of the first 32 statements only:\n%s", y)
+		}
+		ws := syntaxWarnings(res)
+		if len(ws) != 33 {
+			t.Fatalf("%d syntax warnings; want 33: %v", len(ws), ws)
+		}
+		for i, w := range ws[:32] {
+			if want := fmt.Sprintf("settings.py:%d: invalid Python (invalid character '$' (U+0024)): lines %d to %d are left out and the rest of the file is read", 2+2*i, 2+2*i, 2+2*i); !strings.HasPrefix(w.String(), want) {
+				t.Errorf("warning %q, want prefix %q", w.String(), want)
+			}
+		}
+		want := "settings.py:66: invalid Python (invalid character '$' (U+0024), line 66) after 32 syntax errors: the importer stops reading here, and lines 66 to 81, the rest of the file, are left out"
+		if got := ws[32].String(); !strings.HasPrefix(got, want) {
+			t.Errorf("warning %q, want prefix %q", got, want)
+		}
+	})
+
+	t.Run("error_in_a_block", func(t *testing.T) {
+		// The statement holding the error after the 32nd is left out
+		// whole, from its first line.
+		src := "CORS_ALLOW_ALL_ORIGINS = True\n" + strings.Repeat("x = $\n", 32) +
+			"if DEBUG:\n" + // line 34
+			"    CORS_ALLOW_CREDENTIALS = True\n" +
+			"    else:\n" +
+			"        pass\n"
+		res, err := django.Import("settings.py", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if y := string(res.YAML); !strings.Contains(y, "allow_all_origins: true") || strings.Contains(y, "allow_credentials") {
+			t.Errorf("YAML:\n%s", y)
+		}
+		ws := syntaxWarnings(res)
+		want := "settings.py:34: invalid Python ('else' without a statement it belongs to, line 36) after 32 syntax errors: the importer stops reading here, and lines 34 to 37, the rest of the file, are left out"
+		if len(ws) != 33 || !strings.HasPrefix(ws[32].String(), want) {
+			t.Errorf("syntax warnings %v; want 33, the last starting %q", ws, want)
+		}
+	})
+}

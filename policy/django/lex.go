@@ -68,6 +68,10 @@ func (e *SyntaxError) Error() string {
 type lineError struct {
 	line int
 	msg  string
+	// stmt is the line of the top-level statement the error is in: the
+	// lines before it hold whole statements, which tokenize and parse. 0 when
+	// unknown (a null byte or invalid UTF-8 is found before tokenizing).
+	stmt int
 }
 
 type bracket struct {
@@ -83,6 +87,7 @@ type lexer struct {
 	parens  []bracket
 	indents []int
 	bol     bool // at the beginning of a logical line
+	stmt    int  // the line of the last logical line that started in the first column
 }
 
 // tokenize splits src into tokens, with NEWLINE, INDENT and DEDENT as
@@ -90,25 +95,26 @@ type lexer struct {
 // number of times.
 func tokenize(src string) (toks []token, err *lineError) {
 	if i := strings.IndexByte(src, 0); i >= 0 {
-		return nil, &lineError{lineAt(src, i), "source code cannot contain null bytes"}
+		return nil, &lineError{line: lineAt(src, i), msg: "source code cannot contain null bytes"}
 	}
 	if !utf8.ValidString(src) {
 		for i, r := range src {
 			if r == utf8.RuneError {
 				if _, size := utf8.DecodeRuneInString(src[i:]); size <= 1 {
-					return nil, &lineError{lineAt(src, i), "the file is not valid UTF-8 (save it as UTF-8)"}
+					return nil, &lineError{line: lineAt(src, i), msg: "the file is not valid UTF-8 (save it as UTF-8)"}
 				}
 			}
 		}
 	}
 	src = strings.TrimPrefix(src, "\uFEFF")
-	lx := &lexer{src: src, line: 1, indents: []int{0}, bol: true}
+	lx := &lexer{src: src, line: 1, indents: []int{0}, bol: true, stmt: 1}
 	defer func() {
 		if r := recover(); r != nil {
 			le, ok := r.(*lineError)
 			if !ok {
 				panic(r)
 			}
+			le.stmt = lx.stmt
 			toks, err = nil, le
 		}
 	}()
@@ -119,7 +125,7 @@ func tokenize(src string) (toks []token, err *lineError) {
 func lineAt(src string, i int) int { return 1 + strings.Count(src[:i], "\n") }
 
 func (lx *lexer) fail(line int, format string, args ...any) {
-	panic(&lineError{line, fmt.Sprintf(format, args...)})
+	panic(&lineError{line: line, msg: fmt.Sprintf(format, args...)})
 }
 
 func (lx *lexer) emit(kind tokKind, text string, line int) {
@@ -132,6 +138,9 @@ func (lx *lexer) run() {
 		if lx.bol && len(lx.parens) == 0 {
 			if !lx.indentation() {
 				break
+			}
+			if len(lx.indents) == 1 {
+				lx.stmt = lx.line
 			}
 		}
 		if lx.pos >= len(src) {
@@ -513,10 +522,10 @@ func decodeEscapes(body string, line int) (value, unread string, err *lineError)
 			// escapes do not.
 			n, perr := strconv.ParseUint(hex, 16, 32)
 			if len(hex) < width || perr != nil {
-				return "", "", &lineError{line, fmt.Sprintf(`truncated \%c escape in a string`, e)}
+				return "", "", &lineError{line: line, msg: fmt.Sprintf(`truncated \%c escape in a string`, e)}
 			}
 			if n > unicode.MaxRune {
-				return "", "", &lineError{line, `illegal Unicode character in a \U escape`}
+				return "", "", &lineError{line: line, msg: `illegal Unicode character in a \U escape`}
 			}
 			b.WriteRune(rune(n))
 			i += width
@@ -528,7 +537,7 @@ func decodeEscapes(body string, line int) (value, unread string, err *lineError)
 					continue
 				}
 			}
-			return "", "", &lineError{line, `malformed \N character escape in a string`}
+			return "", "", &lineError{line: line, msg: `malformed \N character escape in a string`}
 		default:
 			b.WriteByte('\\')
 			b.WriteByte(e)

@@ -61,6 +61,7 @@ type clause struct {
 type parser struct {
 	toks []token
 	pos  int
+	stmt int // the line of the top-level statement being parsed
 }
 
 // parseFile parses the statements of a tokenized file.
@@ -80,7 +81,7 @@ func parseFile(toks []token) (stmts []*stmt, err *lineError) {
 }
 
 func (p *parser) fail(line int, format string, args ...any) {
-	panic(&lineError{line, fmt.Sprintf(format, args...)})
+	panic(&lineError{line: line, msg: fmt.Sprintf(format, args...), stmt: p.stmt})
 }
 
 func (p *parser) peek() token { return p.toks[p.pos] }
@@ -91,6 +92,9 @@ func (p *parser) block(top bool) []*stmt {
 	var out []*stmt
 	for {
 		t := p.peek()
+		if top && t.kind != tNewline {
+			p.stmt = t.line
+		}
 		switch t.kind {
 		case tEOF:
 			if !top {
