@@ -1178,3 +1178,18 @@ func TestImportStopsAfterManySyntaxErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestImportSyntaxErrorAtEnd checks that the lines left out of a file that
+// ends in a broken statement are counted up to its last line.
+func TestImportSyntaxErrorAtEnd(t *testing.T) {
+	for _, src := range []string{"CORS_ALLOW_ALL_ORIGINS = True\nx = (\n", "CORS_ALLOW_ALL_ORIGINS = True\nx = (\n  1,"} {
+		res, err := django.Import("settings.py", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "settings.py:2: invalid Python ('(' was never closed): lines 2 to " + fmt.Sprint(strings.Count(strings.TrimSuffix(src, "\n"), "\n")+1) + " are left out"
+		if len(res.Warnings) != 1 || !strings.HasPrefix(res.Warnings[0].String(), want) {
+			t.Errorf("%q: warnings %v; want one starting %q", src, res.Warnings, want)
+		}
+	}
+}
