@@ -650,7 +650,10 @@ func TestMessageTimeout(t *testing.T) {
 		s.Stall()
 		return nil
 	}
-	cfg := emulator.Config{MessageTimeout: 50 * time.Millisecond}
+	// The timer covers opening the stream and sending the message too: long
+	// enough for both on a loaded machine under the race detector, so that
+	// only the stalled answer can run it out.
+	cfg := emulator.Config{MessageTimeout: 500 * time.Millisecond}
 	t.Run("request_phase", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t, cfg, stall)
