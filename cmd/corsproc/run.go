@@ -156,8 +156,19 @@ func printCommandUsage(w io.Writer, c command) {
 	if c.args != "" {
 		args = " " + c.args
 	}
+	fs := c.flags()
+	if !hasFlags(fs) {
+		fmt.Fprintf(w, "Usage: corsproc %s%s\n\n%s.\n", c.name, args, upperFirst(c.summary))
+		return
+	}
 	fmt.Fprintf(w, "Usage: corsproc %s [flags]%s\n\n%s.\n\nFlags:\n", c.name, args, upperFirst(c.summary))
-	printFlags(w, c.flags())
+	printFlags(w, fs)
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
 }
 
 // printFlags lists every flag with its argument, description and default,

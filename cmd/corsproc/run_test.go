@@ -68,6 +68,22 @@ func TestTopLevelHelpListsCommands(t *testing.T) {
 	}
 }
 
+// TestCommandHelpFlags: a command's help lists its flags under a heading,
+// and a command without flags has neither the heading nor "[flags]".
+func TestCommandHelpFlags(t *testing.T) {
+	t.Parallel()
+	for _, c := range commands {
+		var stdout bytes.Buffer
+		if err := Run(t.Context(), []string{c.name, "--help"}, &stdout, io.Discard); err != nil {
+			t.Fatalf("%s --help: %v", c.name, err)
+		}
+		out := stdout.String()
+		if hasFlags(c.flags()) != strings.Contains(out, "\nFlags:\n") || hasFlags(c.flags()) != strings.Contains(out, "[flags]") {
+			t.Errorf("%s --help: flags heading and usage do not match its flags:\n%s", c.name, out)
+		}
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
