@@ -70,7 +70,7 @@ proto: $(BIN)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION) ## regenerate proto/corspr
 # jub0bs/cors and measures scale and ext_proc message cost; its own module
 # keeps those peers out of the server's dependencies. The load generator
 # against a no-op ext_proc server takes minutes and is run on its own:
-# cd bench && go run ./cmd/loadgen (docs/performance.md; -tags vtprotobuf adds the vt option set).
+# cd bench && go run ./cmd/loadgen (docs/performance.md; with -tags vtprotobuf the vt option set marshals with vtprotobuf).
 bench: ## benchmarks of policy, processor and the bench module (peers, scale, messages), BENCHCOUNT runs each (for benchstat)
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./policy/ ./processor/
 	cd bench && $(GO) vet ./... && $(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./...
