@@ -359,11 +359,25 @@ func splitWarnings(file string, prod, debug *run, p, d *pol) []Warning {
 	if p.noDefault {
 		how = "is selected by its match"
 	}
+	// A match selects its policy before default_policy does, in file order:
+	// where the production policy has one, making the debug policy the
+	// default changes nothing on the paths it covers.
+	fix := fmt.Sprintf("in development, select %s with the x-corsproc-policy metadata on the Envoy route", d.name)
+	switch {
+	case p.urlsRegex == "":
+		fix += ", or make it the default_policy there"
+	case d.urlsRegex == p.urlsRegex:
+		fix += fmt.Sprintf("; or, in your local copy of the file, delete policy %s (or its match), or list %s first: a match selects its policy before default_policy does, in file order",
+			p.name, d.name)
+	default: // the debug policy has no match
+		fix += fmt.Sprintf("; or, in your local copy of the file, delete policy %s (or its match) and make %s the default_policy: a match selects its policy before default_policy does",
+			p.name, d.name)
+	}
 	out := []Warning{{
 		File: file, Line: line, Setting: "DEBUG",
 		Message: fmt.Sprintf("the CORS settings depend on DEBUG: policy %s holds them for DEBUG = False and %s; policy %s holds them for DEBUG = True and is selected only by name",
 			p.name, how, d.name),
-		Fix: fmt.Sprintf("in development, select %s with the x-corsproc-policy metadata on the Envoy route, or make it the default_policy there", d.name),
+		Fix: fix,
 	}}
 	// Selection by match comes before default_policy and runs in file order:
 	// a match on the debug policy that the production policy's does not

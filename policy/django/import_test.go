@@ -3,6 +3,8 @@ package django_test
 import (
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -1191,5 +1193,106 @@ func TestImportSyntaxErrorAtEnd(t *testing.T) {
 		if len(res.Warnings) != 1 || !strings.HasPrefix(res.Warnings[0].String(), want) {
 			t.Errorf("%q: warnings %v; want one starting %q", src, res.Warnings, want)
 		}
+	}
+}
+
+// TestDebugSplitAdvice applies each way the DEBUG warning's fix offers of
+// selecting the debug policy to the generated file, and checks with
+// corsproc's own selection that it selects django-debug for a path the
+// production policy's match covers, where the production policy is selected
+// as generated.
+func TestDebugSplitAdvice(t *testing.T) {
+	const debugOrigin = "http://localhost:3000"
+	settingsHead := "CORS_ALLOWED_ORIGINS = [\"https://app.example.com\"]\n"
+	for _, tt := range []struct {
+		name     string
+		settings string
+		fix      string
+		// ways edit the generated file as the fix says; wrong are edits
+		// that still select django, which the fix must not offer.
+		ways, wrong []string
+	}{
+		{
+			name:     "no_match",
+			settings: settingsHead + "if DEBUG:\n    CORS_ALLOWED_ORIGINS += [\"" + debugOrigin + "\"]\n",
+			fix:      "in development, select django-debug with the x-corsproc-policy metadata on the Envoy route, or make it the default_policy there",
+			ways:     []string{"metadata", "default"},
+		},
+		{
+			name:     "same_match",
+			settings: settingsHead + "CORS_URLS_REGEX = r\"^/api/\"\nif DEBUG:\n    CORS_ALLOWED_ORIGINS += [\"" + debugOrigin + "\"]\n",
+			fix:      "in development, select django-debug with the x-corsproc-policy metadata on the Envoy route; or, in your local copy of the file, delete policy django (or its match), or list django-debug first: a match selects its policy before default_policy does, in file order",
+			ways:     []string{"metadata", "delete", "delete match", "debug first"},
+			wrong:    []string{"default"},
+		},
+		{
+			name:     "debug_without_match",
+			settings: settingsHead + "CORS_URLS_REGEX = r\"^/api/\"\nif DEBUG:\n    CORS_ALLOWED_ORIGINS += [\"" + debugOrigin + "\"]\n    CORS_URLS_REGEX = r\"^/\"\n",
+			fix:      "in development, select django-debug with the x-corsproc-policy metadata on the Envoy route; or, in your local copy of the file, delete policy django (or its match) and make django-debug the default_policy: a match selects its policy before default_policy does",
+			ways:     []string{"metadata", "delete+default", "delete match+default"},
+			wrong:    []string{"default", "debug first"},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := django.Import("settings.py", []byte(tt.settings))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fix string
+			for _, w := range res.Warnings {
+				if w.Setting == "DEBUG" {
+					fix = w.Fix
+				}
+			}
+			if fix != tt.fix {
+				t.Errorf("fix %q\nwant %q", fix, tt.fix)
+			}
+			selected := func(yaml, metadata string) string {
+				t.Helper()
+				set, err := policy.Parse("cors.yaml", []byte(yaml))
+				if err != nil {
+					t.Fatalf("%v\n%s", err, yaml)
+				}
+				r := policy.Request{Method: "GET", Origin: debugOrigin, Path: "/api/items", PolicyName: metadata}
+				var d policy.Decision
+				set.Decide(&r, &d)
+				return d.Policy
+			}
+			gen := string(res.YAML)
+			if got := selected(gen, ""); got != django.PolicyName {
+				t.Fatalf("the generated file selects %q; want %s\n%s", got, django.PolicyName, gen)
+			}
+			head, pols, _ := strings.Cut(gen, "policies:\n")
+			head = strings.Replace(head, "default_policy: django\n", "", 1)
+			prod, debug, _ := strings.Cut(pols, "  - name: django-debug")
+			debug = "  - name: django-debug" + debug
+			noMatch := regexp.MustCompile(`    match:\n      urls_regex: .*\n`).ReplaceAllString(prod, "")
+			for _, way := range append(tt.ways, tt.wrong...) {
+				yaml, metadata := "", ""
+				switch way {
+				case "metadata":
+					yaml, metadata = gen, django.DebugPolicyName
+				case "default":
+					yaml = head + "default_policy: django-debug\npolicies:\n" + prod + debug
+				case "delete":
+					yaml = head + "policies:\n" + debug
+				case "delete match":
+					yaml = head + "policies:\n" + noMatch + debug
+				case "debug first":
+					yaml = head + "policies:\n" + debug + prod
+				case "delete+default":
+					yaml = head + "default_policy: django-debug\npolicies:\n" + debug
+				case "delete match+default":
+					yaml = head + "default_policy: django-debug\npolicies:\n" + noMatch + debug
+				}
+				want := django.DebugPolicyName
+				if slices.Contains(tt.wrong, way) {
+					want = django.PolicyName
+				}
+				if got := selected(yaml, metadata); got != want {
+					t.Errorf("%s: selects %q; want %s\n%s", way, got, want, yaml)
+				}
+			}
+		})
 	}
 }
