@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 
 	"github.com/corsproc/corsproc/policy"
 )
@@ -361,7 +364,12 @@ func (c *converter) origin(name string, it item) (string, bool) {
 		}
 		changes = append(changes, what)
 	}
-	if lower := strings.ToLower(netloc); lower != netloc && !strings.Contains(netloc, "@") {
+	if i := strings.LastIndexByte(netloc, '@'); i >= 0 {
+		c.warn(it.line, name, fmt.Sprintf("write %q if that is the origin you mean", scheme+"://"+netloc[i+1:]),
+			"%q has user information, which an Origin never has: DCH compared it as written and never matched it; left out", s)
+		return "", false
+	}
+	if lower := strings.ToLower(netloc); lower != netloc {
 		netloc = lower
 		changes = append(changes, "with the host in lower case")
 		neverMatched = true
@@ -372,6 +380,15 @@ func (c *converter) origin(name string, it item) (string, bool) {
 			changes = append(changes, "without the default port "+def.port)
 			neverMatched = true
 		}
+	}
+	if !isASCII(netloc) {
+		fix := "write its host in punycode (xn--...), as browsers send it, if that is the origin you mean"
+		if ascii := punycode(netloc); ascii != "" {
+			fix = fmt.Sprintf("write %q if that is the origin you mean", scheme+"://"+ascii)
+		}
+		c.warn(it.line, name, fix,
+			"%q has a non-ASCII host, which browsers send in punycode: DCH compared it as written and never matched it; left out", s)
+		return "", false
 	}
 	canon := scheme + "://" + netloc
 	switch {
@@ -387,6 +404,39 @@ func (c *converter) origin(name string, it item) (string, bool) {
 			"%q: DCH compared it literally, so it never matched; in corsproc it is a pattern (https://*.example.com matches every subdomain, http://localhost:* every port)", canon)
 	}
 	return canon, true
+}
+
+// punycode returns host[:port] with the host in punycode, as browsers send
+// it, or "" when it has no such form.
+func punycode(netloc string) string {
+	if strings.HasPrefix(netloc, "[") {
+		return ""
+	}
+	host, port, hasPort := strings.Cut(netloc, ":")
+	wild := strings.HasPrefix(host, "*.")
+	ascii, err := idna.Lookup.ToASCII(strings.TrimPrefix(host, "*."))
+	if err != nil {
+		return ""
+	}
+	if wild {
+		ascii = "*." + ascii
+	}
+	if hasPort {
+		ascii += ":" + port
+	}
+	if !isASCII(ascii) {
+		return ""
+	}
+	return ascii
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *converter) regexes() {

@@ -1296,3 +1296,50 @@ func TestDebugSplitAdvice(t *testing.T) {
 		})
 	}
 }
+
+// TestOriginsBrowsersNeverSend checks that origins with a non-ASCII host or
+// user information, which no Origin header holds and so DCH never matched,
+// are left out with a warning instead of making corsproc refuse the file.
+func TestOriginsBrowsersNeverSend(t *testing.T) {
+	src := `CORS_ALLOWED_ORIGINS = [
+    "https://bücher.example",
+    "HTTPS://BÜCHER.example:443/",
+    "https://user:secret@app.example.com",
+    "https://app.example.com",
+    "https://*.bücher.example:8443",
+    "https://[::ä]",
+]
+`
+	res, err := django.Import("settings.py", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.LoadError != nil {
+		t.Errorf("LoadError %v", res.LoadError)
+	}
+	wantYAML := header + `
+default_policy: django
+policies:
+  - name: django
+    allowed_origins:  # CORS_ALLOWED_ORIGINS, line 1
+      - https://app.example.com
+`
+	if string(res.YAML) != wantYAML {
+		t.Errorf("YAML:\n%s\nwant:\n%s", res.YAML, wantYAML)
+	}
+	const idn = `has a non-ASCII host, which browsers send in punycode: DCH compared it as written and never matched it; left out; fix: `
+	want := []string{
+		`settings.py:2: CORS_ALLOWED_ORIGINS: "https://bücher.example" ` + idn + `write "https://xn--bcher-kva.example" if that is the origin you mean`,
+		`settings.py:3: CORS_ALLOWED_ORIGINS: "HTTPS://BÜCHER.example:443/" ` + idn + `write "https://xn--bcher-kva.example" if that is the origin you mean`,
+		`settings.py:4: CORS_ALLOWED_ORIGINS: "https://user:secret@app.example.com" has user information, which an Origin never has: DCH compared it as written and never matched it; left out; fix: write "https://app.example.com" if that is the origin you mean`,
+		`settings.py:6: CORS_ALLOWED_ORIGINS: "https://*.bücher.example:8443" ` + idn + `write "https://*.xn--bcher-kva.example:8443" if that is the origin you mean`,
+		`settings.py:7: CORS_ALLOWED_ORIGINS: "https://[::ä]" ` + idn + `write its host in punycode (xn--...), as browsers send it, if that is the origin you mean`,
+	}
+	var got []string
+	for _, w := range res.Warnings {
+		got = append(got, w.String())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n\t%s\nwant:\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
+	}
+}
