@@ -91,10 +91,16 @@ func TestCorsprocHTTP(t *testing.T) {
 	dupOrigin := decisionCase{name: "duplicate_origin", method: "GET", origin: allowedOrigin(1000)}
 	pna := preflight
 	pna.name = "private_network"
+	// Preflight headers on requests that are not preflights: the
+	// middleware skips them, and must decide as if it had read them.
+	getACRM := decisionCase{name: "get_with_acrm", method: "GET", origin: allowedOrigin(1000), acrm: "PUT", acrh: "content-type"}
+	noOrigin := decisionCase{name: "options_no_origin", method: "OPTIONS", acrm: "PUT", acrh: "content-type"}
 	for _, c := range []httpCase{
 		{dupOrigin.name, dupOrigin.httpRequest(), dupOrigin.policyRequest()},
 		{preflight.name, preflight.httpRequest(), preflight.policyRequest()},
 		{pna.name, pna.httpRequest(), pna.policyRequest()},
+		{getACRM.name, getACRM.httpRequest(), getACRM.policyRequest()},
+		{noOrigin.name, noOrigin.httpRequest(), noOrigin.policyRequest()},
 	} {
 		switch c.name {
 		case "duplicate_origin":

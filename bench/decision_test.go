@@ -175,17 +175,21 @@ func newCorsprocHTTP(set *policy.Set, next http.Handler) http.Handler {
 // processor's removal of the upstream's CORS headers has no counterpart.
 func (h *corsprocHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := policy.Request{Method: r.Method, Host: r.Host, Path: r.URL.Path}
-	// The header map's keys are canonical, as Go's server builds them.
+	// The header map's keys are canonical, as Go's server builds them. The
+	// preflight headers count only in an OPTIONS request with an Origin
+	// (Fetch's CORS-preflight request): elsewhere they are not looked up.
 	if v := r.Header["Origin"]; len(v) > 0 {
 		req.Origin, req.DuplicateOrigin = v[0], len(v) > 1
+		if r.Method == http.MethodOptions {
+			if v := r.Header["Access-Control-Request-Method"]; len(v) > 0 {
+				req.ACRM, req.DuplicateACRM = v[0], len(v) > 1
+			}
+			if v := r.Header["Access-Control-Request-Private-Network"]; len(v) > 0 {
+				req.ACRPN = v[0]
+			}
+			req.ACRH = r.Header["Access-Control-Request-Headers"] // every line
+		}
 	}
-	if v := r.Header["Access-Control-Request-Method"]; len(v) > 0 {
-		req.ACRM, req.DuplicateACRM = v[0], len(v) > 1
-	}
-	if v := r.Header["Access-Control-Request-Private-Network"]; len(v) > 0 {
-		req.ACRPN = v[0]
-	}
-	req.ACRH = r.Header["Access-Control-Request-Headers"] // every line
 
 	d := h.decisions.Get().(*policy.Decision)
 	h.set.Decide(&req, d)
