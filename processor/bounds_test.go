@@ -280,9 +280,11 @@ func BenchmarkProcessIdleTimeout(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				// What grpc-go does per stream: the in-tap handle, the
+				// transport taking the context's Done channel, the
 				// handler, the stream's end cancelling its context.
 				ctx, cancel := context.WithCancel(b.Context())
 				ctx, _ = srv.TapHandle(ctx, info)
+				_ = ctx.Done()
 				fs.ctx, fs.next, fs.closed = ctx, 0, false
 				if err := srv.Process(fs); err != nil {
 					b.Fatal(err)

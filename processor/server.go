@@ -80,9 +80,9 @@ type Server struct {
 	log    *slog.Logger
 	m      *metrics
 
-	bounds      headerBounds
-	idleTimeout time.Duration
-	limits      *limitMetrics
+	bounds headerBounds
+	idle   *idleSweeper // nil without IdleTimeout
+	limits *limitMetrics
 }
 
 // New returns a Server enforcing set. A nil set governs nothing: every
@@ -97,17 +97,19 @@ func New(set *policy.Set, opts Options) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		log:         log,
-		m:           newMetrics(opts.Registerer),
-		limits:      newLimitMetrics(opts.Registerer),
-		bounds:      headerBounds{entries: DefaultMaxRequestHeaders, bytes: DefaultMaxRequestHeaderBytes},
-		idleTimeout: opts.IdleTimeout,
+		log:    log,
+		m:      newMetrics(opts.Registerer),
+		limits: newLimitMetrics(opts.Registerer),
+		bounds: headerBounds{entries: DefaultMaxRequestHeaders, bytes: DefaultMaxRequestHeaderBytes},
 	}
 	if opts.MaxRequestHeaders > 0 {
 		s.bounds.entries = opts.MaxRequestHeaders
 	}
 	if opts.MaxRequestHeaderBytes > 0 {
 		s.bounds.bytes = opts.MaxRequestHeaderBytes
+	}
+	if opts.IdleTimeout > 0 {
+		s.idle = newIdleSweeper(opts.IdleTimeout)
 	}
 	s.active.Store(newActive(set))
 	return s
@@ -192,7 +194,7 @@ func (s *Server) streamEnd(ctx context.Context, idle *streamCtx, err error, fail
 	if idle.expired() {
 		s.limits.idle.Inc()
 		s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream closed: idle timeout",
-			slog.Duration("idle_timeout", s.idleTimeout))
+			slog.Duration("idle_timeout", s.idle.timeout))
 		return idle.idleErr()
 	}
 	if isStreamEnd(err) {
