@@ -5,7 +5,6 @@ package processor
 import (
 	"context"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -16,12 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
-	"google.golang.org/grpc/test/bufconn"
 )
 
 func pad(n int) [][2]string {
@@ -139,24 +136,12 @@ func limitCount(t *testing.T, reg *prometheus.Registry, limit string) float64 {
 // runs its TapHandle, with the health service beside it.
 func newIdleEnv(t *testing.T, timeout time.Duration) (*Server, *prometheus.Registry, *grpc.ClientConn) {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
 	reg := prometheus.NewPedanticRegistry()
 	srv := New(mustParse(t, semanticsYAML), Options{Registerer: reg, IdleTimeout: timeout})
-	gs := grpc.NewServer(grpc.InTapHandle(srv.TapHandle))
-	extprocv3.RegisterExternalProcessorServer(gs, srv)
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(gs, hs)
-	go gs.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		gs.Stop()
-	})
+	conn, _ := newBufconn(t, func(s *grpc.Server) {
+		extprocv3.RegisterExternalProcessorServer(s, srv)
+		healthpb.RegisterHealthServer(s, health.NewServer())
+	}, grpc.InTapHandle(srv.TapHandle))
 	return srv, reg, conn
 }
 

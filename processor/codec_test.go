@@ -1,8 +1,6 @@
 package processor
 
 import (
-	"context"
-	"net"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -10,9 +8,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -153,19 +149,9 @@ func FuzzCodec(f *testing.F) {
 // TestCodecServer runs the processor behind a gRPC server using the Codec,
 // as cmd/corsproc would install it, for an actual request and a preflight.
 func TestCodecServer(t *testing.T) {
-	lis := bufconn.Listen(1 << 20)
 	srv := New(mustParse(t, semanticsYAML), Options{Registerer: prometheus.NewRegistry()})
-	gs := grpc.NewServer(grpc.ForceServerCodecV2(Codec{}))
-	extprocv3.RegisterExternalProcessorServer(gs, srv)
-	go gs.Serve(lis)
-	defer gs.Stop()
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn, _ := newBufconn(t, func(s *grpc.Server) { extprocv3.RegisterExternalProcessorServer(s, srv) },
+		grpc.ForceServerCodecV2(Codec{}))
 	client := extprocv3.NewExternalProcessorClient(conn)
 
 	const o = "https://app.example.com"

@@ -32,24 +32,36 @@ type grpcEnv struct {
 	client extprocv3.ExternalProcessorClient
 }
 
-func newGRPCEnv(t *testing.T, yaml string) *grpcEnv {
-	t.Helper()
+// newBufconn starts a gRPC server made with opts, on an in-memory bufconn
+// listener, with the services register adds, and returns a client
+// connection to it and the server itself (for a test that stops it on
+// purpose). The connection is closed and the server stopped when the test
+// ends.
+func newBufconn(tb testing.TB, register func(*grpc.Server), opts ...grpc.ServerOption) (*grpc.ClientConn, *grpc.Server) {
+	tb.Helper()
 	lis := bufconn.Listen(1 << 20)
-	reg := prometheus.NewPedanticRegistry()
-	srv := New(mustParse(t, yaml), Options{Registerer: reg})
-	gs := grpc.NewServer()
-	extprocv3.RegisterExternalProcessorServer(gs, srv)
+	gs := grpc.NewServer(opts...)
+	register(gs)
 	go gs.Serve(lis)
 	conn, err := grpc.NewClient("passthrough:///bufconn",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		t.Fatal(err)
+		gs.Stop()
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		conn.Close()
 		gs.Stop()
 	})
+	return conn, gs
+}
+
+func newGRPCEnv(t *testing.T, yaml string) *grpcEnv {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	srv := New(mustParse(t, yaml), Options{Registerer: reg})
+	conn, gs := newBufconn(t, func(s *grpc.Server) { extprocv3.RegisterExternalProcessorServer(s, srv) })
 	return &grpcEnv{srv: srv, reg: reg, gs: gs, client: extprocv3.NewExternalProcessorClient(conn)}
 }
 
