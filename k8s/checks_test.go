@@ -137,11 +137,9 @@ func checkObjects(env *testEnv, r *report, tr tree, objs []*object) {
 		case r.overlay != "base" && o.kind != "Namespace" && o.namespace == "":
 			r.add(o, "no namespace: every object of an overlay must say where it goes")
 		}
-		if m := jsonMap(o.data); m != nil {
-			if md, _ := m["metadata"].(map[string]any); md != nil {
-				if l, _ := md["labels"].(map[string]any); l["app.kubernetes.io/name"] == nil {
-					r.add(o, "no app.kubernetes.io/name label: selecting the deployment's objects by label (kubectl get configmap,deploy,svc -l app.kubernetes.io/name=corsproc) would miss it")
-				}
+		if u := unstructuredOf(o.data); u != nil {
+			if _, ok := u.GetLabels()["app.kubernetes.io/name"]; !ok {
+				r.add(o, "no app.kubernetes.io/name label: selecting the deployment's objects by label (kubectl get configmap,deploy,svc -l app.kubernetes.io/name=corsproc) would miss it")
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/resource"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -226,10 +227,12 @@ func newObject(overlay string, r *resource.Resource) (*object, error) {
 		namespace:  r.GetNamespace(),
 		name:       r.GetName(),
 	}
-	ann := r.GetAnnotations()
-	if origin, ok := ann[originAnnotation]; ok {
-		o.origin = originFile(overlay, origin)
+	origin, err := r.GetOrigin()
+	if err != nil {
+		return nil, fmt.Errorf("k8s/%s: %s: %s annotation: %v", overlay, o, originAnnotation, err)
 	}
+	o.origin = originFile(overlay, origin)
+	ann := r.GetAnnotations()
 	delete(ann, originAnnotation)
 	if len(ann) == 0 {
 		ann = nil
@@ -245,31 +248,17 @@ func newObject(overlay string, r *resource.Resource) (*object, error) {
 	return o, nil
 }
 
-// originFile turns kustomize's origin annotation (YAML: path, or
-// configuredIn and configuredBy for generated objects) into a path relative
-// to the repository root.
-func originFile(overlay, ann string) string {
-	var p, in, by string
-	for line := range strings.SplitSeq(ann, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok {
-			continue
-		}
-		v = strings.TrimSpace(v)
-		switch k {
-		case "path":
-			p = v
-		case "configuredIn":
-			in = v
-		case "kind":
-			by = v
-		}
-	}
+// originFile turns kustomize's origin annotation, decoded by kustomize
+// itself (path, or configuredIn and configuredBy for generated objects),
+// into a path relative to the repository root; "" without one.
+func originFile(overlay string, origin *resource.Origin) string {
 	switch {
-	case p != "":
-		return path.Join("k8s", overlay, p)
-	case in != "":
-		return path.Join("k8s", overlay, in) + " (" + by + ")"
+	case origin == nil:
+		return ""
+	case origin.Path != "":
+		return path.Join("k8s", overlay, origin.Path)
+	case origin.ConfiguredIn != "":
+		return path.Join("k8s", overlay, origin.ConfiguredIn) + " (" + origin.ConfiguredBy.Kind + ")"
 	}
 	return ""
 }
@@ -308,13 +297,15 @@ func checkOverlay(env *testEnv, tr tree, overlay string) []string {
 	return r.problems
 }
 
-// jsonMap decodes JSON into a generic map.
-func jsonMap(data []byte) map[string]any {
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
+// unstructuredOf decodes an object's JSON into apimachinery's generic
+// form, for the checks that read its metadata whatever its kind; nil if the
+// JSON is not an object.
+func unstructuredOf(data []byte) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	if err := json.Unmarshal(data, &u.Object); err != nil || u.Object == nil {
 		return nil
 	}
-	return m
+	return u
 }
 
 func TestOverlayList(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // TestSourceYAML parses every YAML file under k8s/ on its own, so that a
@@ -74,19 +75,22 @@ func TestDocManifests(t *testing.T) {
 					t.Errorf("%s:%d: %v", doc, line, err)
 					break
 				}
-				js, err := jsonOf(v)
+				// The mappings of a Kubernetes object only have string
+				// keys: one that does not fails here.
+				js, err := json.Marshal(v)
 				if err != nil {
 					t.Errorf("%s:%d: %v", doc, line, err)
 					continue
 				}
-				o := &object{overlay: r.overlay, data: js, origin: fmt.Sprintf("%s:%d", strings.TrimPrefix(doc, "../"), line)}
-				if m := jsonMap(js); m != nil {
-					o.apiVersion, _ = m["apiVersion"].(string)
-					o.kind, _ = m["kind"].(string)
-					if md, ok := m["metadata"].(map[string]any); ok {
-						o.name, _ = md["name"].(string)
-						o.namespace, _ = md["namespace"].(string)
-					}
+				u := unstructured.Unstructured{Object: v}
+				o := &object{
+					overlay:    r.overlay,
+					apiVersion: u.GetAPIVersion(),
+					kind:       u.GetKind(),
+					namespace:  u.GetNamespace(),
+					name:       u.GetName(),
+					data:       js,
+					origin:     fmt.Sprintf("%s:%d", strings.TrimPrefix(doc, "../"), line),
 				}
 				if strings.HasPrefix(o.apiVersion, "kustomize.config.k8s.io/") {
 					continue // a kustomization, not an object of the cluster
@@ -110,10 +114,4 @@ func TestDocManifests(t *testing.T) {
 			t.Errorf("no doc of %q mentions k8s/%s", docFiles, o)
 		}
 	}
-}
-
-// jsonOf turns a decoded YAML document into JSON; the mappings of a
-// Kubernetes object only have string keys.
-func jsonOf(v any) ([]byte, error) {
-	return json.Marshal(v)
 }
