@@ -151,7 +151,6 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	proc := processor.New(set, processor.Options{Logger: log, IdleTimeout: processor.DefaultIdleTimeout})
 	watchPolicy(ctx, log, o.policy, set, proc.Swap, nil)
 	gs, hs := newGRPCServer(proc, nil)
-	s := &server{log: log, gs: gs, hs: hs}
 	var lc net.ListenConfig
 	grpcLis, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -176,43 +175,27 @@ func runDev(ctx context.Context, e *env, args []string) error {
 		grpcLis.Close()
 		return fmt.Errorf("listener: %w", err)
 	}
-	hsrv := &http.Server{
-		Handler:           proxy,
-		ReadHeaderTimeout: devReadHeaderTimeout,
-		IdleTimeout:       devIdleTimeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	front := &httpServer{
+		name: "dev",
+		srv: &http.Server{
+			Handler:           proxy,
+			ReadHeaderTimeout: devReadHeaderTimeout,
+			IdleTimeout:       devIdleTimeout,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+		lis:   httpLis,
+		drain: devShutdownTimeout,
 	}
 
-	failed := make(chan error, 2)
-	go func() { failed <- gs.Serve(grpcLis) }()
-	go func() { failed <- hsrv.Serve(httpLis) }()
-	bound := listening{grpc: addrString(grpcLis.Addr()), http: addrString(httpLis.Addr())}
-	log.Info("corsproc dev listening",
-		"listen", bound.http,
-		"upstream", o.upstream,
-		"policy", set.Source(),
-		"policies", len(set.Names()),
-		"grpc", bound.grpc)
-	if e.ready != nil {
-		e.ready(bound)
-	}
-
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "cause", context.Cause(ctx))
-	case err = <-failed:
-		err = fmt.Errorf("server stopped: %w", err)
-		log.Error("shutting down", "error", err)
-	}
-	// Browsers first: stop taking requests and let those in flight finish,
-	// with corsproc still answering them; then corsproc drains.
-	sctx, cancel := context.WithTimeout(context.Background(), devShutdownTimeout)
-	defer cancel()
-	if serr := hsrv.Shutdown(sctx); serr != nil {
-		log.Warn("requests still in flight at the shutdown deadline, closing them", "timeout", devShutdownTimeout)
-		hsrv.Close()
-	}
-	conn.Close()
-	s.shutdown(devShutdownTimeout)
-	return err
+	// At shutdown the emulated Envoy drains first, while corsproc still
+	// answers its requests in flight; then corsproc drains.
+	s := &server{log: log, gs: gs, hs: hs, front: front, frontConn: conn}
+	return s.serve(ctx, e, devShutdownTimeout, grpcLis, func(bound listening) {
+		log.Info("corsproc dev listening",
+			"listen", bound.http,
+			"upstream", o.upstream,
+			"policy", set.Source(),
+			"policies", len(set.Names()),
+			"grpc", bound.grpc)
+	})
 }

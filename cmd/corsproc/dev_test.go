@@ -300,3 +300,90 @@ func TestDevHelp(t *testing.T) {
 		t.Errorf("corsproc --help does not list dev:\n%s", stdout.String())
 	}
 }
+
+// TestDevDrainsRequestsInFlight: on SIGTERM the emulated Envoy stops taking
+// requests, and a request already in flight still completes, with the CORS
+// headers of corsproc, which drains only after it.
+func TestDevDrainsRequestsInFlight(t *testing.T) {
+	t.Parallel()
+	arrived := make(chan struct{})
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		io.WriteString(w, "late")
+	}))
+	defer up.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	in := startDev(t, "--upstream", up.URL, "--listen", "127.0.0.1:0")
+	const origin = "http://localhost:3000"
+
+	type answer struct {
+		resp *http.Response
+		body string
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", "http://"+in.addrs.http+"/slow", nil)
+		req.Header.Set("Origin", origin)
+		resp, err := (&http.Client{Timeout: waitLimit}).Do(req)
+		if err != nil {
+			answered <- answer{}
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		answered <- answer{resp, string(body)}
+	}()
+	select {
+	case <-arrived:
+	case <-time.After(waitLimit):
+		t.Fatal("the request did not reach the upstream")
+	}
+
+	in.cancel()
+	// Shutdown has begun once the listener refuses new connections.
+	deadline := time.Now().Add(waitLimit)
+	for {
+		c, err := net.DialTimeout("tcp", in.addrs.http, time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("dev still takes connections after SIGTERM\n%s", in.logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+
+	var a answer
+	select {
+	case a = <-answered:
+	case <-time.After(waitLimit):
+		t.Fatal("the request in flight got no answer")
+	}
+	if a.resp == nil {
+		t.Fatalf("the request in flight failed\n%s", in.logs)
+	}
+	if a.resp.StatusCode != 200 || a.body != "late" {
+		t.Errorf("the request in flight: %d %q, want the upstream's answer", a.resp.StatusCode, a.body)
+	}
+	if got := a.resp.Header.Get("Access-Control-Allow-Origin"); got != origin {
+		t.Errorf("the request in flight: ACAO %q, want %s: corsproc stopped answering before it", got, origin)
+	}
+	if err := in.wait(t); err != nil {
+		t.Errorf("Run after the drain = %v, want nil", err)
+	}
+	logs := in.logs.String()
+	if !strings.Contains(logs, "msg=drained") || strings.Contains(logs, "drain deadline passed") ||
+		strings.Contains(logs, "requests still in flight") {
+		t.Errorf("want a drain within the deadlines, nothing cut:\n%s", logs)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -268,9 +269,20 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			hc = healthpb.NewHealthClient(s.self)
 		}
 		ready := &readiness{active: active, health: hc}
-		s.admin = newAdminServer(log, reg, active, ready.check)
+		s.admin = &httpServer{
+			name:  "admin",
+			srv:   newAdminServer(log, reg, active, ready.check),
+			lis:   adminLis,
+			drain: adminShutdownTimeout,
+		}
 	}
-	return s.serve(ctx, e, o.shutdownTimeout, set, grpcLis, adminLis)
+	return s.serve(ctx, e, o.shutdownTimeout, grpcLis, func(bound listening) {
+		log.Info("corsproc serving",
+			"grpc", bound.grpc,
+			"admin", cmp.Or(bound.admin, "disabled"),
+			"policy", set.Source(),
+			"policies", len(set.Names()))
+	})
 }
 
 // loadPolicy loads the policy at path, or the development policy when path
@@ -291,35 +303,49 @@ func loadPolicy(log *slog.Logger, path string) (*policy.Set, error) {
 	return set, nil
 }
 
-// server is one run of serve: the gRPC server and the admin server.
+// server is one run of serve or dev: the gRPC server, and the HTTP servers
+// that run and stop with it.
 type server struct {
-	log   *slog.Logger
-	gs    *grpc.Server
-	hs    *health.Server
-	admin *http.Server // nil when --admin is ""
+	log *slog.Logger
+	gs  *grpc.Server
+	hs  *health.Server
+	// front is dev's emulated Envoy, whose requests gs answers; nil for
+	// serve. frontConn is its client connection to gs.
+	front     *httpServer
+	frontConn *grpc.ClientConn
+	admin     *httpServer // nil when --admin is "", and for dev
 	// self is /readyz's client connection to gs; nil without admin server.
 	self *grpc.ClientConn
 }
 
+// httpServer is an HTTP server that a server runs beside gs.
+type httpServer struct {
+	name string // what the logs call it: "admin", "dev"
+	srv  *http.Server
+	lis  net.Listener
+	// drain is how long requests in flight may take to finish at shutdown
+	// before their connections are closed.
+	drain time.Duration
+}
+
 // serve serves on the bound listeners until ctx is cancelled or a server
-// fails, then drains. It returns nil after a shutdown asked for by ctx.
-func (s *server) serve(ctx context.Context, e *env, drain time.Duration, set *policy.Set, grpcLis, adminLis net.Listener) error {
-	// Both servers report here; after shutdown nobody reads, hence the room
-	// for both.
-	failed := make(chan error, 2)
+// fails, then drains. announce logs the startup line with the addresses
+// bound. It returns nil after a shutdown asked for by ctx.
+func (s *server) serve(ctx context.Context, e *env, drain time.Duration, grpcLis net.Listener, announce func(listening)) error {
+	// Every server reports here; after shutdown nobody reads, hence the
+	// room for all of them.
+	failed := make(chan error, 3)
 	go func() { failed <- s.gs.Serve(grpcLis) }()
 	bound := listening{grpc: addrString(grpcLis.Addr())}
-	adminAttr := "disabled"
-	if s.admin != nil {
-		go func() { failed <- s.admin.Serve(adminLis) }()
-		bound.admin = addrString(adminLis.Addr())
-		adminAttr = bound.admin
+	if s.front != nil {
+		go func() { failed <- s.front.srv.Serve(s.front.lis) }()
+		bound.http = addrString(s.front.lis.Addr())
 	}
-	s.log.Info("corsproc serving",
-		"grpc", bound.grpc,
-		"admin", adminAttr,
-		"policy", set.Source(),
-		"policies", len(set.Names()))
+	if s.admin != nil {
+		go func() { failed <- s.admin.srv.Serve(s.admin.lis) }()
+		bound.admin = addrString(s.admin.lis.Addr())
+	}
+	announce(bound)
 	if e.ready != nil {
 		e.ready(bound)
 	}
@@ -338,10 +364,18 @@ func (s *server) serve(ctx context.Context, e *env, drain time.Duration, set *po
 
 // shutdown stops taking work and drains: gRPC health, and /readyz which
 // asks it, go down at once, so load balancers and Envoy's health checker
-// steer new requests elsewhere, then in-flight streams get until the drain
-// deadline to finish before they are cut.
+// steer new requests elsewhere. dev's emulated Envoy then stops taking
+// requests and lets those in flight finish, with gs still answering them.
+// Then in-flight streams get until the drain deadline to finish before they
+// are cut.
 func (s *server) shutdown(drain time.Duration) {
 	s.hs.Shutdown() // NOT_SERVING for every service, and it stays so
+
+	if s.front != nil {
+		s.front.shutdown(s.log)
+		// Its streams are over: they must not hold up gs's drain.
+		s.frontConn.Close()
+	}
 
 	stopped := make(chan struct{})
 	go func() {
@@ -361,13 +395,20 @@ func (s *server) shutdown(drain time.Duration) {
 
 	// The admin server goes last, so /readyz answers 503 for the whole drain.
 	if s.admin != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), adminShutdownTimeout)
-		defer cancel()
-		if err := s.admin.Shutdown(ctx); err != nil {
-			s.admin.Close()
-		}
+		s.admin.shutdown(s.log)
 	}
 	if s.self != nil {
 		s.self.Close()
+	}
+}
+
+// shutdown stops h taking requests and waits up to h.drain for those in
+// flight, then closes the connections still open.
+func (h *httpServer) shutdown(log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.drain)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		log.Warn("requests still in flight at the shutdown deadline, closing them", "server", h.name, "timeout", h.drain)
+		h.srv.Close()
 	}
 }
