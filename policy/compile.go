@@ -311,7 +311,13 @@ func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnosti
 		}
 	}
 	for i, src := range p.GetAllowedOriginRegexes() {
-		errs, warns := checkOriginRegex(src)
+		// Parsed once, for the checks and for anchoredRegexp.
+		parsed, err := syntax.Parse(src, syntax.Perl)
+		if err != nil {
+			ds.errorf(item(path+".allowed_origin_regexes", i), "correct the RE2 syntax", "%q: invalid RE2 regex: %s", src, regexpError(err))
+			continue
+		}
+		errs, warns := checkOriginRegex(parsed)
 		if len(errs) > 0 {
 			ds.errorf(item(path+".allowed_origin_regexes", i), errs[0].fix, "%q: %s", src, errs[0].msg)
 			continue
@@ -319,9 +325,9 @@ func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnosti
 		if len(warns) > 0 {
 			ds.warnf(item(path+".allowed_origin_regexes", i), warns[0].fix, "%q: %s", src, warns[0].msg)
 		}
-		re, err := anchoredRegexp(src)
+		re, err := anchoredRegexp(parsed)
 		if err != nil {
-			ds.errorf(item(path+".allowed_origin_regexes", i), "correct the RE2 syntax", "%q: invalid RE2 regex: %s", src, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+			ds.errorf(item(path+".allowed_origin_regexes", i), "correct the RE2 syntax", "%q: invalid RE2 regex: %s", src, regexpError(err))
 			continue
 		}
 		set.regexes = append(set.regexes, re)
@@ -551,11 +557,12 @@ func compileMatch(m *corsprocv1.Match, path string, ds *diagnostics) matcher {
 		out.prefixes = append(out.prefixes, p)
 	}
 	if src := m.GetUrlsRegex(); src != "" {
-		re, err := anchoredRegexp(src)
+		re, err := syntax.Parse(src, syntax.Perl)
+		if err == nil {
+			out.urls, err = anchoredRegexp(re)
+		}
 		if err != nil {
-			ds.errorf(path+".urls_regex", "correct the RE2 syntax", "invalid RE2 regex %q: %s", src, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
-		} else {
-			out.urls = re
+			ds.errorf(path+".urls_regex", "correct the RE2 syntax", "invalid RE2 regex %q: %s", src, regexpError(err))
 		}
 	}
 	return out
@@ -569,17 +576,22 @@ func isBracketedIPv6(s string) bool {
 // header names (httpguts checks header names, which are tokens).
 func isToken(s string) bool { return httpguts.ValidHeaderFieldName(s) }
 
-// anchoredRegexp compiles the RE2 regex src so that it matches whole strings
-// only. It anchors the parsed expression, not the source text: pasted
-// around the text, "^(?:" and ")$" would be swallowed by an unterminated
-// \Q (which quotes the rest of the regex), and what then failed to compile
-// once made MustCompile panic (found by FuzzAllowedOriginRegex).
-func anchoredRegexp(src string) (*regexp.Regexp, error) {
-	re, err := syntax.Parse(src, syntax.Perl)
-	if err != nil {
-		return nil, err
-	}
+// anchoredRegexp compiles re, an RE2 regex parsed with syntax.Perl (the
+// flags of regexp.Compile), so that it matches whole strings only. It
+// anchors the parsed expression, not the source text: pasted around the
+// text, "^(?:" and ")$" would be swallowed by an unterminated \Q (which
+// quotes the rest of the regex), and what then failed to compile once made
+// MustCompile panic (found by FuzzAllowedOriginRegex). The caller parses
+// the source once, for its own checks too; regexp has no way to compile a
+// parsed expression, so regexp.Compile parses the anchored text again.
+func anchoredRegexp(re *syntax.Regexp) (*regexp.Regexp, error) {
 	return regexp.Compile(`^(?:` + re.String() + `)$`)
+}
+
+// regexpError is a regex parse error without the "error parsing regexp: "
+// that regexp/syntax puts in front of every one.
+func regexpError(err error) string {
+	return strings.TrimPrefix(err.Error(), "error parsing regexp: ")
 }
 
 // item is the path of a list's i-th item, built only when a diagnostic

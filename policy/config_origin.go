@@ -175,14 +175,11 @@ func isPublicSuffix(base string) bool {
 	return ps == base && (icann || strings.Contains(base, "."))
 }
 
-// checkOriginRegex finds the classic regex mistakes (section 3): a "." that
-// is neither escaped nor a quantified wildcard is an error; a ".*" or ".+"
-// directly followed by a letter or digit is a warning.
-func checkOriginRegex(src string) (errs, warns []*problem) {
-	re, err := syntax.Parse(src, syntax.Perl)
-	if err != nil {
-		return []*problem{problemf("correct the RE2 syntax", "invalid RE2 regex: %s", strings.TrimPrefix(err.Error(), "error parsing regexp: "))}, nil
-	}
+// checkOriginRegex finds the classic regex mistakes (section 3) in a parsed
+// allowed_origin_regexes entry: a "." that is neither escaped nor a
+// quantified wildcard is an error; a ".*" or ".+" directly followed by a
+// letter or digit is a warning.
+func checkOriginRegex(re *syntax.Regexp) (errs, warns []*problem) {
 	var walk func(re, parent *syntax.Regexp)
 	walk = func(re, parent *syntax.Regexp) {
 		switch re.Op {
