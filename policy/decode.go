@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -415,14 +416,11 @@ func (d *decoder) scalar(n *yaml.Node, path string, fd protoreflect.FieldDescrip
 		}
 		return protoreflect.ValueOfInt64(i), true
 	case protoreflect.EnumKind:
-		names := enumNames(fd.Enum())
-		for num, name := range names {
-			if n.Tag == "!!str" && n.Value == name {
-				return protoreflect.ValueOfEnum(num), true
-			}
+		sp := spellingOf(fd.Enum())
+		if num, ok := sp.numbers[n.Value]; ok && n.Tag == "!!str" {
+			return protoreflect.ValueOfEnum(num), true
 		}
-		choices := slices.Sorted(maps.Values(names))
-		d.errorAt(n, path, "write one of: "+strings.Join(choices, ", "), "unknown value %q", n.Value)
+		d.errorAt(n, path, "write one of: "+sp.choices, "unknown value %q", n.Value)
 	default:
 		// The schema holds no other kinds; a new one fails here loudly in
 		// tests rather than being silently dropped.
@@ -431,24 +429,49 @@ func (d *decoder) scalar(n *yaml.Node, path string, fd protoreflect.FieldDescrip
 	return protoreflect.Value{}, false
 }
 
-// enumNames maps enum numbers to the names written in YAML: the value name
-// without the enum's prefix, lower case (MODE_SHADOW is "shadow"). The
+// enumSpelling is how the values of an enum are written in YAML: the value
+// name without the enum's prefix, lower case (MODE_SHADOW is "shadow"). The
 // UNSPECIFIED value cannot be written.
-func enumNames(ed protoreflect.EnumDescriptor) map[protoreflect.EnumNumber]string {
+type enumSpelling struct {
+	names   map[protoreflect.EnumNumber]string
+	numbers map[string]protoreflect.EnumNumber
+	choices string // the names, sorted and comma-separated, for a fix
+}
+
+// enumSpellings holds the spelling of every enum met so far, keyed by the
+// enum's protoreflect.FullName, so that it is worked out once per enum
+// rather than for every value decoded: the schema has a few enums, and
+// Parse decodes on several goroutines.
+var enumSpellings sync.Map // protoreflect.FullName → *enumSpelling
+
+// spellingOf returns the spelling of the enum ed, working it out the first
+// time ed is met. Goroutines meeting ed at once may each work it out; all
+// then use the one stored first.
+func spellingOf(ed protoreflect.EnumDescriptor) *enumSpelling {
+	if sp, ok := enumSpellings.Load(ed.FullName()); ok {
+		return sp.(*enumSpelling)
+	}
 	values := ed.Values()
 	prefix := strings.TrimSuffix(string(values.ByNumber(0).Name()), "UNSPECIFIED")
-	out := make(map[protoreflect.EnumNumber]string, values.Len())
+	sp := &enumSpelling{
+		names:   make(map[protoreflect.EnumNumber]string, values.Len()),
+		numbers: make(map[string]protoreflect.EnumNumber, values.Len()),
+	}
 	for i := 1; i < values.Len(); i++ {
 		v := values.Get(i)
-		out[v.Number()] = strings.ToLower(strings.TrimPrefix(string(v.Name()), prefix))
+		name := strings.ToLower(strings.TrimPrefix(string(v.Name()), prefix))
+		sp.names[v.Number()] = name
+		sp.numbers[name] = v.Number()
 	}
-	return out
+	sp.choices = strings.Join(slices.Sorted(maps.Keys(sp.numbers)), ", ")
+	stored, _ := enumSpellings.LoadOrStore(ed.FullName(), sp)
+	return stored.(*enumSpelling)
 }
 
 // EnumName returns the YAML spelling of an enum value (MODE_SHADOW is
 // "shadow").
 func EnumName(v protoreflect.Enum) string {
-	return enumNames(v.Descriptor())[v.Number()]
+	return spellingOf(v.Descriptor()).names[v.Number()]
 }
 
 func kindWord(fd protoreflect.FieldDescriptor) string {
