@@ -74,8 +74,9 @@ func Compile(file string, pf *corsprocv1.PolicyFile) (*Set, error) {
 
 // parsedFile is one decoded policy file and the diagnostics found so far.
 type parsedFile struct {
-	pf *corsprocv1.PolicyFile // nil when the file could not be decoded at all
-	ds *diagnostics
+	pf     *corsprocv1.PolicyFile // nil when the file could not be decoded at all
+	ds     *diagnostics
+	spread spread
 }
 
 // build validates and compiles decoded files into one set, and gathers every
@@ -132,7 +133,8 @@ func compile(source string, files []parsedFile) *Set {
 		}
 		ds := f.ds
 		policies := f.pf.GetPolicies()
-		compiled := compilePolicies(policies, ds)
+		compiled, parallel := compilePolicies(policies, ds)
+		f.spread.compile = parallel
 		for i, p := range policies {
 			path := policyPath(i)
 			cp := compiled[i].cp

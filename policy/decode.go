@@ -54,37 +54,40 @@ func NewPolicy(name string) *corsprocv1.Policy {
 // not write take django-cors-headers' defaults (see NewPolicy); an explicit
 // empty list stays empty. The result is not validated: Compile does that.
 func Decode(file string, data []byte) (*corsprocv1.PolicyFile, error) {
-	pf, ds := decode(file, data)
-	if pf == nil || ds.hasErrors() {
-		return nil, &ValidationError{Diagnostics: sortByPosition(ds.list)}
+	f := decode(file, data)
+	if f.pf == nil || f.ds.hasErrors() {
+		return nil, &ValidationError{Diagnostics: sortByPosition(f.ds.list)}
 	}
-	return pf, nil
+	return f.pf, nil
 }
 
-func decode(file string, data []byte) (*corsprocv1.PolicyFile, *diagnostics) {
-	ds := newDiagnostics(file)
+// decode decodes a policy file; the result has no PolicyFile when data
+// could not be decoded at all.
+func decode(file string, data []byte) parsedFile {
+	f := parsedFile{ds: newDiagnostics(file)}
 	if len(data) > MaxFileSize {
-		ds.errorf("", "split the policy set or shorten it", "file is %d bytes, more than the %d corsproc reads", len(data), MaxFileSize)
-		return nil, ds
+		f.ds.errorf("", "split the policy set or shorten it", "file is %d bytes, more than the %d corsproc reads", len(data), MaxFileSize)
+		return f
 	}
-	doc, ok := parseSplit(data)
-	if !ok {
-		if doc = parseWhole(data, ds); doc == nil {
-			return nil, ds
+	doc, split := parseSplit(data)
+	if !split {
+		if doc = parseWhole(data, f.ds); doc == nil {
+			return f
 		}
 	}
 	root := doc.Content[0]
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
-		ds.errorf("", "write at least one policy; see docs/policy.md", "file is empty")
-		return nil, ds
+		f.ds.errorf("", "write at least one policy; see docs/policy.md", "file is empty")
+		return f
 	}
 	pf := &corsprocv1.PolicyFile{}
-	d := &decoder{ds: ds, merging: map[*yaml.Node]bool{}}
+	d := &decoder{ds: f.ds, merging: map[*yaml.Node]bool{}}
 	d.message(root, "", pf.ProtoReflect())
-	if root.Kind != yaml.MappingNode {
-		return nil, ds
+	f.spread.split, f.spread.decode = split, d.spread
+	if root.Kind == yaml.MappingNode {
+		f.pf = pf
 	}
-	return pf, ds
+	return f
 }
 
 // parseWhole parses data as one YAML document, or reports in ds why it
@@ -125,6 +128,7 @@ type decoder struct {
 	nodes   int
 	bomb    bool
 	merging map[*yaml.Node]bool // mappings whose merge keys are being expanded
+	spread  bool                // a list was decoded on several goroutines
 }
 
 // resolve follows aliases and counts nodes against maxNodes.
@@ -352,6 +356,7 @@ func (d *decoder) field(n *yaml.Node, path string, m protoreflect.Message, fd pr
 		d.ds.lists[path] = n
 		if fd.Kind() == protoreflect.MessageKind {
 			if parts := partition(len(n.Content)); len(parts) > 1 && d.messages(n, path, list, parts) {
+				d.spread = true
 				return
 			}
 		}

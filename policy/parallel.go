@@ -15,6 +15,14 @@ import (
 // policies (names, routes, the default) is then checked in order, on one
 // goroutine, and diagnostics come out as they would from one goroutine.
 
+// spread says which stages of loading a file ran on several goroutines: the
+// YAML parse (parseSplit), the decoding of the policies list (messages) and
+// their compilation (compilePolicies). parse reports it for tests, so that
+// a large file that stops being spread fails one.
+type spread struct {
+	split, decode, compile bool
+}
+
 // Tuning of the parallel decode and compile, variables so that tests can
 // make small lists parallel.
 var (
@@ -88,8 +96,9 @@ type compiled struct {
 // compilePolicies compiles the policies of one file, one range of policies
 // per goroutine. Each goroutine reports into diagnostics of its own that
 // read the file's positions; a policy's findings are kept apart so that the
-// caller adds them in file order.
-func compilePolicies(policies []*corsprocv1.Policy, ds *diagnostics) []compiled {
+// caller adds them in file order. It reports whether it used several
+// goroutines.
+func compilePolicies(policies []*corsprocv1.Policy, ds *diagnostics) ([]compiled, bool) {
 	out := make([]compiled, len(policies))
 	compileRange := func(r [2]int) {
 		// The position maps are only read while policies compile.
@@ -104,14 +113,14 @@ func compilePolicies(policies []*corsprocv1.Policy, ds *diagnostics) []compiled 
 	parts := partition(len(policies))
 	if len(parts) == 1 {
 		compileRange(parts[0]) // most files: no goroutine
-		return out
+		return out, false
 	}
 	var wg sync.WaitGroup
 	for _, r := range parts {
 		wg.Go(func() { compileRange(r) })
 	}
 	wg.Wait()
-	return out
+	return out, true
 }
 
 func policyPath(i int) string { return item("policies", i) }

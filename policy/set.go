@@ -61,8 +61,7 @@ func Load(path string) (*Set, error) {
 		}
 		fmt.Fprintf(h, "%s\x00%d\x00", filepath.Base(name), len(data))
 		h.Write(data)
-		pf, ds := decode(name, data)
-		files = append(files, parsedFile{pf: pf, ds: ds})
+		files = append(files, decode(name, data))
 		// data was read here and is not kept elsewhere: no copy needed.
 		sources = append(sources, File{Name: name, Data: data})
 	}
@@ -129,16 +128,22 @@ func readFile(path string) ([]byte, error) {
 // the source in diagnostics. Every problem is reported at once in a
 // *ValidationError.
 func Parse(file string, data []byte) (*Set, error) {
-	pf, ds := decode(file, data)
-	s, err := build(file, []parsedFile{{pf: pf, ds: ds}})
+	s, _, err := parse(file, data)
+	return s, err
+}
+
+// parse is Parse, and reports which stages ran on several goroutines.
+func parse(file string, data []byte) (*Set, spread, error) {
+	files := []parsedFile{decode(file, data)}
+	s, err := build(file, files)
 	if err != nil {
-		return nil, err
+		return nil, files[0].spread, err
 	}
 	sum := sha256.Sum256(data)
 	s.digest = hex.EncodeToString(sum[:])
 	// The caller keeps data: copy it, so that the set stays immutable.
 	s.files = []File{{Name: file, Data: bytes.Clone(data)}}
-	return s, nil
+	return s, files[0].spread, nil
 }
 
 //go:embed development.yaml
