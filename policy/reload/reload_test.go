@@ -316,19 +316,26 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return 0
 }
 
-// TestSIGHUP checks that a value on the hup channel reloads, even when no
-// file event arrives (a file changed on a filesystem without inotify).
-func TestSIGHUP(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "policy.yaml")
-	writeAtomic(t, path, policyYAML("x-old"))
+// unwatched writes a policy exposing expose at path and returns a Reloader
+// of it that is never Run, so that only the test's calls to Reload swap
+// sets, and the pointer it swaps them into.
+func unwatched(t *testing.T, path, expose string) (*reload.Reloader, *atomic.Pointer[policy.Set]) {
+	t.Helper()
+	writeAtomic(t, path, policyYAML(expose))
 	set, err := policy.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var active atomic.Pointer[policy.Set]
+	active := new(atomic.Pointer[policy.Set])
 	active.Store(set)
-	r := reload.New(path, set, active.Store, reload.Options{})
+	return reload.New(path, set, active.Store, reload.Options{}), active
+}
+
+// TestSIGHUP checks that a value on the hup channel reloads, even when no
+// file event arrives (a file changed on a filesystem without inotify).
+func TestSIGHUP(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	r, active := unwatched(t, path, "x-old")
 	// The watch is never started: only SIGHUP can bring the change in.
 	writeAtomic(t, path, policyYAML("x-new"))
 	if res, err := r.Reload(); res != reload.Swapped || err != nil {
@@ -350,14 +357,7 @@ func TestSIGHUP(t *testing.T) {
 // requests: every decision matches one set or the other entirely.
 func TestConcurrentReloads(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
-	writeAtomic(t, path, policyYAML("x-a"))
-	set, err := policy.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var active atomic.Pointer[policy.Set]
-	active.Store(set)
-	r := reload.New(path, set, active.Store, reload.Options{})
+	r, active := unwatched(t, path, "x-a")
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var decisions atomic.Int64
@@ -390,16 +390,8 @@ func TestConcurrentReloads(t *testing.T) {
 // TestBadReplacementsKeepServing replaces the policy file with things that
 // are not a policy: each reload is refused and the last good set serves.
 func TestBadReplacementsKeepServing(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "policy.yaml")
-	writeAtomic(t, path, policyYAML("x-good"))
-	set, err := policy.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var active atomic.Pointer[policy.Set]
-	active.Store(set)
-	r := reload.New(path, set, active.Store, reload.Options{})
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	r, active := unwatched(t, path, "x-good")
 	for _, c := range []struct {
 		name    string
 		replace func()
