@@ -170,21 +170,26 @@ func (p *parser) statement() []*stmt {
 func headerColon(ts []token) int {
 	depth := 0
 	for i, t := range ts {
-		if t.kind != tOp {
-			continue
-		}
-		switch t.text {
-		case "(", "[", "{":
-			depth++
-		case ")", "]", "}":
-			depth--
-		case ":":
-			if depth == 0 {
-				return i
-			}
+		depth += bracketStep(t)
+		if depth == 0 && isOp(t, ":") {
+			return i
 		}
 	}
 	return -1
+}
+
+// bracketStep is how the token t changes the bracket depth: +1 for an
+// opening bracket, -1 for a closing one, 0 for any other token.
+func bracketStep(t token) int {
+	if t.kind == tOp {
+		switch t.text {
+		case "(", "[", "{":
+			return 1
+		case ")", "]", "}":
+			return -1
+		}
+	}
+	return 0
 }
 
 // clauseBody parses the body of the clause whose header is ts: an indented
@@ -259,19 +264,10 @@ func splitTop(ts []token, sep string, stopAtLambda bool) [][]token {
 		if stopAtLambda && depth == 0 && isName(t, "lambda") {
 			break
 		}
-		if t.kind != tOp {
-			continue
-		}
-		switch t.text {
-		case "(", "[", "{":
-			depth++
-		case ")", "]", "}":
-			depth--
-		default:
-			if depth == 0 && t.text == sep {
-				out = append(out, ts[start:i])
-				start = i + 1
-			}
+		depth += bracketStep(t)
+		if depth == 0 && isOp(t, sep) {
+			out = append(out, ts[start:i])
+			start = i + 1
 		}
 	}
 	return append(out, ts[start:])
@@ -320,15 +316,8 @@ func simpleStatement(ts []token) *stmt {
 	// Augmented assignment: the first top-level augmented operator.
 	depth := 0
 	for i, t := range ts {
-		if t.kind != tOp {
-			continue
-		}
-		switch {
-		case t.text == "(" || t.text == "[" || t.text == "{":
-			depth++
-		case t.text == ")" || t.text == "]" || t.text == "}":
-			depth--
-		case depth == 0 && augOps[t.text]:
+		depth += bracketStep(t)
+		if depth == 0 && t.kind == tOp && augOps[t.text] {
 			target := ts[:i]
 			if len(target) == 1 && target[0].kind == tName {
 				s.kind, s.op, s.targets = sAugAssign, t.text, []string{target[0].text}
@@ -385,12 +374,8 @@ func baseNames(ts []token) []string {
 	depth := 0
 	list := len(ts) > 0 && (isOp(ts[0], "(") || isOp(ts[0], "["))
 	for i, t := range ts {
-		switch {
-		case t.kind == tOp && (t.text == "(" || t.text == "[" || t.text == "{"):
-			depth++
-		case t.kind == tOp && (t.text == ")" || t.text == "]" || t.text == "}"):
-			depth--
-		case t.kind == tName && (depth == 0 || list) && (i == 0 || !isOp(ts[i-1], ".")):
+		depth += bracketStep(t)
+		if t.kind == tName && (depth == 0 || list) && (i == 0 || !isOp(ts[i-1], ".")) {
 			out = append(out, t.text)
 		}
 	}
@@ -590,18 +575,10 @@ func (p *exprParser) mk(kind exprKind, line int, s string, subs ...*expr) *expr 
 func (p *exprParser) matching(i int) int {
 	depth := 0
 	for j := i; j < len(p.ts); j++ {
-		t := p.ts[j]
-		if t.kind != tOp {
-			continue
-		}
-		switch t.text {
-		case "(", "[", "{":
-			depth++
-		case ")", "]", "}":
-			depth--
-			if depth == 0 {
-				return j
-			}
+		step := bracketStep(p.ts[j])
+		depth += step
+		if step < 0 && depth == 0 {
+			return j
 		}
 	}
 	p.fail("has an unclosed bracket")
@@ -650,12 +627,8 @@ func (p *exprParser) test(end int) *expr {
 		// Skip the parameters up to the colon, then the body.
 		depth := 0
 		for p.i++; p.i < end; p.i++ {
-			u := p.ts[p.i]
-			if u.kind == tOp && (u.text == "(" || u.text == "[" || u.text == "{") {
-				depth++
-			} else if u.kind == tOp && (u.text == ")" || u.text == "]" || u.text == "}") {
-				depth--
-			} else if depth == 0 && isOp(u, ":") {
+			depth += bracketStep(p.ts[p.i])
+			if depth == 0 && isOp(p.ts[p.i], ":") {
 				break
 			}
 		}
@@ -682,22 +655,19 @@ func (p *exprParser) test(end int) *expr {
 	return e
 }
 
-func (p *exprParser) orTest(end int) *expr {
-	e := p.andTest(end)
-	for p.isName(end, "or") {
-		line := p.ts[p.i].line
-		p.i++
-		e = p.mk(eOpaque, line, "is computed with 'or'", e, p.andTest(end))
-	}
-	return e
-}
+func (p *exprParser) orTest(end int) *expr { return p.boolOp(end, "or", p.andTest) }
 
-func (p *exprParser) andTest(end int) *expr {
-	e := p.notTest(end)
-	for p.isName(end, "and") {
+func (p *exprParser) andTest(end int) *expr { return p.boolOp(end, "and", p.notTest) }
+
+// boolOp parses operands joined by the keyword kw ("or" or "and"). Python's
+// boolean operators yield one of their operands, which the importer does not
+// evaluate, so each join is opaque.
+func (p *exprParser) boolOp(end int, kw string, operand func(end int) *expr) *expr {
+	e := operand(end)
+	for p.isName(end, kw) {
 		line := p.ts[p.i].line
 		p.i++
-		e = p.mk(eOpaque, line, "is computed with 'and'", e, p.notTest(end))
+		e = p.mk(eOpaque, line, "is computed with '"+kw+"'", e, operand(end))
 	}
 	return e
 }
