@@ -91,19 +91,25 @@ func (c decisionCase) httpRequest() *http.Request {
 	if err != nil {
 		panic(err)
 	}
-	if c.origin != "" {
-		r.Header.Set("Origin", c.origin)
-	}
-	if c.acrm != "" {
-		r.Header.Set("Access-Control-Request-Method", c.acrm)
-	}
-	if c.acrh != "" {
-		r.Header.Set("Access-Control-Request-Headers", c.acrh)
-	}
+	setCORSHeaders(r.Header, c.origin, c.acrm, c.acrh)
 	if c.acrhLines != nil {
 		r.Header["Access-Control-Request-Headers"] = c.acrhLines
 	}
 	return r
+}
+
+// setCORSHeaders sets the CORS request headers a browser sends, each only
+// when its value is not empty.
+func setCORSHeaders(h http.Header, origin, acrm, acrh string) {
+	if origin != "" {
+		h.Set("Origin", origin)
+	}
+	if acrm != "" {
+		h.Set("Access-Control-Request-Method", acrm)
+	}
+	if acrh != "" {
+		h.Set("Access-Control-Request-Headers", acrh)
+	}
 }
 
 // policyRequest is the case as corsproc's policy.Request, as the processor

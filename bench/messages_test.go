@@ -58,15 +58,7 @@ func newEmulator(tb testing.TB, svc extprocv3.ExternalProcessorServer, skipWitho
 // httpRequest is the browser's request of scenario sc.
 func httpRequest(sc loadgen.Scenario) *http.Request {
 	r := httptest.NewRequest(sc.Method, "http://api.example.com"+sc.Path, nil)
-	if sc.Origin != "" {
-		r.Header.Set("Origin", sc.Origin)
-	}
-	if sc.ACRM != "" {
-		r.Header.Set("Access-Control-Request-Method", sc.ACRM)
-	}
-	if sc.ACRH != "" {
-		r.Header.Set("Access-Control-Request-Headers", sc.ACRH)
-	}
+	setCORSHeaders(r.Header, sc.Origin, sc.ACRM, sc.ACRH)
 	return r
 }
 
