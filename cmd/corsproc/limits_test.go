@@ -169,20 +169,30 @@ func TestMaxConcurrentStreams(t *testing.T) {
 	}
 }
 
-// A client that pings more often than keepaliveMinTime is sent GOAWAY
-// ENHANCE_YOUR_CALM "too_many_pings" and disconnected.
-func TestTooManyPings(t *testing.T) {
-	t.Parallel()
+// rawHTTP2 starts a serve and opens a bare TCP connection to its gRPC port,
+// the HTTP/2 client preface already sent, for tests that write frames no
+// well-behaved gRPC client would. Reads and writes on it give up after
+// waitLimit; it is closed when the test ends.
+func rawHTTP2(t *testing.T) net.Conn {
+	t.Helper()
 	in := startServe(t, "--listen", "127.0.0.1:0", "--admin", "")
 	conn, err := net.DialTimeout("tcp", in.addrs.grpc, waitLimit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(waitLimit))
 	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
 		t.Fatal(err)
 	}
+	return conn
+}
+
+// A client that pings more often than keepaliveMinTime is sent GOAWAY
+// ENHANCE_YOUR_CALM "too_many_pings" and disconnected.
+func TestTooManyPings(t *testing.T) {
+	t.Parallel()
+	conn := rawHTTP2(t)
 	fr := http2.NewFramer(conn, bufio.NewReader(conn))
 	if err := fr.WriteSettings(); err != nil {
 		t.Fatal(err)
@@ -216,14 +226,7 @@ func TestTooManyPings(t *testing.T) {
 // REFUSED_STREAM) rather than served.
 func TestConcurrentStreamsEnforced(t *testing.T) {
 	t.Parallel()
-	in := startServe(t, "--listen", "127.0.0.1:0", "--admin", "")
-	conn, err := net.DialTimeout("tcp", in.addrs.grpc, waitLimit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(waitLimit))
-	io.WriteString(conn, http2.ClientPreface)
+	conn := rawHTTP2(t)
 	bw := bufio.NewWriter(conn)
 	fr := http2.NewFramer(bw, bufio.NewReader(conn))
 	fr.WriteSettings()

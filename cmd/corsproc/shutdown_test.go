@@ -63,6 +63,20 @@ func (l *envoyLoad) fail(err error) {
 	l.failures = append(l.failures, err)
 }
 
+// checkCompleted fails t unless every stream that was started also
+// completed: none failed after its first answer, whatever the shutdown.
+func (l *envoyLoad) checkCompleted(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.failures) > 0 {
+		t.Errorf("%d started streams failed, e.g. %v", len(l.failures), l.failures[0])
+	}
+	if s, c := l.started.Load(), l.completed.Load(); s != c {
+		t.Errorf("%d streams started, %d completed", s, c)
+	}
+}
+
 // run runs clients on conns until stop is closed.
 func (l *envoyLoad) run(conns []*grpc.ClientConn, clients int, upstream time.Duration, stop <-chan struct{}) *sync.WaitGroup {
 	var wg sync.WaitGroup
@@ -196,14 +210,7 @@ func TestServeShutdownUnderLoad(t *testing.T) {
 	if returned > drain {
 		t.Errorf("Run returned %v after SIGTERM, past the %v drain deadline", returned, drain)
 	}
-	load.mu.Lock()
-	defer load.mu.Unlock()
-	if len(load.failures) > 0 {
-		t.Errorf("%d started streams failed, e.g. %v", len(load.failures), load.failures[0])
-	}
-	if s, c := load.started.Load(), load.completed.Load(); s != c {
-		t.Errorf("%d streams started, %d completed", s, c)
-	}
+	load.checkCompleted(t)
 	if load.started.Load() < startedAtSIGTERM {
 		t.Errorf("started count went down")
 	}
@@ -288,14 +295,7 @@ func TestBinarySIGTERM(t *testing.T) {
 	if exitedAfter > drain {
 		t.Errorf("exited %v after SIGTERM, past the %v drain deadline", exitedAfter, drain)
 	}
-	load.mu.Lock()
-	defer load.mu.Unlock()
-	if len(load.failures) > 0 {
-		t.Errorf("%d started streams failed, e.g. %v", len(load.failures), load.failures[0])
-	}
-	if s, c := load.started.Load(), load.completed.Load(); s != c {
-		t.Errorf("%d streams started, %d completed", s, c)
-	}
+	load.checkCompleted(t)
 	if l := logs.String(); !strings.Contains(l, "msg=drained") {
 		t.Errorf("no drained line:\n%s", l)
 	}
