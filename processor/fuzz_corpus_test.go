@@ -77,15 +77,7 @@ func TestEncodeStream(t *testing.T) {
 	if !ok {
 		t.Fatal("not encoded")
 	}
-	g := &gen{b: data}
-	var md []string
-	for range g.n(3) {
-		md = append(md, g.pick(fuzzPolicies))
-	}
-	var got []*extprocv3.ProcessingRequest
-	for range 1 + g.n(8) {
-		got = append(got, g.message())
-	}
+	md, got := (&gen{b: data}).stream()
 	if !slices.Equal(md, []string{"web", "x"}) || len(got) != 2 || !proto.Equal(got[0], msgs[0]) || !proto.Equal(got[1], msgs[1]) {
 		t.Fatalf("decoded %q %v", md, got)
 	}

@@ -140,6 +140,19 @@ func (g *gen) message() *extprocv3.ProcessingRequest {
 	return m
 }
 
+// stream reads one stream as FuzzStream runs it: up to two
+// x-corsproc-policy metadata values, then one to eight messages, nil where
+// message skips one.
+func (g *gen) stream() (md []string, msgs []*extprocv3.ProcessingRequest) {
+	for range g.n(3) {
+		md = append(md, g.pick(fuzzPolicies))
+	}
+	for range 1 + g.n(8) {
+		msgs = append(msgs, g.message())
+	}
+	return md, msgs
+}
+
 // fuzzOriginAllowed restates which origins some policy of fuzzSet allows:
 // the union of semanticsYAML's allowed origins (allow_all_origins answers
 // "*" and is checked apart).
@@ -207,16 +220,8 @@ func FuzzStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		before := runtime.NumGoroutine()
 		g := &gen{b: data}
-		var md []string
-		for range g.n(3) {
-			md = append(md, g.pick(fuzzPolicies))
-		}
-		var msgs []*extprocv3.ProcessingRequest
-		for range 1 + g.n(8) {
-			if m := g.message(); m != nil {
-				msgs = append(msgs, m)
-			}
-		}
+		md, msgs := g.stream()
+		msgs = slices.DeleteFunc(msgs, func(m *extprocv3.ProcessingRequest) bool { return m == nil })
 		fs := newFakeStream(t, md, msgs...)
 		p := srv
 		if g.n(2) == 0 {
