@@ -703,11 +703,7 @@ func (in *interp) eval(e *expr) (value, *unreadable) {
 		}
 		for _, sub := range e.subs {
 			if sub.kind == eStar {
-				inner, bad := in.eval(sub.subs[0])
-				if bad != nil {
-					return value{}, bad
-				}
-				elems, bad := in.iterate(inner, sub.line)
+				elems, bad := in.evalIterate(sub.subs[0], sub.line)
 				if bad != nil {
 					return value{}, bad
 				}
@@ -810,11 +806,7 @@ func (in *interp) call(e *expr) (value, *unreadable) {
 			return value{}, badf(e.line, "calls %s() with %d arguments, which Python refuses (TypeError)", name, len(e.subs))
 		}
 		if len(e.subs) == 1 {
-			arg, bad := in.eval(e.subs[0])
-			if bad != nil {
-				return value{}, bad
-			}
-			elems, bad := in.iterate(arg, e.line)
+			elems, bad := in.evalIterate(e.subs[0], e.line)
 			if bad != nil {
 				return value{}, bad
 			}
@@ -855,6 +847,16 @@ func (in *interp) iterate(v value, line int) ([]value, *unreadable) {
 		return nil, badf(line, "iterates over the string %q, which gives its characters one by one (write [%q])", v.s, v.s)
 	}
 	return nil, badf(line, "iterates over a %s, which Python refuses (TypeError)", typeName(v.kind))
+}
+
+// evalIterate evaluates e and iterates over its value, as *e in a display
+// and list(e) do; line is where the iteration is reported.
+func (in *interp) evalIterate(e *expr, line int) ([]value, *unreadable) {
+	v, bad := in.eval(e)
+	if bad != nil {
+		return nil, bad
+	}
+	return in.iterate(v, line)
 }
 
 func checkSize(v value, line int) *unreadable {
