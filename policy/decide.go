@@ -267,7 +267,10 @@ func (d *Decision) reset() {
 }
 
 func (d *Decision) add(name, value string, appendValue bool) {
-	d.headers[d.n] = Header{Name: name, Value: value, Append: appendValue}
+	// Field by field: a Header literal is built on the stack and copied in
+	// 16-byte moves that stall on the 8-byte stores just made to it.
+	h := &d.headers[d.n]
+	h.Name, h.Value, h.Append = name, value, appendValue
 	d.n++
 }
 
