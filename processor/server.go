@@ -65,11 +65,11 @@ type Options struct {
 	// IdleTimeout closes a stream on which no message has arrived for this
 	// long (within 1/16 of it after), with DEADLINE_EXCEEDED, so that a
 	// client that opens streams and never finishes them cannot hold
-	// corsproc's memory and stream slots forever. It only works on a grpc.Server with grpc.InTapHandle(
-	// s.TapHandle). 0 disables it. A stream legitimately stays silent while
-	// the upstream answers the HTTP request (between request_headers and
-	// response_headers): set it above the longest upstream response time,
-	// long polls included.
+	// corsproc's memory and stream slots forever. It only works on a
+	// grpc.Server with grpc.InTapHandle(s.TapHandle). 0 disables it. A
+	// stream legitimately stays silent while the upstream answers the HTTP
+	// request (between request_headers and response_headers): set it above
+	// the longest upstream response time, long polls included.
 	IdleTimeout time.Duration
 }
 
