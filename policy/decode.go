@@ -154,6 +154,7 @@ func (d *decoder) errorAt(n *yaml.Node, path, fix, format string, args ...any) {
 // entry is one key of a mapping after merge keys (<<) are applied.
 type entry struct {
 	key, value *yaml.Node
+	merged     bool // brought in by a merge key, not written in the mapping
 }
 
 // entries returns the keys of mapping n in order, merge keys expanded:
@@ -191,6 +192,7 @@ func (d *decoder) entries(n *yaml.Node, path string) []entry {
 				delete(d.merging, s)
 				for _, e := range sub {
 					if mergedKeys.add(e.key.Value) {
+						e.merged = true
 						merged = append(merged, e)
 					}
 				}
@@ -201,7 +203,7 @@ func (d *decoder) entries(n *yaml.Node, path string) []entry {
 			d.errorAt(k, join(path, k.Value), "keep one of them", "key %q is written twice", k.Value)
 			continue
 		}
-		own = append(own, entry{k, v})
+		own = append(own, entry{key: k, value: v})
 	}
 	for _, e := range merged {
 		if !ownKeys.has(e.key.Value) {
@@ -270,6 +272,14 @@ func (d *decoder) message(n *yaml.Node, path string, m protoreflect.Message) {
 	for _, e := range d.entries(n, path) {
 		key := e.key.Value
 		kpath := join(path, key)
+		if e.merged {
+			// Not among n's own keys: record where it came from, for
+			// diagnostics (key and written).
+			if d.ds.merged == nil {
+				d.ds.merged = map[string]entry{}
+			}
+			d.ds.merged[kpath] = e
+		}
 		fd := fields.ByName(protoreflect.Name(key))
 		if fd == nil || key != string(fd.Name()) {
 			d.errorAt(e.key, kpath, suggest(key, fields), "unknown key %q", key)

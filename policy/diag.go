@@ -143,7 +143,10 @@ type diagnostics struct {
 type positions struct {
 	nodes map[string]*yaml.Node // mapping nodes by path
 	lists map[string]*yaml.Node // list nodes by path
-	parts []*positions
+	// merged holds the keys a merge key (<<) brought into a mapping, by
+	// path: they are not among the mapping's own keys. nil until one is.
+	merged map[string]entry
+	parts  []*positions
 }
 
 func newDiagnostics(file string) *diagnostics {
@@ -161,6 +164,14 @@ func (ps *positions) node(path string) (*yaml.Node, bool) {
 		n, ok = ps.parts[i].node(path)
 	}
 	return n, ok
+}
+
+func (ps *positions) mergedKey(path string) (entry, bool) {
+	e, ok := ps.merged[path]
+	for i := 0; !ok && i < len(ps.parts); i++ {
+		e, ok = ps.parts[i].mergedKey(path)
+	}
+	return e, ok
 }
 
 func (ps *positions) listNode(path string) (*yaml.Node, bool) {
@@ -199,8 +210,8 @@ func (ds *diagnostics) position(path string) (position, bool) {
 	return position{}, false
 }
 
-// key returns the key and value nodes of the key path names, as written in
-// its mapping (keys brought in by a merge key are not found).
+// key returns the key and value nodes of the key path names: as written in
+// its mapping, or where a merge key (<<) brought it from.
 func (ds *diagnostics) key(path string) (key, value *yaml.Node) {
 	parent, name := "", path
 	if dot := strings.LastIndexByte(path, '.'); dot >= 0 {
@@ -214,6 +225,9 @@ func (ds *diagnostics) key(path string) (key, value *yaml.Node) {
 		if m.Content[i].Value == name {
 			return m.Content[i], m.Content[i+1]
 		}
+	}
+	if e, ok := ds.mergedKey(path); ok {
+		return e.key, e.value
 	}
 	return nil, nil
 }

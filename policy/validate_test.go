@@ -395,3 +395,45 @@ func TestSharedListsKeepValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestMergedKeyDiagnostics: a key a merge key (<<) brings into a policy is
+// checked and placed like a key written there: the warning that depends on
+// the key being written is given, at the merged value's position.
+func TestMergedKeyDiagnostics(t *testing.T) {
+	src := `policies:
+  - &p
+    name: a
+    allowed_origins: [https://a.example]
+    preflight_max_age: 86400
+    preflight_status: 201
+  - <<: *p
+    name: b
+`
+	_, err := policy.Parse("p.yaml", []byte(src))
+	var verr *policy.ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("Parse: %v, want a *ValidationError", err)
+	}
+	for _, w := range []struct {
+		path         string
+		line, column int
+	}{
+		{"policies[0].preflight_max_age", 5, 24},
+		{"policies[1].preflight_max_age", 5, 24},
+		{"policies[0].preflight_status", 6, 23},
+		{"policies[1].preflight_status", 6, 23},
+	} {
+		found := false
+		for _, d := range verr.Diagnostics {
+			if d.Path == w.path {
+				found = true
+				if d.Line != w.line || d.Column != w.column {
+					t.Errorf("%s at %d:%d, want %d:%d", w.path, d.Line, d.Column, w.line, w.column)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no diagnostic at %s; got:\n%s", w.path, render(verr.Diagnostics))
+		}
+	}
+}
