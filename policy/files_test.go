@@ -96,3 +96,34 @@ func TestFilesCompile(t *testing.T) {
 		t.Errorf("Files = %q, want nil", files)
 	}
 }
+
+// Digest gives the digest Load gives the set, for a file and for a
+// directory, and a different one once a file changes: a reload relies on it
+// to skip decoding files it already serves.
+func TestDigest(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a.yaml")
+	if err := os.WriteFile(file, []byte(filesYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{file, dir} {
+		set, err := policy.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := policy.Digest(path)
+		if err != nil || got != set.Digest() {
+			t.Errorf("Digest(%s) = %q, %v; Load gives %q", path, got, err, set.Digest())
+		}
+	}
+	before, _ := policy.Digest(dir)
+	if err := os.WriteFile(file, []byte(filesYAML+"# changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := policy.Digest(dir); after == before {
+		t.Error("Digest did not change with the file")
+	}
+	if _, err := policy.Digest(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Error("Digest of a missing file: no error")
+	}
+}

@@ -33,45 +33,66 @@ type Set struct {
 // A large file is parsed, decoded and compiled on every CPU (GOMAXPROCS),
 // with the result and diagnostics one CPU gives.
 func Load(path string) (*Set, error) {
-	fi, err := os.Stat(path)
+	sources, digest, err := readSources(path)
 	if err != nil {
 		return nil, err
 	}
-	if !fi.IsDir() {
-		data, err := readFile(path)
-		if err != nil {
-			return nil, err
-		}
-		return Parse(path, data)
-	}
-	names, err := policyFiles(path)
-	if err != nil {
-		return nil, err
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("%s: no policy files (*.yaml, *.yml) in the directory", path)
-	}
-	files := make([]parsedFile, 0, len(names))
-	sources := make([]File, 0, len(names))
-	h := sha256.New()
-	for _, name := range names {
-		data, err := readFile(name)
-		if err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00", filepath.Base(name), len(data))
-		h.Write(data)
-		files = append(files, decode(name, data))
-		// data was read here and is not kept elsewhere: no copy needed.
-		sources = append(sources, File{Name: name, Data: data})
+	files := make([]parsedFile, len(sources))
+	for i, f := range sources {
+		files[i] = decode(f.Name, f.Data)
 	}
 	s, err := build(path, files)
 	if err != nil {
 		return nil, err
 	}
-	s.digest = hex.EncodeToString(h.Sum(nil))
-	s.files = sources
+	// The data was read here and is not kept elsewhere: no copy needed.
+	s.digest, s.files = digest, sources
 	return s, nil
+}
+
+// Digest returns the digest of the policy files at path, what Load would
+// give the set's Digest, without decoding them: a reload compares it with
+// the active set's before doing the work of a Load.
+func Digest(path string) (string, error) {
+	_, digest, err := readSources(path)
+	return digest, err
+}
+
+// readSources reads the policy files at path (see Load) and returns them
+// with their digest: that of the file's bytes, or for a directory that of
+// each file's name, length and bytes in turn.
+func readSources(path string) ([]File, string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, "", err
+	}
+	if !fi.IsDir() {
+		data, err := readFile(path)
+		if err != nil {
+			return nil, "", err
+		}
+		sum := sha256.Sum256(data)
+		return []File{{Name: path, Data: data}}, hex.EncodeToString(sum[:]), nil
+	}
+	names, err := policyFiles(path)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(names) == 0 {
+		return nil, "", fmt.Errorf("%s: no policy files (*.yaml, *.yml) in the directory", path)
+	}
+	sources := make([]File, 0, len(names))
+	h := sha256.New()
+	for _, name := range names {
+		data, err := readFile(name)
+		if err != nil {
+			return nil, "", err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.Base(name), len(data))
+		h.Write(data)
+		sources = append(sources, File{Name: name, Data: data})
+	}
+	return sources, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // policyFiles lists the policy files of a directory in name order. Names

@@ -68,22 +68,9 @@ func start(t *testing.T, path string) *harness {
 		t.Fatal(err)
 	}
 	h := run(t, path, set)
-	// Run adds its watch asynchronously; a change made before that would be
-	// missed, so wait until an event on a probe file has been seen. The
-	// probe is rewritten less often than the debounce, which would otherwise
-	// keep postponing the reload.
-	probe := filepath.Join(filepath.Dir(path), ".probe")
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		probe = filepath.Join(path, ".probe")
-	}
-	var last time.Time
-	h.eventually("the watcher sees changes", func() bool {
-		if time.Since(last) > 500*time.Millisecond {
-			os.WriteFile(probe, []byte(time.Now().String()), 0o644)
-			last = time.Now()
-		}
-		return h.count("unchanged") > 0
-	})
+	// Run reloads once its watch is on (finding the files unchanged): from
+	// then on a change is seen.
+	h.eventually("the watch is on", func() bool { return h.count("unchanged") > 0 })
 	return h
 }
 
@@ -298,6 +285,27 @@ func TestInvalidFileKeptOut(t *testing.T) {
 	h.eventually("the fixed policy is active", func() bool { return exposed(h.active.Load()) == "x-fixed" })
 	if v := gauge(t, h.reg, reload.MetricReloadHealthy); v != 1 {
 		t.Errorf("%s = %v after a good reload, want 1", reload.MetricReloadHealthy, v)
+	}
+}
+
+// TestRevertAfterFailure: files put back as the active set's after a
+// failed reload are a healthy reload again, found unchanged.
+func TestRevertAfterFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writeAtomic(t, path, policyYAML("x-good"))
+	set, err := policy.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	r := reload.New(path, set, func(*policy.Set) { t.Error("swapped") }, reload.Options{Registerer: reg})
+	writeAtomic(t, path, "policies: [")
+	if res, _ := r.Reload(); res != reload.Failed || gauge(t, reg, reload.MetricReloadHealthy) != 0 {
+		t.Fatalf("Reload of a broken file = %v, healthy %v; want Failed, 0", res, gauge(t, reg, reload.MetricReloadHealthy))
+	}
+	writeAtomic(t, path, policyYAML("x-good"))
+	if res, _ := r.Reload(); res != reload.Unchanged || gauge(t, reg, reload.MetricReloadHealthy) != 1 {
+		t.Fatalf("Reload of the active set's file = %v, healthy %v; want Unchanged, 1", res, gauge(t, reg, reload.MetricReloadHealthy))
 	}
 }
 
