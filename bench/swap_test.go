@@ -16,6 +16,7 @@ import (
 	"github.com/corsproc/corsproc/bench/loadgen"
 	"github.com/corsproc/corsproc/policy"
 	"github.com/corsproc/corsproc/policy/reload"
+	"github.com/corsproc/corsproc/processor"
 )
 
 // TestSwapUnderLoad reloads a set of 10,000 route-bound policies again and
@@ -43,7 +44,7 @@ func TestSwapUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newCorsproc(t, loadgen.LargePolicyYAML(n, 0))
+	srv := processor.New(set, processor.Options{Registerer: prometheus.NewRegistry()})
 	r := reload.New(path, set, srv.Swap, reload.Options{Registerer: prometheus.NewRegistry()})
 	client := extprocv3.NewExternalProcessorClient(serveInMemory(t, srv))
 
@@ -81,7 +82,7 @@ func TestSwapUnderLoad(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				req := loadgen.Prepare(sc, loadgen.DefaultEnvoy)
+				req := loadgen.Prepare(sc)
 				for ctx.Err() == nil {
 					rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 					o, err := loadgen.Do(rctx, client, req)

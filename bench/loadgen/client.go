@@ -20,14 +20,13 @@ import (
 // once and sent again and again, as gRPC only reads them.
 type Request struct {
 	Scenario Scenario
-	Envoy    Envoy
 	req      *extprocv3.ProcessingRequest
 	resp     *extprocv3.ProcessingRequest
 }
 
 // Prepare builds s's messages.
-func Prepare(s Scenario, e Envoy) *Request {
-	return &Request{Scenario: s, Envoy: e, req: s.RequestMessage(), resp: s.ResponseMessage()}
+func Prepare(s Scenario) *Request {
+	return &Request{Scenario: s, req: s.RequestMessage(), resp: s.ResponseMessage()}
 }
 
 // Clone returns a copy with its own messages.
@@ -92,7 +91,8 @@ func Do(ctx context.Context, c extprocv3.ExternalProcessorClient, r *Request) (O
 	default:
 		return o, errSpurious
 	}
-	if mo := resp.GetModeOverride(); r.Envoy.AllowModeOverride && mo != nil &&
+	// Both shipped filter configurations set allow_mode_override.
+	if mo := resp.GetModeOverride(); mo != nil &&
 		mo.GetResponseHeaderMode() == extprocfilterv3.ProcessingMode_SKIP {
 		o.Skipped = true
 		return o, st.CloseSend()

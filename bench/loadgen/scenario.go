@@ -77,17 +77,6 @@ func ScenarioByName(name string) (Scenario, bool) {
 	return Scenario{}, false
 }
 
-// Envoy is the part of Envoy's ext_proc filter configuration that changes
-// how many messages a request costs.
-type Envoy struct {
-	// AllowModeOverride is the filter's allow_mode_override; both shipped
-	// configurations set it.
-	AllowModeOverride bool
-}
-
-// DefaultEnvoy is envoy/envoy.yaml.
-var DefaultEnvoy = Envoy{AllowModeOverride: true}
-
 // hv is one header entry as Envoy 1.27 and later sends it: lower-case key,
 // value in raw_value only.
 func hv(k, v string) *corev3.HeaderValue { return &corev3.HeaderValue{Key: k, RawValue: []byte(v)} }

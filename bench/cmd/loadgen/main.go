@@ -7,7 +7,7 @@
 // request, ext_proc messages per HTTP request, and each server's CPU per
 // request relative to the baseline's, taken round by round.
 //
-//	go run ./cmd/loadgen                       # from bench/
+//	go run ./cmd/loadgen                       # from bench/: corsproc as shipped
 //	go run -tags vtprotobuf ./cmd/loadgen -servers corsproc:cmd,corsproc:cmd+vt
 package main
 
@@ -91,7 +91,7 @@ func run(args []string) error {
 	fs.Float64Var(&c.rate, "rate", 0, "requests/s in all; 0 sends as fast as the servers answer")
 	transports := fs.String("transports", "tcp,unix", "transports: tcp, unix")
 	scenarios := fs.String("scenarios", "", "scenarios (default all): "+scenarioNames())
-	servers := fs.String("servers", "corsproc:cmd", "servers compared with the baseline, kind:opts, comma-separated")
+	servers := fs.String("servers", "corsproc:shipped", "servers compared with the baseline, kind:opts, comma-separated")
 	baseline := fs.String("baseline", "noop:stock", "the baseline server, kind:opts")
 	fs.StringVar(&c.profileDir, "profile", "", "write a CPU profile of every server and scenario into this directory (last round)")
 	fs.BoolVar(&c.verbose, "v", false, "print every run")
@@ -301,7 +301,7 @@ func rateString(r float64) string {
 // between the children (A B A B ...), and sums each child's slices, so that
 // a change in the machine's background load hits every child alike.
 func runInterleaved(ctx context.Context, c config, children []*child, sc loadgen.Scenario, profile func(*child) string) ([]sample, error) {
-	req := loadgen.Prepare(sc, loadgen.DefaultEnvoy)
+	req := loadgen.Prepare(sc)
 	if c.warmup > 0 {
 		for _, ch := range children {
 			loadgen.Run(ctx, ch.clients, req, loadgen.Load{Concurrency: c.concurrency, Rate: c.rate, Duration: c.warmup})
