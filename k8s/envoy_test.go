@@ -6,7 +6,7 @@ package k8s_test
 // EnvoyFilters. Both are parsed strictly against Envoy's v3 API from
 // go-control-plane and run through Envoy's validation rules
 // (protoc-gen-validate's ValidateAll), as envoy/configs_test.go does for
-// envoy/*.yaml; the helpers below mirror that file's.
+// envoy/*.yaml, through the same envoy/configcheck helpers.
 
 import (
 	"fmt"

@@ -188,7 +188,8 @@ func rawHTTP2(t *testing.T) net.Conn {
 	return conn
 }
 
-// A client that pings more often than keepaliveMinTime is sent GOAWAY
+// A client that pings more often than the keepalive MinTime of
+// processor.GRPCServerOptions (10s) is sent GOAWAY
 // ENHANCE_YOUR_CALM "too_many_pings" and disconnected.
 func TestTooManyPings(t *testing.T) {
 	t.Parallel()

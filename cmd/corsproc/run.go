@@ -204,8 +204,9 @@ func upperFirst(s string) string {
 
 // parseFlags parses the flags of command c into fs. It returns
 // flag.ErrHelp for -h/--help, which run answers with the command's help,
-// and a usage error for anything else wrong, including a positional argument
-// (no command takes any yet).
+// and a usage error for anything else wrong, including a positional
+// argument: it serves the commands that take none (parseFlagsWithArgs the
+// others).
 func parseFlags(c string, fs *flag.FlagSet, args []string) error {
 	_, err := parseFlagsWithArgs(c, fs, args)
 	return err
