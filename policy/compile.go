@@ -430,10 +430,12 @@ func compileHeaders(cp *policy, headers []string, path string, ds *diagnostics) 
 }
 
 // sharedLists compiles each distinct allow_methods and allow_headers list
-// once per set: policies mostly keep django-cors-headers' defaults, and
-// 10,000 policies should not build 10,000 identical maps. Only lists that
-// compiled without a diagnostic are shared (a diagnostic names the policy
-// it is in); the compiled values are read-only, so sharing them is safe.
+// once per run of policies compiled together (a file, or one goroutine's
+// share of a large one): policies mostly keep django-cors-headers'
+// defaults, and 10,000 policies should not build 10,000 identical maps.
+// Only lists that compiled without a diagnostic are shared (a diagnostic
+// names the policy it is in); the compiled values are read-only, so sharing
+// them is safe.
 type sharedLists struct {
 	methodSets map[string]sharedList // methods, methodAll, acam
 	headerSets map[string]sharedList // headers, headerAll, headerMaxLen, acah
