@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -33,6 +34,7 @@ var scheme = func() *runtime.Scheme {
 		appsv1.AddToScheme,
 		autoscalingv2.AddToScheme,
 		policyv1.AddToScheme,
+		networkingv1.AddToScheme,
 		egv1a1.AddToScheme,
 		gwapiv1beta1.Install,
 	} {
