@@ -39,18 +39,22 @@ type Request struct {
 	AmbiguousPolicyName bool
 }
 
-// Outcome is what corsproc does with a request.
+// Outcome is what corsproc does with a request. A governed request gets
+// one of the outcomes after OutcomeUngoverned; so does a request whose
+// x-corsproc-policy stream metadata names a policy the set does not hold
+// (Selection SelectedUnknown, Reason ReasonUnknownPolicy): such a request
+// is governed and refused, its preflight OutcomePreflightRejected, its
+// actual request OutcomeDenied, a request without Origin OutcomeNotCORS
+// (docs/policy.md, "Which policy governs a request").
 type Outcome uint8
 
 const (
 	// OutcomeUngoverned: no policy governs the request; corsproc leaves it
 	// and its response alone.
 	OutcomeUngoverned Outcome = iota
-	// OutcomeUnknownPolicy: the stream metadata named a policy the set does
-	// not hold. The request gets no CORS headers.
-	OutcomeUnknownPolicy
 	// OutcomeNotCORS: a governed request without an Origin. Its response
-	// gets Vary: Origin (or ACAO: * when all origins are allowed).
+	// gets Vary: Origin (or ACAO: * when all origins are allowed), and the
+	// upstream's CORS headers are removed.
 	OutcomeNotCORS
 	// OutcomePreflightAllowed: answered by corsproc with the preflight
 	// headers and the policy's preflight status.
@@ -59,20 +63,22 @@ const (
 	// headers.
 	OutcomePreflightRejected
 	// OutcomePreflightForwarded: a failed preflight passed to the upstream
-	// untouched (unmatched_preflight: forward).
+	// (unmatched_preflight: forward), whose response gets every CORS
+	// header removed and Vary: Origin appended: the upstream can answer
+	// the OPTIONS request, never allow what corsproc refused.
 	OutcomePreflightForwarded
 	// OutcomeAllowed: an actual CORS request from an allowed origin; its
 	// response gets the CORS headers.
 	OutcomeAllowed
 	// OutcomeDenied: an actual CORS request from an origin the policy does
-	// not allow; its response gets only Vary: Origin.
+	// not allow (or under an unknown policy); its response gets only
+	// Vary: Origin, the upstream's CORS headers removed.
 	OutcomeDenied
 	numOutcomes
 )
 
 var outcomeNames = [numOutcomes]string{
 	OutcomeUngoverned:         "ungoverned",
-	OutcomeUnknownPolicy:      "unknown_policy",
 	OutcomeNotCORS:            "non_cors",
 	OutcomePreflightAllowed:   "preflight_allowed",
 	OutcomePreflightRejected:  "preflight_rejected",
@@ -99,6 +105,8 @@ func Outcomes() []Outcome {
 }
 
 // Reason says why a request was refused; ReasonNone when it was not.
+// ReasonUnknownPolicy is set on every decision under an unknown policy,
+// requests without Origin included: nothing is granted to them.
 type Reason uint8
 
 const (
@@ -118,6 +126,10 @@ const (
 	// ReasonPrivateNetworkNotAllowed: the preflight asked for private network
 	// access and the policy does not allow it.
 	ReasonPrivateNetworkNotAllowed
+	// ReasonUnknownPolicy: the x-corsproc-policy stream metadata names a
+	// policy the set does not hold, or holds several values. corsproc
+	// governs the request and grants nothing.
+	ReasonUnknownPolicy
 	numReasons
 )
 
@@ -129,6 +141,7 @@ var reasonNames = [numReasons]string{
 	ReasonHeaderNotAllowed:         "header_not_allowed",
 	ReasonHeadersMalformed:         "headers_malformed",
 	ReasonPrivateNetworkNotAllowed: "private_network_not_allowed",
+	ReasonUnknownPolicy:            "unknown_policy",
 }
 
 // String returns the reason's name as used in metrics and logs.
@@ -163,6 +176,12 @@ const (
 	SelectedByMatch
 	// SelectedByDefault: it is the default_policy.
 	SelectedByDefault
+	// SelectedUnknown: the x-corsproc-policy stream metadata names a policy
+	// the set does not hold (a typo in the Envoy route, or a reload that
+	// renamed the policy), or has several values. The request is governed
+	// and refused; Decision.Policy is "" (the name is Envoy configuration,
+	// kept out of metric labels).
+	SelectedUnknown
 	numSelections
 )
 
@@ -172,6 +191,7 @@ var selectionNames = [numSelections]string{
 	SelectedByRoute:    "route",
 	SelectedByMatch:    "match",
 	SelectedByDefault:  "default",
+	SelectedUnknown:    "unknown",
 }
 
 // String returns the selection's name.
@@ -200,7 +220,10 @@ const maxHeaders = 8
 // A Decision is filled in place by Set.Decide so that deciding allocates
 // nothing; copy it by value freely.
 type Decision struct {
-	// Policy is the governing policy's name; "" when none governs.
+	// Policy is the governing policy's name; "" when none governs, and
+	// when the metadata names an unknown policy (Selection
+	// SelectedUnknown; the name is in Request.PolicyName, never here,
+	// since metric labels are taken from this field).
 	Policy string
 	// Selection says how the policy was chosen.
 	Selection Selection
@@ -247,7 +270,7 @@ func (d *Decision) NeedsResponse() bool {
 		return false
 	}
 	switch d.Outcome {
-	case OutcomeNotCORS, OutcomeAllowed, OutcomeDenied:
+	case OutcomeNotCORS, OutcomeAllowed, OutcomeDenied, OutcomePreflightForwarded:
 		return true
 	}
 	return false

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -245,7 +246,7 @@ func TestDecide(t *testing.T) {
 			headers: "access-control-allow-origin: " + app + "; access-control-allow-credentials: true; " + webPre + "; access-control-allow-private-network: true; " + varyPre},
 		{name: "preflight, all allowed, echoes method and headers", req: openPre, outcome: policy.OutcomePreflightAllowed, policy: "open", status: 200,
 			headers: "access-control-allow-origin: *; access-control-allow-methods: PURGE; access-control-allow-headers: authorization, x-trace, x-b3; access-control-max-age: 600; " + varyPre},
-		{name: "preflight forwarded", req: legacy, outcome: policy.OutcomePreflightForwarded, reason: policy.ReasonHeaderNotAllowed, policy: "forward"},
+		{name: "preflight forwarded", req: legacy, outcome: policy.OutcomePreflightForwarded, reason: policy.ReasonHeaderNotAllowed, policy: "forward", headers: varyOrigin},
 		{name: "preflight allowed under forward", req: legacyOK, outcome: policy.OutcomePreflightAllowed, policy: "forward", status: 204,
 			headers: "access-control-allow-origin: " + app + "; " + webPre + "; " + varyPre},
 		{name: "shadow records the outcome", req: shadowPre, outcome: policy.OutcomePreflightRejected, reason: policy.ReasonOriginNotAllowed, policy: "shadow", status: 403},
@@ -270,9 +271,16 @@ func TestDecisionActions(t *testing.T) {
 		{"actual", get("https://app.example.com"), false, true},
 		{"denied", get("https://evil.com"), false, true},
 		{"no origin", get(""), false, true},
-		{"forwarded", policy.Request{Method: "OPTIONS", Origin: "https://evil.com", ACRM: "PUT", Route: "legacy"}, false, false},
+		// A forwarded preflight takes the response phase, which removes
+		// the upstream's CORS headers (it used to skip it, letting the
+		// upstream allow what corsproc refused).
+		{"forwarded", policy.Request{Method: "OPTIONS", Origin: "https://evil.com", ACRM: "PUT", Route: "legacy"}, false, true},
 		{"shadow", policy.Request{Method: "OPTIONS", Origin: "https://evil.com", ACRM: "PUT", Host: "a.shadow.test"}, false, false},
-		{"unknown policy", policy.Request{Method: "GET", Origin: "https://app.example.com", PolicyName: "nope"}, false, false},
+		// An unknown policy governs and refuses (it used to leave the
+		// request to the upstream).
+		{"unknown policy", policy.Request{Method: "GET", Origin: "https://app.example.com", PolicyName: "nope"}, false, true},
+		{"unknown policy, no origin", policy.Request{Method: "GET", PolicyName: "nope"}, false, true},
+		{"unknown policy, preflight", policy.Request{Method: "OPTIONS", Origin: "https://app.example.com", ACRM: "PUT", PolicyName: "nope"}, true, false},
 	} {
 		var d policy.Decision
 		set.Decide(&c.req, &d)
@@ -336,9 +344,10 @@ policies:
 	}
 	for _, r := range []policy.Request{{PolicyName: "nope"}, {PolicyName: "api", AmbiguousPolicyName: true}} {
 		var d policy.Decision
+		r.Method = "GET"
 		set.Decide(&r, &d)
-		if d.Outcome != policy.OutcomeUnknownPolicy || d.Policy != "" || len(d.Headers()) != 0 || d.NeedsResponse() {
-			t.Errorf("metadata %+v: got %+v, want an unknown policy with no headers", r, d)
+		if d.Selection != policy.SelectedUnknown || d.Reason != policy.ReasonUnknownPolicy || d.Policy != "" {
+			t.Errorf("metadata %+v: got %+v, want an unknown policy", r, d)
 		}
 	}
 
@@ -347,6 +356,122 @@ policies:
 	none.Decide(&policy.Request{Method: "GET", Origin: "https://a.example", Route: "other"}, &d)
 	if d.Outcome != policy.OutcomeUngoverned || d.Policy != "" || len(d.Headers()) != 0 || d.NeedsResponse() || d.RespondImmediately() {
 		t.Errorf("ungoverned: %+v", d)
+	}
+}
+
+// TestDecideUnknownPolicy checks a request whose x-corsproc-policy names
+// no policy of the set (or several): corsproc governs it and grants
+// nothing. Its preflight is answered 403 by corsproc, whatever the
+// policy's unmatched_preflight would have been; an actual request and a
+// request without Origin go to the upstream, whose CORS headers are
+// removed, and get Vary: Origin. Decision.Policy stays "": the name never
+// becomes a metric label. Before, such a request was left to the upstream
+// (no headers, no response phase), so the upstream's own CORS headers
+// reached the browser.
+func TestDecideUnknownPolicy(t *testing.T) {
+	set := mustParse(t, webPolicy)
+	app := "https://app.example.com"
+	named := func(r policy.Request, name string) policy.Request { r.PolicyName = name; return r }
+	ambiguous := get(app)
+	ambiguous.PolicyName, ambiguous.AmbiguousPolicyName = "web", true
+	openPre := preflight(app, "PUT")
+	openPre.Path = "/public/" // would select "open" by path, which allows all
+	for _, c := range []decideCase{
+		{name: "preflight", req: named(preflight(app, "PUT"), "nope"), outcome: policy.OutcomePreflightRejected, reason: policy.ReasonUnknownPolicy, status: 403},
+		{name: "preflight whose path another policy matches", req: named(openPre, "nope"), outcome: policy.OutcomePreflightRejected, reason: policy.ReasonUnknownPolicy, status: 403},
+		{name: "preflight on a forward route", req: func() policy.Request { r := named(preflight(app, "PUT"), "nope"); r.Route = "legacy"; return r }(),
+			outcome: policy.OutcomePreflightRejected, reason: policy.ReasonUnknownPolicy, status: 403},
+		{name: "actual", req: named(get(app), "nope"), outcome: policy.OutcomeDenied, reason: policy.ReasonUnknownPolicy, headers: varyOrigin},
+		{name: "OPTIONS without ACRM", req: named(policy.Request{Method: "OPTIONS", Origin: app}, "nope"), outcome: policy.OutcomeDenied, reason: policy.ReasonUnknownPolicy, headers: varyOrigin},
+		{name: "no origin", req: named(get(""), "nope"), outcome: policy.OutcomeNotCORS, reason: policy.ReasonUnknownPolicy, headers: varyOrigin},
+		{name: "several values", req: ambiguous, outcome: policy.OutcomeDenied, reason: policy.ReasonUnknownPolicy, headers: varyOrigin},
+		{name: "truncated OPTIONS", req: policy.Request{Method: "OPTIONS", Truncated: true, PolicyName: "gone"}, outcome: policy.OutcomePreflightRejected, reason: policy.ReasonUnknownPolicy, status: 403},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.check(t, set)
+			var d policy.Decision
+			set.Decide(&c.req, &d)
+			if d.Selection != policy.SelectedUnknown || d.Shadow {
+				t.Errorf("selection %v, shadow %v; want unknown, enforced", d.Selection, d.Shadow)
+			}
+			if d.RespondImmediately() == d.NeedsResponse() {
+				t.Errorf("immediate %v, response phase %v: corsproc must answer or see the response", d.RespondImmediately(), d.NeedsResponse())
+			}
+			if d.NeedsResponse() && !slices.Equal(d.Remove(), policy.ManagedHeaders()) {
+				t.Errorf("Remove() = %q, want every CORS response header %q", d.Remove(), policy.ManagedHeaders())
+			}
+		})
+	}
+}
+
+// TestDecideForwardStrips checks unmatched_preflight: forward: a failed
+// preflight goes to the upstream, and its response loses every CORS header
+// the upstream sends and gets Vary: Origin, so the upstream can never
+// allow what corsproc refused. Before, the response phase was skipped and
+// the upstream's Access-Control-Allow-Origin reached the browser.
+func TestDecideForwardStrips(t *testing.T) {
+	set := mustParse(t, webPolicy)
+	for _, r := range []policy.Request{
+		{Method: "OPTIONS", Origin: "https://evil.com", ACRM: "PUT", Route: "legacy"},
+		{Method: "OPTIONS", Origin: "https://app.example.com", ACRM: "PURGE", Route: "legacy"},
+		{Method: "OPTIONS", Truncated: true, Route: "legacy"},
+	} {
+		var d policy.Decision
+		set.Decide(&r, &d)
+		if d.Outcome != policy.OutcomePreflightForwarded || d.RespondImmediately() || !d.NeedsResponse() {
+			t.Errorf("%+v: outcome %v, immediate %v, response phase %v; want forwarded through the response phase", r, d.Outcome, d.RespondImmediately(), d.NeedsResponse())
+		}
+		if !slices.Equal(d.Remove(), policy.ManagedHeaders()) {
+			t.Errorf("%+v: Remove() = %q, want %q", r, d.Remove(), policy.ManagedHeaders())
+		}
+		if got := renderHeaders(d.Headers()); got != varyOrigin {
+			t.Errorf("%+v: headers %q, want only %q", r, got, varyOrigin)
+		}
+	}
+	want := []string{policy.HeaderACAO, policy.HeaderACAC, policy.HeaderACEH, policy.HeaderACAM, policy.HeaderACAH, policy.HeaderACMA, policy.HeaderACAPN}
+	if got := policy.ManagedHeaders(); !slices.Equal(got, want) {
+		t.Errorf("ManagedHeaders() = %q, want every CORS response header %q", got, want)
+	}
+}
+
+// TestDecideWildcardNeverAllowsRefused checks allow_methods: ["*"] and
+// allow_headers: ["*"]: a preflight asking for what a policy may not list
+// (a forbidden method, a forbidden request header, a CORS response header)
+// is refused, never echoed. Every name the compiler refuses in a list is
+// refused under *, and every name it accepts is allowed under *. Before,
+// * echoed CONNECT and cookie.
+func TestDecideWildcardNeverAllowsRefused(t *testing.T) {
+	set := mustParse(t, webPolicy)
+	app := "https://app.example.com"
+	onOpen := func(r policy.Request) policy.Request { r.Path = "/public/"; return r }
+	for _, m := range []string{"CONNECT", "TRACE", "TRACK", "connect", "Trace", "PURGE", "PROPFIND", "patch"} {
+		var d policy.Decision
+		r := onOpen(preflight(app, m))
+		set.Decide(&r, &d)
+		_, listErr := policy.Parse("m.yaml", []byte("policies:\n  - name: m\n    allowed_origins: [https://a.example]\n    allow_methods: [\""+m+"\"]\n"))
+		refused := d.Outcome == policy.OutcomePreflightRejected && d.Reason == policy.ReasonMethodNotAllowed
+		if refused != (listErr != nil) || d.Policy != "open" {
+			t.Errorf("method %s under *: %v/%v; listing it: %v", m, d.Outcome, d.Reason, listErr)
+		}
+		if acam, ok := d.Header(policy.HeaderACAM); ok && refused {
+			t.Errorf("method %s under *: echoed %q", m, acam)
+		}
+	}
+	for _, h := range []string{"cookie", "Cookie", "cookie2", "host", "origin", "referer", "set-cookie", "content-length",
+		"transfer-encoding", "sec-fetch-mode", "Sec-CH-UA", "proxy-authorization", "access-control-request-method",
+		"access-control-allow-origin", "Access-Control-Allow-Credentials", "access-control-expose-headers", "access-control-max-age",
+		"x-custom", "authorization", "content-type", "x-cookie", "secret", "proxy"} {
+		var d policy.Decision
+		r := onOpen(preflight(app, "PUT", "x-ok, "+h))
+		set.Decide(&r, &d)
+		_, listErr := policy.Parse("h.yaml", []byte("policies:\n  - name: h\n    allowed_origins: [https://a.example]\n    allow_headers: [\""+h+"\"]\n"))
+		refused := d.Outcome == policy.OutcomePreflightRejected && d.Reason == policy.ReasonHeaderNotAllowed
+		if refused != (listErr != nil) {
+			t.Errorf("header %s under *: %v/%v; listing it: %v", h, d.Outcome, d.Reason, listErr)
+		}
+		if acah, ok := d.Header(policy.HeaderACAH); ok && refused {
+			t.Errorf("header %s under *: echoed %q", h, acah)
+		}
 	}
 }
 

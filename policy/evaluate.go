@@ -21,6 +21,9 @@ func (s *Set) decide(r *Request, d *Decision, tr *trace) {
 	d.reset()
 	p := s.selectPolicy(r, d)
 	if p == nil {
+		if d.Selection == SelectedUnknown {
+			unknownPolicy(r, d, tr)
+		}
 		return
 	}
 	if tr != nil {
@@ -34,6 +37,30 @@ func (s *Set) decide(r *Request, d *Decision, tr *trace) {
 		p.preflight(r, d, tr)
 	default:
 		p.actual(r, d, tr)
+	}
+}
+
+// unknownPolicy decides a request whose x-corsproc-policy metadata names a
+// policy the set does not hold (or has several values): it is governed and
+// refused, so that a typo in the Envoy route or a reload that renamed a
+// policy never hands CORS to the upstream (docs/policy.md, "Which policy
+// governs a request"). A preflight is answered 403 by corsproc, whatever
+// unmatched_preflight the meant policy had; any other request goes to the
+// upstream, and its response gets the upstream's CORS headers removed and
+// Vary: Origin appended. No unmatched_preflight, allow_all_origins or
+// shadow mode applies: there is no policy to take them from.
+func unknownPolicy(r *Request, d *Decision, tr *trace) {
+	d.Reason = ReasonUnknownPolicy
+	tr.unknownPolicy(r)
+	switch r.kind() {
+	case kindPreflight:
+		d.Outcome, d.Status = OutcomePreflightRejected, 403
+	case kindNonCORS:
+		d.Outcome = OutcomeNotCORS
+		d.add(HeaderVary, VaryOrigin, true)
+	default:
+		d.Outcome = OutcomeDenied
+		d.add(HeaderVary, VaryOrigin, true)
 	}
 }
 
@@ -65,7 +92,7 @@ func (s *Set) selectPolicy(r *Request, d *Decision) *policy {
 			d.Selection = SelectedByMetadata
 			return p
 		}
-		d.Outcome = OutcomeUnknownPolicy
+		d.Selection = SelectedUnknown
 		return nil
 	}
 	var routed *policy
@@ -255,7 +282,12 @@ func (p *policy) preflight(r *Request, d *Decision, tr *trace) {
 	if reason := p.preflightChecks(r, names, tr); reason != ReasonNone {
 		d.Reason = reason
 		if p.forward {
+			// The upstream answers the OPTIONS request, and corsproc
+			// removes every CORS header from its answer (Remove): the
+			// upstream can never allow what corsproc refused. Vary as for
+			// any governed response.
 			d.Outcome = OutcomePreflightForwarded
+			d.add(HeaderVary, VaryOrigin, true)
 			return
 		}
 		d.Outcome, d.Status = OutcomePreflightRejected, 403
@@ -316,7 +348,9 @@ func (p *policy) methodAllowed(r *Request) bool {
 		return false
 	}
 	if p.methodAll {
-		return true
+		// * allows any method but those a policy may not list
+		// (compileMethods): corsproc never answers allowing them.
+		return !isForbiddenMethodFold(r.ACRM)
 	}
 	_, ok := p.methods[r.ACRM]
 	return ok
@@ -366,12 +400,51 @@ func (p *policy) headersAllowed(lines []string, names *acrhNames) (Reason, strin
 			if names != nil {
 				names.add(name)
 			}
-			if !p.headerAll && !p.headerAllowed(name) {
+			if p.headerAll {
+				// * allows any name but those a policy may not list
+				// (compileHeaders): corsproc never answers allowing them.
+				if refusedRequestHeader(name) {
+					return ReasonHeaderNotAllowed, name
+				}
+			} else if !p.headerAllowed(name) {
 				return ReasonHeaderNotAllowed, name
 			}
 		}
 	}
 	return ReasonNone, ""
+}
+
+// isForbiddenMethodFold is IsForbiddenMethod without allocating: CONNECT,
+// TRACE and TRACK in any case.
+func isForbiddenMethodFold(m string) bool {
+	for _, f := range forbiddenMethods {
+		if strings.EqualFold(m, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// refusedRequestHeader reports, without allocating, whether name (any case)
+// is one compileHeaders refuses in allow_headers: a forbidden request
+// header (IsForbiddenRequestHeader) or a CORS response header. Browsers
+// never ask for them in Access-Control-Request-Headers (scripts cannot set
+// forbidden headers), but any other client can, and * must not answer it
+// with what a listed policy could never say.
+func refusedRequestHeader(name string) bool {
+	for _, f := range forbiddenRequestHeaders {
+		if strings.EqualFold(name, f) {
+			return true
+		}
+	}
+	for _, pre := range forbiddenRequestPrefixes {
+		if len(name) >= len(pre) && strings.EqualFold(name[:len(pre)], pre) {
+			return true
+		}
+	}
+	const acaPrefix = "access-control-allow-"
+	return len(name) >= len(acaPrefix) && strings.EqualFold(name[:len(acaPrefix)], acaPrefix) ||
+		strings.EqualFold(name, HeaderACEH) || strings.EqualFold(name, HeaderACMA)
 }
 
 // maxHeaderNameLen is the longest name headerAllowed lower-cases on the

@@ -14,7 +14,7 @@ const (
 
 // Check is one step of a decision.
 type Check struct {
-	Name   string `json:"name"`   // origin, method, headers, private_network, credentials
+	Name   string `json:"name"`   // policy, origin, method, headers, private_network, credentials
 	Result string `json:"result"` // pass, fail, not evaluated
 	Detail string `json:"detail"`
 }
@@ -92,6 +92,18 @@ func (tr *trace) origin(p *policy, r *Request, ok bool, reason Reason, entry int
 	}
 }
 
+// unknownPolicy records that the metadata names no policy of the set.
+func (tr *trace) unknownPolicy(r *Request) {
+	if tr == nil {
+		return
+	}
+	if r.AmbiguousPolicyName {
+		tr.add("policy", false, "the stream metadata x-corsproc-policy has several values: corsproc governs the request and allows nothing")
+		return
+	}
+	tr.add("policy", false, "the stream metadata x-corsproc-policy names %q, which the policy set does not define: corsproc governs the request and allows nothing", r.PolicyName)
+}
+
 func (tr *trace) method(p *policy, r *Request, ok bool) {
 	if tr == nil {
 		return
@@ -99,6 +111,8 @@ func (tr *trace) method(p *policy, r *Request, ok bool) {
 	switch {
 	case r.DuplicateACRM:
 		tr.add("method", false, "the request has more than one Access-Control-Request-Method header")
+	case !ok && p.methodAll && isForbiddenMethodFold(r.ACRM):
+		tr.add("method", false, "%q is a forbidden method: allow_methods' * never allows CONNECT, TRACE or TRACK, which a policy may not list", r.ACRM)
 	case !ok:
 		tr.add("method", false, "%q is not in allow_methods [%s] (methods are case-sensitive)", r.ACRM, p.acam)
 	case p.methodAll:
@@ -120,6 +134,8 @@ func (tr *trace) headers(p *policy, why Reason, name string, names *acrhNames) {
 		tr.add("headers", false, "%q is not a header name", name)
 	case why == ReasonHeadersMalformed:
 		tr.add("headers", false, "Access-Control-Request-Headers is beyond %d bytes or %d names", MaxACRHBytes, MaxACRHNames)
+	case why != ReasonNone && p.headerAll:
+		tr.add("headers", false, "%q is a forbidden request header or a CORS response header: allow_headers' * never allows what a policy may not list", strings.ToLower(name))
 	case why != ReasonNone:
 		tr.add("headers", false, "%q is not in allow_headers [%s]", strings.ToLower(name), p.acah)
 	case names.n == 0:
@@ -168,12 +184,15 @@ func (s *Set) Explain(er *ExplainRequest) *Explanation {
 	}
 	e.Why = s.why(r, &d, p)
 	switch {
-	case p == nil:
+	case p == nil && d.Selection != SelectedUnknown:
 		e.Kind = "none"
 	case r.kind() == kindNonCORS:
 		e.Kind = "non_cors"
 	case r.kind() == kindPreflight:
 		e.Kind = "preflight"
+		if p == nil {
+			break // an unknown policy: no check runs
+		}
 		for _, name := range []string{"origin", "method", "headers", "private_network"}[len(tr.checks):] {
 			e.Checks = append(e.Checks, Check{Name: name, Result: CheckSkipped, Detail: "an earlier check failed"})
 		}
@@ -195,12 +214,12 @@ func (s *Set) why(r *Request, d *Decision, p *policy) string {
 		return fmt.Sprintf("its match holds for host %q and path %q, and no earlier policy's does", requestHost(r.Host), requestPath(r.Path))
 	case SelectedByDefault:
 		return "no policy's match selects the request; it is the default_policy"
-	}
-	if d.Outcome == OutcomeUnknownPolicy {
+	case SelectedUnknown:
+		const what = ": an unknown policy governs and allows nothing (preflights get 403 from corsproc, other responses lose the upstream's CORS headers and get Vary: Origin)"
 		if r.AmbiguousPolicyName {
-			return "the stream metadata x-corsproc-policy has several values"
+			return "the stream metadata x-corsproc-policy has several values" + what
 		}
-		return fmt.Sprintf("the stream metadata x-corsproc-policy names %q, which the policy set does not define", r.PolicyName)
+		return fmt.Sprintf("the stream metadata x-corsproc-policy names %q, which the policy set does not define", r.PolicyName) + what
 	}
 	return "no policy's match selects the request and there is no default_policy"
 }
@@ -212,7 +231,9 @@ func response(d *Decision) string {
 	case d.Shadow:
 		return "shadow mode: the request and the upstream's response pass unchanged; the outcome is only recorded"
 	case d.Outcome == OutcomePreflightForwarded:
-		return "the preflight goes to the upstream, whose response passes unchanged (unmatched_preflight: forward)"
+		return "the preflight goes to the upstream (unmatched_preflight: forward); corsproc removes every CORS header from its response, so the browser's preflight fails whatever the upstream answers"
+	case d.Selection == SelectedUnknown:
+		return "the upstream's response, with its CORS headers removed: the unknown policy allows nothing"
 	case d.NeedsResponse():
 		return "the upstream's response, with corsproc's CORS headers (upstream CORS headers removed)"
 	}
@@ -240,8 +261,8 @@ func (s *Set) browserView(er *ExplainRequest, d *Decision, p *policy, e *Explana
 	}
 	const noACAO = "No 'Access-Control-Allow-Origin' header is present on the requested resource."
 	if p == nil {
-		if d.Outcome == OutcomeUnknownPolicy {
-			blocked(noACAO+" (unless the upstream sends CORS headers itself)",
+		if d.Selection == SelectedUnknown {
+			blocked(noACAO,
 				"define the policy the Envoy route names in x-corsproc-policy, or correct the route's grpc_initial_metadata")
 			return
 		}
@@ -265,22 +286,30 @@ func (s *Set) browserView(er *ExplainRequest, d *Decision, p *policy, e *Explana
 		}
 		return
 	case ReasonMethodNotAllowed:
-		if !d.Shadow && !p.forward {
+		switch {
+		case d.Shadow:
+		case p.methodAll:
+			blocked(noACAO, fmt.Sprintf("none: browsers never send %s, and corsproc never allows a method a policy may not list", strings.ToUpper(r.ACRM)))
+		default:
 			blocked(noACAO, fmt.Sprintf("add %q to allow_methods of %s", r.ACRM, policyRef))
 		}
 		return
 	case ReasonHeaderNotAllowed:
-		if !d.Shadow && !p.forward {
+		switch {
+		case d.Shadow:
+		case p.headerAll:
+			blocked(noACAO, fmt.Sprintf("none: scripts cannot set %q, and corsproc never allows a header a policy may not list", strings.ToLower(failedHeader)))
+		default:
 			blocked(noACAO, fmt.Sprintf("add %q to allow_headers of %s", strings.ToLower(failedHeader), policyRef))
 		}
 		return
 	case ReasonHeadersMalformed:
-		if !d.Shadow && !p.forward {
+		if !d.Shadow {
 			blocked(noACAO, "none in the policy: the page asks for a header name that is not valid, or too many headers")
 		}
 		return
 	case ReasonPrivateNetworkNotAllowed:
-		if !d.Shadow && !p.forward {
+		if !d.Shadow {
 			blocked(noACAO, fmt.Sprintf("set allow_private_network: true in %s", policyRef))
 		}
 		return

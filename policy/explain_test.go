@@ -34,7 +34,7 @@ func TestExplain(t *testing.T) {
 		name                       string
 		req                        policy.ExplainRequest
 		kind, outcome, checks, why string
-		browser, fix               string
+		browser, fix, response     string
 		wantHeaders                bool
 	}{
 		{
@@ -61,9 +61,15 @@ func TestExplain(t *testing.T) {
 			fix: `add "PURGE" to allow_methods of policy "web" (test.yaml)`,
 		},
 		{
-			name: "forwarded preflight leaves the answer to the upstream", req: legacy,
+			// The upstream answers, but its CORS headers are removed: the
+			// browser's preflight fails (it used to say the upstream
+			// decides).
+			name: "forwarded preflight fails in the browser", req: legacy,
 			kind: "preflight", outcome: "preflight_forwarded", why: `route "legacy" is in policies[2].match.routes`,
-			checks: "origin:pass method:fail headers:not evaluated private_network:not evaluated",
+			checks:   "origin:pass method:fail headers:not evaluated private_network:not evaluated",
+			response: "removes every CORS header", wantHeaders: true,
+			browser: "Response to preflight request doesn't pass access control check: No 'Access-Control-Allow-Origin' header is present on the requested resource.",
+			fix:     `add "PURGE" to allow_methods of policy "forward"`,
 		},
 		{
 			name: "actual allowed with credentials", req: act(app, true),
@@ -84,8 +90,27 @@ func TestExplain(t *testing.T) {
 		},
 		{
 			name: "unknown policy", req: policy.ExplainRequest{Request: policy.Request{Method: "GET", Origin: app, PolicyName: "gone"}},
-			kind: "none", outcome: "unknown_policy", checks: "", why: `names "gone", which the policy set does not define`,
-			fix: "define the policy the Envoy route names",
+			kind: "actual", outcome: "disallowed_origin", checks: "policy:fail", why: `names "gone", which the policy set does not define: an unknown policy governs and allows nothing`,
+			response: "CORS headers removed", wantHeaders: true,
+			browser: "No 'Access-Control-Allow-Origin' header is present on the requested resource.",
+			fix:     "define the policy the Envoy route names",
+		},
+		{
+			name: "unknown policy, preflight", req: func() policy.ExplainRequest { r := pre(app, "PUT"); r.PolicyName = "gone"; return r }(),
+			kind: "preflight", outcome: "preflight_rejected", checks: "policy:fail", why: `names "gone", which the policy set does not define`,
+			response: "corsproc answers 403 itself",
+			browser:  "Response to preflight request doesn't pass access control check",
+			fix:      "define the policy the Envoy route names",
+		},
+		{
+			name: "star refuses a forbidden method", req: func() policy.ExplainRequest { r := pre(app, "CONNECT"); r.Path = "/public/"; return r }(),
+			kind: "preflight", outcome: "preflight_rejected", checks: "origin:pass method:fail headers:not evaluated private_network:not evaluated",
+			browser: "Response to preflight request", fix: "corsproc never allows a method a policy may not list",
+		},
+		{
+			name: "star refuses cookie", req: func() policy.ExplainRequest { r := pre(app, "PUT", "x-a, Cookie"); r.Path = "/public/"; return r }(),
+			kind: "preflight", outcome: "preflight_rejected", checks: "origin:pass method:pass headers:fail private_network:not evaluated",
+			browser: "Response to preflight request", fix: `scripts cannot set "cookie"`,
 		},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -104,6 +129,9 @@ func TestExplain(t *testing.T) {
 			}
 			if !strings.Contains(e.Fix, c.fix) || (c.fix == "" && e.Fix != "") {
 				t.Errorf("fix %q, want %q", e.Fix, c.fix)
+			}
+			if !strings.Contains(e.Response, c.response) {
+				t.Errorf("response %q does not contain %q", e.Response, c.response)
 			}
 			if (len(e.Headers) > 0) != c.wantHeaders {
 				t.Errorf("headers %v", e.Headers)

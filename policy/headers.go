@@ -26,6 +26,12 @@ const (
 )
 
 // managedHeaders are the CORS response headers corsproc owns on governed
-// routes: it removes any the upstream set before adding its own, so a browser
-// never sees two Access-Control-Allow-Origin values.
-var managedHeaders = []string{HeaderACAO, HeaderACAC, HeaderACEH, HeaderACAM, HeaderACAH, HeaderACMA}
+// routes, every one the Fetch standard and Private Network Access define: it
+// removes any the upstream set before adding its own, so a browser never
+// sees two Access-Control-Allow-Origin values, nor an upstream's answer to
+// what corsproc refused.
+var managedHeaders = []string{HeaderACAO, HeaderACAC, HeaderACEH, HeaderACAM, HeaderACAH, HeaderACMA, HeaderACAPN}
+
+// ManagedHeaders returns the CORS response headers corsproc removes from
+// the upstream's response on a governed route.
+func ManagedHeaders() []string { return append([]string(nil), managedHeaders...) }

@@ -68,7 +68,7 @@ func TestRequestHeaderBounds(t *testing.T) {
 			Headers: append(append([][2]string{{"origin", o}}, pad(10)...), [2]string{"access-control-request-method", "PUT"})}).message()},
 			[]reply{rejected()}, LimitRequestHeaders, "web", "preflight_rejected", "origin_malformed", false},
 		{"forward_preflight_past_count", []*extprocv3.ProcessingRequest{preflight("fwd.example.com", o, "PUT", pad(10)...).message()},
-			[]reply{continueSkip()}, LimitRequestHeaders, "fwd", "preflight_forwarded", "origin_malformed", false},
+			[]reply{continueReq()}, LimitRequestHeaders, "fwd", "preflight_forwarded", "origin_malformed", false},
 		{"actual_within", []*extprocv3.ProcessingRequest{get("api.example.com", o).message(), defaultUpstream()},
 			[]reply{continueReq(), corsResp(acao(o), aceh("x-request-id"), varyOrigin())}, "", "web", "allowed", "", false},
 		{"actual_past_count", []*extprocv3.ProcessingRequest{get("api.example.com", o, pad(10)...).message(), defaultUpstream()},

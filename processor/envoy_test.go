@@ -447,6 +447,7 @@ var managedRemoved = []string{
 	"access-control-allow-headers",
 	"access-control-allow-methods",
 	"access-control-allow-origin",
+	"access-control-allow-private-network",
 	"access-control-expose-headers",
 	"access-control-max-age",
 }

@@ -124,13 +124,13 @@ func TestGRPCEndToEnd(t *testing.T) {
 		allowed(acao(o), acac(), acam(dchMethods), acah(dchHeaders), acma("86400"), varyPreflight()))
 	cancel()
 
-	// Unknown policy name in metadata: no CORS headers, response phase
-	// skipped.
+	// Unknown policy name in metadata: governed and refused, the
+	// upstream's CORS headers removed.
 	st, cancel = e.stream(t, "no-such-policy")
 	wantReplies(t, []reply{
 		roundTrip(t, st, get("api.example.com", o).message()),
 		roundTrip(t, st, defaultUpstream()),
-	}, continueSkip(), continueResp())
+	}, continueReq(), corsResp(varyOrigin()))
 	st.CloseSend()
 	st.Recv()
 	cancel()
@@ -154,8 +154,9 @@ func TestGRPCEndToEnd(t *testing.T) {
 	// final: resets and half-closes are not errors.
 	e.gs.GracefulStop()
 	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(`
-# HELP corsproc_rejections_total Requests refused (preflight rejected or forwarded, origin not allowed), by policy, reason and mode (enforce, or shadow: recorded only).
+# HELP corsproc_rejections_total Requests refused (preflight rejected or forwarded, origin not allowed, unknown policy), by policy ("" for an unknown policy), reason and mode (enforce, or shadow: recorded only).
 # TYPE corsproc_rejections_total counter
+corsproc_rejections_total{mode="enforce",policy="",reason="unknown_policy"} 1
 corsproc_rejections_total{mode="enforce",policy="web",reason="origin_malformed"} 1
 # HELP corsproc_requests_total Requests decided, by governing policy ("" for ungoverned and unknown_policy) and outcome: preflight_allowed, preflight_rejected, preflight_forwarded, allowed, disallowed_origin, non_cors, ungoverned, unknown_policy, and for shadow-mode policies shadow_would_allow or shadow_would_reject.
 # TYPE corsproc_requests_total counter
@@ -182,7 +183,8 @@ corsproc_streams_total 5
 	}
 }
 
-// Several x-corsproc-policy values are ambiguous: treated as unknown.
+// Several x-corsproc-policy values are ambiguous: treated as unknown, so the
+// preflight is answered 403 by corsproc.
 func TestGRPCAmbiguousMetadata(t *testing.T) {
 	e := newGRPCEnv(t, semanticsYAML)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -193,7 +195,7 @@ func TestGRPCAmbiguousMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantReplies(t, []reply{roundTrip(t, st, preflight("api.example.com", "https://app.example.com", "PUT").message())},
-		continueSkip())
+		rejected())
 	st.CloseSend()
 	if _, err := st.Recv(); !errors.Is(err, io.EOF) {
 		t.Errorf("Recv = %v, want io.EOF", err)

@@ -98,8 +98,14 @@ func refuses(o policy.Outcome) bool {
 	return false
 }
 
-// classify returns the outcome label index of d.
+// classify returns the outcome label index of d. A request under an unknown
+// policy is counted as unknown_policy, whatever corsproc did with it (a 403
+// to a preflight, the upstream's CORS headers removed otherwise), and its
+// refusals in corsproc_rejections_total with reason unknown_policy.
 func classify(d *policy.Decision) requestOutcome {
+	if d.Reason == policy.ReasonUnknownPolicy {
+		return reqUnknownPolicy
+	}
 	if d.Shadow {
 		if refuses(d.Outcome) {
 			return reqShadowWouldReject
@@ -119,8 +125,6 @@ func classify(d *policy.Decision) requestOutcome {
 		return reqDisallowedOrigin
 	case policy.OutcomeNotCORS:
 		return reqNonCORS
-	case policy.OutcomeUnknownPolicy:
-		return reqUnknownPolicy
 	}
 	return reqUngoverned
 }
@@ -172,7 +176,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}, []string{"kind"})
 	unknown := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: MetricUnknownPolicy,
-		Help: "Requests whose x-corsproc-policy stream metadata named no policy of the active set (or several); they get no CORS headers.",
+		Help: "Requests whose x-corsproc-policy stream metadata named no policy of the active set (or several); corsproc governs them and allows nothing: preflights get 403, other responses lose the upstream's CORS headers.",
 	})
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricRequests,
@@ -180,7 +184,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}, []string{"policy", "outcome"})
 	rejections := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricRejections,
-		Help: "Requests refused (preflight rejected or forwarded, origin not allowed), by policy, reason and mode (enforce, or shadow: recorded only).",
+		Help: "Requests refused (preflight rejected or forwarded, origin not allowed, unknown policy), by policy (\"\" for an unknown policy), reason and mode (enforce, or shadow: recorded only).",
 	}, []string{"policy", "reason", "mode"})
 	processing := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    MetricProcessing,
@@ -290,12 +294,10 @@ func newActive(set *policy.Set) *active {
 
 // record counts d.
 func (m *metrics) record(a *active, d *policy.Decision) {
+	// Ungoverned requests and unknown policies have no Policy (the name
+	// an unknown policy's metadata gives is not a bounded label value).
 	pc := a.none
-	switch d.Outcome {
-	case policy.OutcomeUnknownPolicy, policy.OutcomeUngoverned:
-		// The only name here would be one the request asked for, which
-		// is not a bounded label value.
-	default:
+	if d.Policy != "" {
 		if p, ok := a.byPolicy[d.Policy]; ok {
 			pc = p
 		}

@@ -502,8 +502,9 @@ func TestMetrics(t *testing.T) {
 	process(t, srv, nil, get("api.example.com", o).message(), bodyMsg(false), defaultUpstream())
 
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP corsproc_rejections_total Requests refused (preflight rejected or forwarded, origin not allowed), by policy, reason and mode (enforce, or shadow: recorded only).
+# HELP corsproc_rejections_total Requests refused (preflight rejected or forwarded, origin not allowed, unknown policy), by policy ("" for an unknown policy), reason and mode (enforce, or shadow: recorded only).
 # TYPE corsproc_rejections_total counter
+corsproc_rejections_total{mode="enforce",policy="",reason="unknown_policy"} 1
 corsproc_rejections_total{mode="enforce",policy="fwd",reason="origin_not_allowed"} 1
 corsproc_rejections_total{mode="enforce",policy="web",reason="method_not_allowed"} 1
 corsproc_rejections_total{mode="enforce",policy="web",reason="origin_not_allowed"} 2
@@ -528,7 +529,7 @@ corsproc_stream_errors_total{kind="unknown_message"} 0
 # HELP corsproc_streams_total ext_proc streams opened by Envoy (one per HTTP request per filter).
 # TYPE corsproc_streams_total counter
 corsproc_streams_total 14
-# HELP corsproc_unknown_policy_total Requests whose x-corsproc-policy stream metadata named no policy of the active set (or several); they get no CORS headers.
+# HELP corsproc_unknown_policy_total Requests whose x-corsproc-policy stream metadata named no policy of the active set (or several); corsproc governs them and allows nothing: preflights get 403, other responses lose the upstream's CORS headers.
 # TYPE corsproc_unknown_policy_total counter
 corsproc_unknown_policy_total 1
 `), MetricRejections, MetricRequests, MetricStreamErrors, MetricStreams, MetricUnknownPolicy); err != nil {

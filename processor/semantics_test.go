@@ -208,7 +208,8 @@ func wantCounted(t *testing.T, reg *prometheus.Registry, pol, outcome, reason st
 		t.Errorf("%s = %v, want %v", MetricRequests, got, want)
 	}
 	want = map[string]float64{}
-	if refusals[outcome] {
+	// An unknown policy refuses the CORS requests (those with a reason).
+	if refusals[outcome] || outcome == "unknown_policy" && reason != "" {
 		want[pol+"/"+cmp(reason, "none")+"/"+mode] = 1
 	}
 	if got := counterValues(t, reg, MetricRejections, "policy", "reason", "mode"); !reflect.DeepEqual(got, want) {
@@ -322,18 +323,29 @@ func TestSemanticsSelection(t *testing.T) {
 			req:    viaRoute("storefront", "api.example.com", "/api/x", o),
 			want:   allowedBy(o),
 			policy: "named-only", outcome: "allowed"},
-		{name: "metadata/unknown_name/no_cors_headers", md: []string{"nope"},
-			req:    viaRoute("storefront", "api.example.com", "/api/x", o),
-			want:   []reply{continueSkip(), continueResp()},
+		// An unknown name governs and refuses: the route's own policy is
+		// not used, the upstream's CORS headers are removed, preflights
+		// get 403 (they used to pass to the upstream untouched).
+		{name: "metadata/unknown_name/denied", md: []string{"nope"},
+			req:    viaRoute("storefront", "api.example.com", "/api/x", "https://route.example.net"),
+			want:   deniedBy(),
+			policy: "", outcome: "unknown_policy", reason: "unknown_policy"},
+		{name: "metadata/unknown_name/preflight_rejected", md: []string{"nope"},
+			req:    preflight("api.example.com", o, "PUT"),
+			want:   []reply{rejected()},
+			policy: "", outcome: "unknown_policy", reason: "unknown_policy"},
+		{name: "metadata/unknown_name/no_origin", md: []string{"nope"},
+			req:    get("api.example.com", ""),
+			want:   deniedBy(),
 			policy: "", outcome: "unknown_policy"},
 		{name: "metadata/several_values/unknown", md: []string{"named-only", "fallback"},
 			req:    get("api.example.com", o),
-			want:   []reply{continueSkip(), continueResp()},
-			policy: "", outcome: "unknown_policy"},
+			want:   deniedBy(),
+			policy: "", outcome: "unknown_policy", reason: "unknown_policy"},
 		{name: "metadata/case_sensitive", md: []string{"Named-Only"},
 			req:    get("api.example.com", o),
-			want:   []reply{continueSkip(), continueResp()},
-			policy: "", outcome: "unknown_policy"},
+			want:   deniedBy(),
+			policy: "", outcome: "unknown_policy", reason: "unknown_policy"},
 		{name: "route/wins_over_host", req: viaRoute("storefront", "api.example.com", "/api/x", "https://route.example.net"),
 			want:   allowedBy("https://route.example.net"),
 			policy: "by-route", outcome: "allowed"},
@@ -528,6 +540,11 @@ func TestSemanticsPreflight(t *testing.T) {
 			policy: "star", outcome: "preflight_allowed"},
 		{name: "method/star_echoes_case", req: preflight("star.example.com", o, "purge"), want: starOK("purge"),
 			policy: "star", outcome: "preflight_allowed"},
+		// * never allows what a policy may not list (it echoed them).
+		{name: "method/star_refuses_connect", req: preflight("star.example.com", o, "CONNECT"), want: rej,
+			policy: "star", outcome: "preflight_rejected", reason: "method_not_allowed"},
+		{name: "method/star_refuses_trace_any_case", req: preflight("star.example.com", o, "trace"), want: rej,
+			policy: "star", outcome: "preflight_rejected", reason: "method_not_allowed"},
 		// 3. headers
 		{name: "headers/listed", req: preflight(host, o, "PUT", acrhH("content-type")), want: webOK,
 			policy: "web", outcome: "preflight_allowed"},
@@ -550,6 +567,12 @@ func TestSemanticsPreflight(t *testing.T) {
 		{name: "headers/star_echoes_names", req: preflight("star.example.com", o, "PUT", acrhH("X-Custom, authorization"), acrhH("content-type")),
 			want:   starOK("PUT", acah("x-custom, authorization, content-type")),
 			policy: "star", outcome: "preflight_allowed"},
+		{name: "headers/star_refuses_cookie", req: preflight("star.example.com", o, "PUT", acrhH("x-custom, Cookie")), want: rej,
+			policy: "star", outcome: "preflight_rejected", reason: "header_not_allowed"},
+		{name: "headers/star_refuses_sec_prefix", req: preflight("star.example.com", o, "PUT", acrhH("sec-fetch-site")), want: rej,
+			policy: "star", outcome: "preflight_rejected", reason: "header_not_allowed"},
+		{name: "headers/star_refuses_cors_response_header", req: preflight("star.example.com", o, "PUT", acrhH("access-control-allow-origin")), want: rej,
+			policy: "star", outcome: "preflight_rejected", reason: "header_not_allowed"},
 		{name: "headers/star_none_requested_omitted", req: preflight("star.example.com", o, "PUT"),
 			want:   starOK("PUT"),
 			policy: "star", outcome: "preflight_allowed"},
@@ -591,11 +614,14 @@ func TestSemanticsPreflight(t *testing.T) {
 		{name: "success/status_200_no_max_age", req: preflight("star.example.com", o, "PUT"), want: starOK("PUT"),
 			policy: "star", outcome: "preflight_allowed"},
 		// unmatched_preflight: forward
-		{name: "forward/failing_continues_untouched", req: preflight("fwd.example.com", "https://evil.com", "PUT"),
-			want:   []reply{continueSkip(), continueResp()},
+		// A failing preflight goes to the upstream, whose response
+		// loses every CORS header: the upstream never allows what
+		// corsproc refused (the response phase used to be skipped).
+		{name: "forward/failing_goes_upstream_stripped", req: preflight("fwd.example.com", "https://evil.com", "PUT"),
+			want:   []reply{continueReq(), corsResp(varyOrigin())},
 			policy: "fwd", outcome: "preflight_forwarded", reason: "origin_not_allowed"},
 		{name: "forward/failing_method", req: preflight("fwd.example.com", o, "PURGE"),
-			want:   []reply{continueSkip(), continueResp()},
+			want:   []reply{continueReq(), corsResp(varyOrigin())},
 			policy: "fwd", outcome: "preflight_forwarded", reason: "method_not_allowed"},
 		{name: "forward/passing_answered", req: preflight("fwd.example.com", o, "PUT"),
 			want:   []reply{allowed(acao(o), acam(dchMethods), acah(dchHeaders), acma("86400"), varyPreflight())},
@@ -639,36 +665,47 @@ func TestSemanticsActualAppliedToUpstream(t *testing.T) {
 		{"access-control-allow-methods", "GET"},
 		{"access-control-allow-headers", "x-foo"},
 		{"access-control-max-age", "5"},
+		{"access-control-allow-private-network", "true"},
 	}
 	base := [][2]string{{"content-type", "application/json"}, {"vary", "Accept-Encoding"}}
 	cases := []struct {
 		name     string
+		md       []string
 		req      envoyRequest
 		status   int
 		upstream [][2]string
 		want     [][2]string
 	}{
-		{"allowed/upstream_200_with_cors", get("creds.example.com", o), 200, upstreamCORS, [][2]string{
+		{"allowed/upstream_200_with_cors", nil, get("creds.example.com", o), 200, upstreamCORS, [][2]string{
 			{"access-control-allow-origin", o}, {"access-control-allow-credentials", "true"},
 			{"access-control-expose-headers", "x-total, x-page"}, {"vary", "Origin"}}},
-		{"allowed/upstream_401_kept", get("creds.example.com", o), 401, nil, [][2]string{
+		{"allowed/upstream_401_kept", nil, get("creds.example.com", o), 401, nil, [][2]string{
 			{"access-control-allow-origin", o}, {"access-control-allow-credentials", "true"},
 			{"access-control-expose-headers", "x-total, x-page"}, {"vary", "Origin"}}},
-		{"allowed/upstream_500_kept", get("creds.example.com", o), 500, upstreamCORS, [][2]string{
+		{"allowed/upstream_500_kept", nil, get("creds.example.com", o), 500, upstreamCORS, [][2]string{
 			{"access-control-allow-origin", o}, {"access-control-allow-credentials", "true"},
 			{"access-control-expose-headers", "x-total, x-page"}, {"vary", "Origin"}}},
-		{"allow_all/star_no_vary", get("public.example.com", o), 200, upstreamCORS, [][2]string{
+		{"allow_all/star_no_vary", nil, get("public.example.com", o), 200, upstreamCORS, [][2]string{
 			{"access-control-allow-origin", "*"}, {"access-control-expose-headers", "x-total"}}},
-		{"denied/upstream_cors_removed", get("creds.example.com", "https://evil.com"), 200, upstreamCORS, [][2]string{
+		{"denied/upstream_cors_removed", nil, get("creds.example.com", "https://evil.com"), 200, upstreamCORS, [][2]string{
 			{"vary", "Origin"}}},
-		{"not_cors/upstream_cors_removed", get("creds.example.com", ""), 403, upstreamCORS, [][2]string{
+		{"not_cors/upstream_cors_removed", nil, get("creds.example.com", ""), 403, upstreamCORS, [][2]string{
+			{"vary", "Origin"}}},
+		// A preflight forwarded by unmatched_preflight: forward, and any
+		// request under an unknown policy: the upstream's answer never
+		// reaches the browser's CORS check.
+		{"forward/preflight_upstream_cors_removed", nil, preflight("fwd.example.com", "https://evil.com", "PUT"), 200, upstreamCORS, [][2]string{
+			{"vary", "Origin"}}},
+		{"unknown_policy/upstream_cors_removed", []string{"gone"}, get("creds.example.com", o), 200, upstreamCORS, [][2]string{
+			{"vary", "Origin"}}},
+		{"unknown_policy/not_cors_upstream_cors_removed", []string{"gone"}, get("public.example.com", ""), 200, upstreamCORS, [][2]string{
 			{"vary", "Origin"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			srv := New(set, Options{})
 			upstream := append(append([][2]string{{":status", fmt.Sprint(c.status)}}, base...), c.upstream...)
-			fs := newFakeStream(t, nil, c.req.message(), envoyResponse(c.status, upstream[1:]...))
+			fs := newFakeStream(t, c.md, c.req.message(), envoyResponse(c.status, upstream[1:]...))
 			if err := srv.Process(fs); err != nil {
 				t.Fatal(err)
 			}

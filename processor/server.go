@@ -49,8 +49,9 @@ const (
 
 // Options configure a Server.
 type Options struct {
-	// Logger receives stream errors and, at debug level, every decision.
-	// nil discards.
+	// Logger receives stream errors and unknown policies (at warn level, at
+	// most one line of each kind per WarnLogInterval) and, at debug level,
+	// every decision. nil discards.
 	Logger *slog.Logger
 	// Registerer receives the processor's metrics. nil registers nothing.
 	Registerer prometheus.Registerer
@@ -78,6 +79,7 @@ type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
 	active atomic.Pointer[active]
 	log    *slog.Logger
+	logs   *logLimiter // rate limit of the warnings a client can cause
 	m      *metrics
 
 	bounds headerBounds
@@ -98,6 +100,7 @@ func New(set *policy.Set, opts Options) *Server {
 	}
 	s := &Server{
 		log:    log,
+		logs:   newLogLimiter(WarnLogInterval, time.Now),
 		m:      newMetrics(opts.Registerer),
 		limits: newLimitMetrics(opts.Registerer),
 		bounds: headerBounds{entries: DefaultMaxRequestHeaders, bytes: DefaultMaxRequestHeaderBytes},
@@ -160,7 +163,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	for {
 		req, err := stream.Recv()
 		if err != nil {
-			return s.streamEnd(ctx, idle, err, s.m.errRecv, "receive")
+			return s.streamEnd(ctx, idle, err, s.m.errRecv, logRecvFailed, "receive")
 		}
 		// corsproc_processing_seconds: from here until the response is
 		// handed to gRPC.
@@ -169,7 +172,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		resp, kind, err := s.handle(ctx, st, req)
 		if err != nil {
 			s.m.errUnknownMessage.Inc()
-			s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream ended: unknown message")
+			s.warn(ctx, logUnknownMessage, "ext_proc stream ended: unknown message", nil)
 			return err
 		}
 		if resp == nil {
@@ -180,7 +183,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		err = stream.Send(resp)
 		s.m.observe(kind, start)
 		if err != nil {
-			return s.streamEnd(ctx, idle, err, s.m.errSend, "send")
+			return s.streamEnd(ctx, idle, err, s.m.errSend, logSendFailed, "send")
 		}
 	}
 }
@@ -189,19 +192,24 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 // err: the idle timeout's status when corsproc's own timer cut the stream,
 // said in the log; nil for Envoy's normal end of a stream (a half-close and
 // then a reset, or a reset while corsproc answers because the downstream
-// went away); otherwise err, counted in failed and logged.
-func (s *Server) streamEnd(ctx context.Context, idle *streamCtx, err error, failed prometheus.Counter, op string) error {
+// went away); otherwise err, counted in failed and logged as kind k. A
+// client decides how often these happen, so the logs are rate-limited
+// (warn); the counters count each one.
+func (s *Server) streamEnd(ctx context.Context, idle *streamCtx, err error, failed prometheus.Counter, k logKind, op string) error {
 	if idle.expired() {
 		s.limits.idle.Inc()
-		s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream closed: idle timeout",
-			slog.Duration("idle_timeout", s.idle.timeout))
+		s.warn(ctx, logIdleTimeout, "ext_proc stream closed: idle timeout", func() []slog.Attr {
+			return []slog.Attr{slog.Duration("idle_timeout", s.idle.timeout)}
+		})
 		return idle.idleErr()
 	}
 	if isStreamEnd(err) {
 		return nil
 	}
 	failed.Inc()
-	s.log.LogAttrs(ctx, slog.LevelWarn, "ext_proc stream "+op+" failed", slog.String("error", err.Error()))
+	s.warn(ctx, k, "ext_proc stream "+op+" failed", func() []slog.Attr {
+		return []slog.Attr{slog.String("error", err.Error())}
+	})
 	return err
 }
 
@@ -278,8 +286,10 @@ func (s *Server) requestHeaders(ctx context.Context, st *streamState, h *extproc
 		}
 		return newImmediateReply(d.Status, d.Headers(), details)
 	}
-	// Requests whose response needs nothing (ungoverned, unknown policy,
-	// shadow, forwarded preflights) tell Envoy to skip the response phase:
+	// Requests whose response needs nothing (ungoverned, shadow) tell Envoy
+	// to skip the response phase. Every other governed request takes it,
+	// forwarded preflights and unknown policies included, so that the
+	// upstream's CORS headers are removed from its response:
 	// this saves a round trip when the filter has allow_mode_override, and
 	// is harmless otherwise (we answer the response_headers with an empty
 	// CONTINUE).
@@ -302,14 +312,20 @@ func (s *Server) responseHeaders(st *streamState) *extprocv3.ProcessingResponse 
 // record counts and logs a decision.
 func (s *Server) record(ctx context.Context, st *streamState, d *policy.Decision) {
 	s.m.record(st.active, d)
-	if d.Outcome == policy.OutcomeUnknownPolicy {
+	if d.Selection == policy.SelectedUnknown {
 		s.m.unknownPolicy.Inc()
 		// The name is Envoy configuration (grpc_initial_metadata), not
 		// client input; it goes to the log only, never to a metric label.
-		s.log.LogAttrs(ctx, slog.LevelWarn, "unknown CORS policy named in stream metadata",
-			slog.String("metadata", MetadataPolicy),
-			slog.String("name", truncate(st.policyName, 128)),
-			slog.Bool("ambiguous", st.ambiguousName))
+		// Every request of a misconfigured route comes here, so the log
+		// is rate-limited: the line names one of the names seen.
+		s.warn(ctx, logUnknownPolicy, "unknown CORS policy named in stream metadata: request governed and refused", func() []slog.Attr {
+			return []slog.Attr{
+				slog.String("metadata", MetadataPolicy),
+				slog.String("name", truncate(st.policyName, 128)),
+				slog.Bool("ambiguous", st.ambiguousName),
+				slog.String("outcome", d.Outcome.String()),
+			}
+		})
 	}
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.LogAttrs(ctx, slog.LevelDebug, "cors decision",
