@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -209,11 +210,17 @@ func (v headerValue) String() string { return string(v.raw) + v.str }
 //   - no header sets both value and raw_value;
 //   - ACAO is "*" or the request's one Origin, and then an origin some
 //     policy allows; never "*" with ACAC "true";
-//   - no goroutine is left behind.
+//   - no goroutine is left behind;
+//   - never the upstream's CORS headers on a governed route: the same
+//     stream, run against the set with every policy enforced (so that
+//     every request is governed, by its policy, the default, or an unknown
+//     name), is answered by corsproc or keeps its response phase, which
+//     removes every CORS response header (checkGoverned).
 func FuzzStream(f *testing.F) {
 	set := mustParse(f, semanticsYAML+"\ndefault_policy: web\n")
 	srv := New(set, Options{})
 	srvIdle := New(set, Options{IdleTimeout: time.Minute})
+	srvEnforced := New(mustParse(f, enforcedYAML()+"\ndefault_policy: web\n"), Options{})
 	f.Add([]byte{})
 	f.Add([]byte{0, 6, 4, 0, 4, 15, 0, 2, 0, 3, 5, 2, 3, 0})
 	f.Add([]byte("\x01\x00\x00\x07\x02\x04\x10\x00\x00\x05\x0f\x03"))
@@ -256,6 +263,11 @@ func FuzzStream(f *testing.F) {
 		if j != len(fs.out) {
 			t.Fatalf("%d responses to %d messages that want one", len(fs.out), j)
 		}
+		governed := newFakeStream(t, md, msgs...)
+		if err := srvEnforced.Process(governed); err != nil && status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("Process (enforced set) = %v", err)
+		}
+		checkGoverned(t, governed)
 		deadline := time.Now().Add(time.Second)
 		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
@@ -264,6 +276,61 @@ func FuzzStream(f *testing.F) {
 			t.Fatalf("%d goroutines after the stream, %d before", n, before)
 		}
 	})
+}
+
+// enforcedYAML is semanticsYAML with its shadow policy enforced: every
+// request a policy of it selects is governed and enforced.
+func enforcedYAML() string {
+	return strings.ReplaceAll(semanticsYAML, "mode: shadow", "mode: enforce")
+}
+
+// corsResponseHeaders are every CORS response header an upstream could
+// send, written out here rather than taken from the policy package.
+var corsResponseHeaders = []string{
+	"access-control-allow-origin", "access-control-allow-credentials", "access-control-allow-methods",
+	"access-control-allow-headers", "access-control-expose-headers", "access-control-max-age",
+	"access-control-allow-private-network",
+}
+
+// checkGoverned asserts "never the upstream's CORS headers on a governed
+// route" on a stream whose every request is governed and enforced: each
+// request_headers answered is answered by corsproc itself (an immediate
+// response) or with a CONTINUE that keeps the response phase, and the
+// response_headers that follows removes every CORS response header and
+// sets only corsproc's. A request_headers in observability mode is decided
+// but not answered: the response phase after it is not checked.
+func checkGoverned(t *testing.T, fs *fakeStream) {
+	t.Helper()
+	strip := false
+	j := 0
+	for i, m := range fs.in[:fs.next] {
+		var r *extprocv3.ProcessingResponse
+		if j < len(fs.received) && fs.received[j] == m {
+			r = fs.out[j]
+			j++
+		}
+		switch kind(m) {
+		case "request_headers":
+			strip = false
+			switch {
+			case r == nil, r.GetImmediateResponse() != nil:
+			case r.GetModeOverride().GetResponseHeaderMode() == extprocfilterv3.ProcessingMode_SKIP:
+				t.Fatalf("message %d: a governed request's response phase skipped: the upstream's CORS headers would reach the browser", i)
+			default:
+				strip = true
+			}
+		case "response_headers":
+			if !strip || r == nil {
+				continue
+			}
+			removed := r.GetResponseHeaders().GetResponse().GetHeaderMutation().GetRemoveHeaders()
+			for _, h := range corsResponseHeaders {
+				if !slices.Contains(removed, h) {
+					t.Fatalf("message %d: a governed response keeps the upstream's %s (removed %q)", i, h, removed)
+				}
+			}
+		}
+	}
 }
 
 func checkStreamInvariants(t *testing.T, r *extprocv3.ProcessingResponse, origins []string) {

@@ -12,7 +12,10 @@ import (
 // FuzzProcess feeds arbitrary request header values through a whole stream:
 // whatever the bytes, every message gets exactly one well-formed response
 // of the matching type (the fake stream checks it as Envoy would), and
-// Process neither panics nor fails. Seeded from the behaviour tables.
+// Process neither panics nor fails. A stream whose metadata names a policy
+// (one of the set, enforced, or an unknown one) is governed: corsproc
+// answers it or strips every CORS header from the upstream's response
+// (checkGoverned). Seeded from the behaviour tables.
 func FuzzProcess(f *testing.F) {
 	set := mustParse(f, semanticsYAML)
 	srv := New(set, Options{})
@@ -34,6 +37,10 @@ func FuzzProcess(f *testing.F) {
 			v["access-control-request-private-network"], v[":authority"], v[":path"], "", false, false)
 	}
 	f.Add("OPTIONS", "https://app.example.com", "PUT", "\xff", "true", "api.example.com\x00", "/\xfe", "web", true, true)
+	f.Add("OPTIONS", "https://evil.com", "PUT", "", "", "api.example.com", "/", "fwd", false, false)
+	f.Add("OPTIONS", "https://app.example.com", "PUT", "", "", "api.example.com", "/", "nope", false, false)
+	f.Add("GET", "https://app.example.com", "", "", "", "api.example.com", "/", "gone", false, false)
+	f.Add("GET", "", "", "", "", "api.example.com", "/", "gone", false, false)
 	f.Fuzz(func(t *testing.T, method, origin, acrm, acrh, acrpn, authority, path, policyName string, dup, legacy bool) {
 		hv := func(k, v string) *corev3.HeaderValue {
 			if legacy {
@@ -64,6 +71,9 @@ func FuzzProcess(f *testing.F) {
 		}
 		for _, r := range resps {
 			checkCORSInvariants(t, r, origin, dup)
+		}
+		if policyName != "" && policyName != "shadow" {
+			checkGoverned(t, fs)
 		}
 	})
 }
