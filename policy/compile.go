@@ -69,7 +69,9 @@ func (m *matcher) given() bool {
 // semantics and compiles it. Every problem is reported at once in a
 // *ValidationError; warnings of a valid file are kept in Set.Warnings.
 func Compile(file string, pf *corsprocv1.PolicyFile) (*Set, error) {
-	return build(file, []parsedFile{{pf: pf, ds: newDiagnostics(file)}})
+	f := parsedFile{pf: pf, ds: newDiagnostics(file)}
+	f.capped = checkDecoded(pf, f.ds)
+	return build(file, []parsedFile{f})
 }
 
 // parsedFile is one decoded policy file and the diagnostics found so far.
@@ -77,6 +79,7 @@ type parsedFile struct {
 	pf     *corsprocv1.PolicyFile // nil when the file could not be decoded at all
 	ds     *diagnostics
 	spread spread
+	capped bool // a bound of limits.go was crossed: nothing is compiled
 }
 
 // build validates and compiles decoded files into one set, and gathers every
@@ -85,6 +88,9 @@ func build(source string, files []parsedFile) (*Set, error) {
 	// Validate even after decoding errors, so that one run reports every
 	// problem; but a key that failed to decode can make validation warn
 	// about its absence, so keep only validation's errors then.
+	if i := slices.IndexFunc(files, func(f parsedFile) bool { return f.capped }); i >= 0 {
+		return nil, capFailure(files[:i+1])
+	}
 	decodeFailed := false
 	marks := make([]int, len(files))
 	for i, f := range files {
@@ -319,18 +325,23 @@ func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnosti
 			ds.errorf(item(path+".allowed_origin_regexes", i), "correct the RE2 syntax", "%q: invalid RE2 regex: %s", src, regexpError(err))
 			continue
 		}
-		errs, warns := checkOriginRegex(parsed)
+		re, err := anchoredRegexp(parsed)
+		if err != nil {
+			ds.errorf(item(path+".allowed_origin_regexes", i), "correct the RE2 syntax", "%q: invalid RE2 regex: %s", src, regexpError(err))
+			continue
+		}
+		// Judged by what it matches, under the rules of allowed_origins.
+		errs, warns := checkOriginRegex(parsed, re, regexRules{
+			creds:          cp.creds,
+			insecureOK:     p.GetDangerouslyAllowInsecureOrigins(),
+			publicSuffixOK: p.GetDangerouslyAllowPublicSuffixWildcards(),
+		})
 		if len(errs) > 0 {
 			ds.errorf(item(path+".allowed_origin_regexes", i), errs[0].fix, "%q: %s", src, errs[0].msg)
 			continue
 		}
 		if len(warns) > 0 {
 			ds.warnf(item(path+".allowed_origin_regexes", i), warns[0].fix, "%q: %s", src, warns[0].msg)
-		}
-		re, err := anchoredRegexp(parsed)
-		if err != nil {
-			ds.errorf(item(path+".allowed_origin_regexes", i), "correct the RE2 syntax", "%q: invalid RE2 regex: %s", src, regexpError(err))
-			continue
 		}
 		set.regexes = append(set.regexes, re)
 		set.regexIndex = append(set.regexIndex, i)

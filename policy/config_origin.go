@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"regexp/syntax"
 	"strings"
 
@@ -175,11 +176,22 @@ func isPublicSuffix(base string) bool {
 	return ps == base && (icann || strings.Contains(base, "."))
 }
 
-// checkOriginRegex finds the classic regex mistakes (section 3) in a parsed
-// allowed_origin_regexes entry: a "." that is neither escaped nor a
-// quantified wildcard is an error; a ".*" or ".+" directly followed by a
-// letter or digit is a warning.
-func checkOriginRegex(re *syntax.Regexp) (errs, warns []*problem) {
+// regexRules are the policy's settings that decide what an
+// allowed_origin_regexes entry may match.
+type regexRules struct {
+	creds, insecureOK, publicSuffixOK bool
+}
+
+// checkOriginRegex applies to a parsed allowed_origin_regexes entry (section
+// 3) the rules exact origins and https://*. patterns obey, judging by the
+// origins it matches (analyzeOriginRegex), not by its spelling; anchored is
+// the entry compiled. A "." that is neither escaped nor a quantified
+// wildcard is an error whatever it matches. With credentials, a regex that
+// matches hosts it does not name, plain http (but loopback), any site
+// directly under a public suffix, or a name run into its domain
+// (evilexample.com) is an error, as the same origins listed would be;
+// without, the first and the last are warnings.
+func checkOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp, rules regexRules) (errs, warns []*problem) {
 	var walk func(re, parent *syntax.Regexp)
 	walk = func(re, parent *syntax.Regexp) {
 		switch re.Op {
@@ -188,37 +200,52 @@ func checkOriginRegex(re *syntax.Regexp) (errs, warns []*problem) {
 				errs = append(errs, problemf(`escape it as \. (or use the pattern https://*.example.com)`,
 					"an unescaped '.' matches any character, so this regex also lets in e.g. appXexample.com"))
 			}
-		case syntax.OpConcat:
-			for i := 0; i+1 < len(re.Sub); i++ {
-				if isWildcardRun(re.Sub[i]) && startsAlnum(re.Sub[i+1]) {
-					warns = append(warns, problemf(`write https://(.+\.)?example\.com, or use the pattern https://*.example.com`,
-						"a .* or .+ directly followed by a letter or digit also matches e.g. https://evilexample.com"))
-				}
-			}
 		}
 		for _, sub := range re.Sub {
 			walk(sub, re)
 		}
 	}
 	walk(re, nil)
+	if len(errs) > 0 {
+		return errs, nil
+	}
+	f := analyzeOriginRegex(re, anchored)
+	const listFix = `list the origins in allowed_origins, or use the pattern https://*.example.com, or a regex whose host ends in your domain after a dot, e.g. https://([a-z0-9-]+\.)*example\.com`
+	if f.arbitrary != "" {
+		if rules.creds {
+			errs = append(errs, problemf(listFix,
+				"it matches hosts it does not name, e.g. %q: with credentials any site could read a logged-in user's responses", f.arbitrary))
+		} else {
+			warns = append(warns, problemf(listFix,
+				"it matches hosts it does not name: this also allows %q, so any site can read the responses", f.arbitrary))
+		}
+	}
+	if rules.creds && f.insecure != "" && !rules.insecureOK {
+		errs = append(errs, problemf("match https:// only (http:// is fine for localhost and loopback addresses), or set dangerously_allow_insecure_origins: true",
+			"it matches plain http origins such as %q with credentials: anyone on the network path can inject a script into them", f.insecure))
+	}
+	if rules.creds && f.psWild != "" && !rules.publicSuffixOK {
+		errs = append(errs, problemf("list the sites you own exactly, or set dangerously_allow_public_suffix_wildcards: true",
+			"it matches any site directly under the public suffix %q, e.g. %q, where anyone can register a site", f.psSuffix, f.psWild))
+	}
+	if f.glued != "" {
+		const gluedFix = `put a dot between the free part and your domain, e.g. https://([a-z0-9-]+\.)?example\.com, or use the pattern https://*.example.com`
+		if rules.creds {
+			errs = append(errs, problemf(gluedFix,
+				"it lets text run into the domain name: this also allows %q, a name anyone can register, and with credentials it could read a logged-in user's responses", f.glued))
+		} else {
+			warns = append(warns, problemf(gluedFix,
+				"it lets text run into the domain name: this also allows %q, a name anyone can register", f.glued))
+		}
+	}
+	if f.incomplete {
+		const fix = "split it into simpler regexes, or list the origins in allowed_origins"
+		msg := "it has more alternatives and repetitions than corsproc checks (%d matches), so what it lets in is not known"
+		if rules.creds {
+			errs = append(errs, problemf(fix, msg+"; with credentials that is refused", maxMatches))
+		} else {
+			warns = append(warns, problemf(fix, msg, maxMatches))
+		}
+	}
 	return errs, warns
-}
-
-func isWildcardRun(re *syntax.Regexp) bool {
-	for re.Op == syntax.OpCapture {
-		re = re.Sub[0]
-	}
-	return (re.Op == syntax.OpStar || re.Op == syntax.OpPlus) &&
-		(re.Sub[0].Op == syntax.OpAnyChar || re.Sub[0].Op == syntax.OpAnyCharNotNL)
-}
-
-func startsAlnum(re *syntax.Regexp) bool {
-	for (re.Op == syntax.OpCapture || re.Op == syntax.OpConcat) && len(re.Sub) > 0 {
-		re = re.Sub[0]
-	}
-	if re.Op != syntax.OpLiteral || len(re.Rune) == 0 {
-		return false
-	}
-	r := re.Rune[0]
-	return r < 0x80 && (isLowerAlpha(byte(r)) || isDigit(byte(r)) || (r >= 'A' && r <= 'Z'))
 }

@@ -1,0 +1,603 @@
+package policy
+
+import (
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strings"
+	"unicode"
+
+	"golang.org/x/net/publicsuffix"
+)
+
+// This file finds out what an allowed_origin_regexes entry actually lets
+// in, so that a regex obeys the rules exact origins and https://*. patterns
+// obey (docs/policy.md, "Origins"; docs/security.md). It judges the regex by
+// the origins it matches, not by its spelling: it builds origins from the
+// parsed regex, with attacker-chosen text in each place where the regex
+// leaves a choice, and keeps those the compiled (anchored) regex really
+// matches and that parseOrigin accepts, the only ones a regex is ever asked
+// about. Two such origins that differ only in the attacker's text show
+// whether that text can change the site: the public suffix (any host at
+// all), the label directly under a public suffix (anyone's site on
+// github.io), or a registrable name the text is glued into
+// (evilexample.com). Every finding is an origin the regex matches, so the
+// analysis never refuses a regex for what it does not allow.
+
+// regexFindings are the unsafe origins a regex matches, one witness of each
+// kind; "" when none was found.
+type regexFindings struct {
+	// arbitrary is an origin on a host the regex does not name: the
+	// attacker's text decides the public suffix.
+	arbitrary string
+	// insecure is a plain http:// origin that is not loopback.
+	insecure string
+	// psWild is an origin whose label directly under the public suffix
+	// psSuffix is the attacker's.
+	psWild, psSuffix string
+	// glued is an origin whose registrable domain is the attacker's text
+	// run into text of the regex (evilexample.com for .*example\.com).
+	glued string
+	// incomplete is set when the regex has more places to vary than the
+	// analysis tries (maxMatches): what it did not try is unknown.
+	incomplete bool
+}
+
+// regexSite is a place in a regex where the matched text may vary.
+type regexSite struct {
+	kind     siteKind
+	min, max int // repetitions (max -1: unbounded)
+	// allowed holds the printable ASCII bytes a single-character matcher
+	// (a class, ., or the matcher a string site repeats) accepts.
+	allowed [128]bool
+	benign  byte // the character used when the site is not varied; 0 if none
+	// values are the values of a dimension: branches of an alternation,
+	// or repetition counts; dflt is the one used when it is not varied,
+	// and dim its index in regexAnalyzer.dims.
+	values []int
+	dflt   int
+	dim    int
+}
+
+type siteKind uint8
+
+const (
+	siteChar   siteKind = iota + 1 // one character of a class or .
+	siteString                     // a repetition of a class or .
+	siteAlt                        // an alternation: which branch
+	siteCount                      // a repetition of anything else: how many times
+)
+
+// maxWitnessLen bounds the text a witness is built up to: parseOrigin
+// refuses longer origins anyway.
+const maxWitnessLen = maxOriginLen + 1
+
+// maxConfigs bounds the combinations of choices (branches, counts) tried,
+// and maxMatches the strings matched against the regex: a regex written to
+// list origins needs a few dozen, and the bound keeps a file of huge
+// regexes from taking long to load.
+const (
+	maxConfigs = 64
+	maxMatches = 2048
+)
+
+// payloads are the attacker's texts tried in each varying place, in pairs
+// that share no first or last character: the whole origin, a host, a host
+// run into what follows, and a label.
+var payloads = [][2]string{
+	{"https://evil.invalid", "https://pwnd.example"},
+	{"evil.invalid", "pwnd.example"},
+	{".evil.invalid", ".pwnd.example"},
+	{"evil", "pwnd"},
+}
+
+// charPayload is the pair tried in a place that holds one character.
+var charPayload = [2]string{"x", "q"}
+
+// payloadPool is the order in which characters stand in for a payload's
+// letters that a class does not accept.
+const payloadPool = "abcdefghijklmnopqrstuvwxyz1234567890-_."
+
+type regexAnalyzer struct {
+	re    *regexp.Regexp // anchored
+	sites map[*syntax.Regexp]*regexSite
+	dims  []*syntax.Regexp // sites of kind siteAlt and siteCount, in tree order
+	// seen caches what each built string turned out to be.
+	seen   map[string]*witness
+	budget int // matches left (maxMatches)
+	f      regexFindings
+}
+
+// witness is a built string the regex matches and parseOrigin accepts.
+type witness struct {
+	s      string
+	origin origin
+}
+
+// analyzeOriginRegex returns the unsafe origins re (parsed with syntax.Perl)
+// matches; anchored is re compiled to match whole strings.
+func analyzeOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp) regexFindings {
+	a := &regexAnalyzer{re: anchored, sites: map[*syntax.Regexp]*regexSite{}, seen: map[string]*witness{}, budget: maxMatches}
+	a.collect(re)
+	// The combinations tried: every choice at its default, then each
+	// choice at each of its other values, the others at their defaults.
+	dflt := make([]int, len(a.dims))
+	for i, d := range a.dims {
+		dflt[i] = a.sites[d].dflt
+	}
+	configs := [][]int{dflt}
+	for i, d := range a.dims {
+		for _, v := range a.sites[d].values {
+			if v == dflt[i] || len(configs) == maxConfigs {
+				continue
+			}
+			c := append([]int(nil), dflt...)
+			c[i] = v
+			configs = append(configs, c)
+		}
+	}
+	done := map[*syntax.Regexp]bool{}
+	for _, config := range configs {
+		if a.f.incomplete {
+			break
+		}
+		base, reached := a.build(re, config, nil, "")
+		w := a.check(base)
+		clear(done)
+		for _, site := range reached {
+			if done[site] {
+				continue
+			}
+			done[site] = true
+			s := a.sites[site]
+			switch s.kind {
+			case siteChar:
+				if p, ok := s.fit(charPayload); ok {
+					a.pair(re, config, site, p)
+				}
+			case siteString:
+				for _, p := range payloads {
+					if p, ok := s.fit(p); ok {
+						a.pair(re, config, site, p)
+					}
+				}
+			case siteCount:
+				// An unbounded repetition: one more time is text the
+				// attacker adds.
+				if w == nil {
+					continue
+				}
+				more := append([]int(nil), config...)
+				more[s.dim]++
+				s2, _ := a.build(re, more, nil, "")
+				if w2 := a.check(s2); w2 != nil {
+					a.classify(w, w2)
+				}
+			}
+		}
+	}
+	return a.f
+}
+
+// pair builds the regex with each of the two payloads in site and compares
+// the origins.
+func (a *regexAnalyzer) pair(re *syntax.Regexp, config []int, site *syntax.Regexp, p [2]string) {
+	sa, _ := a.build(re, config, site, p[0])
+	wa := a.check(sa)
+	if wa == nil {
+		return
+	}
+	sb, _ := a.build(re, config, site, p[1])
+	if wb := a.check(sb); wb != nil {
+		a.classify(wa, wb)
+	}
+}
+
+// check returns the witness s is when the regex matches it and it is an
+// origin, and records what a single origin shows: plain http.
+func (a *regexAnalyzer) check(s string) *witness {
+	if s == "" || len(s) > maxOriginLen {
+		return nil
+	}
+	if w, ok := a.seen[s]; ok {
+		return w
+	}
+	var w *witness
+	var o origin
+	if parseOrigin(s, &o) && a.spend() && a.re.MatchString(s) {
+		w = &witness{s: s, origin: o}
+	}
+	a.seen[s] = w
+	if w == nil {
+		return nil
+	}
+	switch {
+	case isLoopback(o.host):
+	case o.scheme == "http":
+		a.note(&a.f.insecure, s)
+	case a.f.insecure == "":
+		// The same origin over plain http.
+		if h := "http" + s[len(o.scheme):]; a.spend() && a.re.MatchString(h) {
+			a.note(&a.f.insecure, h)
+		}
+	}
+	return w
+}
+
+// spend takes one regex match from the budget; false when it is spent.
+func (a *regexAnalyzer) spend() bool {
+	if a.budget == 0 {
+		a.f.incomplete = true
+		return false
+	}
+	a.budget--
+	return true
+}
+
+// note keeps the first witness of a kind.
+func (a *regexAnalyzer) note(dst *string, s string) {
+	if *dst == "" || len(s) < len(*dst) {
+		*dst = s
+	}
+}
+
+// classify compares two matched origins built with different attacker
+// text in the same place.
+func (a *regexAnalyzer) classify(wa, wb *witness) {
+	fa, oka := siteOf(wa.origin.host)
+	fb, okb := siteOf(wb.origin.host)
+	if !oka || !okb || fa.registrable == fb.registrable {
+		return
+	}
+	switch {
+	case fa.suffix != fb.suffix:
+		// The attacker's text decides the public suffix: any host.
+		for _, w := range []*witness{wa, wb} {
+			if a.f.arbitrary == "" || plainer(w.s, a.f.arbitrary) {
+				a.f.arbitrary = w.s
+			}
+		}
+	case !fa.listed:
+		// Under a suffix the Public Suffix List does not know (internal,
+		// localhost): like https://*.internal, no one else's site.
+	case sharesAffix(firstLabel(fa.registrable), firstLabel(fb.registrable)):
+		a.note(&a.f.glued, wa.s)
+	default:
+		if a.f.psWild == "" || len(wa.s) < len(a.f.psWild) {
+			a.f.psWild, a.f.psSuffix = wa.s, fa.suffix
+		}
+	}
+}
+
+// plainer reports whether the witness s shows the attack more plainly than
+// old: a host on .invalid, the attacker's payload as a label of its own,
+// then the shorter.
+func plainer(s, old string) bool {
+	score := func(s string) int {
+		var o origin
+		if !parseOrigin(s, &o) {
+			return 0
+		}
+		n := 0
+		if strings.HasSuffix(o.host, ".invalid") {
+			n += 2
+		}
+		if o.host == "evil.invalid" || strings.Contains(o.host, ".evil.invalid") {
+			n++
+		}
+		return n
+	}
+	if a, b := score(s), score(old); a != b {
+		return a > b
+	}
+	return len(s) < len(old)
+}
+
+// hostSite is a host's place in the domain name system.
+type hostSite struct {
+	suffix      string // its public suffix
+	listed      bool   // the Public Suffix List has suffix (not only its default rule)
+	registrable string // suffix and the label before it; the host itself when it is a suffix
+}
+
+// siteOf returns where host sits; false for IP addresses, which no one
+// registers.
+func siteOf(host string) (hostSite, bool) {
+	host = strings.TrimSuffix(host, ".")
+	if host == "" || host[0] == '[' {
+		return hostSite{}, false
+	}
+	if last := lastLabel(host); strings.Trim(last, "0123456789") == "" {
+		return hostSite{}, false
+	}
+	ps, icann := publicsuffix.PublicSuffix(host)
+	reg, err := publicsuffix.EffectiveTLDPlusOne(host)
+	if err != nil {
+		reg = host
+	}
+	return hostSite{suffix: ps, listed: icann || strings.Contains(ps, "."), registrable: reg}, true
+}
+
+func firstLabel(host string) string {
+	l, _, _ := strings.Cut(host, ".")
+	return l
+}
+
+// sharesAffix reports whether two different labels begin or end alike: the
+// text of the regex around the attacker's.
+func sharesAffix(a, b string) bool {
+	return a != "" && b != "" && (a[0] == b[0] || a[len(a)-1] == b[len(b)-1])
+}
+
+// collect records the sites of re.
+func (a *regexAnalyzer) collect(re *syntax.Regexp) {
+	switch re.Op {
+	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		s := &regexSite{kind: siteChar, min: 1, max: 1}
+		s.allow(re)
+		a.sites[re] = s
+	case syntax.OpAlternate:
+		s := &regexSite{kind: siteAlt, dim: len(a.dims)}
+		for i := range re.Sub {
+			s.values = append(s.values, i)
+		}
+		a.sites[re] = s
+		a.dims = append(a.dims, re)
+		for _, sub := range re.Sub {
+			a.collect(sub)
+		}
+	case syntax.OpStar, syntax.OpPlus, syntax.OpQuest, syntax.OpRepeat:
+		lo, hi := repeatRange(re)
+		sub := unwrapCapture(re.Sub[0])
+		if single(sub) {
+			s := &regexSite{min: lo, max: hi}
+			s.allow(sub)
+			if s.variable() {
+				s.kind = siteString
+				a.sites[re] = s
+				return
+			}
+		}
+		// A count, whose values are choices: bounded, the least, one
+		// more and the most, the least by default (an optional part is
+		// left out); unbounded, the least, one or the least by default,
+		// and one more, which is text the attacker adds.
+		s := &regexSite{kind: siteCount, min: lo, max: hi, dim: len(a.dims)}
+		if hi < 0 {
+			s.dflt = max(lo, 1)
+			s.values = []int{lo, s.dflt, s.dflt + 1}
+		} else {
+			s.dflt = lo
+			s.values = []int{lo, min(lo+1, hi), hi}
+		}
+		s.values = slices.Compact(s.values)
+		a.sites[re] = s
+		a.dims = append(a.dims, re)
+		a.collect(re.Sub[0])
+	default:
+		for _, sub := range re.Sub {
+			a.collect(sub)
+		}
+	}
+}
+
+func repeatRange(re *syntax.Regexp) (lo, hi int) {
+	switch re.Op {
+	case syntax.OpStar:
+		return 0, -1
+	case syntax.OpPlus:
+		return 1, -1
+	case syntax.OpQuest:
+		return 0, 1
+	}
+	return re.Min, re.Max
+}
+
+func unwrapCapture(re *syntax.Regexp) *syntax.Regexp {
+	for re.Op == syntax.OpCapture {
+		re = re.Sub[0]
+	}
+	return re
+}
+
+// single reports whether re matches exactly one character.
+func single(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		return true
+	case syntax.OpLiteral:
+		return len(re.Rune) == 1
+	}
+	return false
+}
+
+// allow records the printable ASCII characters the one-character matcher re
+// accepts, and picks the one used when the site is not varied.
+func (s *regexSite) allow(re *syntax.Regexp) {
+	switch re.Op {
+	case syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		for c := 0x21; c < 0x7f; c++ {
+			s.allowed[c] = true
+		}
+	case syntax.OpCharClass:
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			for c := max(re.Rune[i], 0x21); c <= min(re.Rune[i+1], 0x7e); c++ {
+				s.allowed[c] = true
+			}
+		}
+	case syntax.OpLiteral:
+		r := re.Rune[0]
+		if re.Flags&syntax.FoldCase != 0 {
+			r = unicode.ToLower(r)
+		}
+		if r > 0x20 && r < 0x7f {
+			s.allowed[r] = true
+		}
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		s.allowed[c] = false // browsers send host names in lower case
+	}
+	for _, c := range []byte("a1" + payloadPool) {
+		if s.allowed[c] {
+			s.benign = c
+			return
+		}
+	}
+	for c := 0x21; c < 0x7f; c++ {
+		if s.allowed[c] {
+			s.benign = byte(c)
+			return
+		}
+	}
+}
+
+// variable reports whether the site accepts more than one character a
+// browser can send.
+func (s *regexSite) variable() bool {
+	n := 0
+	for _, ok := range s.allowed {
+		if ok {
+			n++
+		}
+	}
+	return n > 1
+}
+
+// fit turns a pair of payloads into ones the site accepts: a letter it does
+// not accept becomes one it does (the first for one payload, the second
+// for the other), and a label is cut or padded to the length the site
+// allows. Dots, colons and slashes are structure and must be accepted as
+// they are. false when no such pair exists.
+func (s *regexSite) fit(p [2]string) ([2]string, bool) {
+	first, second := byte(0), byte(0)
+	for _, c := range []byte(payloadPool) {
+		if s.allowed[c] {
+			if first == 0 {
+				first = c
+			} else if second == 0 {
+				second = c
+			}
+		}
+	}
+	label := !strings.ContainsAny(p[0], ".:/")
+	var out [2]string
+	for i, text := range p {
+		b := []byte(text)
+		for j, c := range b {
+			switch {
+			case s.allowed[c]:
+			case isLowerAlpha(c) && i == 0 && first != 0:
+				b[j] = first
+			case isLowerAlpha(c) && i == 1 && second != 0:
+				b[j] = second
+			default:
+				return out, false
+			}
+		}
+		if label {
+			if s.max >= 0 && len(b) > s.max {
+				b = b[:s.max]
+			}
+			for len(b) < s.min {
+				b = append(b, b[len(b)-1])
+			}
+		}
+		if len(b) < s.min || (s.max >= 0 && len(b) > s.max) {
+			return out, false
+		}
+		out[i] = string(b)
+	}
+	return out, out[0] != out[1]
+}
+
+// generator builds one string the regex may match.
+type generator struct {
+	a       *regexAnalyzer
+	config  []int // the value of each dimension
+	b       []byte
+	reached []*syntax.Regexp
+	ok      bool
+}
+
+// build returns the string for re with the dimensions at config and payload
+// in the site target (none when target is nil), and the sites it went
+// through; "" when no string could be built.
+func (a *regexAnalyzer) build(re *syntax.Regexp, config []int, target *syntax.Regexp, payload string) (string, []*syntax.Regexp) {
+	g := generator{a: a, config: config, ok: true}
+	g.emit(re, target, payload)
+	if !g.ok {
+		return "", g.reached
+	}
+	return string(g.b), g.reached
+}
+
+func (g *generator) emit(re, target *syntax.Regexp, payload string) {
+	if !g.ok {
+		return
+	}
+	if len(g.b) > maxWitnessLen {
+		g.ok = false
+		return
+	}
+	switch re.Op {
+	case syntax.OpNoMatch:
+		g.ok = false
+	case syntax.OpLiteral:
+		for _, r := range re.Rune {
+			if re.Flags&syntax.FoldCase != 0 {
+				r = unicode.ToLower(r)
+			}
+			g.b = append(g.b, string(r)...)
+		}
+	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		s := g.a.sites[re]
+		g.reached = append(g.reached, re)
+		switch {
+		case re == target:
+			g.b = append(g.b, payload...)
+		case s.benign != 0:
+			g.b = append(g.b, s.benign)
+		case re.Op == syntax.OpCharClass && len(re.Rune) > 0:
+			g.b = append(g.b, string(re.Rune[0])...)
+		default:
+			g.ok = false
+		}
+	case syntax.OpCapture:
+		g.emit(re.Sub[0], target, payload)
+	case syntax.OpConcat:
+		for _, sub := range re.Sub {
+			g.emit(sub, target, payload)
+		}
+	case syntax.OpAlternate:
+		g.emit(re.Sub[g.config[g.a.sites[re].dim]], target, payload)
+	case syntax.OpStar, syntax.OpPlus, syntax.OpQuest, syntax.OpRepeat:
+		s := g.a.sites[re]
+		if s.kind == siteString {
+			g.reached = append(g.reached, re)
+			if re == target {
+				g.b = append(g.b, payload...)
+				return
+			}
+			n := max(s.min, 1)
+			if s.max >= 0 {
+				n = min(n, s.max)
+			}
+			for range n {
+				g.b = append(g.b, s.benign)
+			}
+			return
+		}
+		n := g.config[s.dim]
+		if n > 0 && s.max < 0 {
+			g.reached = append(g.reached, re)
+		}
+		for range n {
+			g.emit(re.Sub[0], target, payload)
+			if !g.ok {
+				return
+			}
+		}
+	}
+	// Anchors, word boundaries and empty matches add no text; a string
+	// they do not allow is one the compiled regex does not match.
+}
