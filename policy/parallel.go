@@ -43,10 +43,11 @@ func partition(n int) [][2]int {
 
 // messages decodes the items of a list of messages, one range of items per
 // goroutine, each with a decoder of its own whose findings are merged in
-// order afterwards. If the items expand past maxNodes (aliases), where the
-// limit is crossed depends on the order the nodes are counted in: it merges
-// nothing and returns false, and the caller decodes the list in order, so
-// that the error is the one a single goroutine reports.
+// order afterwards. If the items cross a bound (limits.go: aliases that
+// expand past maxNodes, origins past maxOrigins), where it is crossed
+// depends on the order things are counted in: it merges nothing and returns
+// false, and the caller decodes the list in order, so that the error is the
+// one a single goroutine reports.
 func (d *decoder) messages(n *yaml.Node, path string, list protoreflect.List, parts [][2]int) bool {
 	elems := make([]protoreflect.Value, len(n.Content))
 	subs := make([]*decoder, len(parts))
@@ -55,10 +56,10 @@ func (d *decoder) messages(n *yaml.Node, path string, list protoreflect.List, pa
 		// Most policies hold a mapping (match) and two lists (routes,
 		// allowed_origins) besides their own mapping.
 		ds := &diagnostics{file: d.ds.file, positions: newPositions(2 * (r[1] - r[0]))}
-		sub := &decoder{ds: ds, nodes: d.nodes, merging: map[*yaml.Node]bool{}}
+		sub := &decoder{ds: ds, used: d.used, merging: map[*yaml.Node]bool{}}
 		subs[w] = sub
 		wg.Go(func() {
-			for i := r[0]; i < r[1] && !sub.bomb; i++ {
+			for i := r[0]; i < r[1] && !sub.capped; i++ {
 				el := list.NewElement()
 				sub.message(n.Content[i], item(path, i), el.Message())
 				elems[i] = el
@@ -66,17 +67,21 @@ func (d *decoder) messages(n *yaml.Node, path string, list protoreflect.List, pa
 		})
 	}
 	wg.Wait()
-	nodes := d.nodes
+	used := d.used
 	for _, sub := range subs {
-		nodes += sub.nodes - d.nodes
-		if sub.bomb {
+		if sub.capped {
 			return false
 		}
+		used.nodes += sub.used.nodes - d.used.nodes
+		used.policies += sub.used.policies - d.used.policies
+		used.origins += sub.used.origins - d.used.origins
+		used.items += sub.used.items - d.used.items
+		used.errors += sub.used.errors - d.used.errors
 	}
-	if nodes > maxNodes {
+	if used.nodes > maxNodes || used.policies > maxPolicies || used.origins > maxOrigins || used.items > maxItems || used.errors >= maxDecodeErrors {
 		return false
 	}
-	d.nodes = nodes
+	d.used = used
 	for _, sub := range subs {
 		d.ds.parts = append(d.ds.parts, sub.ds.positions)
 		d.ds.list = append(d.ds.list, sub.ds.list...)

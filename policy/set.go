@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Set is a compiled, immutable policy set. It is safe for concurrent use;
@@ -37,9 +38,15 @@ func Load(path string) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := make([]parsedFile, len(sources))
-	for i, f := range sources {
-		files[i] = decode(f.Name, f.Data)
+	// The files share the bounds of limits.go: the first one crossed stops
+	// the load, and build compiles nothing.
+	var b budget
+	files := make([]parsedFile, 0, len(sources))
+	for _, f := range sources {
+		files = append(files, decode(f.Name, f.Data, &b))
+		if files[len(files)-1].capped {
+			break
+		}
 	}
 	s, err := build(path, files)
 	if err != nil {
@@ -60,7 +67,8 @@ func Digest(path string) (string, error) {
 
 // readSources reads the policy files at path (see Load) and returns them
 // with their digest: that of the file's bytes, or for a directory that of
-// each file's name, length and bytes in turn.
+// each file's name, length and bytes in turn. Only regular files are read
+// (readFile), at most MaxFileSize bytes each and MaxSetSize in all.
 func readSources(path string) ([]File, string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -83,10 +91,15 @@ func readSources(path string) ([]File, string, error) {
 	}
 	sources := make([]File, 0, len(names))
 	h := sha256.New()
+	total := 0
 	for _, name := range names {
 		data, err := readFile(name)
 		if err != nil {
 			return nil, "", err
+		}
+		if total += len(data); total > MaxSetSize {
+			return nil, "", fmt.Errorf("%s: the policy files are larger than the %d bytes corsproc reads in all (at %s); see docs/policy.md",
+				path, MaxSetSize, filepath.Base(name))
 		}
 		fmt.Fprintf(h, "%s\x00%d\x00", filepath.Base(name), len(data))
 		h.Write(data)
@@ -123,26 +136,70 @@ func policyFiles(dir string) ([]string, error) {
 		if fi.IsDir() {
 			continue
 		}
+		// Anything else that is not a regular file (a named pipe, a
+		// device, a socket) would block or never end the read: an error,
+		// not skipped, as its policies would be silently dropped.
+		if err := regular(full, fi); err != nil {
+			return nil, err
+		}
 		names = append(names, full)
 	}
 	return names, nil // os.ReadDir sorts by name
 }
 
-// readFile reads a policy file, refusing files above MaxFileSize.
+// readFile reads a policy file, refusing anything but a regular file (after
+// symlinks) and files above MaxFileSize. It never blocks in open: opening a
+// named pipe for reading waits for a writer, so the file is opened
+// non-blocking, after os.Stat said it is regular, and the opened file is
+// checked again, as the path may have been replaced in between.
 func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := regular(path, fi); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return nil, err
+	}
+	if err := regular(path, fi); err != nil {
+		return nil, err
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, err
 	}
 	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%s: file is larger than the %d bytes corsproc reads", path, MaxFileSize)
+		return nil, fmt.Errorf("%s: file is larger than the %d bytes corsproc reads; see docs/policy.md", path, MaxFileSize)
 	}
 	return data, nil
+}
+
+// regular returns an error naming path unless fi is a regular file's.
+func regular(path string, fi os.FileInfo) error {
+	if fi.Mode().IsRegular() {
+		return nil
+	}
+	what := "not a regular file"
+	switch t := fi.Mode().Type(); {
+	case t&os.ModeDir != 0:
+		what = "a directory"
+	case t&os.ModeNamedPipe != 0:
+		what = "a named pipe (FIFO)"
+	case t&os.ModeSocket != 0:
+		what = "a socket"
+	case t&os.ModeCharDevice != 0:
+		what = "a character device"
+	case t&os.ModeDevice != 0:
+		what = "a device"
+	}
+	return fmt.Errorf("%s: is %s, not a regular file: a policy file must be a regular file (or a symlink to one)", path, what)
 }
 
 // Parse decodes, validates and compiles a policy file's contents; file names
@@ -155,7 +212,7 @@ func Parse(file string, data []byte) (*Set, error) {
 
 // parse is Parse, and reports which stages ran on several goroutines.
 func parse(file string, data []byte) (*Set, spread, error) {
-	files := []parsedFile{decode(file, data)}
+	files := []parsedFile{decode(file, data, new(budget))}
 	s, err := build(file, files)
 	if err != nil {
 		return nil, files[0].spread, err

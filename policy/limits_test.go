@@ -1,0 +1,233 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// yamlNodes counts the nodes yaml/v3 builds from data, every document of
+// it, aliases counted once and not followed.
+func yamlNodes(data []byte) (int, bool) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	n := 0
+	for {
+		var doc yaml.Node
+		if err := dec.Decode(&doc); err != nil {
+			return n, n > 0 || err.Error() == "EOF"
+		}
+		walk(&doc, func(*yaml.Node) { n++ })
+	}
+}
+
+// nodeBoundCases are YAML texts that make nodes of few bytes.
+var nodeBoundCases = []string{
+	"", "a", "---", "- a", "-\n-\n-\n", "- - - -\n", "[a,a,a]", "[[],[],[]]", "{a,b,c}", "{a: ,b: }",
+	"[:,:,:]", "[a: b, c: d]", "[: b]", "{? , ? }", "? \n? \n", "- ? \n- ? \n", "a:\nb:\nc:\n",
+	"a: &x [b]\nc: *x\nd: [*x, *x]\n", "[a]: b\n{c}: d\n", "\"a\":b\n", "{\"a\":b,'c':d}", "x: !!str\ny: &a\n",
+	": \n: \n", "- :\n- :\n", "[? ]", "[-]", "- -\n", "a: |\n  b\n  c\n", "# c\na: b # d\n",
+	"<<: {a: b}\n", "--- a\n--- b\n", "[a, , b]", "{a: [b: c, {d}]}", "? - a\n: - b\n",
+	"[,]", "{,}", "[a,]", "{a,}", "a:b", "[a:b]", "- a: b\n  c:\n- d\n",
+}
+
+func TestYAMLNodeBound(t *testing.T) {
+	inputs := map[string][]byte{}
+	for _, c := range nodeBoundCases {
+		inputs[c] = []byte(c)
+	}
+	for name, c := range parallelCases {
+		inputs[name] = []byte(c)
+	}
+	for _, c := range splitCases {
+		inputs[c.name] = []byte(c.data)
+	}
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.yaml"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs[f] = data
+	}
+	for name, data := range inputs {
+		n, _ := yamlNodes(data)
+		if b := yamlNodeBound(data); b < n {
+			t.Errorf("%q: yamlNodeBound = %d, yaml/v3 builds %d nodes", name, b, n)
+		}
+	}
+	// The largest set measured (docs/performance.md), with headroom.
+	data := largeSet(largePolicies)
+	if n, b := yamlNodeBound(data), maxYAMLNodes/2+maxYAMLNodes/4; n > b {
+		t.Errorf("%d policies: yamlNodeBound = %d, want at most %d, well under MaxYAMLNodes", largePolicies, n, b)
+	}
+}
+
+// FuzzYAMLNodeBound: yamlNodeBound is never below what yaml/v3 builds.
+func FuzzYAMLNodeBound(f *testing.F) {
+	for _, c := range nodeBoundCases {
+		f.Add([]byte(c))
+	}
+	for _, c := range parallelCases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 4<<10 {
+			return
+		}
+		if n, _ := yamlNodes(data); yamlNodeBound(data) < n {
+			t.Fatalf("yamlNodeBound = %d, yaml/v3 builds %d nodes", yamlNodeBound(data), n)
+		}
+	})
+}
+
+// largeSet is a file of n route-bound policies with credentials, as the
+// benchmarks of docs/performance.md measure.
+func largeSet(n int) []byte {
+	var b strings.Builder
+	b.WriteString("policies:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - name: p%d\n    match:\n      routes: [route-%d]\n    allowed_origins: [https://app%d.example.com]\n    allow_credentials: true\n", i, i, i)
+	}
+	return []byte(b.String())
+}
+
+// heapBound is what loading any file may add to the heap: the budget a
+// reload has in the shipped pod beside a running server (docs/security.md).
+const heapBound = 128 << 20
+
+// loadBounded loads path on another goroutine, sampling the heap meanwhile
+// under a memory limit of heapBound above the heap at the start (as
+// GOMEMLIMIT does in the pod), and returns the error and the most the heap
+// grew by. It fails the test if Load does not return within a minute.
+func loadBounded(t *testing.T, path string) (error, uint64) {
+	t.Helper()
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	old := debug.SetMemoryLimit(int64(base.HeapInuse + heapBound))
+	defer debug.SetMemoryLimit(old)
+	var peak atomic.Uint64
+	done := make(chan error, 1)
+	go func() {
+		_, err := Load(path)
+		done <- err
+	}()
+	deadline := time.After(time.Minute)
+	var m runtime.MemStats
+	for {
+		select {
+		case err := <-done:
+			return err, peak.Load()
+		case <-deadline:
+			t.Fatalf("Load(%s) did not return within a minute", path)
+		case <-time.After(time.Millisecond):
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > base.HeapInuse && m.HeapInuse-base.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse - base.HeapInuse)
+			}
+		}
+	}
+}
+
+// TestHostileFilesBounded: files that expand to far more than they weigh
+// (aliases, dense lists) fail with an error naming the bound they cross,
+// and loading them stays within heapBound; so does loading the largest
+// realistic set, which loads.
+func TestHostileFilesBounded(t *testing.T) {
+	rep := strings.Repeat
+	dir := t.TempDir()
+	cases := []struct {
+		name, data, want string
+	}{
+		// 1,000,000 policies by alias from 4 MB.
+		{"aliases", "x: &p {name: a, allowed_origins: [https://a.example]}\npolicies: [" + rep("*p, ", 1_000_000) + "]\n",
+			"more than the 500000 YAML nodes"},
+		// 8,000,000 origins in 16 MB.
+		{"flat list", "policies:\n  - name: p\n    allowed_origins: [" + rep("a,", 8_000_000) + "]\n",
+			"larger than the 4194304 bytes"},
+		{"flat list under the size bound", "policies:\n  - name: p\n    allowed_origins: [" + rep("a,", 2_000_000) + "]\n",
+			"more than the 500000 YAML nodes"},
+		{"origins by alias", "x-o: &o [" + rep("https://a.example,", 1000) + "]\nx-p: &p {name: a, allowed_origins: *o}\npolicies: [" + rep("*p,", 10000) + "]\n",
+			"more than 50000 allowed_origins"},
+		{"routes by alias", "x-r: &r [" + rep("r,", 100) + "]\nx-p: &p {name: a, match: {routes: *r}}\npolicies: [" + rep("*p,", 10000) + "]\n",
+			"lists have more than 100000 entries"},
+		{"policies", "policies: [" + rep("{},", 20001) + "]\n", "more than 20000 policies"},
+		{"a list just under the node bound", "policies:\n  - name: p\n    allow_headers: [" + rep("cookie,", 99_000) + "]\n    allow_methods: [" + rep("get,", 1_001) + "]\n",
+			"lists have more than 100000 entries"},
+		{"a mapping just under the node bound", "{" + rep("a,", 240_000) + "}\n", "more than 1000 errors"},
+		{"merge keys", mergeBomb(30), "expands to more than 1000000 YAML nodes"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".yaml")
+			if err := os.WriteFile(path, []byte(c.data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			err, peak := loadBounded(t, path)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Load = %v; want an error containing %q", err, c.want)
+			}
+			if peak > heapBound {
+				t.Errorf("loading it grew the heap by %d MiB, more than %d MiB", peak>>20, heapBound>>20)
+			}
+			t.Logf("%d bytes: heap grew by %d MiB", len(c.data), peak>>20)
+		})
+	}
+	t.Run("the largest realistic set", func(t *testing.T) {
+		path := filepath.Join(dir, "large.yaml")
+		if err := os.WriteFile(path, largeSet(largePolicies), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err, peak := loadBounded(t, path); err != nil || peak > heapBound {
+			t.Errorf("Load = %v, heap grew by %d MiB; want the set, within %d MiB", err, peak>>20, heapBound>>20)
+		}
+	})
+}
+
+// mergeBomb is a file whose merge keys (<<) expand to 4^levels entries.
+func mergeBomb(levels int) string {
+	var b strings.Builder
+	b.WriteString("x-0: &a0 {preflight_status: 204}\n")
+	for i := 1; i < levels; i++ {
+		fmt.Fprintf(&b, "x-%d: &a%d {<<: [*a%d, *a%d, *a%d, *a%d]}\n", i, i, i-1, i-1, i-1, i-1)
+	}
+	fmt.Fprintf(&b, "policies: [{name: a, <<: *a%d}]\n", levels-1)
+	return b.String()
+}
+
+// TestCapStopsLoading: the first bound crossed stops the load: nothing is
+// compiled after it (no compile error is reported), and no later file of a
+// directory is decoded.
+func TestCapStopsLoading(t *testing.T) {
+	old := maxPolicies
+	maxPolicies = 2
+	t.Cleanup(func() { maxPolicies = old })
+	dir := t.TempDir()
+	for name, data := range map[string]string{
+		"a.yaml": "policies:\n  - name: a\n    preflight_status: 201\n    allowed_origins: [https://a.example]\n",
+		"b.yaml": "policies:\n  - name: b\n  - name: c\n",
+		"c.yaml": "policies:\n  - name: d\n    unknown_key: 1\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := Load(dir)
+	var v *ValidationError
+	if !errors.As(err, &v) {
+		t.Fatalf("Load = %v, want a ValidationError", err)
+	}
+	if errs := v.Errors(); len(errs) != 1 || !strings.Contains(errs[0].Message, "more than 2 policies") || filepath.Base(errs[0].File) != "b.yaml" {
+		t.Fatalf("errors = %v; want only the bound's, in b.yaml: nothing compiled (preflight_status), nothing of c.yaml decoded", errs)
+	}
+}
