@@ -6,20 +6,29 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/processor"
 )
 
 // checkConfig is what check's flags set.
 type checkConfig struct {
 	strict bool
 	format string
+	// names are the x-corsproc-policy values the Envoy routes send.
+	names []string
 }
 
 func newCheckFlags(c *checkConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.BoolVar(&c.strict, "strict", false, "fail (exit 1) on warnings too")
 	fs.StringVar(&c.format, "format", "text", "output `FORMAT`: text or json")
+	fs.Func("metadata-policy", "a policy `NAME` an Envoy route sends in x-corsproc-policy; an error when the set does not define it (repeat for each route's name)", func(v string) error {
+		c.names = append(c.names, v)
+		return nil
+	})
 	return fs
 }
 
@@ -50,7 +59,7 @@ func runCheck(_ context.Context, e *env, args []string) error {
 	case err != nil:
 		return fmt.Errorf("check: %w", err)
 	default:
-		diags = set.Warnings()
+		diags = append(set.Warnings(), unknownPolicyDiagnostics(path, set, c.names)...)
 	}
 	errs, warns := 0, 0
 	for _, d := range diags {
@@ -97,6 +106,26 @@ func runCheck(_ context.Context, e *env, args []string) error {
 		return errCheckFailed
 	}
 	return nil
+}
+
+// unknownPolicyDiagnostics returns an error for each name an Envoy route
+// sends in x-corsproc-policy that set does not define: corsproc would
+// govern that route's requests and allow no CORS on them (docs/policy.md,
+// "Which policy governs a request").
+func unknownPolicyDiagnostics(path string, set *policy.Set, names []string) []policy.Diagnostic {
+	var out []policy.Diagnostic
+	defined := set.Names()
+	for _, name := range names {
+		if slices.Contains(defined, name) {
+			continue
+		}
+		out = append(out, policy.Diagnostic{
+			Severity: policy.SeverityError, File: path, Path: processor.MetadataPolicy,
+			Message: fmt.Sprintf("%q names no policy of this set: corsproc would allow no CORS on the routes that send it (preflights get 403, the upstream's CORS headers are removed)", name),
+			Fix:     "define the policy, or correct the route's grpc_initial_metadata (policies: " + strings.Join(defined, ", ") + ")",
+		})
+	}
+	return out
 }
 
 // jsonDiagnostic is a Diagnostic as check and the tools reading it see it.

@@ -37,6 +37,13 @@ func TestCheck(t *testing.T) {
 			warned + ":4:24: warning: policies[0].preflight_max_age: Chromium caches preflights for at most 7200 seconds",
 			warned + ": valid: 1 policy, 1 warning"}},
 		{"warning, strict", []string{"check", warned, "--strict"}, 1, []string{warned + ": 1 warning (--strict)"}},
+		// The names Envoy routes send in x-corsproc-policy: one the set
+		// does not define is an error, since corsproc would allow no CORS
+		// on those routes.
+		{"metadata policy defined", []string{"check", "--metadata-policy", "web", valid}, 0, []string{valid + ": valid: 1 policy, 0 warnings"}},
+		{"metadata policy unknown", []string{"check", "--metadata-policy", "web", "--metadata-policy", "wbe", valid}, 1, []string{
+			valid + `: error: x-corsproc-policy: "wbe" names no policy of this set: corsproc would allow no CORS on the routes that send it (preflights get 403, the upstream's CORS headers are removed); fix: define the policy, or correct the route's grpc_initial_metadata (policies: web)`,
+			valid + ": invalid: 1 error, 0 warnings"}},
 		{"strict before the file", []string{"check", "--strict", warned}, 1, []string{"(--strict)"}},
 		{"errors", []string{"check", invalid}, 1, []string{
 			invalid + ":3:23: error: policies[0].allowed_origins[0]: \"https://app.example.com/\" has a trailing slash",

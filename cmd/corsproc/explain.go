@@ -119,9 +119,12 @@ func printExplanation(w io.Writer, er *policy.ExplainRequest, set *policy.Set, x
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Policies: %s\n", set.Source())
-	if x.Policy == "" {
+	switch {
+	case x.Selection == policy.SelectedUnknown.String():
+		fmt.Fprintf(w, "Policy:   unknown: %s\n", x.Why)
+	case x.Policy == "":
 		fmt.Fprintf(w, "Policy:   none: %s\n", x.Why)
-	} else {
+	default:
 		fmt.Fprintf(w, "Policy:   %s (selected by %s: %s)\n", x.Policy, x.Selection, x.Why)
 	}
 	outcome := x.Outcome

@@ -54,6 +54,20 @@ func TestExplain(t *testing.T) {
 			`Fix: set allow_credentials: true in policy "web"`,
 		}},
 		{"no origin", []string{"--host", "api.example.com"}, []string{"(not a CORS request: no Origin)", "Outcome:  non_cors", "append  vary: Origin"}},
+		// A name the set does not define: corsproc governs and refuses.
+		{"unknown policy, preflight", []string{"--preflight", "--metadata-policy", "shopp", "--origin", "https://shop.example.com", "--method", "PUT", "--route", "storefront"}, []string{
+			`Policy:   unknown: the stream metadata x-corsproc-policy names "shopp", which the policy set does not define: an unknown policy governs and allows nothing`,
+			"Outcome:  preflight_rejected (unknown_policy)",
+			`1. policy           FAIL`,
+			"Response: corsproc answers 403 itself; the upstream never sees the request",
+			"Fix: define the policy the Envoy route names in x-corsproc-policy, or correct the route's grpc_initial_metadata",
+		}},
+		{"unknown policy, actual request", []string{"--metadata-policy", "shopp", "--origin", "https://shop.example.com"}, []string{
+			"Outcome:  disallowed_origin (unknown_policy)",
+			"Response: the upstream's response, with its CORS headers removed: the unknown policy allows nothing",
+			"remove  access-control-allow-origin",
+			"append  vary: Origin",
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var stdout bytes.Buffer

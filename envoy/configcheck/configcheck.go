@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
@@ -256,6 +257,61 @@ func ExternalProcessorErrors(ep *extprocfilterv3.ExternalProcessor) []error {
 	}
 	if !proto.Equal(pm, want) {
 		errs = append(errs, fmt.Errorf("processing_mode = {%v}, want {%v}: headers SEND, bodies NONE, trailers SKIP", pm, want))
+	}
+	return errs
+}
+
+// MetadataPolicy is the gRPC initial metadata key through which a route
+// names the corsproc policy that governs it (processor.MetadataPolicy).
+const MetadataPolicy = "x-corsproc-policy"
+
+// PolicyBinding is what one ExtProcPerRoute in a config says in
+// overrides.grpc_initial_metadata under MetadataPolicy.
+type PolicyBinding struct {
+	Path  string   // the ExtProcPerRoute's path in the config
+	Names []string // every value given; corsproc wants exactly one
+}
+
+// PolicyBindings returns the policy bindings of nodes (from Walk or
+// ValidateTree), in config order.
+func PolicyBindings(nodes []Node) []PolicyBinding {
+	var out []PolicyBinding
+	for _, n := range nodes {
+		pr, ok := n.Msg.(*extprocfilterv3.ExtProcPerRoute)
+		if !ok {
+			continue
+		}
+		var names []string
+		for _, hv := range pr.GetOverrides().GetGrpcInitialMetadata() {
+			if hv.GetKey() == MetadataPolicy {
+				v := hv.GetValue()
+				if v == "" {
+					v = string(hv.GetRawValue())
+				}
+				names = append(names, v)
+			}
+		}
+		if len(names) > 0 {
+			out = append(out, PolicyBinding{Path: displayPath(n.Path), Names: names})
+		}
+	}
+	return out
+}
+
+// UnknownPolicyErrors returns an error for each binding that names a policy
+// not in policies, or gives several values: corsproc governs the requests
+// of such a route and allows no CORS on them (preflights get 403, the
+// upstream's CORS headers are removed; docs/policy.md, "Which policy
+// governs a request").
+func UnknownPolicyErrors(bindings []PolicyBinding, policies []string) []error {
+	var errs []error
+	for _, b := range bindings {
+		switch {
+		case len(b.Names) > 1:
+			errs = append(errs, fmt.Errorf("%s: %s given %d times (%q): corsproc treats several values as an unknown policy and allows no CORS on the route", b.Path, MetadataPolicy, len(b.Names), b.Names))
+		case !slices.Contains(policies, b.Names[0]):
+			errs = append(errs, fmt.Errorf("%s: %s %q names no policy of the set (%s): corsproc would allow no CORS on the route (preflights 403, the upstream's CORS headers removed)", b.Path, MetadataPolicy, b.Names[0], strings.Join(policies, ", ")))
+		}
 	}
 	return errs
 }

@@ -1,9 +1,11 @@
 package configcheck_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
@@ -59,5 +61,52 @@ func TestCheck(t *testing.T) {
 	}
 	if errs := configcheck.ExternalProcessorErrors(&extprocfilterv3.ExternalProcessor{}); len(errs) != 6 {
 		t.Errorf("an empty ext_proc config breaks every rule but observability_mode; got %d errors: %v", len(errs), errs)
+	}
+}
+
+// A route whose x-corsproc-policy names no policy of the set (a typo, a
+// renamed policy) or gives several values is reported: corsproc would allow
+// no CORS there.
+func TestUnknownPolicyErrors(t *testing.T) {
+	const route = `
+name: api
+match: {prefix: /api/}
+route: {cluster: app}
+typed_per_filter_config:
+  envoy.filters.http.ext_proc:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute
+    overrides:
+      grpc_initial_metadata:
+        - {key: x-other, value: x}
+        - {key: x-corsproc-policy, value: %s}
+`
+	for _, c := range []struct {
+		name, value, want string
+	}{
+		{"known", "public-api", ""},
+		{"unknown", "public_api", `x-corsproc-policy "public_api" names no policy of the set (public-api, admin)`},
+		{"several", "public-api}\n        - {key: x-corsproc-policy, value: admin", "given 2 times"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := new(routev3.Route)
+			if err := configcheck.UnmarshalYAML([]byte(fmt.Sprintf(route, c.value)), r); err != nil {
+				t.Fatal(err)
+			}
+			nodes, err := configcheck.ValidateTree(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bindings := configcheck.PolicyBindings(nodes)
+			if len(bindings) != 1 || !strings.Contains(bindings[0].Path, "typed_per_filter_config") {
+				t.Fatalf("bindings %+v, want the route's one", bindings)
+			}
+			errs := configcheck.UnknownPolicyErrors(bindings, []string{"public-api", "admin"})
+			switch {
+			case c.want == "" && len(errs) > 0:
+				t.Errorf("want no error, got %v", errs)
+			case c.want != "" && (len(errs) != 1 || !strings.Contains(errs[0].Error(), c.want)):
+				t.Errorf("want one error containing %q, got %v", c.want, errs)
+			}
+		})
 	}
 }
