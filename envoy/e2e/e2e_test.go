@@ -32,9 +32,10 @@ import (
 // waitLimit bounds every wait; nothing should come close to it.
 const waitLimit = 20 * time.Second
 
-// policyYAML governs api.example.com by host, the storefront route by route
-// name, and the partners route by the x-corsproc-policy metadata its route
-// sets. Any other host is not governed.
+// policyYAML governs api.example.com by host, the storefront and legacy
+// routes by route name, and the partners route by the x-corsproc-policy
+// metadata its route sets; the typo route's metadata names a policy the
+// file does not define. Any other host is not governed.
 const policyYAML = `
 policies:
   - name: web
@@ -52,6 +53,11 @@ policies:
   - name: partners
     allowed_origins: [https://partner.example.net]
     allow_credentials: true
+  - name: legacy
+    match:
+      routes: [legacy]
+    allowed_origins: [https://app.example.com]
+    unmatched_preflight: forward
 `
 
 const (
@@ -69,6 +75,10 @@ func routes() []emulator.Route {
 		{Name: "partners", PathPrefix: "/partners/", GRPCInitialMetadata: []emulator.Metadata{
 			{Key: processor.MetadataPolicy, Value: "partners"},
 		}},
+		{Name: "typo", PathPrefix: "/typo/", GRPCInitialMetadata: []emulator.Metadata{
+			{Key: processor.MetadataPolicy, Value: "partnres"},
+		}},
+		{Name: "legacy", PathPrefix: "/legacy/"},
 		{Name: "api"},
 	}
 }
@@ -433,6 +443,53 @@ func TestRouteBindingByMetadata(t *testing.T) {
 	wantCORS(t, resp, allowedPartner)
 	resp, _ = s.mustDo(browserRequest{path: "/partners/orders", origin: appOrigin})
 	wantCORS(t, resp, varyOnly)
+}
+
+// A route whose x-corsproc-policy names a policy the file does not define
+// (a typo, a renamed policy) is governed and refused: the upstream's own
+// CORS headers never reach the browser, a preflight is answered 403 by
+// corsproc and never reaches the upstream. (Before, the response phase was
+// skipped and the upstream's Access-Control-Allow-Origin and
+// -Credentials passed.)
+func TestUnknownPolicyRefuses(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	resp, body := s.mustDo(browserRequest{path: "/typo/orders?acao=" + evilOrigin, origin: evilOrigin})
+	if resp.StatusCode != 200 || body != "app" {
+		t.Errorf("actual request: %d %q, want the app's 200", resp.StatusCode, body)
+	}
+	wantCORS(t, resp, varyOnly)
+	resp, _ = s.mustDo(browserRequest{path: "/typo/orders?acao=*"})
+	wantCORS(t, resp, varyOnly)
+	resp, body = s.mustDo(browserRequest{method: "OPTIONS", path: "/typo/orders?acao=" + partnerOrigin, origin: partnerOrigin, acrm: "PUT"})
+	if resp.StatusCode != 403 || body != "" {
+		t.Errorf("preflight: %d %q, want corsproc's 403", resp.StatusCode, body)
+	}
+	wantCORS(t, resp, hdrs{})
+	s.wantUpstream("GET /typo/orders?acao="+evilOrigin, "GET /typo/orders?acao=*")
+}
+
+// unmatched_preflight: forward sends a failed preflight to the application
+// (for its own OPTIONS handling), but corsproc removes every CORS header
+// from the answer, so the application can never allow what corsproc
+// refused; a preflight that passes is answered by corsproc. (Before, the
+// forwarded preflight's response phase was skipped and the application's
+// Access-Control-Allow-Origin and -Credentials reached the browser.)
+func TestForwardedPreflightStripped(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	resp, body := s.mustDo(browserRequest{method: "OPTIONS", path: "/legacy/x?acao=" + evilOrigin, origin: evilOrigin, acrm: "PUT"})
+	if resp.StatusCode != 200 || body != "app" {
+		t.Errorf("forwarded preflight: %d %q, want the app's 200", resp.StatusCode, body)
+	}
+	wantCORS(t, resp, varyOnly)
+	resp, _ = s.mustDo(browserRequest{method: "OPTIONS", path: "/legacy/x?acao=*", origin: appOrigin, acrm: "PURGE"})
+	wantCORS(t, resp, varyOnly)
+	resp, _ = s.mustDo(browserRequest{method: "OPTIONS", path: "/legacy/x", origin: appOrigin, acrm: "PUT"})
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != appOrigin {
+		t.Errorf("allowed preflight: %d %v, want corsproc's 204", resp.StatusCode, resp.Header)
+	}
+	s.wantUpstream("OPTIONS /legacy/x?acao="+evilOrigin, "OPTIONS /legacy/x?acao=*")
 }
 
 // When corsproc is down, failure_mode_allow decides: the request reaches
