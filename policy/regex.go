@@ -57,6 +57,9 @@ type regexSite struct {
 	values []int
 	dflt   int
 	dim    int
+	// path is what the dimensions around this one must be for the text
+	// to go through it.
+	path []dimValue
 }
 
 type siteKind uint8
@@ -72,23 +75,26 @@ const (
 // refuses longer origins anyway.
 const maxWitnessLen = maxOriginLen + 1
 
-// maxConfigs bounds the combinations of choices (branches, counts) tried,
-// and maxMatches the strings matched against the regex: a regex written to
-// list origins needs a few dozen, and the bound keeps a file of huge
-// regexes from taking long to load.
+// maxMatches bounds the strings matched against the regex, and maxConfigs
+// the combinations of choices (branches, counts) tried: a regex written to
+// list origins needs a few dozen matches, one that lists a thousand origins
+// about as many, and the bound keeps a file of huge regexes from taking
+// long to load. A regex that needs more is not trusted (incomplete).
 const (
-	maxConfigs = 64
-	maxMatches = 2048
+	maxMatches = 4096
+	maxConfigs = maxMatches
 )
 
 // payloads are the attacker's texts tried in each varying place, in pairs
 // that share no first or last character: the whole origin, a host, a host
-// run into what follows, and a label.
+// run into what follows, a label, and a label joined to what follows by a
+// hyphen (where a \b keeps letters apart).
 var payloads = [][2]string{
 	{"https://evil.invalid", "https://pwnd.example"},
 	{"evil.invalid", "pwnd.example"},
 	{".evil.invalid", ".pwnd.example"},
 	{"evil", "pwnd"},
+	{"evil-", "pwnd-"},
 }
 
 // charPayload is the pair tried in a place that holds one character.
@@ -118,20 +124,26 @@ type witness struct {
 // matches; anchored is re compiled to match whole strings.
 func analyzeOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp) regexFindings {
 	a := &regexAnalyzer{re: anchored, sites: map[*syntax.Regexp]*regexSite{}, seen: map[string]*witness{}, budget: maxMatches}
-	a.collect(re)
+	a.collect(re, nil)
 	// The combinations tried: every choice at its default, then each
-	// choice at each of its other values, the others at their defaults.
+	// choice at each of its other values, the choices around it set so
+	// that the text goes through it, the others at their defaults. The
+	// budget of matches bounds them.
 	dflt := make([]int, len(a.dims))
 	for i, d := range a.dims {
 		dflt[i] = a.sites[d].dflt
 	}
 	configs := [][]int{dflt}
 	for i, d := range a.dims {
-		for _, v := range a.sites[d].values {
-			if v == dflt[i] || len(configs) == maxConfigs {
+		s := a.sites[d]
+		for _, v := range s.values {
+			if v == dflt[i] && len(s.path) == 0 || len(configs) == maxConfigs {
 				continue
 			}
 			c := append([]int(nil), dflt...)
+			for _, p := range s.path {
+				c[p.dim] = p.value
+			}
 			c[i] = v
 			configs = append(configs, c)
 		}
@@ -171,7 +183,7 @@ func analyzeOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp) regexFinding
 				more[s.dim]++
 				s2, _ := a.build(re, more, nil, "")
 				if w2 := a.check(s2); w2 != nil {
-					a.classify(w, w2)
+					a.classify(w, w2, [2]string{})
 				}
 			}
 		}
@@ -189,7 +201,7 @@ func (a *regexAnalyzer) pair(re *syntax.Regexp, config []int, site *syntax.Regex
 	}
 	sb, _ := a.build(re, config, site, p[1])
 	if wb := a.check(sb); wb != nil {
-		a.classify(wa, wb)
+		a.classify(wa, wb, p)
 	}
 }
 
@@ -242,8 +254,8 @@ func (a *regexAnalyzer) note(dst *string, s string) {
 }
 
 // classify compares two matched origins built with different attacker
-// text in the same place.
-func (a *regexAnalyzer) classify(wa, wb *witness) {
+// text in the same place: the payloads p, or none.
+func (a *regexAnalyzer) classify(wa, wb *witness, p [2]string) {
 	fa, oka := siteOf(wa.origin.host)
 	fb, okb := siteOf(wb.origin.host)
 	if !oka || !okb || fa.registrable == fb.registrable {
@@ -253,6 +265,12 @@ func (a *regexAnalyzer) classify(wa, wb *witness) {
 	case fa.suffix != fb.suffix:
 		// The attacker's text decides the public suffix: any host.
 		for _, w := range []*witness{wa, wb} {
+			if w.origin.scheme != "https" {
+				// The same host over https, if the regex allows it.
+				if h := "https" + w.s[len(w.origin.scheme):]; a.check(h) != nil {
+					w = a.seen[h]
+				}
+			}
 			if a.f.arbitrary == "" || plainer(w.s, a.f.arbitrary) {
 				a.f.arbitrary = w.s
 			}
@@ -260,7 +278,7 @@ func (a *regexAnalyzer) classify(wa, wb *witness) {
 	case !fa.listed:
 		// Under a suffix the Public Suffix List does not know (internal,
 		// localhost): like https://*.internal, no one else's site.
-	case sharesAffix(firstLabel(fa.registrable), firstLabel(fb.registrable)):
+	case sharesAffix(firstLabel(fa.registrable), firstLabel(fb.registrable), p):
 		a.note(&a.f.glued, wa.s)
 	default:
 		if a.f.psWild == "" || len(wa.s) < len(a.f.psWild) {
@@ -280,6 +298,9 @@ func plainer(s, old string) bool {
 		}
 		n := 0
 		if strings.HasSuffix(o.host, ".invalid") {
+			n += 4
+		}
+		if o.scheme == "https" {
 			n += 2
 		}
 		if o.host == "evil.invalid" || strings.Contains(o.host, ".evil.invalid") {
@@ -323,28 +344,46 @@ func firstLabel(host string) string {
 	return l
 }
 
-// sharesAffix reports whether two different labels begin or end alike: the
-// text of the regex around the attacker's.
-func sharesAffix(a, b string) bool {
-	return a != "" && b != "" && (a[0] == b[0] || a[len(a)-1] == b[len(b)-1])
+// sharesAffix reports whether two labels begin or end alike beyond what the
+// payloads they were built with share: text of the regex around the
+// attacker's.
+func sharesAffix(a, b string, p [2]string) bool {
+	return commonPrefix(a, b) > commonPrefix(p[0], p[1]) || commonSuffix(a, b) > commonSuffix(p[0], p[1])
 }
 
-// collect records the sites of re.
-func (a *regexAnalyzer) collect(re *syntax.Regexp) {
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+func commonSuffix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[len(a)-1-n] == b[len(b)-1-n] {
+		n++
+	}
+	return n
+}
+
+// collect records the sites of re. path is what the dimensions around re
+// must be for the text to go through it.
+func (a *regexAnalyzer) collect(re *syntax.Regexp, path []dimValue) {
 	switch re.Op {
 	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
 		s := &regexSite{kind: siteChar, min: 1, max: 1}
 		s.allow(re)
 		a.sites[re] = s
 	case syntax.OpAlternate:
-		s := &regexSite{kind: siteAlt, dim: len(a.dims)}
+		s := &regexSite{kind: siteAlt, dim: len(a.dims), path: path}
 		for i := range re.Sub {
 			s.values = append(s.values, i)
 		}
 		a.sites[re] = s
 		a.dims = append(a.dims, re)
-		for _, sub := range re.Sub {
-			a.collect(sub)
+		for i, sub := range re.Sub {
+			a.collect(sub, append(path[:len(path):len(path)], dimValue{s.dim, i}))
 		}
 	case syntax.OpStar, syntax.OpPlus, syntax.OpQuest, syntax.OpRepeat:
 		lo, hi := repeatRange(re)
@@ -362,7 +401,7 @@ func (a *regexAnalyzer) collect(re *syntax.Regexp) {
 		// more and the most, the least by default (an optional part is
 		// left out); unbounded, the least, one or the least by default,
 		// and one more, which is text the attacker adds.
-		s := &regexSite{kind: siteCount, min: lo, max: hi, dim: len(a.dims)}
+		s := &regexSite{kind: siteCount, min: lo, max: hi, dim: len(a.dims), path: path}
 		if hi < 0 {
 			s.dflt = max(lo, 1)
 			s.values = []int{lo, s.dflt, s.dflt + 1}
@@ -373,13 +412,18 @@ func (a *regexAnalyzer) collect(re *syntax.Regexp) {
 		s.values = slices.Compact(s.values)
 		a.sites[re] = s
 		a.dims = append(a.dims, re)
-		a.collect(re.Sub[0])
+		if hi != 0 {
+			a.collect(re.Sub[0], append(path[:len(path):len(path)], dimValue{s.dim, max(lo, 1)}))
+		}
 	default:
 		for _, sub := range re.Sub {
-			a.collect(sub)
+			a.collect(sub, path)
 		}
 	}
 }
+
+// dimValue is a value of a dimension.
+type dimValue struct{ dim, value int }
 
 func repeatRange(re *syntax.Regexp) (lo, hi int) {
 	switch re.Op {
