@@ -28,16 +28,19 @@ const (
 	LimitRequestHeaders     = "request_headers"
 	LimitRequestHeaderBytes = "request_header_bytes"
 	LimitStreamIdle         = "stream_idle_timeout"
+	LimitStreams            = "streams"
+	LimitMessage            = "message"
 )
 
 type limitMetrics struct {
 	headers, headerBytes, idle prometheus.Counter
+	streams, message           prometheus.Counter
 }
 
 func newLimitMetrics(reg prometheus.Registerer) *limitMetrics {
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricLimitsExceeded,
-		Help: "Requests and streams past one of corsproc's bounds, by limit: request_headers and request_header_bytes (the request's CORS is refused), stream_idle_timeout (the stream is closed with DEADLINE_EXCEEDED).",
+		Help: "Requests and streams past one of corsproc's bounds, by limit: request_headers and request_header_bytes (the request's CORS is refused), stream_idle_timeout (the stream is closed with DEADLINE_EXCEEDED), streams (a stream past --max-streams is refused with RESOURCE_EXHAUSTED), message (a message past the decoder's bounds is refused with RESOURCE_EXHAUSTED).",
 	}, []string{"limit"})
 	if reg != nil {
 		vec = register(reg, vec)
@@ -46,6 +49,8 @@ func newLimitMetrics(reg prometheus.Registerer) *limitMetrics {
 		headers:     vec.WithLabelValues(LimitRequestHeaders),
 		headerBytes: vec.WithLabelValues(LimitRequestHeaderBytes),
 		idle:        vec.WithLabelValues(LimitStreamIdle),
+		streams:     vec.WithLabelValues(LimitStreams),
+		message:     vec.WithLabelValues(LimitMessage),
 	}
 }
 

@@ -5,6 +5,8 @@ package processor
 import (
 	"context"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,10 +17,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
+	"google.golang.org/grpc/test/bufconn"
 )
 
 func pad(n int) [][2]string {
@@ -277,5 +281,112 @@ func BenchmarkProcessIdleTimeout(b *testing.B) {
 				cancel()
 			}
 		})
+	}
+}
+
+// Options.GRPC.MaxStreams bounds the streams open on the whole server, over
+// every connection: one more is refused with RESOURCE_EXHAUSTED and
+// counted, until one of them ends. A message the Codec refuses past its
+// bounds fails its stream (INTERNAL, as grpc-go fails a stream on any codec
+// error, with the Codec's reason), counted too.
+func TestGRPCStreamAndMessageBounds(t *testing.T) {
+	const maxStreams = 3
+	reg := prometheus.NewPedanticRegistry()
+	srv := New(mustParse(t, semanticsYAML), Options{Registerer: reg, GRPC: GRPCLimits{MaxStreams: maxStreams}})
+	register := func(s *grpc.Server) {
+		extprocv3.RegisterExternalProcessorServer(s, srv)
+		healthpb.RegisterHealthServer(s, health.NewServer())
+	}
+	gs := grpc.NewServer(srv.GRPCServerOptions()...)
+	register(gs)
+	lis := bufconn.Listen(1 << 20)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	dial := func() *grpc.ClientConn {
+		conn, err := grpc.NewClient("passthrough:///bufconn",
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+			grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	conn1, conn2 := dial(), dial()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	// Streams answered once, then held open (a request waiting for its
+	// upstream), on two connections.
+	open := func(conn *grpc.ClientConn) (extprocv3.ExternalProcessor_ProcessClient, error) {
+		st, err := extprocv3.NewExternalProcessorClient(conn).Process(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := st.Send(get("api.example.com", "https://app.example.com").message()); err != nil {
+			return nil, err
+		}
+		_, err = st.Recv()
+		return st, err
+	}
+	var held []extprocv3.ExternalProcessor_ProcessClient
+	for i := range maxStreams {
+		conn := conn1
+		if i == 0 {
+			conn = conn2
+		}
+		st, err := open(conn)
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		held = append(held, st)
+	}
+	for _, conn := range []*grpc.ClientConn{conn1, conn2} {
+		if _, err := open(conn); status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("stream %d: %v, want RESOURCE_EXHAUSTED", maxStreams+1, err)
+		}
+	}
+	// Health checks are not streams that stay open: still answered.
+	if _, err := healthpb.NewHealthClient(conn1).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("health check with %d streams open: %v", maxStreams, err)
+	}
+	if got := limitCount(t, reg, LimitStreams); got != 2 {
+		t.Errorf("%s{limit=%q} = %v, want 2", MetricLimitsExceeded, LimitStreams, got)
+	}
+	// One ends (its status arrives after its handler returned): another
+	// may open, on the other connection.
+	held[0].CloseSend()
+	if _, err := held[0].Recv(); err != io.EOF {
+		t.Fatalf("end of stream 0: %v", err)
+	}
+	st, err := open(conn1)
+	if err != nil {
+		t.Fatalf("a stream after one ended: %v", err)
+	}
+	st.CloseSend()
+	for _, h := range held[1:] {
+		h.CloseSend()
+		h.Recv()
+	}
+
+	// A message past the Codec's bounds that it cannot cut: refused.
+	var fields []byte
+	for i := range MaxOtherMessages {
+		fields = append(fields, wireField(fieldStructFields, append(wireField(fieldKey, []byte(strconv.Itoa(i))),
+			wireField(fieldValue, wireField(fieldStringValue, []byte("v")))...))...)
+	}
+	raw := wireField(fieldAttributes, append(wireField(fieldKey, []byte("k")), wireField(fieldValue, fields)...))
+	cs, err := conn1.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}, processMethod,
+		grpc.ForceCodecV2(rawCodec{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.SendMsg(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.RecvMsg(new([]byte)); status.Code(err) != codes.Internal || !strings.Contains(status.Convert(err).Message(), errPastBounds.Error()) {
+		t.Errorf("a message of %d attribute fields: %v, want INTERNAL: %v", MaxOtherMessages, err, errPastBounds)
+	}
+	if got := limitCount(t, reg, LimitMessage); got != 1 {
+		t.Errorf("%s{limit=%q} = %v, want 1", MetricLimitsExceeded, LimitMessage, got)
 	}
 }

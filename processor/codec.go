@@ -2,21 +2,25 @@ package processor
 
 import (
 	"bytes"
+	"errors"
 	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/encoding"
 	protoenc "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // Codec is gRPC's "proto" codec with a hand-written decoder for the one
 // message corsproc receives in bulk: the ProcessingRequest carrying request
-// or response headers. Install it with grpc.ForceServerCodecV2(Codec{}).
+// or response headers. Install it with grpc.ForceServerCodecV2; a Server's
+// GRPCServerOptions does, with the Server's bounds.
 //
 // The standard codec decodes through protobuf reflection and allocates every
 // header entry, key and value separately: for a browser's request that is
@@ -31,7 +35,50 @@ import (
 // standard codec; when the binary is built with -tags vtprotobuf,
 // go-control-plane's generated vtprotobuf code marshals the messages that
 // have it.
-type Codec struct{}
+//
+// The codec bounds what one message can make corsproc allocate
+// (docs/security.md, "Bounds"), so that a message of many tiny entries
+// cannot cost many times its size:
+//
+//   - A header map past MaxHeaders entries or MaxHeaderBytes bytes (counted
+//     as headerBounds.fit counts them) is not built whole: its entries
+//     within the bounds are decoded as proto.Unmarshal decodes them, then
+//     one stand-in entry for the rest, which no one reads, makes the map
+//     past its bound, and the processor refuses the request's CORS as it
+//     refuses any request past the bounds. Entries past the stand-in are
+//     neither built nor checked.
+//   - Other messages in one ProcessingRequest (attributes, Struct fields and
+//     values, metadata) are counted: past MaxOtherMessages the message is
+//     refused (errPastBounds).
+//   - A message the hand-written decoder leaves to proto.Unmarshal is first
+//     walked on the wire: one with a header map past the bounds, or past
+//     MaxOtherMessages, is refused the same way, never built.
+type Codec struct {
+	// MaxHeaders and MaxHeaderBytes bound each header map, as
+	// Options.MaxRequestHeaders and Options.MaxRequestHeaderBytes bound the
+	// request's; 0 means DefaultMaxRequestHeaders and
+	// DefaultMaxRequestHeaderBytes.
+	MaxHeaders, MaxHeaderBytes int
+
+	// refused counts the messages refused past a bound; nil counts nothing.
+	refused prometheus.Counter
+}
+
+// MaxOtherMessages bounds the protobuf messages of one ProcessingRequest
+// other than header entries: the attributes map's entries and Structs, the
+// metadata's, each Struct field and Value. Envoy sends a handful (one route
+// name attribute: four); past it the message is refused with
+// RESOURCE_EXHAUSTED.
+const MaxOtherMessages = 1024
+
+// errPastBounds is the error of a message refused past the codec's bounds.
+// grpc-go fails the stream with an INTERNAL status that quotes it ("grpc:
+// failed to unmarshal the received message: corsproc: message past the
+// decoder's bounds ..."), written by the receive itself: a codec's error is
+// always INTERNAL (recv in rpc_util.go, serverStream.RecvMsg in stream.go,
+// grpc-go 1.85), so no other code can be given without decoding the message
+// as accepted. Envoy treats every status alike: a processor error.
+var errPastBounds = errors.New("corsproc: message past the decoder's bounds (header entries or bytes, or other messages)")
 
 var stdCodec = encoding.GetCodecV2(protoenc.Name)
 
@@ -69,21 +116,56 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 // Unmarshal implements encoding.CodecV2.
-func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
+func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	req, ok := v.(*extprocv3.ProcessingRequest)
 	if !ok {
+		// The health service's requests: one string, nothing to bound.
 		return stdCodec.Unmarshal(data, v)
 	}
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
-	return unmarshalRequest(buf.ReadOnlyData(), req)
+	err := unmarshalRequest(buf.ReadOnlyData(), req, c.limits())
+	if err == errPastBounds && c.refused != nil {
+		c.refused.Inc()
+	}
+	return err
 }
 
-// unmarshalRequest decodes b into req like proto.Unmarshal does.
-func unmarshalRequest(b []byte, req *extprocv3.ProcessingRequest) error {
+// decodeLimits are a Codec's bounds, defaults applied.
+type decodeLimits struct {
+	headerBounds
+	// others is what is left of MaxOtherMessages while a message is
+	// decoded.
+	others int
+}
+
+func (c Codec) limits() decodeLimits {
+	l := decodeLimits{headerBounds{DefaultMaxRequestHeaders, DefaultMaxRequestHeaderBytes}, MaxOtherMessages}
+	if c.MaxHeaders > 0 {
+		l.entries = c.MaxHeaders
+	}
+	if c.MaxHeaderBytes > 0 {
+		l.bytes = c.MaxHeaderBytes
+	}
+	return l
+}
+
+// other counts one more message other than a header entry, and reports
+// whether it is within MaxOtherMessages.
+func (l *decodeLimits) other() bool {
+	l.others--
+	return l.others >= 0
+}
+
+// unmarshalRequest decodes b into req like proto.Unmarshal does, within
+// lim (see Codec).
+func unmarshalRequest(b []byte, req *extprocv3.ProcessingRequest, lim decodeLimits) error {
 	proto.Reset(req)
-	if decodeRequest(b, req) {
+	if decodeRequest(b, req, lim) {
 		return nil
+	}
+	if err := checkWire(b, lim); err != nil {
+		return err
 	}
 	return proto.Unmarshal(b, req) // resets req first
 }
@@ -108,9 +190,10 @@ const (
 )
 
 // decodeRequest decodes a ProcessingRequest holding headers into the reset
-// req and reports whether it could; when it could not, req is garbage and
-// the caller decodes b with proto.Unmarshal.
-func decodeRequest(b []byte, req *extprocv3.ProcessingRequest) bool {
+// req, within lim, and reports whether it could; when it could not, req is
+// garbage and the caller decodes b with proto.Unmarshal (after checkWire).
+// It counts the messages it builds as checkWire does.
+func decodeRequest(b []byte, req *extprocv3.ProcessingRequest, lim decodeLimits) bool {
 	var seen uint32 // singular message fields already decoded
 	once := func(num protowire.Number) bool {
 		bit := uint32(1) << num
@@ -145,11 +228,11 @@ func decodeRequest(b []byte, req *extprocv3.ProcessingRequest) bool {
 		b = b[n:]
 		switch num {
 		case fieldRequestHeaders, fieldResponseHeaders:
-			if req.Request != nil || !once(num) {
+			if req.Request != nil || !once(num) || !lim.other() {
 				return false
 			}
 			h := new(extprocv3.HttpHeaders)
-			if !decodeHTTPHeaders(v, h) {
+			if !decodeHTTPHeaders(v, h, &lim) {
 				return false
 			}
 			if num == fieldRequestHeaders {
@@ -158,7 +241,7 @@ func decodeRequest(b []byte, req *extprocv3.ProcessingRequest) bool {
 				req.Request = &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: h}
 			}
 		case fieldAttributes:
-			key, val, ok := decodeAttribute(v)
+			key, val, ok := decodeAttribute(v, &lim)
 			if !ok {
 				return false
 			}
@@ -167,7 +250,9 @@ func decodeRequest(b []byte, req *extprocv3.ProcessingRequest) bool {
 			}
 			req.Attributes[key] = val
 		case fieldMetadataContext:
-			if !once(num) {
+			// Metadata holds Structs of any shape: walked first, so that
+			// one of many tiny values is refused, not built.
+			if !once(num) || !lim.other() || walkMessage(v, metadataDesc, &lim, 1) != nil {
 				return false
 			}
 			req.MetadataContext = new(corev3.Metadata)
@@ -175,7 +260,8 @@ func decodeRequest(b []byte, req *extprocv3.ProcessingRequest) bool {
 				return false
 			}
 		case fieldProtocolConfig:
-			if !once(num) {
+			// Scalars only: it cannot cost more than its size.
+			if !once(num) || !lim.other() {
 				return false
 			}
 			req.ProtocolConfig = new(extprocv3.ProtocolConfiguration)
@@ -190,7 +276,7 @@ func decodeRequest(b []byte, req *extprocv3.ProcessingRequest) bool {
 }
 
 // decodeHTTPHeaders decodes an HttpHeaders without attributes.
-func decodeHTTPHeaders(b []byte, h *extprocv3.HttpHeaders) bool {
+func decodeHTTPHeaders(b []byte, h *extprocv3.HttpHeaders, lim *decodeLimits) bool {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -200,12 +286,12 @@ func decodeHTTPHeaders(b []byte, h *extprocv3.HttpHeaders) bool {
 		switch {
 		case num == fieldHeaderMap && typ == protowire.BytesType:
 			v, n := protowire.ConsumeBytes(b)
-			if n < 0 || h.Headers != nil {
+			if n < 0 || h.Headers != nil || !lim.other() {
 				return false
 			}
 			b = b[n:]
 			h.Headers = new(corev3.HeaderMap)
-			if !decodeHeaderMap(v, h.Headers) {
+			if !decodeHeaderMap(v, h.Headers, lim.headerBounds) {
 				return false
 			}
 		case num == fieldEndOfStream && typ == protowire.VarintType:
@@ -223,8 +309,9 @@ func decodeHTTPHeaders(b []byte, h *extprocv3.HttpHeaders) bool {
 }
 
 // decodeHeaderMap decodes a HeaderMap: every entry in one slice, every
-// raw_value in one copy of b.
-func decodeHeaderMap(b []byte, m *corev3.HeaderMap) bool {
+// raw_value in one copy of b. Past lim it decodes only what
+// headerBounds.fit inspects (decodeHeaderMapBounded).
+func decodeHeaderMap(b []byte, m *corev3.HeaderMap, lim headerBounds) bool {
 	// Count the entries first, so that they are allocated at once. Like
 	// decodeHeaderValue, this per-header loop does nextBytesField's work
 	// in place.
@@ -245,6 +332,12 @@ func decodeHeaderMap(b []byte, m *corev3.HeaderMap) bool {
 	if count == 0 {
 		return true
 	}
+	// Within both bounds for sure: no more entries than allowed, and fewer
+	// bytes on the wire than allowed, which the names and values are a
+	// part of. Otherwise the map may be past a bound.
+	if count > lim.entries || len(b) > lim.bytes {
+		return decodeHeaderMapBounded(b, m, count, lim)
+	}
 	// The values alias one copy of the message: the gRPC buffer b points
 	// into is reused once Unmarshal returns.
 	own := bytes.Clone(b)
@@ -260,6 +353,65 @@ func decodeHeaderMap(b []byte, m *corev3.HeaderMap) bool {
 			return false
 		}
 		m.Headers[i] = &vals[i]
+	}
+	return true
+}
+
+// decodeHeaderMapBounded decodes a HeaderMap of count entries (b, the
+// gRPC buffer) that may be past lim, building no more than
+// headerBounds.fit looks at. It decodes the entries in order, exactly as
+// proto.Unmarshal would, until the first one fit stops at: the entry
+// lim.entries (counting from 0), or the one that takes the bytes past
+// lim.bytes. That one is replaced by a stand-in that fit sees just as it
+// would the real one (an empty entry at index lim.entries; an entry of
+// exactly the bytes that take the map one byte past lim.bytes), and the
+// entries after it are dropped unread. So the processor finds the request
+// past the same bound, from the same inspected entries, as it would in the
+// whole map, and the map costs at most lim.entries+1 entries and about
+// twice lim.bytes (raw values copied once, values as strings).
+func decodeHeaderMapBounded(b []byte, m *corev3.HeaderMap, count int, lim headerBounds) bool {
+	n := min(count, lim.entries+1)
+	vals := make([]corev3.HeaderValue, n)
+	standIn := -1 // the stand-in's index, if there is one
+	total, raws := 0, 0
+	rest := b
+	for i := range n {
+		if i == lim.entries {
+			standIn = i // an empty entry
+			break
+		}
+		_, _, k := protowire.ConsumeTag(rest)
+		rest = rest[k:]
+		v, k := protowire.ConsumeBytes(rest)
+		rest = rest[k:]
+		hv := &vals[i]
+		if !decodeHeaderValue(v, hv) { // raw_value aliases b for now
+			return false
+		}
+		size := len(hv.Key) + len(hv.Value) + len(hv.RawValue)
+		if total+size > lim.bytes {
+			standIn = i
+			*hv = corev3.HeaderValue{RawValue: make([]byte, lim.bytes+1-total)}
+			break
+		}
+		total += size
+		raws += len(hv.RawValue)
+	}
+	if standIn >= 0 {
+		vals = vals[:standIn+1]
+	}
+	// The raw values of the entries within the bounds, copied out of the
+	// gRPC buffer into one buffer.
+	own := make([]byte, 0, raws)
+	m.Headers = make([]*corev3.HeaderValue, len(vals))
+	for i := range vals {
+		hv := &vals[i]
+		if i != standIn && hv.RawValue != nil {
+			start := len(own)
+			own = append(own, hv.RawValue...)
+			hv.RawValue = own[start:len(own):len(own)]
+		}
+		m.Headers[i] = hv
 	}
 	return true
 }
@@ -302,12 +454,16 @@ func decodeHeaderValue(b []byte, hv *corev3.HeaderValue) bool {
 	return true
 }
 
-// decodeAttribute decodes one entry of the attributes map.
-func decodeAttribute(b []byte) (string, *structpb.Struct, bool) {
+// decodeAttribute decodes one entry of the attributes map, counting it and
+// its Struct in lim.
+func decodeAttribute(b []byte, lim *decodeLimits) (string, *structpb.Struct, bool) {
 	var (
 		key string
 		val *structpb.Struct
 	)
+	if !lim.other() {
+		return "", nil, false
+	}
 	for len(b) > 0 {
 		num, v, rest, ok := nextBytesField(b)
 		if !ok {
@@ -321,10 +477,10 @@ func decodeAttribute(b []byte) (string, *structpb.Struct, bool) {
 			}
 			key = internHeaderName(v)
 		case fieldValue:
-			if val != nil {
+			if val != nil || !lim.other() {
 				return "", nil, false // merges: not handled here
 			}
-			if val, ok = decodeStruct(v); !ok {
+			if val, ok = decodeStruct(v, lim); !ok {
 				return "", nil, false
 			}
 		default:
@@ -344,12 +500,13 @@ const (
 )
 
 // decodeStruct decodes a Struct whose values are all strings, as Envoy's
-// attributes are (xds.route_name); anything else is left to proto.Unmarshal.
-func decodeStruct(b []byte) (*structpb.Struct, bool) {
+// attributes are (xds.route_name), counting each field and its Value in lim;
+// anything else is left to proto.Unmarshal.
+func decodeStruct(b []byte, lim *decodeLimits) (*structpb.Struct, bool) {
 	st := new(structpb.Struct)
 	for len(b) > 0 {
 		num, entry, rest, ok := nextBytesField(b)
-		if !ok || num != fieldStructFields {
+		if !ok || num != fieldStructFields || !lim.other() {
 			return nil, false
 		}
 		b = rest
@@ -368,7 +525,7 @@ func decodeStruct(b []byte) (*structpb.Struct, bool) {
 				}
 				key = internHeaderName(v)
 			case fieldValue:
-				if val != nil {
+				if val != nil || !lim.other() {
 					return nil, false // merges: not handled here
 				}
 				s, ok := decodeStringValue(v)
@@ -399,6 +556,136 @@ func decodeStringValue(b []byte) (string, bool) {
 		return "", false
 	}
 	return string(v), true
+}
+
+// Descriptors checkWire walks by.
+var (
+	requestDesc   = (*extprocv3.ProcessingRequest)(nil).ProtoReflect().Descriptor()
+	headerMapDesc = (*corev3.HeaderMap)(nil).ProtoReflect().Descriptor()
+	metadataDesc  = (*corev3.Metadata)(nil).ProtoReflect().Descriptor()
+)
+
+// errMalformed refuses a message checkWire cannot walk, which
+// proto.Unmarshal would refuse too.
+var errMalformed = errors.New("corsproc: malformed ProcessingRequest")
+
+// checkWire is the bound of a message decodeRequest leaves to
+// proto.Unmarshal: it walks b, a ProcessingRequest on the wire, field by
+// field as proto.Unmarshal would decode it, building nothing, and returns
+// errPastBounds for a header map past lim's bounds or more than
+// MaxOtherMessages other messages, errMalformed for what proto.Unmarshal
+// would refuse as malformed, nil otherwise. It costs a pass over b and no
+// allocation.
+func checkWire(b []byte, lim decodeLimits) error {
+	return walkMessage(b, requestDesc, &lim, 0)
+}
+
+// walkMessage walks b, a message of type md at nesting depth depth,
+// counting each message field in lim (header entries aside) and checking
+// header maps against it. Fields it does not know, or of the wrong wire
+// type, are skipped, as proto.Unmarshal keeps them as unknown bytes: they
+// cost their size. Like proto.Unmarshal, it refuses nesting deeper than
+// protowire.DefaultRecursionLimit.
+func walkMessage(b []byte, md protoreflect.MessageDescriptor, lim *decodeLimits, depth int) error {
+	if depth > protowire.DefaultRecursionLimit {
+		return errMalformed
+	}
+	if md == headerMapDesc {
+		return walkHeaderMap(b, lim.headerBounds)
+	}
+	fields := md.Fields()
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errMalformed
+		}
+		b = b[n:]
+		if typ == protowire.BytesType {
+			if fd := fields.ByNumber(num); fd != nil && fd.Kind() == protoreflect.MessageKind {
+				v, n := protowire.ConsumeBytes(b)
+				if n < 0 {
+					return errMalformed
+				}
+				b = b[n:]
+				if !lim.other() {
+					return errPastBounds
+				}
+				if err := walkMessage(v, fd.Message(), lim, depth+1); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return errMalformed
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// walkHeaderMap checks a HeaderMap on the wire against lim, counting its
+// entries and their bytes as headerBounds.fit counts them once decoded.
+func walkHeaderMap(b []byte, lim headerBounds) error {
+	entries, total := 0, 0
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errMalformed
+		}
+		b = b[n:]
+		if num != fieldHeaderValues || typ != protowire.BytesType {
+			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+				return errMalformed
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return errMalformed
+		}
+		b = b[n:]
+		size, ok := headerValueSize(v)
+		if !ok {
+			return errMalformed
+		}
+		entries++
+		total += size
+		if entries > lim.entries || total > lim.bytes {
+			return errPastBounds
+		}
+	}
+	return nil
+}
+
+// headerValueSize is the size headerBounds.fit counts for a HeaderValue on
+// the wire: the lengths of its key, value and raw_value, the last of each
+// (proto3 keeps the last occurrence of a singular field).
+func headerValueSize(b []byte) (int, bool) {
+	var sizes [fieldRawValue + 1]int
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0, false
+		}
+		b = b[n:]
+		if typ == protowire.BytesType && num >= fieldKey && num <= fieldRawValue {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return 0, false
+			}
+			b = b[n:]
+			sizes[num] = len(v)
+			continue
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+			return 0, false
+		}
+		b = b[n:]
+	}
+	return sizes[fieldKey] + sizes[fieldValue] + sizes[fieldRawValue], true
 }
 
 // nextBytesField reads the length-delimited field b starts with: its number,

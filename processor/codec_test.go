@@ -1,6 +1,8 @@
 package processor
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -11,6 +13,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -51,16 +54,140 @@ func codecMessages() map[string]*extprocv3.ProcessingRequest {
 // unless both agree: both refuse it, or both produce equal messages.
 func checkDecode(t testing.TB, b []byte) {
 	t.Helper()
+	checkDecodeBounded(t, Codec{}, b)
+}
+
+// checkDecodeBounded decodes b with c and with proto.Unmarshal. Within c's
+// bounds (every header map within them as headerBounds.fit counts, at most
+// MaxOtherMessages other messages), both must agree: both refuse b, or both
+// produce equal messages. Past them, c may refuse b with errPastBounds, or
+// decode it with its header maps cut after the entry fit stops at: the
+// entries before it as proto.Unmarshal decodes them, fit finding the same
+// bound at the same entry, and everything else equal.
+func checkDecodeBounded(t testing.TB, c Codec, b []byte) {
+	t.Helper()
 	want := new(extprocv3.ProcessingRequest)
 	wantErr := proto.Unmarshal(b, want)
 	got := new(extprocv3.ProcessingRequest)
-	gotErr := Codec{}.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, got)
-	if (gotErr == nil) != (wantErr == nil) {
-		t.Fatalf("Codec error %v, proto.Unmarshal error %v, for %x", gotErr, wantErr, b)
+	gotErr := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, got)
+	lim := c.limits()
+	if wantErr == nil && withinBounds(want, lim.headerBounds) {
+		if gotErr == errPastBounds && len(b) > 2*MaxOtherMessages {
+			// More than MaxOtherMessages message fields on the wire can
+			// decode to fewer (merged, or map entries of one key): each
+			// takes two bytes at least.
+			return
+		}
+		if gotErr != nil {
+			t.Fatalf("Codec error %v for a message within its bounds, proto.Unmarshal decodes it: %x", gotErr, b)
+		}
+		if !proto.Equal(got, want) {
+			t.Fatalf("Codec decoded\n%v\nproto.Unmarshal decoded\n%v", got, want)
+		}
+		return
 	}
-	if wantErr == nil && !proto.Equal(got, want) {
-		t.Fatalf("Codec decoded\n%v\nproto.Unmarshal decoded\n%v", got, want)
+	if gotErr != nil {
+		if wantErr == nil && gotErr != errPastBounds {
+			t.Fatalf("Codec error %v, want errPastBounds; proto.Unmarshal decodes %x", gotErr, b)
+		}
+		return
 	}
+	if wantErr != nil {
+		// Accepted where proto.Unmarshal refuses: only when what it
+		// refuses lies past a header bound, unread.
+		for _, m := range headerMaps(got) {
+			if _, l := lim.fit(m.GetHeaders()); l != "" {
+				return
+			}
+		}
+		t.Fatalf("Codec accepted %x within its bounds; proto.Unmarshal refuses it: %v", b, wantErr)
+	}
+	gm, wm := headerMaps(got), headerMaps(want)
+	if len(gm) != len(wm) {
+		t.Fatalf("Codec decoded %d header maps, proto.Unmarshal %d", len(gm), len(wm))
+	}
+	for i := range gm {
+		g, w := gm[i].GetHeaders(), wm[i].GetHeaders()
+		gn, gl := lim.fit(g)
+		wn, wl := lim.fit(w)
+		if gn != wn || gl != wl {
+			t.Fatalf("header map %d: fit %d %q on the Codec's %d entries, %d %q on proto.Unmarshal's %d", i, gn, gl, len(g), wn, wl, len(w))
+		}
+		if len(g) > lim.entries+1 || wl != "" && len(g) != wn+1 || wl == "" && len(g) != len(w) {
+			t.Fatalf("header map %d: the Codec kept %d entries of %d, fit stops at %d (%q)", i, len(g), len(w), wn, wl)
+		}
+		for j := range wn {
+			if !proto.Equal(g[j], w[j]) {
+				t.Fatalf("header map %d, entry %d: Codec %v, proto.Unmarshal %v", i, j, g[j], w[j])
+			}
+		}
+	}
+	got, want = withoutHeaderMaps(got), withoutHeaderMaps(want)
+	if !proto.Equal(got, want) {
+		t.Fatalf("besides the header maps, Codec decoded\n%v\nproto.Unmarshal decoded\n%v", got, want)
+	}
+}
+
+// headerMaps are the header maps of m, in a fixed order.
+func headerMaps(m *extprocv3.ProcessingRequest) []*corev3.HeaderMap {
+	var ms []*corev3.HeaderMap
+	for _, hm := range []*corev3.HeaderMap{
+		m.GetRequestHeaders().GetHeaders(), m.GetResponseHeaders().GetHeaders(),
+		m.GetRequestTrailers().GetTrailers(), m.GetResponseTrailers().GetTrailers(),
+	} {
+		if hm != nil {
+			ms = append(ms, hm)
+		}
+	}
+	return ms
+}
+
+// withoutHeaderMaps is a copy of m with its header maps emptied.
+func withoutHeaderMaps(m *extprocv3.ProcessingRequest) *extprocv3.ProcessingRequest {
+	m = proto.Clone(m).(*extprocv3.ProcessingRequest)
+	for _, hm := range headerMaps(m) {
+		hm.Headers = nil
+	}
+	return m
+}
+
+// withinBounds reports whether every header map of m is within b and m
+// holds at most MaxOtherMessages other messages.
+func withinBounds(m *extprocv3.ProcessingRequest, b headerBounds) bool {
+	for _, hm := range headerMaps(m) {
+		if _, l := b.fit(hm.GetHeaders()); l != "" {
+			return false
+		}
+	}
+	return otherMessages(m.ProtoReflect()) <= MaxOtherMessages
+}
+
+// otherMessages counts the messages within m, header entries aside.
+func otherMessages(m protoreflect.Message) int {
+	n := 0
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap() && fd.MapValue().Kind() == protoreflect.MessageKind:
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+				n += 2 + otherMessages(mv.Message())
+				return true
+			})
+		case fd.IsMap():
+			n += v.Map().Len()
+		case fd.IsList() && fd.Kind() == protoreflect.MessageKind:
+			l := v.List()
+			for i := range l.Len() {
+				if fd.Message().FullName() != "envoy.config.core.v3.HeaderValue" {
+					n++
+				}
+				n += otherMessages(l.Get(i).Message())
+			}
+		case fd.Kind() == protoreflect.MessageKind:
+			n += 1 + otherMessages(v.Message())
+		}
+		return true
+	})
+	return n
 }
 
 func TestCodecMatchesProto(t *testing.T) {
@@ -75,7 +202,7 @@ func TestCodecMatchesProto(t *testing.T) {
 			// header messages.
 			switch name {
 			case "actual", "preflight", "route", "legacy_value", "upstream", "metadata", "observability":
-				if !decodeRequest(b, new(extprocv3.ProcessingRequest)) {
+				if !decodeRequest(b, new(extprocv3.ProcessingRequest), Codec{}.limits()) {
 					t.Error("decodeRequest fell back to proto.Unmarshal")
 				}
 			}
@@ -143,7 +270,11 @@ func FuzzCodec(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	f.Fuzz(func(t *testing.T, b []byte) { checkDecode(t, b) })
+	small := Codec{MaxHeaders: 4, MaxHeaderBytes: 64}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkDecode(t, b)
+		checkDecodeBounded(t, small, b)
+	})
 }
 
 // TestCodecServer runs the processor behind a gRPC server using the Codec,
@@ -228,4 +359,137 @@ func BenchmarkCodecUnmarshal(b *testing.B) {
 			}
 		})
 	}
+}
+
+// wireHeaders builds a HeaderMap on the wire from HeaderValues already
+// encoded.
+func wireHeaderMap(entries ...[]byte) []byte {
+	var b []byte
+	for _, e := range entries {
+		b = protowire.AppendTag(b, fieldHeaderValues, protowire.BytesType)
+		b = protowire.AppendBytes(b, e)
+	}
+	return b
+}
+
+// wireField is one length-delimited field.
+func wireField(num protowire.Number, v []byte) []byte {
+	return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), v)
+}
+
+// wireHV is a HeaderValue with a key and a raw_value.
+func wireHV(k, v string) []byte {
+	return append(wireField(fieldKey, []byte(k)), wireField(fieldRawValue, []byte(v))...)
+}
+
+// requestHeadersWire is a ProcessingRequest with request_headers holding
+// the header map m.
+func requestHeadersWire(m []byte) []byte {
+	return wireField(fieldRequestHeaders, wireField(fieldHeaderMap, m))
+}
+
+// The codec's bounds: a header map past them is cut after the entry the
+// processor's bound check stops at, or, on the path left to
+// proto.Unmarshal, refused; other messages past MaxOtherMessages are
+// refused. Within them it decodes what proto.Unmarshal decodes.
+func TestCodecBounds(t *testing.T) {
+	c := Codec{MaxHeaders: 4, MaxHeaderBytes: 64}
+	entries := func(n int, k, v string) [][]byte {
+		es := make([][]byte, n)
+		for i := range es {
+			es[i] = wireHV(k, v)
+		}
+		return es
+	}
+	bigStruct := func(n int) []byte {
+		var st []byte
+		for i := range n {
+			st = append(st, wireField(fieldStructFields, append(wireField(fieldKey, []byte(strconv.Itoa(i))),
+				wireField(fieldValue, wireField(fieldStringValue, []byte("v")))...))...)
+		}
+		return st
+	}
+	unknown := wireField(99, []byte("x"))
+	for _, c2 := range []struct {
+		name string
+		b    []byte
+		// want: "" decodes as proto.Unmarshal does; a limit: cut, fit
+		// stopping at that bound; "refused": errPastBounds.
+		want string
+	}{
+		{"at_count", requestHeadersWire(wireHeaderMap(entries(4, "a", "1")...)), ""},
+		{"past_count", requestHeadersWire(wireHeaderMap(entries(10, "a", "1")...)), LimitRequestHeaders},
+		{"many_empty", requestHeadersWire(wireHeaderMap(entries(100000, "", "")...)), LimitRequestHeaders},
+		{"at_bytes", requestHeadersWire(wireHeaderMap(wireHV("a", strings.Repeat("v", 63)))), ""},
+		{"past_bytes", requestHeadersWire(wireHeaderMap(wireHV("a", "1"), wireHV("cookie", strings.Repeat("c", 1000)), wireHV("b", "2"))), LimitRequestHeaderBytes},
+		// More bytes on the wire than the bound, fewer counted: a key
+		// repeated, the last one kept.
+		{"wire_past_bytes_counted_within", requestHeadersWire(wireHeaderMap(append(wireField(fieldKey, []byte(strings.Repeat("k", 100))), wireHV("a", "1")...))), ""},
+		// What proto.Unmarshal refuses, past the bound, is not read.
+		{"invalid_utf8_past_count", requestHeadersWire(wireHeaderMap(append(entries(5, "a", "1"), wireHV("\xff", "1"))...)), LimitRequestHeaders},
+		{"response_past_count", wireField(fieldResponseHeaders, wireField(fieldHeaderMap, wireHeaderMap(entries(10, "a", "1")...))), LimitRequestHeaders},
+		// Left to proto.Unmarshal: refused past the bounds, decoded within.
+		{"fallback_within", append(requestHeadersWire(wireHeaderMap(entries(4, "a", "1")...)), unknown...), ""},
+		{"fallback_past_count", append(requestHeadersWire(wireHeaderMap(entries(5, "a", "1")...)), unknown...), "refused"},
+		{"fallback_past_bytes", append(requestHeadersWire(wireHeaderMap(wireHV("cookie", strings.Repeat("c", 65)))), unknown...), "refused"},
+		{"trailers_past_count", wireField(6, wireField(1, wireHeaderMap(entries(5, "a", "1")...))), "refused"},
+		{"attributes_within", wireField(fieldAttributes, append(wireField(fieldKey, []byte("k")), wireField(fieldValue, bigStruct(MaxOtherMessages/2-2))...)), ""},
+		{"attributes_past_others", wireField(fieldAttributes, append(wireField(fieldKey, []byte("k")), wireField(fieldValue, bigStruct(MaxOtherMessages/2))...)), "refused"},
+		{"metadata_past_others", wireField(fieldMetadataContext, wireField(1, append(wireField(fieldKey, []byte("ns")), wireField(fieldValue, bigStruct(MaxOtherMessages))...))), "refused"},
+		{"fallback_attributes_past_others", append(wireField(fieldAttributes, append(wireField(fieldKey, []byte("k")), wireField(fieldValue, bigStruct(MaxOtherMessages/2))...)), unknown...), "refused"},
+	} {
+		t.Run(c2.name, func(t *testing.T) {
+			checkDecodeBounded(t, c, c2.b)
+			got := new(extprocv3.ProcessingRequest)
+			err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(c2.b)}, got)
+			if c2.want == "refused" {
+				if err != errPastBounds {
+					t.Fatalf("error %v, want errPastBounds", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range headerMaps(got) {
+				n, l := c.limits().fit(m.GetHeaders())
+				if l != c2.want {
+					t.Errorf("fit = %d, %q, want %q", n, l, c2.want)
+				}
+				if len(m.GetHeaders()) > c.MaxHeaders+1 {
+					t.Errorf("%d entries built, bound %d", len(m.GetHeaders()), c.MaxHeaders)
+				}
+			}
+		})
+	}
+}
+
+// One message of half a million empty header entries, the shape that cost
+// 54 MB to decode: the Codec builds the entries the default bound lets the
+// processor inspect, and one more.
+func TestCodecBuildsNoMoreThanTheBound(t *testing.T) {
+	b := worstCaseEntries(DefaultMaxRecvMsgSize)
+	got := new(extprocv3.ProcessingRequest)
+	if err := (Codec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, got); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(got.GetRequestHeaders().GetHeaders().GetHeaders()); n != DefaultMaxRequestHeaders+1 {
+		t.Errorf("%d header entries built, want %d", n, DefaultMaxRequestHeaders+1)
+	}
+	if n, l := (Codec{}).limits().fit(got.GetRequestHeaders().GetHeaders().GetHeaders()); l != LimitRequestHeaders || n != DefaultMaxRequestHeaders {
+		t.Errorf("fit = %d, %q", n, l)
+	}
+}
+
+// worstCaseEntries is a request_headers message of size bytes at most,
+// made of empty header entries: the most entries a message of that size
+// can carry (two bytes each).
+func worstCaseEntries(size int) []byte {
+	n := (size - 16) / 2
+	m := make([]byte, 0, 2*n)
+	for range n {
+		m = protowire.AppendTag(m, fieldHeaderValues, protowire.BytesType)
+		m = protowire.AppendVarint(m, 0)
+	}
+	return requestHeadersWire(m)
 }

@@ -1,10 +1,13 @@
 package processor
 
 import (
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 )
 
 // Keepalive. Envoy should ping its connections to corsproc: the cluster's
@@ -46,15 +49,6 @@ const (
 	// cluster circuit breaker allows 1024 requests in flight in all.)
 	MaxConcurrentStreams = 1000
 
-	// MaxRecvMsgSize bounds one ProcessingRequest, down from grpc-go's 4 MiB
-	// default. corsproc asks Envoy for headers only, never bodies, and Envoy
-	// caps request headers at 60 KiB by default (max_request_headers_kb);
-	// the route attribute and metadata add little. 1 MiB leaves room for a
-	// deployment that raised the header limit while bounding what one
-	// message can make corsproc allocate. A larger message fails its stream
-	// with RESOURCE_EXHAUSTED, which Envoy treats as a processor error.
-	MaxRecvMsgSize = 1 << 20
-
 	// streamWorkers is the number of goroutines serving streams (see
 	// GRPCServerOptions); streams beyond them get a goroutine of their own, as
 	// without the option.
@@ -67,6 +61,40 @@ const (
 
 // Defaults of serve's flags for the other bounds (docs/security.md).
 const (
+	// DefaultMaxRecvMsgSize is corsproc serve's --max-message-bytes: the
+	// largest ProcessingRequest corsproc reads, down from grpc-go's 4 MiB
+	// default. A larger message fails its stream with RESOURCE_EXHAUSTED
+	// before it is read (Envoy: a processor error, failure_mode_allow
+	// applies). corsproc asks Envoy for headers only, never bodies, so the
+	// largest message Envoy sends it is one header map in ext_proc's
+	// encoding (a few bytes per entry besides names and values), plus the
+	// route attribute and the forwarded metadata. Envoy's defaults bound
+	// the header maps: request headers at 60 KiB and 100 entries
+	// (DEFAULT_MAX_REQUEST_HEADERS_KB and DEFAULT_MAX_HEADERS_COUNT in
+	// envoy/http/codec.h; HttpConnectionManager.max_request_headers_kb),
+	// response headers at 60 KiB, 80 KiB from an HTTP/1 upstream
+	// (HttpProtocolOptions.max_response_headers_kb on the cluster, Envoy
+	// 1.32 and later); both settings go up to 8192 KiB (the protos'
+	// validation rules, as in go-control-plane v1.40.0). 256 KiB is three
+	// times the largest default, room for headers added by filters after
+	// Envoy's codec checked them, and twice --max-request-header-bytes'
+	// default, so that a request past that bound still gets an answer (CORS
+	// refused) rather than a stream error. A deployment that raises Envoy's
+	// limits raises this with them.
+	DefaultMaxRecvMsgSize = 256 << 10
+
+	// DefaultMaxStreams is corsproc serve's --max-streams: the ext_proc and
+	// health Watch streams open at once on the whole server, all connections
+	// together. A stream past it is refused with RESOURCE_EXHAUSTED at once
+	// (Envoy: a processor error, failure_mode_allow applies). Envoy opens
+	// one stream per HTTP request in flight on a governed route, and its
+	// circuit breaker caps those per cluster: 1024 by default
+	// (max_requests), 10,000 in the shipped Envoy configurations, whose
+	// Envoy may send all of them to one corsproc. 10,000 keeps that Envoy
+	// whole, and at about 16 KiB per open stream holds the streams' memory
+	// to about 160 MiB (docs/security.md, "Bounds").
+	DefaultMaxStreams = 10000
+
 	// DefaultIdleTimeout is corsproc serve's --stream-idle-timeout: a stream on which
 	// no message arrives for this long is closed with DEADLINE_EXCEEDED. A
 	// stream is legitimately silent while the upstream answers its HTTP
@@ -74,14 +102,33 @@ const (
 	DefaultIdleTimeout = 10 * time.Minute
 )
 
+// GRPCLimits are the bounds of the gRPC server GRPCServerOptions
+// configures (Options.GRPC). Zero values mean the defaults.
+type GRPCLimits struct {
+	// MaxRecvMsgSize bounds one received message (DefaultMaxRecvMsgSize).
+	MaxRecvMsgSize int
+	// MaxStreams bounds the streams open at once on the server, all
+	// connections together (DefaultMaxStreams).
+	MaxStreams int
+}
+
 // GRPCServerOptions are the options of the gRPC server corsproc serves s
 // with (cmd/corsproc), and the load generator measures: the processor's
 // TapHandle on every stream (its idle timeout), keepalive, stream and
-// message limits, and the transport settings chosen by measurement
+// message limits (Options.GRPC), the Codec with the header bounds of
+// Options, and the transport settings chosen by measurement
 // (docs/performance.md).
 func (s *Server) GRPCServerOptions() []grpc.ServerOption {
+	maxRecv, maxStreams := s.grpcLimits.MaxRecvMsgSize, s.grpcLimits.MaxStreams
+	if maxRecv <= 0 {
+		maxRecv = DefaultMaxRecvMsgSize
+	}
+	if maxStreams <= 0 {
+		maxStreams = DefaultMaxStreams
+	}
 	return []grpc.ServerOption{
 		grpc.InTapHandle(s.TapHandle),
+		grpc.ChainStreamInterceptor(s.streamBounds(maxStreams)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             keepaliveMinTime,
 			PermitWithoutStream: keepalivePermitWithoutStream,
@@ -91,13 +138,15 @@ func (s *Server) GRPCServerOptions() []grpc.ServerOption {
 			Timeout: keepaliveTimeout,
 		}),
 		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
-		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
+		grpc.MaxRecvMsgSize(maxRecv),
 		// The processor's codec decodes Envoy's header messages without
 		// protobuf reflection and with a few allocations instead of one
 		// per header: about 10% less CPU per HTTP request, which takes
 		// corsproc below a no-op ext_proc server's cost (docs/performance.md).
-		// Every other message goes to the standard proto codec.
-		grpc.ForceServerCodecV2(Codec{}),
+		// It builds no more of a header map than the bounds let the
+		// processor inspect. Every other message goes to the standard proto
+		// codec.
+		grpc.ForceServerCodecV2(Codec{MaxHeaders: s.bounds.entries, MaxHeaderBytes: s.bounds.bytes, refused: s.limits.message}),
 		// A fixed pool of stream workers instead of a goroutine per stream:
 		// the workers keep their grown stacks, and stack growth was about 7%
 		// of a stream's CPU. Measured: 16, 64 and 128 workers are alike.
@@ -107,5 +156,28 @@ func (s *Server) GRPCServerOptions() []grpc.ServerOption {
 		// are small, so 1 MiB never limits a stream.
 		grpc.StaticStreamWindowSize(flowControlWindow),
 		grpc.StaticConnWindowSize(flowControlWindow),
+	}
+}
+
+// errTooManyStreams refuses a stream past GRPCLimits.MaxStreams.
+var errTooManyStreams = status.Error(codes.ResourceExhausted,
+	"corsproc: too many streams open on this server (serve --max-streams)")
+
+// streamBounds is the stream interceptor of GRPCServerOptions: it refuses a
+// stream with RESOURCE_EXHAUSTED when max streams are open on the server
+// already (grpc-go bounds streams per connection only, with
+// MaxConcurrentStreams). The stream is refused before its handler runs, so
+// it costs its few allocations in grpc-go and no more. Unary calls (health
+// checks) are not counted: they do not stay open.
+func (s *Server) streamBounds(max int) grpc.StreamServerInterceptor {
+	var open atomic.Int64
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if open.Add(1) > int64(max) {
+			open.Add(-1)
+			s.limits.streams.Inc()
+			return errTooManyStreams
+		}
+		defer open.Add(-1)
+		return handler(srv, ss)
 	}
 }

@@ -72,6 +72,9 @@ type Options struct {
 	// request (between request_headers and response_headers): set it above
 	// the longest upstream response time, long polls included.
 	IdleTimeout time.Duration
+	// GRPC bounds the gRPC server of GRPCServerOptions: message size and
+	// streams open at once (grpcoptions.go).
+	GRPC GRPCLimits
 }
 
 // Server implements envoy.service.ext_proc.v3.ExternalProcessor.
@@ -85,6 +88,8 @@ type Server struct {
 	bounds headerBounds
 	idle   *idleSweeper // nil without IdleTimeout
 	limits *limitMetrics
+
+	grpcLimits GRPCLimits // applied by GRPCServerOptions
 }
 
 // New returns a Server enforcing set. A nil set governs nothing: every
@@ -104,6 +109,8 @@ func New(set *policy.Set, opts Options) *Server {
 		m:      newMetrics(opts.Registerer),
 		limits: newLimitMetrics(opts.Registerer),
 		bounds: headerBounds{entries: DefaultMaxRequestHeaders, bytes: DefaultMaxRequestHeaderBytes},
+		// The gRPC server's bounds, applied by GRPCServerOptions.
+		grpcLimits: opts.GRPC,
 	}
 	if opts.MaxRequestHeaders > 0 {
 		s.bounds.entries = opts.MaxRequestHeaders
