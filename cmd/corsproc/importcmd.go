@@ -43,7 +43,13 @@ func runImport(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	for _, w := range res.Warnings {
-		fmt.Fprintf(e.stderr, "warning: %s\n", w)
+		// What corsproc refuses is an error, at its settings line; the
+		// command then exits 1.
+		severity := "warning"
+		if w.Error {
+			severity = "error"
+		}
+		fmt.Fprintf(e.stderr, "%s: %s\n", severity, w)
 	}
 	if res.LoadError != nil {
 		return errImportIncomplete

@@ -54,3 +54,27 @@ CORS_PREFLIGHT_MAX_AGE = int(os.environ["MAX_AGE"])
 		}
 	}
 }
+
+// TestImportDjangoRefusedRegex checks that settings holding a regex that
+// reflects any origin with credentials make import exit 1, with an error at
+// the regex's settings line (the YAML is still printed, to be corrected).
+func TestImportDjangoRefusedRegex(t *testing.T) {
+	settings := writePolicy(t, t.TempDir(), "settings.py", `CORS_ALLOW_CREDENTIALS = True
+CORS_ALLOWED_ORIGIN_REGEXES = [
+    r".*",
+    r"^https://[a-z0-9-]+\.example\.com$",
+]
+`)
+	var stdout, stderr bytes.Buffer
+	err := Run(t.Context(), []string{"import", "django", settings}, &stdout, &stderr)
+	if exitCode(err) != 1 {
+		t.Errorf("exit %d (%v), want 1\n%s", exitCode(err), err, stderr.String())
+	}
+	want := "error: " + settings + `:3: CORS_ALLOWED_ORIGIN_REGEXES: corsproc refuses the generated policy: ".*": it matches hosts it does not name`
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+	}
+	if strings.Count(stderr.String(), "error: ") != 1 || !strings.Contains(stdout.String(), "allowed_origin_regexes:") {
+		t.Errorf("want one error and the YAML printed:\n%s\n%s", stdout.String(), stderr.String())
+	}
+}

@@ -68,6 +68,11 @@ type Warning struct {
 	Policy  string // the policy concerned, when the file has a DEBUG split and only one is
 	Message string
 	Fix     string // what to do; "" when nothing needs doing
+	// Error is set when corsproc refuses the generated policy for what
+	// this warning says (the problem is in LoadError too): the settings
+	// hold something corsproc never serves, such as a regex that allows
+	// any origin with credentials.
+	Error bool
 }
 
 // String renders the warning as one line:
@@ -437,6 +442,7 @@ func fromDiagnostic(file string, d policy.Diagnostic, pols []*pol, prov map[stri
 	}
 	if d.Severity == policy.SeverityError {
 		w.Message = "corsproc refuses the generated policy: " + d.Message
+		w.Error = true
 	} else {
 		w.Message = "corsproc warns: " + d.Message
 	}

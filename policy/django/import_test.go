@@ -728,6 +728,74 @@ policies:
 		},
 	},
 	{
+		// Issue 13: DCH reflects any origin with credentials through a
+		// regex; corsproc refuses each such regex at its settings line.
+		name: "refused_regexes_with_credentials",
+		settings: `
+CORS_ALLOW_CREDENTIALS = True
+CORS_ALLOWED_ORIGIN_REGEXES = [
+    r".*",
+    r"^https://.*$",
+    r"^http://(.+\.)?example\.com$",
+    r"^https://[a-z0-9-]+\.github\.io$",
+    r"^https://[a-z0-9.-]*example\.com$",
+    r"^https://[a-z0-9-]+\.example\.com$",
+]
+`,
+		yaml: header + `
+default_policy: django
+policies:
+  - name: django
+    allowed_origin_regexes:  # CORS_ALLOWED_ORIGIN_REGEXES, line 2
+      - '.*'
+      - '^https://.*$'
+      - '^http://(.+\.)?example\.com$'
+      - '^https://[a-z0-9-]+\.github\.io$'
+      - '^https://[a-z0-9.-]*example\.com$'
+      - '^https://[a-z0-9-]+\.example\.com$'
+    allow_credentials: true  # CORS_ALLOW_CREDENTIALS, line 1
+`,
+		refused: true,
+		warnings: []string{
+			`3 CORS_ALLOWED_ORIGIN_REGEXES: ".*" is not anchored at the end`,
+			`3 CORS_ALLOWED_ORIGIN_REGEXES: corsproc refuses the generated policy: ".*": it matches hosts it does not name, e.g. "https://evil.invalid"`,
+			`4 CORS_ALLOWED_ORIGIN_REGEXES: "^https://.*$" is anchored at the end`,
+			`4 CORS_ALLOWED_ORIGIN_REGEXES: corsproc refuses the generated policy: "^https://.*$": it matches hosts it does not name, e.g. "https://evil.invalid"`,
+			`5 CORS_ALLOWED_ORIGIN_REGEXES: "^http://(.+\\.)?example\\.com$" is anchored at the end`,
+			`5 CORS_ALLOWED_ORIGIN_REGEXES: corsproc refuses the generated policy: "^http://(.+\\.)?example\\.com$": it matches plain http origins such as "http://example.com"`,
+			`6 CORS_ALLOWED_ORIGIN_REGEXES: "^https://[a-z0-9-]+\\.github\\.io$" is anchored at the end`,
+			`6 CORS_ALLOWED_ORIGIN_REGEXES: corsproc refuses the generated policy: "^https://[a-z0-9-]+\\.github\\.io$": it matches any site directly under the public suffix "github.io", e.g. "https://evil.github.io"`,
+			`7 CORS_ALLOWED_ORIGIN_REGEXES: "^https://[a-z0-9.-]*example\\.com$" is anchored at the end`,
+			`7 CORS_ALLOWED_ORIGIN_REGEXES: corsproc refuses the generated policy: "^https://[a-z0-9.-]*example\\.com$": it lets text run into the domain name: this also allows "https://evilexample.com"`,
+			`8 CORS_ALLOWED_ORIGIN_REGEXES: "^https://[a-z0-9-]+\\.example\\.com$" is anchored at the end`,
+		},
+	},
+	{
+		// Without credentials, the regexes that let in any host or a name
+		// run into the domain are warnings naming such an origin.
+		name: "unsafe_regexes_without_credentials",
+		settings: `
+CORS_ALLOWED_ORIGIN_REGEXES = [
+    r"^https://.*$",
+    r"^https://.*example\.com$",
+]
+`,
+		yaml: header + `
+default_policy: django
+policies:
+  - name: django
+    allowed_origin_regexes:  # CORS_ALLOWED_ORIGIN_REGEXES, line 1
+      - '^https://.*$'
+      - '^https://.*example\.com$'
+`,
+		warnings: []string{
+			`2 CORS_ALLOWED_ORIGIN_REGEXES: "^https://.*$" is anchored at the end`,
+			`2 CORS_ALLOWED_ORIGIN_REGEXES: corsproc warns: "^https://.*$": it matches hosts it does not name: this also allows "https://evil.invalid"`,
+			`3 CORS_ALLOWED_ORIGIN_REGEXES: "^https://.*example\\.com$" is anchored at the end`,
+			`3 CORS_ALLOWED_ORIGIN_REGEXES: corsproc warns: "^https://.*example\\.com$": it lets text run into the domain name: this also allows "https://evilexample.com"`,
+		},
+	},
+	{
 		name: "list_changes",
 		settings: `
 CORS_ALLOWED_ORIGINS = ["https://a.example.com"]
@@ -1341,5 +1409,35 @@ policies:
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("warnings:\n\t%s\nwant:\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
+	}
+}
+
+// TestImportRegexErrors checks that the warnings saying corsproc refuses the
+// generated policy are marked as errors, and only they: a regex that lets
+// any origin in with credentials makes the import fail at its settings
+// line.
+func TestImportRegexErrors(t *testing.T) {
+	res, err := django.Import("settings.py", []byte("CORS_ALLOW_CREDENTIALS = True\nCORS_ALLOWED_ORIGIN_REGEXES = [\n    r\"^https://.*$\",\n    r\"^https://[a-z0-9-]+\\.example\\.com$\",\n]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.LoadError == nil {
+		t.Fatal("the generated policy loads")
+	}
+	errs := 0
+	for _, w := range res.Warnings {
+		refusal := strings.Contains(w.Message, "corsproc refuses the generated policy")
+		if w.Error != refusal {
+			t.Errorf("Error = %v for %s", w.Error, w)
+		}
+		if w.Error {
+			errs++
+			if w.Line != 3 || w.Setting != "CORS_ALLOWED_ORIGIN_REGEXES" {
+				t.Errorf("refusal at line %d %s, want line 3 CORS_ALLOWED_ORIGIN_REGEXES: %s", w.Line, w.Setting, w)
+			}
+		}
+	}
+	if errs != 1 {
+		t.Errorf("%d errors, want 1:\n%v", errs, res.Warnings)
 	}
 }
