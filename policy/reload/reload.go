@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,7 +45,18 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the reload metrics. nil registers nothing.
 	Registerer prometheus.Registerer
+	// Interval is how often Run compares the digest of the files with the
+	// active set's, a backstop to the watch for a change whose event was
+	// missed (a filesystem without inotify, a watch lost to a rename);
+	// only a changed digest makes a reload. 0 disables it.
+	Interval time.Duration
 }
+
+// DefaultInterval is the Interval of corsproc serve's --reload-interval.
+const DefaultInterval = 30 * time.Second
+
+// watchDisabled turns the watch off, for tests of the Interval backstop.
+var watchDisabled bool
 
 // Reloader reloads the policy set at a path and hands each new valid set to
 // a swap function.
@@ -52,8 +65,16 @@ type Reloader struct {
 	swap func(*policy.Set)
 	log  *slog.Logger
 
+	interval time.Duration
+
 	mu     sync.Mutex // one reload at a time
 	digest string     // of the active set
+	names  []string   // of the active set
+	// failed is the digest (or the error) of files a reload refused, so
+	// that the Interval check does not refuse and log them again.
+	failed string
+
+	watched map[string]bool // directories the watch was given
 
 	reloads *prometheus.CounterVec
 	healthy prometheus.Gauge
@@ -67,10 +88,13 @@ func New(path string, current *policy.Set, swap func(*policy.Set), opts Options)
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Reloader{
-		path:   path,
-		swap:   swap,
-		log:    log,
-		digest: current.Digest(),
+		path:     path,
+		swap:     swap,
+		log:      log,
+		interval: opts.Interval,
+		digest:   current.Digest(),
+		names:    current.Names(),
+		watched:  map[string]bool{},
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricReloads,
 			Help: "Policy reloads by result: success (a new set is active), unchanged (the files did not change), failure (the last good set keeps serving).",
@@ -106,11 +130,14 @@ func (r *Reloader) Reload() (Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
-	if digest, err := policy.Digest(r.path); err == nil && digest == r.digest {
+	digest, err := policy.Digest(r.path)
+	if err == nil && digest == r.digest {
 		return r.unchanged(), nil
 	}
+	key := failKey(digest, err)
 	set, err := policy.Load(r.path)
 	if err != nil {
+		r.failed = key
 		r.reloads.WithLabelValues("failure").Inc()
 		r.healthy.Set(0)
 		r.logFailure(err)
@@ -121,6 +148,7 @@ func (r *Reloader) Reload() (Result, error) {
 		return r.unchanged(), nil
 	}
 	r.swap(set)
+	r.failed = ""
 	r.digest = set.Digest()
 	r.reloads.WithLabelValues("success").Inc()
 	r.healthy.Set(1)
@@ -129,7 +157,42 @@ func (r *Reloader) Reload() (Result, error) {
 	for _, w := range set.Warnings() {
 		r.log.LogAttrs(context.Background(), slog.LevelWarn, "policy warning", w.LogAttrs()...)
 	}
+	// A stream whose x-corsproc-policy metadata names one of these is now
+	// refused as naming an unknown policy (docs/policy.md).
+	var gone []string
+	for _, name := range r.names {
+		if !set.Has(name) {
+			gone = append(gone, name)
+		}
+	}
+	if len(gone) > 0 {
+		r.log.Warn("policies removed or renamed by the reload: streams whose x-corsproc-policy names one are now refused",
+			"policy", set.Source(), "removed", gone)
+	}
+	r.names = set.Names()
 	return Swapped, nil
+}
+
+// failKey identifies what a reload read: the digest, or why there was none.
+func failKey(digest string, err error) string {
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return digest
+}
+
+// check reloads if the files' digest is neither the active set's nor that
+// of files a reload already refused: the Interval backstop.
+func (r *Reloader) check() {
+	digest, err := policy.Digest(r.path)
+	key := failKey(digest, err)
+	r.mu.Lock()
+	same := key == r.digest || key == r.failed
+	r.mu.Unlock()
+	if !same {
+		r.log.Info("policy files changed without a watch event: reloading", "policy", r.path)
+		r.Reload()
+	}
 }
 
 // unchanged records a reload that found the active set's files: the
@@ -163,26 +226,52 @@ func shortDigest(d string) string {
 	return d
 }
 
-// Run watches the path and reloads on every change and on every value
-// received from hup (SIGHUP), until ctx is done. It watches the directory
-// that holds the files, not the files themselves: a Kubernetes ConfigMap
-// update swaps the ..data symlink and editors write via rename, and both
-// replace files rather than write them in place. When the path cannot be
-// watched (no inotify, too many watches) it logs why and reloads on SIGHUP
-// only.
+// Run watches the path and reloads on every change, on every value
+// received from hup (SIGHUP), and when the Interval check finds the files
+// changed, until ctx is done.
+//
+// It watches directories, not files: a Kubernetes ConfigMap update swaps
+// the ..data symlink and editors write via rename, and both replace files
+// rather than write them in place. It watches the directory that holds the
+// path (a symlink at the path swapped, as ln -sfn does, or a directory
+// renamed and replaced, changes it), the directory the path resolves to
+// now, and the directories the policy files resolve to through symlinks
+// (a symlink's target edited in place changes only its own directory).
+// After every reload and Interval check the watches are given again, by
+// path, so that a directory replaced since is watched in its new place.
+// When nothing can be watched (no inotify, too many watches) it logs why
+// and reloads on SIGHUP and on the Interval check only.
 func (r *Reloader) Run(ctx context.Context, hup <-chan os.Signal) {
 	var events <-chan fsnotify.Event
 	var errs <-chan error
-	if w, err := r.watch(); err != nil {
-		r.log.Error("cannot watch the policy path; reload it with SIGHUP", "policy", r.path, "error", err.Error())
-	} else {
-		defer w.Close()
-		events, errs = w.Events, w.Errors
-		// What changed between the caller's load and the watch is seen
-		// now; unchanged files cost reading and hashing them.
-		r.Reload()
+	var w *fsnotify.Watcher
+	if !watchDisabled {
+		var err error
+		if w, err = fsnotify.NewWatcher(); err != nil {
+			r.log.Error("cannot watch the policy path; reload it with SIGHUP", "policy", r.path, "error", err.Error())
+		} else {
+			defer w.Close()
+			events, errs = w.Events, w.Errors
+			if err := r.rewatch(w); err != nil {
+				r.log.Error("cannot watch the policy path; reload it with SIGHUP", "policy", r.path, "error", err.Error())
+			}
+		}
 	}
+	// What changed between the caller's load and the watch is seen now;
+	// unchanged files cost reading and hashing them.
+	r.Reload()
 
+	var tick <-chan time.Time
+	if r.interval > 0 {
+		t := time.NewTicker(r.interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	rewatch := func() {
+		if w != nil {
+			r.rewatch(w)
+		}
+	}
 	var timer *time.Timer
 	var fire <-chan time.Time
 	for {
@@ -195,6 +284,7 @@ func (r *Reloader) Run(ctx context.Context, hup <-chan os.Signal) {
 		case <-hup:
 			r.log.Info("SIGHUP: reloading policy", "policy", r.path)
 			r.Reload()
+			rewatch()
 		case ev, ok := <-events:
 			if !ok {
 				return
@@ -214,24 +304,79 @@ func (r *Reloader) Run(ctx context.Context, hup <-chan os.Signal) {
 		case <-fire:
 			fire = nil
 			r.Reload()
+			rewatch()
+		case <-tick:
+			r.check()
+			rewatch()
 		}
 	}
 }
 
-// watch watches the directory of the path.
-func (r *Reloader) watch() (*fsnotify.Watcher, error) {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return nil, err
+// rewatch gives w the directories to watch now (see Run), by path, and
+// takes away those no longer needed. It fails only when none can be
+// watched.
+func (r *Reloader) rewatch(w *fsnotify.Watcher) error {
+	want := watchDirs(r.path)
+	var firstErr error
+	added := 0
+	for _, dir := range want {
+		// Adding a watched path again is cheap, and watches the
+		// directory now at that path if it was replaced.
+		if err := w.Add(dir); err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		added++
+		if !r.watched[dir] {
+			r.log.Debug("watching policy", "dir", dir)
+		}
 	}
-	dir := r.path
-	if fi, err := os.Stat(r.path); err == nil && !fi.IsDir() {
-		dir = filepath.Dir(r.path)
+	now := map[string]bool{}
+	for _, dir := range want {
+		now[dir] = true
 	}
-	if err := w.Add(dir); err != nil {
-		w.Close()
-		return nil, err
+	for dir := range r.watched {
+		if !now[dir] {
+			w.Remove(dir) // may be gone already
+		}
 	}
-	r.log.Debug("watching policy", "dir", dir)
-	return w, nil
+	r.watched = now
+	if added == 0 {
+		return firstErr
+	}
+	return nil
+}
+
+// watchDirs returns the directories to watch for the policy path: the one
+// holding it, the one it resolves to if it is a directory, and those its
+// files resolve to through symlinks.
+func watchDirs(path string) []string {
+	var dirs []string
+	add := func(dir string) {
+		if !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
+	}
+	path = filepath.Clean(path)
+	add(filepath.Dir(path))
+	files := []string{path}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		add(path)
+		files = nil
+		entries, _ := os.ReadDir(path)
+		for _, e := range entries {
+			name := e.Name()
+			if ext := filepath.Ext(name); !strings.HasPrefix(name, ".") && (ext == ".yaml" || ext == ".yml") {
+				files = append(files, filepath.Join(path, name))
+			}
+		}
+	}
+	for _, f := range files {
+		if real, err := filepath.EvalSymlinks(f); err == nil {
+			add(filepath.Dir(real))
+		}
+	}
+	return dirs
 }

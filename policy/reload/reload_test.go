@@ -76,11 +76,17 @@ func start(t *testing.T, path string) *harness {
 
 // run runs a Reloader on path whose active set is set, until the test ends.
 func run(t *testing.T, path string, set *policy.Set) *harness {
+	return runEvery(t, path, set, 0)
+}
+
+// runEvery is run with the Interval check every interval (0: none).
+func runEvery(t *testing.T, path string, set *policy.Set, interval time.Duration) *harness {
 	t.Helper()
 	h := &harness{t: t, reg: prometheus.NewRegistry(), hup: make(chan os.Signal, 1)}
 	h.active.Store(set)
 	log := slog.New(slog.NewTextHandler(&h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h.r = reload.New(path, set, func(s *policy.Set) { h.active.Store(s); h.swapped.Add(1) }, reload.Options{Registerer: h.reg, Logger: log})
+	h.r = reload.New(path, set, func(s *policy.Set) { h.active.Store(s); h.swapped.Add(1) },
+		reload.Options{Registerer: h.reg, Logger: log, Interval: interval})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.r.Run(ctx, h.hup); close(done) }()
