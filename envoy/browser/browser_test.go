@@ -359,3 +359,73 @@ func deref(s *string) any {
 	}
 	return *s
 }
+
+// unmatched_preflight: forward sends a preflight corsproc refuses to the
+// application, which here answers with every CORS header that would allow
+// it. corsproc removes them, so the browser's preflight fails and the PUT
+// is never sent: the application cannot allow what corsproc refused. A
+// preflight the policy allows is answered by corsproc as usual.
+func TestForwardedPreflightCannotAllow(t *testing.T) {
+	e := newEnv(t)
+	b := newTab(t)
+	b.open(e.pageOrigin)
+
+	t.Run("refused header", func(t *testing.T) {
+		const path = "/forward/upstream-cors-all/denied"
+		wantCORSError(t, "PUT with a header the policy refuses", b.fetch(e.apiOrigin+path, map[string]any{
+			"method": "PUT", "headers": map[string]string{"X-Denied": "1"}, "body": "payload",
+		}))
+		pf := wantPreflights(t, e, path, 1, 200)
+		if len(pf) == 1 {
+			for k := range pf[0].Response {
+				if strings.HasPrefix(strings.ToLower(k), "access-control-") {
+					t.Errorf("the forwarded preflight's response kept the upstream's %s: %q", k, pf[0].Response.Values(k))
+				}
+			}
+		}
+		if got := e.upstream.requests("", path); len(got) != 1 || got[0].Method != "OPTIONS" {
+			t.Errorf("upstream saw %+v; want the forwarded preflight only, never the PUT", got)
+		}
+	})
+
+	t.Run("allowed header", func(t *testing.T) {
+		const path = "/forward/upstream-cors-all/allowed"
+		res := b.fetch(e.apiOrigin+path, map[string]any{
+			"method": "PUT", "headers": map[string]string{"X-Allowed": "1"}, "body": "payload",
+		})
+		wantOK(t, "PUT with an allowed header", res, upstreamBody("PUT", path))
+		wantPreflights(t, e, path, 1, 204)
+		if got := e.upstream.requests("OPTIONS", path); len(got) != 0 {
+			t.Errorf("upstream saw %d preflights; corsproc answers the ones it allows", len(got))
+		}
+	})
+}
+
+// A route whose x-corsproc-policy names a policy the set does not define
+// is governed and refused: the application's own CORS headers (here, every
+// one that would allow the request, credentials included) are removed, so
+// the page cannot read the response, and a preflighted request stops at
+// corsproc's 403.
+func TestUnknownPolicyCannotAllow(t *testing.T) {
+	e := newEnv(t)
+	b := newTab(t)
+	b.open(e.pageOrigin)
+
+	t.Run("simple GET", func(t *testing.T) {
+		const path = "/typo/upstream-cors-all/get"
+		wantCORSError(t, "GET on a route naming an unknown policy", b.fetch(e.apiOrigin+path, map[string]any{"credentials": "include"}))
+		if got := e.upstream.requests("GET", path); len(got) != 1 {
+			t.Errorf("upstream saw %d GETs; want 1", len(got))
+		}
+		if acao := e.api.last(t, "GET", path).Response.Values("Access-Control-Allow-Origin"); len(acao) != 0 {
+			t.Errorf("ACAO %q reached the browser; corsproc must remove the upstream's", acao)
+		}
+	})
+
+	t.Run("preflighted PUT", func(t *testing.T) {
+		wantStoppedAtPreflight(t, e, b, "/typo/upstream-cors-all/put", "PUT on a route naming an unknown policy", map[string]any{
+			"method": "PUT", "headers": map[string]string{"X-Allowed": "1"}, "body": "payload",
+		})
+	})
+	wantNoUpstreamOptions(t, e)
+}

@@ -76,6 +76,10 @@ const (
 //     (request attribute xds.route_name against match.routes).
 //   - credentials-meta has no match: only the gRPC initial metadata
 //     x-corsproc-policy, which the route "credentials-meta" sends, selects it.
+//   - forward is bound to the route "forward" and forwards the preflights it
+//     refuses to the upstream (unmatched_preflight: forward).
+//   - the route "typo" sends x-corsproc-policy "credentials-mta", which no
+//     policy is named: an unknown policy.
 const policyYAML = `
 default_policy: web
 policies:
@@ -102,6 +106,13 @@ policies:
   - name: credentials-meta
     allowed_origins: ["{{page}}"]
     allow_credentials: true
+  - name: forward
+    match:
+      routes: [forward]
+    allowed_origins: ["{{page}}"]
+    allow_methods: [PUT]
+    allow_headers: [x-allowed]
+    unmatched_preflight: forward
 `
 
 // env is one complete request path: page origins → emulator → corsproc →
@@ -141,6 +152,14 @@ func newEnv(t *testing.T) *env {
 					{Key: processor.MetadataPolicy, Value: "credentials-meta"},
 				},
 			},
+			{Name: "forward", PathPrefix: "/forward/"},
+			{
+				Name:       "typo",
+				PathPrefix: "/typo/",
+				GRPCInitialMetadata: []emulator.Metadata{
+					{Key: processor.MetadataPolicy, Value: "credentials-mta"},
+				},
+			},
 			{Name: "api", PathPrefix: "/"},
 		},
 		AllowModeOverride: true,
@@ -166,7 +185,9 @@ func newEnv(t *testing.T) *env {
 // through without CORS headers, and the browser then rejects it: a negative
 // case would pass for the wrong reason. So no request may have failed open,
 // every request must have had its ext_proc stream, and every immediate
-// response must be a preflight the browser sent.
+// response must be a preflight the browser sent, and every preflight the
+// browser sent must be answered by corsproc or, forwarded by
+// unmatched_preflight: forward, reach the upstream.
 func (e *env) wantHealthyPath(t *testing.T) {
 	t.Helper()
 	s := e.proxy.Stats()
@@ -177,8 +198,8 @@ func (e *env) wantHealthyPath(t *testing.T) {
 	if s.Streams != s.Requests {
 		t.Errorf("%d requests but %d ext_proc streams; every request must reach corsproc: %+v", s.Requests, s.Streams, s)
 	}
-	if n := e.api.preflightCount(); s.ImmediateResponses != n {
-		t.Errorf("%d immediate responses from corsproc, %d preflights from the browser; want equal", s.ImmediateResponses, n)
+	if n, fwd := e.api.preflightCount(), len(e.upstream.options()); s.ImmediateResponses+fwd != n {
+		t.Errorf("%d immediate responses from corsproc and %d preflights forwarded to the upstream, %d preflights from the browser; want the sum equal", s.ImmediateResponses, fwd, n)
 	}
 }
 
@@ -264,8 +285,10 @@ type seenRequest struct {
 // upstream is the application behind the emulator. It records every request
 // and answers `upstream saw METHOD PATH`, with two non-safelisted response
 // headers (X-Exposed, X-Hidden). Under /upstream-cors/ it also sends its own
-// Access-Control-Allow-Origin: *, which corsproc must strip. /set-cookie sets
-// the session cookie.
+// Access-Control-Allow-Origin: *, which corsproc must strip; under a path
+// holding /upstream-cors-all/, every CORS header that would allow the
+// request (the request's Origin, credentials, its method and headers), as a
+// permissive application sends them. /set-cookie sets the session cookie.
 type upstream struct {
 	mu   sync.Mutex
 	reqs []seenRequest
@@ -284,6 +307,13 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Hidden", hiddenValue)
 	if strings.HasPrefix(r.URL.Path, "/upstream-cors/") {
 		h.Set("Access-Control-Allow-Origin", "*")
+	}
+	if strings.Contains(r.URL.Path, "/upstream-cors-all/") {
+		h.Set("Access-Control-Allow-Origin", r.Header.Get("Origin"))
+		h.Set("Access-Control-Allow-Credentials", "true")
+		h.Set("Access-Control-Allow-Methods", "GET, PUT, DELETE")
+		h.Set("Access-Control-Allow-Headers", "x-allowed, x-denied")
+		h.Set("Access-Control-Expose-Headers", "x-hidden")
 	}
 	if r.URL.Path == "/set-cookie" {
 		name, value, _ := strings.Cut(sessionCookie, "=")
