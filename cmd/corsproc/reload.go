@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -18,8 +19,15 @@ import (
 // valid set is handed to swap; a bad new set is refused, logged and counted
 // while the last good one keeps serving. With no path (the development
 // policy) there is nothing to reload, but SIGHUP is still taken so that it
-// does not end the process.
+// does not end the process. Every reload.DefaultInterval the files' digest
+// is compared with the active set's, a backstop for a missed file event.
 func watchPolicy(ctx context.Context, log *slog.Logger, path string, set *policy.Set, swap func(*policy.Set), reg prometheus.Registerer) {
+	watchPolicyEvery(ctx, log, path, set, swap, reg, reload.DefaultInterval)
+}
+
+// watchPolicyEvery is watchPolicy comparing the digest every interval (0:
+// never), serve's --reload-interval.
+func watchPolicyEvery(ctx context.Context, log *slog.Logger, path string, set *policy.Set, swap func(*policy.Set), reg prometheus.Registerer, interval time.Duration) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -34,6 +42,6 @@ func watchPolicy(ctx context.Context, log *slog.Logger, path string, set *policy
 				}
 			}
 		}
-		reload.New(path, set, swap, reload.Options{Logger: log, Registerer: reg}).Run(ctx, hup)
+		reload.New(path, set, swap, reload.Options{Logger: log, Registerer: reg, Interval: interval}).Run(ctx, hup)
 	}()
 }

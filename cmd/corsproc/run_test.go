@@ -13,13 +13,14 @@ import (
 
 // serveFlags are the flags serve must have and help must describe.
 var serveFlags = []string{"policy", "listen", "admin", "log-format", "log-level", "shutdown-timeout",
-	"tls-cert", "tls-key", "client-ca", "listen-mode", "stream-idle-timeout", "max-request-headers", "max-request-header-bytes"}
+	"tls-cert", "tls-key", "client-ca", "listen-mode", "stream-idle-timeout", "max-request-headers", "max-request-header-bytes",
+	"admin-mode", "max-message-bytes", "max-streams", "max-connections", "reload-interval"}
 
 func TestServeFlagsAreAllDescribed(t *testing.T) {
 	t.Parallel()
 	var defined []string
 	newServeFlags(new(serveConfig)).VisitAll(func(f *flag.Flag) { defined = append(defined, f.Name) })
-	if got, want := strings.Join(defined, " "), "admin client-ca listen listen-mode log-format log-level max-request-header-bytes max-request-headers policy shutdown-timeout stream-idle-timeout tls-cert tls-key"; got != want {
+	if got, want := strings.Join(defined, " "), "admin admin-mode client-ca listen listen-mode log-format log-level max-connections max-message-bytes max-request-header-bytes max-request-headers max-streams policy reload-interval shutdown-timeout stream-idle-timeout tls-cert tls-key"; got != want {
 		t.Errorf("serve defines flags %q, want %q: update serveFlags and this test with the docs", got, want)
 	}
 }
@@ -120,6 +121,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--listen-mode", "rw"}, []string{`--listen-mode "rw"`, "octal"}},
 		{[]string{"--listen-mode", "1777"}, []string{`--listen-mode "1777"`}},
 		{[]string{"--stream-idle-timeout", "-1s"}, []string{"--stream-idle-timeout -1s"}},
+		{[]string{"--reload-interval", "-1s"}, []string{"--reload-interval -1s"}},
 		{[]string{"--max-request-headers", "0"}, []string{"--max-request-headers 0"}},
 		{[]string{"--max-request-header-bytes", "-5"}, []string{"--max-request-header-bytes -5"}},
 		// Every problem at once, not the first one only.

@@ -14,12 +14,14 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/reload"
 	"github.com/corsproc/corsproc/processor"
 )
 
@@ -37,6 +39,11 @@ type serveConfig struct {
 	streamIdleTimeout         time.Duration
 	maxRequestHeaders         int
 	maxRequestHeaderBytes     int
+	reloadInterval            time.Duration
+	adminMode                 string
+	maxMessageBytes           int
+	maxStreams                int
+	maxConnections            int
 }
 
 // newServeFlags defines serve's flags on c.
@@ -73,12 +80,44 @@ func newServeFlags(c *serveConfig) *flag.FlagSet {
 	fs.IntVar(&c.maxRequestHeaders, "max-request-headers", processor.DefaultMaxRequestHeaders,
 		"header entries of a request corsproc inspects (`N`); a request with\n"+
 			"more gets no CORS permission (its preflight is refused)")
+	fs.DurationVar(&c.reloadInterval, "reload-interval", reload.DefaultInterval,
+		"how often to compare the policy files' digest with the active set's\n"+
+			"and reload if they changed (`DURATION`; 0 disables): a backstop\n"+
+			"for a change the file watch missed")
 	fs.IntVar(&c.maxRequestHeaderBytes, "max-request-header-bytes", processor.DefaultMaxRequestHeaderBytes,
 		"bytes of header names and values of a request corsproc inspects\n"+
 			"(`N`); a request with more gets no CORS permission (its preflight\n"+
 			"is refused)")
+	defineBoundFlags(fs, c)
 	return fs
 }
+
+// defineBoundFlags defines the admin socket's mode and the gRPC server's
+// bounds (docs/security.md, "Bounds").
+func defineBoundFlags(fs *flag.FlagSet, c *serveConfig) {
+	fs.StringVar(&c.adminMode, "admin-mode", fmt.Sprintf("%#o", defaultSocketMode),
+		"permission bits (`MODE`, octal) of the Unix socket of --admin\n"+
+			"unix:///path: who may connect (connecting needs write permission)")
+	fs.IntVar(&c.maxMessageBytes, "max-message-bytes", processor.DefaultMaxRecvMsgSize,
+		"largest ext_proc message corsproc reads (`N` bytes); a larger one fails\n"+
+			"its stream. Envoy sends one header map per message, at most 60 KiB\n"+
+			"of request headers and 80 KiB of response headers by default: raise\n"+
+			"it with Envoy's max_request_headers_kb and max_response_headers_kb")
+	fs.IntVar(&c.maxStreams, "max-streams", processor.DefaultMaxStreams,
+		"gRPC streams open at once on the whole server (`N`); more are refused\n"+
+			"with RESOURCE_EXHAUSTED. Envoy holds one per HTTP request in flight,\n"+
+			"up to its cluster circuit breaker's max_requests (1024 by default,\n"+
+			"10000 in the shipped configs); each costs about 16 KiB")
+	fs.IntVar(&c.maxConnections, "max-connections", defaultMaxConnections,
+		"gRPC connections open at once (`N`); more wait to be accepted. Envoy\n"+
+			"opens one per worker thread (and per 1000 streams on it); each costs\n"+
+			"about 40 KiB")
+}
+
+// defaultMaxConnections is the --max-connections default: a thousand Envoy
+// workers (each opens its own connections to corsproc), about 40 MiB of
+// connection state in grpc-go at most.
+const defaultMaxConnections = 1024
 
 // definePolicyFlag defines --policy, shared by the commands that enforce a
 // policy.
@@ -135,6 +174,10 @@ type serveOptions struct {
 	streamIdleTimeout     time.Duration
 	maxRequestHeaders     int
 	maxRequestHeaderBytes int
+	reloadInterval        time.Duration
+	adminMode             fs.FileMode
+	grpcLimits            processor.GRPCLimits
+	maxConnections        int
 }
 
 // parseServeFlags parses and checks serve's flags, reporting every problem
@@ -152,6 +195,9 @@ func parseServeFlags(args []string) (serveOptions, error) {
 		streamIdleTimeout:     c.streamIdleTimeout,
 		maxRequestHeaders:     c.maxRequestHeaders,
 		maxRequestHeaderBytes: c.maxRequestHeaderBytes,
+		reloadInterval:        c.reloadInterval,
+		grpcLimits:            processor.GRPCLimits{MaxRecvMsgSize: c.maxMessageBytes, MaxStreams: c.maxStreams},
+		maxConnections:        c.maxConnections,
 	}
 	var errs []error
 	var err error
@@ -181,13 +227,35 @@ func parseServeFlags(args []string) (serveOptions, error) {
 	if c.maxRequestHeaders <= 0 {
 		errs = append(errs, fmt.Errorf("--max-request-headers %d: want a positive number", c.maxRequestHeaders))
 	}
+	if c.reloadInterval < 0 {
+		errs = append(errs, fmt.Errorf("--reload-interval %v: want a positive duration, or 0 to disable it", c.reloadInterval))
+	}
 	if c.maxRequestHeaderBytes <= 0 {
 		errs = append(errs, fmt.Errorf("--max-request-header-bytes %d: want a positive number", c.maxRequestHeaderBytes))
 	}
+	errs = append(errs, checkBoundFlags(&o, c)...)
 	if len(errs) > 0 {
 		return serveOptions{}, &usageError{errors.Join(errs...)}
 	}
 	return o, nil
+}
+
+// checkBoundFlags checks the flags of defineBoundFlags into o.
+func checkBoundFlags(o *serveOptions, c serveConfig) []error {
+	var errs []error
+	var err error
+	if o.adminMode, err = parseFileMode("admin-mode", c.adminMode); err != nil {
+		errs = append(errs, err)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"max-message-bytes", c.maxMessageBytes}, {"max-streams", c.maxStreams}, {"max-connections", c.maxConnections}} {
+		if f.v <= 0 {
+			errs = append(errs, fmt.Errorf("--%s %d: want a positive number", f.name, f.v))
+		}
+	}
+	return errs
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
@@ -239,6 +307,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		IdleTimeout:           o.streamIdleTimeout,
 		MaxRequestHeaders:     o.maxRequestHeaders,
 		MaxRequestHeaderBytes: o.maxRequestHeaderBytes,
+		GRPC:                  o.grpcLimits,
 	})
 	active := newActivePolicy(proc, set, loadedAt, reg)
 	gs, hs := newGRPCServer(proc, creds)
@@ -248,10 +317,13 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("gRPC listener: %w", err)
 	}
-	watchPolicy(ctx, log, o.policy, set, active.swap, reg)
+	// --max-connections: past it, connections wait in the kernel's accept
+	// queue until one closes.
+	grpcLis = netutil.LimitListener(grpcLis, o.maxConnections)
+	watchPolicyEvery(ctx, log, o.policy, set, active.swap, reg, o.reloadInterval)
 	var adminLis net.Listener
 	if o.admin != nil {
-		if adminLis, err = o.admin.listen(ctx); err != nil {
+		if adminLis, err = o.admin.listenMode(ctx, o.adminMode); err != nil {
 			grpcLis.Close()
 			return fmt.Errorf("admin listener: %w", err)
 		}
