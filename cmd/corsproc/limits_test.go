@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -20,6 +21,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -69,38 +71,147 @@ func exchange(t *testing.T, client extprocv3.ExternalProcessorClient, m *extproc
 	return int(resp.GetImmediateResponse().GetStatus().GetCode()), nil
 }
 
-// Past processor.MaxRecvMsgSize a message fails its stream with RESOURCE_EXHAUSTED;
-// just under it, it is answered.
+// sized is a preflight the development policy allows, padded to n bytes.
+func sized(t *testing.T, n int) *extprocv3.ProcessingRequest {
+	t.Helper()
+	l := n
+	for range 20 {
+		m := devPreflight("x-pad", strings.Repeat("p", l))
+		got := proto.Size(m)
+		if got == n {
+			return m
+		}
+		l += n - got
+	}
+	t.Fatalf("cannot make a message of %d bytes", n)
+	return nil
+}
+
+// Past --max-message-bytes (processor.DefaultMaxRecvMsgSize by default) a
+// message fails its stream with RESOURCE_EXHAUSTED; just under it, it is
+// answered.
 func TestMaxRecvMsgSize(t *testing.T) {
 	t.Parallel()
 	in := startServe(t, "--listen", "127.0.0.1:0", "--admin", "")
 	client := extprocv3.NewExternalProcessorClient(dial(t, in.addrs.grpc))
-	sized := func(n int) *extprocv3.ProcessingRequest {
-		t.Helper()
-		l := n
-		for range 20 {
-			m := devPreflight("x-pad", strings.Repeat("p", l))
-			got := proto.Size(m)
-			if got == n {
-				return m
-			}
-			l += n - got
-		}
-		t.Fatalf("cannot make a message of %d bytes", n)
-		return nil
-	}
 	// Just under the bound: past the header byte bound, so refused as
 	// CORS, but answered.
-	if code, err := exchange(t, client, sized(processor.MaxRecvMsgSize)); err != nil || code != 403 {
-		t.Errorf("a message of processor.MaxRecvMsgSize bytes: %d, %v, want a 403 answer", code, err)
+	if code, err := exchange(t, client, sized(t, processor.DefaultMaxRecvMsgSize)); err != nil || code != 403 {
+		t.Errorf("a message of processor.DefaultMaxRecvMsgSize bytes: %d, %v, want a 403 answer", code, err)
 	}
-	_, err := exchange(t, client, sized(processor.MaxRecvMsgSize+1))
+	_, err := exchange(t, client, sized(t, processor.DefaultMaxRecvMsgSize+1))
 	if status.Code(err) != codes.ResourceExhausted {
-		t.Errorf("a message of processor.MaxRecvMsgSize+1 bytes: %v, want RESOURCE_EXHAUSTED", err)
+		t.Errorf("a message of processor.DefaultMaxRecvMsgSize+1 bytes: %v, want RESOURCE_EXHAUSTED", err)
 	}
 	// The connection is still good.
 	if code, err := exchange(t, client, devPreflight()); err != nil || code != 204 {
 		t.Errorf("after the refused message: %d, %v", code, err)
+	}
+
+	// --max-message-bytes sets it.
+	in = startServe(t, "--listen", "127.0.0.1:0", "--admin", "", "--max-message-bytes", "65536")
+	client = extprocv3.NewExternalProcessorClient(dial(t, in.addrs.grpc))
+	if code, err := exchange(t, client, sized(t, 65536)); err != nil || code != 204 {
+		t.Errorf("--max-message-bytes 65536, a message of 65536 bytes: %d, %v, want a 204 answer", code, err)
+	}
+	if _, err := exchange(t, client, sized(t, 65537)); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("--max-message-bytes 65536, a message of 65537 bytes: %v, want RESOURCE_EXHAUSTED", err)
+	}
+}
+
+// --max-streams bounds the streams open on the whole server, every
+// connection together: one more is refused with RESOURCE_EXHAUSTED and
+// counted, and one opens again once another ended.
+func TestServeMaxStreams(t *testing.T) {
+	t.Parallel()
+	in := startServe(t, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--max-streams", "3")
+	conns := []*grpc.ClientConn{dial(t, in.addrs.grpc), dial(t, in.addrs.grpc)}
+	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+	defer cancel()
+	actual := requestHeaders(":method", "GET", ":path", "/", ":authority", "api.localhost", "origin", "http://localhost:3000")
+	open := func(conn *grpc.ClientConn) (extprocv3.ExternalProcessor_ProcessClient, error) {
+		st, err := extprocv3.NewExternalProcessorClient(conn).Process(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := st.Send(actual); err != nil {
+			return nil, err
+		}
+		_, err = st.Recv()
+		return st, err
+	}
+	var held []extprocv3.ExternalProcessor_ProcessClient
+	for i := range 3 {
+		st, err := open(conns[i%2])
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		held = append(held, st)
+	}
+	if _, err := open(conns[1]); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a fourth stream: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	_, metrics := get(t, "GET", "http://"+in.addrs.admin+"/metrics")
+	if v := metricValue(t, metrics, `corsproc_limits_exceeded_total{limit="streams"}`); v != 1 {
+		t.Errorf("refused streams counted %v, want 1", v)
+	}
+	held[0].CloseSend()
+	if _, err := held[0].Recv(); err != io.EOF {
+		t.Fatalf("end of stream 0: %v", err)
+	}
+	if _, err := open(conns[1]); err != nil {
+		t.Errorf("a stream after one ended: %v", err)
+	}
+}
+
+// --max-connections bounds the gRPC connections served at once: one more
+// is not served until another closes.
+func TestServeMaxConnections(t *testing.T) {
+	t.Parallel()
+	in := startServe(t, "--listen", "127.0.0.1:0", "--admin", "", "--max-connections", "2")
+	// settings opens a raw connection and reports on ch when the server's
+	// SETTINGS arrive: when it serves the connection.
+	settings := func() (net.Conn, chan error) {
+		conn, err := net.DialTimeout("tcp", in.addrs.grpc, waitLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		conn.SetDeadline(time.Now().Add(waitLimit))
+		ch := make(chan error, 1)
+		go func() {
+			if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+				ch <- err
+				return
+			}
+			fr := http2.NewFramer(conn, conn)
+			fr.WriteSettings()
+			f, err := fr.ReadFrame()
+			if err == nil {
+				if _, ok := f.(*http2.SettingsFrame); !ok {
+					err = fmt.Errorf("first frame %v, want SETTINGS", f)
+				}
+			}
+			ch <- err
+		}()
+		return conn, ch
+	}
+	first, ch1 := settings()
+	_, ch2 := settings()
+	for _, ch := range []chan error{ch1, ch2} {
+		if err := <-ch; err != nil {
+			t.Fatalf("a connection within the bound: %v", err)
+		}
+	}
+	_, ch3 := settings()
+	select {
+	case err := <-ch3:
+		t.Fatalf("a third connection was served with --max-connections 2 (%v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	first.Close()
+	if err := <-ch3; err != nil {
+		t.Errorf("the third connection, once one closed: %v", err)
 	}
 }
 
