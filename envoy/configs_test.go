@@ -40,6 +40,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/corsproc/corsproc/envoy/configcheck"
+	"github.com/corsproc/corsproc/policy"
 
 	// Types that appear only inside typed_config and are not imported above
 	// for assertions must still be linked in, or their "@type" cannot be
@@ -102,6 +103,7 @@ func TestConfigs(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkAdmin(t, bs)
+			checkPolicyNames(t, nodes)
 			hcms := collect[*hcmv3.HttpConnectionManager](nodes)
 			if len(hcms) == 0 {
 				t.Fatal("no HttpConnectionManager")
@@ -117,6 +119,26 @@ func TestConfigs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// shippedPolicies are the policy files deployed with these configs.
+var shippedPolicies = []string{"../k8s/base/policy.yaml", "../k8s/prod/policy.yaml"}
+
+// checkPolicyNames checks that every x-corsproc-policy the config sends
+// names a policy of each shipped policy file: another name is an unknown
+// policy, on whose route corsproc refuses all CORS.
+func checkPolicyNames(t *testing.T, nodes []configcheck.Node) {
+	t.Helper()
+	bindings := configcheck.PolicyBindings(nodes)
+	for _, file := range shippedPolicies {
+		set, err := policy.Load(file)
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		for _, err := range configcheck.UnknownPolicyErrors(bindings, set.Names()) {
+			t.Errorf("%s: %v", file, err)
+		}
 	}
 }
 
