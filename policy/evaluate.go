@@ -43,8 +43,8 @@ func (s *Set) decide(r *Request, d *Decision, tr *trace) {
 // unknownPolicy decides a request whose x-corsproc-policy metadata names a
 // policy the set does not hold (or has several values): it is governed and
 // refused, so that a typo in the Envoy route or a reload that renamed a
-// policy never hands CORS to the upstream (docs/policy.md, "Which policy
-// governs a request"). A preflight is answered 403 by corsproc, whatever
+// policy never hands CORS to the upstream (docs/policy.md, "Unknown
+// policy"). A preflight is answered 403 by corsproc, whatever
 // unmatched_preflight the meant policy had; any other request goes to the
 // upstream, and its response gets the upstream's CORS headers removed and
 // Vary: Origin appended. No unmatched_preflight, allow_all_origins or
