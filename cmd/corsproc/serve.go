@@ -111,12 +111,12 @@ func defineBoundFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.IntVar(&c.maxConnections, "max-connections", defaultMaxConnections,
 		"gRPC connections open at once (`N`); more wait to be accepted. Envoy\n"+
 			"opens one per worker thread (and per 1000 streams on it); each costs\n"+
-			"about 40 KiB")
+			"under 60 KiB")
 }
 
 // defaultMaxConnections is the --max-connections default: a thousand Envoy
-// workers (each opens its own connections to corsproc), about 40 MiB of
-// connection state in grpc-go at most.
+// workers (each opens its own connections to corsproc), under 60 MiB of
+// connection state in grpc-go (docs/security.md, "Bounds").
 const defaultMaxConnections = 1024
 
 // definePolicyFlag defines --policy, shared by the commands that enforce a
