@@ -40,7 +40,7 @@ func parseListenAddr(flagName, s string) (listenAddr, error) {
 
 // listen binds a. For a Unix socket it first removes a stale socket file, one
 // left by a process that died without unlinking it, and creates the socket
-// with the process umask.
+// with the process umask: serve's listeners use listenMode instead.
 func (a listenAddr) listen(ctx context.Context) (net.Listener, error) {
 	if a.network == "unix" {
 		if err := removeStaleSocket(a.address); err != nil {
@@ -51,8 +51,8 @@ func (a listenAddr) listen(ctx context.Context) (net.Listener, error) {
 	return lc.Listen(ctx, a.network, a.address)
 }
 
-// defaultSocketMode is the --listen-mode default: the owner and its group
-// may connect (connecting to a Unix socket needs write permission), others
+// defaultSocketMode is the --listen-mode and --admin-mode default: the owner
+// and its group may connect (connecting to a Unix socket needs write permission), others
 // may not. A sidecar Envoy running as another user shares a group with
 // corsproc (fsGroup in Kubernetes).
 const defaultSocketMode fs.FileMode = 0o660
