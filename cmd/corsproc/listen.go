@@ -52,9 +52,9 @@ func (a listenAddr) listen(ctx context.Context) (net.Listener, error) {
 }
 
 // defaultSocketMode is the --listen-mode and --admin-mode default: the owner
-// and its group may connect (connecting to a Unix socket needs write permission), others
-// may not. A sidecar Envoy running as another user shares a group with
-// corsproc (fsGroup in Kubernetes).
+// and its group may connect (connecting to a Unix socket needs write
+// permission), others may not. A sidecar Envoy running as another user
+// shares a group with corsproc (fsGroup in Kubernetes).
 const defaultSocketMode fs.FileMode = 0o660
 
 // listenMode binds a like listen, and gives a Unix socket the permission
