@@ -148,35 +148,33 @@ func (d *decoder) checkNodes(n *yaml.Node, path string) {
 	}
 }
 
-// countItems counts the n items of the list at path, of field fd, against
-// the bounds on policies and origins, before they are decoded: a list past
-// a bound is refused without being built.
+// countItems counts the items of the list at path, of field fd, against
+// the bounds on list entries, policies and origins, before they are
+// decoded: a list past a bound is refused without being built.
 func (d *decoder) countItems(list *yaml.Node, path string, fd protoreflect.FieldDescriptor) {
 	if d.capped {
 		return
 	}
 	n := len(list.Content)
+	var e *capError
 	if fd.Kind() != protoreflect.MessageKind {
 		if d.used.items += n; d.used.items > maxItems {
-			d.capped = true
-			d.errorAt(list, path, "shorten the lists, or use fewer policies; see docs/policy.md",
-				"the policy set's lists have more than %d entries", maxItems)
-			return
+			e = itemsCapError()
 		}
 	}
 	switch fd {
 	case fieldPolicies:
 		if d.used.policies += n; d.used.policies > maxPolicies {
-			d.capped = true
-			d.errorAt(list, path, "split the policies over several corsproc deployments, or bind routes to fewer policies; see docs/policy.md",
-				"the policy set has more than %d policies", maxPolicies)
+			e = policiesCapError()
 		}
 	case fieldAllowedOrigins, fieldAllowedOriginRegexes:
 		if d.used.origins += n; d.used.origins > maxOrigins {
-			d.capped = true
-			d.errorAt(list, path, "use *.example.com patterns or fewer policies; see docs/policy.md",
-				"the policy set has more than %d allowed_origins and allowed_origin_regexes entries", maxOrigins)
+			e = originsCapError()
 		}
+	}
+	if e != nil {
+		d.capped = true
+		d.errorAt(list, path, e.fix, "%s", e.msg)
 	}
 }
 

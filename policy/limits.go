@@ -77,6 +77,22 @@ type budget struct {
 // capError is an error that stops loading: a bound above was crossed.
 type capError struct{ fix, msg string }
 
+// The errors of the bounds on counts.
+func policiesCapError() *capError {
+	return &capError{"split the policies over several corsproc deployments, or bind routes to fewer policies; see docs/policy.md",
+		fmt.Sprintf("the policy set has more than %d policies", maxPolicies)}
+}
+
+func originsCapError() *capError {
+	return &capError{"use *.example.com patterns or fewer policies; see docs/policy.md",
+		fmt.Sprintf("the policy set has more than %d allowed_origins and allowed_origin_regexes entries", maxOrigins)}
+}
+
+func itemsCapError() *capError {
+	return &capError{"shorten the lists, or use fewer policies; see docs/policy.md",
+		fmt.Sprintf("the policy set's lists have more than %d entries", maxItems)}
+}
+
 // checkYAML adds data's node bound to b, or returns the error of the
 // bound it crosses.
 func (b *budget) checkYAML(data []byte) *capError {
@@ -155,19 +171,19 @@ func capFailure(files []parsedFile) *ValidationError {
 // crossed.
 func checkDecoded(pf *corsprocv1.PolicyFile, ds *diagnostics) bool {
 	policies := pf.GetPolicies()
-	if len(policies) > maxPolicies {
-		ds.errorf("policies", "split the policies over several corsproc deployments, or bind routes to fewer policies; see docs/policy.md",
-			"the policy set has more than %d policies", maxPolicies)
-		return true
-	}
 	origins := 0
 	for _, p := range policies {
 		origins += len(p.GetAllowedOrigins()) + len(p.GetAllowedOriginRegexes())
 	}
-	if origins > maxOrigins {
-		ds.errorf("policies", "use *.example.com patterns or fewer policies; see docs/policy.md",
-			"the policy set has more than %d allowed_origins and allowed_origin_regexes entries", maxOrigins)
-		return true
+	var e *capError
+	switch {
+	case len(policies) > maxPolicies:
+		e = policiesCapError()
+	case origins > maxOrigins:
+		e = originsCapError()
+	default:
+		return false
 	}
-	return false
+	ds.errorf("policies", e.fix, "%s", e.msg)
+	return true
 }

@@ -162,6 +162,8 @@ func TestHostileFilesBounded(t *testing.T) {
 		{"routes by alias", "x-r: &r [" + rep("r,", 100) + "]\nx-p: &p {name: a, match: {routes: *r}}\npolicies: [" + rep("*p,", 10000) + "]\n",
 			"lists have more than 100000 entries"},
 		{"policies", "policies: [" + rep("{},", 20001) + "]\n", "more than 20000 policies"},
+		// Within the bounds: every policy compiled, each with errors.
+		{"policies just under the bound", "policies: [" + rep("{allowed_origins: [a]},", 20000) + "]\n", "a policy needs a name"},
 		{"a list just under the node bound", "policies:\n  - name: p\n    allow_headers: [" + rep("cookie,", 99_000) + "]\n    allow_methods: [" + rep("get,", 1_001) + "]\n",
 			"lists have more than 100000 entries"},
 		{"a mapping just under the node bound", "{" + rep("a,", 240_000) + "}\n", "more than 1000 errors"},
@@ -209,14 +211,17 @@ func mergeBomb(levels int) string {
 // compiled after it (no compile error is reported), and no later file of a
 // directory is decoded.
 func TestCapStopsLoading(t *testing.T) {
-	old := maxPolicies
-	maxPolicies = 2
-	t.Cleanup(func() { maxPolicies = old })
+	old := maxNodes
+	maxNodes = 40
+	t.Cleanup(func() { maxNodes = old })
 	dir := t.TempDir()
 	for name, data := range map[string]string{
+		// A compile error (preflight_status), in few nodes.
 		"a.yaml": "policies:\n  - name: a\n    preflight_status: 201\n    allowed_origins: [https://a.example]\n",
-		"b.yaml": "policies:\n  - name: b\n  - name: c\n",
-		"c.yaml": "policies:\n  - name: d\n    unknown_key: 1\n",
+		// Aliases past the node bound.
+		"b.yaml": "policies:\n  - name: b\n    match: {hosts: &h [a.example, b.example, c.example, d.example, e.example, f.example, g.example, h.example]}\n  - name: c\n    match: {hosts: *h}\n  - name: d\n    match: {hosts: *h}\n  - name: e\n    match: {hosts: *h}\n",
+		// A decoding error.
+		"c.yaml": "policies:\n  - name: f\n    unknown_key: 1\n",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 			t.Fatal(err)
@@ -227,7 +232,8 @@ func TestCapStopsLoading(t *testing.T) {
 	if !errors.As(err, &v) {
 		t.Fatalf("Load = %v, want a ValidationError", err)
 	}
-	if errs := v.Errors(); len(errs) != 1 || !strings.Contains(errs[0].Message, "more than 2 policies") || filepath.Base(errs[0].File) != "b.yaml" {
-		t.Fatalf("errors = %v; want only the bound's, in b.yaml: nothing compiled (preflight_status), nothing of c.yaml decoded", errs)
+	errs := v.Errors()
+	if len(errs) != 1 || !strings.Contains(errs[0].Message, "expands to more than 40 YAML nodes") || filepath.Base(errs[0].File) != "b.yaml" {
+		t.Fatalf("errors = %v; want only the bound's, in b.yaml: nothing compiled (preflight_status in a.yaml), nothing of c.yaml decoded", errs)
 	}
 }
