@@ -270,6 +270,11 @@ func FuzzCodec(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	// Past the small codec's bounds, on both paths.
+	five := wireHeaderMap(wireHV(":method", "GET"), wireHV("origin", "https://a.example"), wireHV("a", "1"), wireHV("b", "2"), wireHV("c", "3"))
+	f.Add(requestHeadersWire(five))
+	f.Add(append(requestHeadersWire(five), wireField(99, []byte("x"))...))
+	f.Add(requestHeadersWire(wireHeaderMap(wireHV("cookie", strings.Repeat("c", 100)))))
 	small := Codec{MaxHeaders: 4, MaxHeaderBytes: 64}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkDecode(t, b)
