@@ -240,11 +240,11 @@ func checkOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp, rules regexRul
 	}
 	if f.incomplete {
 		const fix = "split it into simpler regexes, or list the origins in allowed_origins"
-		msg := "it has more alternatives and repetitions than corsproc checks (%d matches), so what it lets in is not known"
+		const msg = "it has more alternatives and repetitions than corsproc checks, so what it lets in is not known"
 		if rules.creds {
-			errs = append(errs, problemf(fix, msg+"; with credentials that is refused", maxMatches))
+			errs = append(errs, problemf(fix, msg+"; with credentials that is refused"))
 		} else {
-			warns = append(warns, problemf(fix, msg, maxMatches))
+			warns = append(warns, problemf(fix, msg))
 		}
 	}
 	return errs, warns

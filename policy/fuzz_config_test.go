@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/net/publicsuffix"
+
 	"github.com/corsproc/corsproc/policy"
 )
 
@@ -132,7 +134,12 @@ func FuzzAllowedOrigin(f *testing.F) {
 
 // FuzzAllowedOriginRegex fuzzes a configured allowed_origin_regexes entry
 // and a request Origin: a refused file (never a panic), or a regex that
-// matches the whole Origin, never a part of it.
+// matches the whole Origin, never a part of it. And what the analysis of
+// regexes promises (docs/policy.md, "Origins"): with credentials, a policy
+// that loads never lets in the origins an attacker can have that resemble
+// an origin it lets in (attacksOn); without, a policy that loads without a
+// warning never lets in those on any host or with a name run into the
+// domain.
 func FuzzAllowedOriginRegex(f *testing.F) {
 	for _, s := range [][2]string{
 		{`https://[a-z]+\.example\.com`, "https://app.example.com"},
@@ -142,6 +149,15 @@ func FuzzAllowedOriginRegex(f *testing.F) {
 		{`https://.*example\.com`, "https://evilexample.com"},
 		{`.*`, "https://evil.example"},
 		{`https://a\.example\.com|https://b\.example\.com`, "https://b.example.com"},
+		// The regexes of issue 13, each with an origin it lets in.
+		{`https://.*`, "https://app.example.com"},
+		{`http://(.+\.)?example\.com`, "http://app.example.com"},
+		{`https://[a-z0-9-]+\.github\.io`, "https://app.github.io"},
+		{`https://[a-z0-9.-]*example\.com`, "https://example.com"},
+		{`https://app\Wexample\.com`, "https://app.example.com"},
+		{`https://app[^/]example\.com`, "https://app.example.com"},
+		{`https?://app\.example\.com(:\d+)?`, "https://app.example.com:8443"},
+		{`(?i)https://[a-z]+\.EXAMPLE\.com`, "https://app.example.com"},
 	} {
 		f.Add(s[0], s[1])
 	}
@@ -149,31 +165,115 @@ func FuzzAllowedOriginRegex(f *testing.F) {
 		if !printableASCII(re) {
 			return
 		}
-		yaml := "default_policy: p\npolicies:\n  - name: p\n    allowed_origin_regexes: [" + strconv.Quote(re) + "]\n"
-		set, err := policy.Parse("fuzz.yaml", []byte(yaml))
-		if err != nil {
-			return
-		}
-		r := get(origin)
-		var d policy.Decision
-		set.Decide(&r, &d)
-		acao, has := d.Header(policy.HeaderACAO)
-		if !has {
-			return
-		}
-		// Matched whole: the leftmost-longest match of the unanchored
-		// regex spans the Origin exactly (a restatement that pastes no
-		// anchors around the text, which an unterminated \Q would quote).
-		longest, err := regexp.Compile(re)
-		if err != nil {
-			t.Fatalf("regex %q accepted by Parse but not by regexp: %v", re, err)
-		}
-		longest.Longest()
-		loc := longest.FindStringIndex(origin)
-		if acao != origin || loc == nil || loc[0] != 0 || loc[1] != len(origin) {
-			t.Fatalf("regex %q: ACAO %q for Origin %q, which it does not match whole", re, acao, origin)
+		for _, creds := range []bool{false, true} {
+			yaml := "default_policy: p\npolicies:\n  - name: p\n    allowed_origin_regexes: [" + strconv.Quote(re) + "]\n" +
+				"    allow_credentials: " + strconv.FormatBool(creds) + "\n"
+			set, err := policy.Parse("fuzz.yaml", []byte(yaml))
+			if err != nil {
+				continue
+			}
+			acao, has := allows(set, origin)
+			if !has {
+				continue
+			}
+			// Matched whole: the leftmost-longest match of the unanchored
+			// regex spans the Origin exactly (a restatement that pastes no
+			// anchors around the text, which an unterminated \Q would quote).
+			longest, err := regexp.Compile(re)
+			if err != nil {
+				t.Fatalf("regex %q accepted by Parse but not by regexp: %v", re, err)
+			}
+			longest.Longest()
+			loc := longest.FindStringIndex(origin)
+			if acao != origin || loc == nil || loc[0] != 0 || loc[1] != len(origin) {
+				t.Fatalf("regex %q: ACAO %q for Origin %q, which it does not match whole", re, acao, origin)
+			}
+			if strings.Contains(strings.ToLower(re), attackLabel) {
+				continue // the regex names the attacker's origins
+			}
+			attacks := attacksOn(origin)
+			for _, a := range attacks {
+				if a.origin == origin || !creds && (len(set.Warnings()) > 0 || !a.withoutCredentials) {
+					continue
+				}
+				if a.glued && !creds && siblingAllowed(set, attacks) {
+					// Any label under the public suffix is allowed
+					// (https://[a-z]+\.github\.io, which is fine
+					// without credentials): a name run into
+					// app.github.io is one of those.
+					continue
+				}
+				if _, has := allows(set, a.origin); has {
+					t.Fatalf("regex %q (allow_credentials: %v) loads with %d warnings, lets in %q, and so %q: %s",
+						re, creds, len(set.Warnings()), origin, a.origin, a.what)
+				}
+			}
 		}
 	})
+}
+
+// allows returns the ACAO the set answers a GET from origin with.
+func allows(set *policy.Set, origin string) (string, bool) {
+	r := get(origin)
+	var d policy.Decision
+	set.Decide(&r, &d)
+	return d.Header(policy.HeaderACAO)
+}
+
+// attackLabel is the label of the attacker's origins: no policy names it.
+const attackLabel = "zq7x"
+
+// attack is an origin an attacker can have, what it shows, and whether it
+// must stay out even without credentials (it is refused with a warning).
+type attack struct {
+	origin, what       string
+	withoutCredentials bool
+	glued, sibling     bool // a name run into the domain; a site under the public suffix
+}
+
+func siblingAllowed(set *policy.Set, attacks []attack) bool {
+	for _, a := range attacks {
+		if _, has := allows(set, a.origin); a.sibling && has {
+			return true
+		}
+	}
+	return false
+}
+
+// attacksOn returns origins an attacker can have that resemble the origin
+// o, which a policy lets in: one on a host of the attacker's (under
+// .invalid), the same over plain http (unless o is on loopback), one whose
+// name runs the attacker's label into o's registrable domain, and one
+// directly under o's public suffix, when the Public Suffix List has it.
+// A policy with credentials lets in none (docs/policy.md, "Origins"); this
+// restates the rules with golang.org/x/net/publicsuffix, independently of
+// the analysis in regex.go.
+func attacksOn(o string) []attack {
+	scheme, rest, ok := strings.Cut(o, "://")
+	if !ok {
+		return nil
+	}
+	host, port := splitHostPort(rest)
+	at := func(h string) string {
+		if port != "" {
+			h += ":" + port
+		}
+		return scheme + "://" + h
+	}
+	out := []attack{
+		{"https://" + attackLabel + ".invalid", "a host the regex does not name", true, false, false},
+		{at(attackLabel + ".invalid"), "a host the regex does not name", true, false, false},
+	}
+	if h := strings.TrimSuffix(host, "."); h != "localhost" && !strings.HasSuffix(h, ".localhost") && !strings.HasPrefix(h, "127.") && h != "[::1]" {
+		out = append(out, attack{"http://" + rest, "plain http with credentials", false, false, false})
+	}
+	if reg, err := publicsuffix.EffectiveTLDPlusOne(strings.TrimSuffix(host, ".")); err == nil {
+		out = append(out, attack{at(attackLabel + reg), "a name run into the domain " + reg, true, true, false})
+		if ps, icann := publicsuffix.PublicSuffix(reg); icann || strings.Contains(ps, ".") {
+			out = append(out, attack{at(attackLabel + "." + ps), "a site directly under the public suffix " + ps, false, false, true})
+		}
+	}
+	return out
 }
 
 // Regression (FuzzAllowedOriginRegex): a regex with an unterminated \Q,

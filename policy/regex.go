@@ -39,7 +39,7 @@ type regexFindings struct {
 	// run into text of the regex (evilexample.com for .*example\.com).
 	glued string
 	// incomplete is set when the regex has more places to vary than the
-	// analysis tries (maxMatches): what it did not try is unknown.
+	// analysis tries (maxRegexWork): what it did not try is unknown.
 	incomplete bool
 }
 
@@ -75,15 +75,14 @@ const (
 // refuses longer origins anyway.
 const maxWitnessLen = maxOriginLen + 1
 
-// maxMatches bounds the strings matched against the regex, and maxConfigs
-// the combinations of choices (branches, counts) tried: a regex written to
-// list origins needs a few dozen matches, one that lists a thousand origins
-// about as many, and the bound keeps a file of huge regexes from taking
-// long to load. A regex that needs more is not trusted (incomplete).
-const (
-	maxMatches = 4096
-	maxConfigs = maxMatches
-)
+// maxRegexWork bounds the work of the analysis of one regex: a unit for each
+// node of the tree visited while building a string, and for each byte
+// matched against the regex, times a share of its size (matchCost). A regex
+// written to match the sites of a domain needs a few thousand; one with
+// hundreds of alternatives, more than there is. The bound keeps a file of
+// huge regexes from taking long to load (a few milliseconds a regex at
+// most). A regex that needs more is not trusted (incomplete).
+const maxRegexWork = 1 << 18
 
 // payloads are the attacker's texts tried in each varying place, in pairs
 // that share no first or last character: the whole origin, a host, a host
@@ -110,7 +109,8 @@ type regexAnalyzer struct {
 	dims  []*syntax.Regexp // sites of kind siteAlt and siteCount, in tree order
 	// seen caches what each built string turned out to be.
 	seen   map[string]*witness
-	budget int // matches left (maxMatches)
+	budget int // work left (maxRegexWork)
+	nodes  int // in the tree
 	f      regexFindings
 }
 
@@ -123,72 +123,75 @@ type witness struct {
 // analyzeOriginRegex returns the unsafe origins re (parsed with syntax.Perl)
 // matches; anchored is re compiled to match whole strings.
 func analyzeOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp) regexFindings {
-	a := &regexAnalyzer{re: anchored, sites: map[*syntax.Regexp]*regexSite{}, seen: map[string]*witness{}, budget: maxMatches}
+	a := &regexAnalyzer{re: anchored, sites: map[*syntax.Regexp]*regexSite{}, seen: map[string]*witness{}, budget: maxRegexWork}
 	a.collect(re, nil)
 	// The combinations tried: every choice at its default, then each
 	// choice at each of its other values, the choices around it set so
 	// that the text goes through it, the others at their defaults. The
-	// budget of matches bounds them.
+	// budget bounds them.
 	dflt := make([]int, len(a.dims))
 	for i, d := range a.dims {
 		dflt[i] = a.sites[d].dflt
 	}
-	configs := [][]int{dflt}
+	config := slices.Clone(dflt)
+	a.try(re, config)
 	for i, d := range a.dims {
 		s := a.sites[d]
 		for _, v := range s.values {
-			if v == dflt[i] && len(s.path) == 0 || len(configs) == maxConfigs {
+			if a.f.incomplete {
+				return a.f
+			}
+			if v == dflt[i] && len(s.path) == 0 {
 				continue
 			}
-			c := append([]int(nil), dflt...)
+			copy(config, dflt)
 			for _, p := range s.path {
-				c[p.dim] = p.value
+				config[p.dim] = p.value
 			}
-			c[i] = v
-			configs = append(configs, c)
-		}
-	}
-	done := map[*syntax.Regexp]bool{}
-	for _, config := range configs {
-		if a.f.incomplete {
-			break
-		}
-		base, reached := a.build(re, config, nil, "")
-		w := a.check(base)
-		clear(done)
-		for _, site := range reached {
-			if done[site] {
-				continue
-			}
-			done[site] = true
-			s := a.sites[site]
-			switch s.kind {
-			case siteChar:
-				if p, ok := s.fit(charPayload); ok {
-					a.pair(re, config, site, p)
-				}
-			case siteString:
-				for _, p := range payloads {
-					if p, ok := s.fit(p); ok {
-						a.pair(re, config, site, p)
-					}
-				}
-			case siteCount:
-				// An unbounded repetition: one more time is text the
-				// attacker adds.
-				if w == nil {
-					continue
-				}
-				more := append([]int(nil), config...)
-				more[s.dim]++
-				s2, _ := a.build(re, more, nil, "")
-				if w2 := a.check(s2); w2 != nil {
-					a.classify(w, w2, [2]string{})
-				}
-			}
+			config[i] = v
+			a.try(re, config)
 		}
 	}
 	return a.f
+}
+
+// try builds re with the dimensions at config, then with the attacker's
+// text in each place the text goes through, and compares what they match.
+func (a *regexAnalyzer) try(re *syntax.Regexp, config []int) {
+	base, reached := a.build(re, config, nil, "")
+	w := a.check(base)
+	done := map[*syntax.Regexp]bool{}
+	for _, site := range reached {
+		if done[site] || a.f.incomplete {
+			continue
+		}
+		done[site] = true
+		s := a.sites[site]
+		switch s.kind {
+		case siteChar:
+			if p, ok := s.fit(charPayload); ok {
+				a.pair(re, config, site, p)
+			}
+		case siteString:
+			for _, p := range payloads {
+				if p, ok := s.fit(p); ok {
+					a.pair(re, config, site, p)
+				}
+			}
+		case siteCount:
+			// An unbounded repetition: one more time is text the
+			// attacker adds.
+			if w == nil {
+				continue
+			}
+			more := slices.Clone(config)
+			more[s.dim]++
+			s2, _ := a.build(re, more, nil, "")
+			if w2 := a.check(s2); w2 != nil {
+				a.classify(w, w2, [2]string{})
+			}
+		}
+	}
 }
 
 // pair builds the regex with each of the two payloads in site and compares
@@ -216,7 +219,7 @@ func (a *regexAnalyzer) check(s string) *witness {
 	}
 	var w *witness
 	var o origin
-	if parseOrigin(s, &o) && a.spend() && a.re.MatchString(s) {
+	if parseOrigin(s, &o) && a.spend(a.matchCost(s)) && a.re.MatchString(s) {
 		w = &witness{s: s, origin: o}
 	}
 	a.seen[s] = w
@@ -229,20 +232,27 @@ func (a *regexAnalyzer) check(s string) *witness {
 		a.note(&a.f.insecure, s)
 	case a.f.insecure == "":
 		// The same origin over plain http.
-		if h := "http" + s[len(o.scheme):]; a.spend() && a.re.MatchString(h) {
+		if h := "http" + s[len(o.scheme):]; a.spend(a.matchCost(h)) && a.re.MatchString(h) {
 			a.note(&a.f.insecure, h)
 		}
 	}
 	return w
 }
 
-// spend takes one regex match from the budget; false when it is spent.
-func (a *regexAnalyzer) spend() bool {
-	if a.budget == 0 {
+// matchCost is the work of matching s against the regex: its length times
+// a share of the regex's size, which bounds the states the matcher follows.
+func (a *regexAnalyzer) matchCost(s string) int {
+	return len(s) * (1 + a.nodes/32)
+}
+
+// spend takes n units of work from the budget; false when it is spent.
+func (a *regexAnalyzer) spend(n int) bool {
+	if a.budget < n {
+		a.budget = 0
 		a.f.incomplete = true
 		return false
 	}
-	a.budget--
+	a.budget -= n
 	return true
 }
 
@@ -370,6 +380,7 @@ func commonSuffix(a, b string) int {
 // collect records the sites of re. path is what the dimensions around re
 // must be for the text to go through it.
 func (a *regexAnalyzer) collect(re *syntax.Regexp, path []dimValue) {
+	a.nodes++
 	switch re.Op {
 	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
 		s := &regexSite{kind: siteChar, min: 1, max: 1}
@@ -579,7 +590,7 @@ func (g *generator) emit(re, target *syntax.Regexp, payload string) {
 	if !g.ok {
 		return
 	}
-	if len(g.b) > maxWitnessLen {
+	if len(g.b) > maxWitnessLen || !g.a.spend(1) {
 		g.ok = false
 		return
 	}
@@ -622,9 +633,12 @@ func (g *generator) emit(re, target *syntax.Regexp, payload string) {
 				g.b = append(g.b, payload...)
 				return
 			}
-			n := max(s.min, 1)
-			if s.max >= 0 {
-				n = min(n, s.max)
+			// The least an optional run can be; one character of a
+			// run that may go on for ever, so that a label is not
+			// left empty.
+			n := s.min
+			if s.max < 0 {
+				n = max(n, 1)
 			}
 			for range n {
 				g.b = append(g.b, s.benign)
