@@ -174,6 +174,12 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("policies: []\n"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("policies:\n  - name: web\n    <<: {allow_credentials: true}\n"))
+	// The regexes of issue 13, with credentials: refused, so nothing is
+	// answered.
+	for _, re := range []string{`.*`, `https://.*`, `http://(.+\.)?example\.com`, `https://[a-z0-9-]+\.github\.io`,
+		`https://[a-z0-9.-]*example\.com`, `https://app\Wexample\.com`, `https://app[^/]example\.com`} {
+		f.Add([]byte("default_policy: web\npolicies:\n  - name: web\n    allow_credentials: true\n    allowed_origin_regexes: ['" + re + "']\n"))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		set, err := policy.Parse("fuzz.yaml", data)
 		if (set == nil) == (err == nil) {
@@ -188,6 +194,20 @@ func FuzzParse(f *testing.F) {
 		// explicitly, and header values carry no control characters.
 		origins := []string{"https://app.example.com", "https://evil.example", "null", "http://localhost:3000",
 			"https://App.example.com", "https://app.example.com/", ""}
+		// Origins that no policy with credentials allows unless it names
+		// them or says it is dangerous (docs/policy.md, "Origins"),
+		// whether by an exact origin, a pattern or a regex: a host of
+		// the attacker's, plain http, a name run into a domain, a site
+		// directly under a public suffix.
+		attacker := map[string]bool{
+			"https://" + attackLabel + ".invalid":    strings.Contains(string(data), attackLabel),
+			"http://app.example.com":                 strings.Contains(string(data), "dangerously_allow_insecure_origins"),
+			"https://" + attackLabel + "example.com": strings.Contains(string(data), attackLabel),
+			"https://" + attackLabel + ".github.io":  strings.Contains(string(data), attackLabel) || strings.Contains(string(data), "dangerously_allow_public_suffix_wildcards"),
+		}
+		for o := range attacker {
+			origins = append(origins, o)
+		}
 		for _, o := range origins {
 			for _, r := range []policy.Request{get(o), preflight(o, "PUT", "x"), preflight(o, "GET")} {
 				var d policy.Decision
@@ -208,6 +228,9 @@ func FuzzParse(f *testing.F) {
 				}
 				if acac == "true" && acao == "null" {
 					t.Fatal("ACAO null with credentials")
+				}
+				if named, ok := attacker[o]; ok && acac == "true" && acao == o && !named {
+					t.Fatalf("ACAO %q with credentials, which no policy may allow without naming it or saying it is dangerous", o)
 				}
 				for _, h := range d.Headers() {
 					if strings.ContainsAny(h.Value, "\r\n\x00") {
