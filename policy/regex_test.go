@@ -196,6 +196,8 @@ var safeRegexes = []string{
 	`https://[a-z]+\.internal`,
 	`https://[a-z0-9-]+\.example\.github\.io`,
 	`http://localhost(:\d+)?`,
+	`https://app\.example\.com(:[0-9]+)?`, // docs/policy.md
+	`http://localhost(:[0-9]+)?`,          // docs/policy.md
 	`https?://localhost:[0-9]+`,
 	`http://127\.0\.0\.1(:\d+)?`,
 	`http://[a-z0-9-]+\.localhost(:\d+)?`,
