@@ -67,8 +67,11 @@ const (
 	// before it is read (Envoy: a processor error, failure_mode_allow
 	// applies). corsproc asks Envoy for headers only, never bodies, so the
 	// largest message Envoy sends it is one header map in ext_proc's
-	// encoding (a few bytes per entry besides names and values), plus the
-	// route attribute and the forwarded metadata. Envoy's defaults bound
+	// encoding, one HeaderValue of key and raw_value per header entry, a
+	// few bytes each besides the name and value (MutationUtils::
+	// headersToProto, source/extensions/filters/http/ext_proc/
+	// mutation_utils.cc), plus the route attribute and any forwarded
+	// metadata. Envoy's defaults bound
 	// the header maps: request headers at 60 KiB and 100 entries
 	// (DEFAULT_MAX_REQUEST_HEADERS_KB and DEFAULT_MAX_HEADERS_COUNT in
 	// envoy/http/codec.h; HttpConnectionManager.max_request_headers_kb),
