@@ -30,8 +30,8 @@ import (
 // their raw values in one buffer and common header names interned. Anything
 // it does not handle itself (bodies, trailers, header attributes, a singular
 // field repeated on the wire, unknown fields, malformed input) is decoded by
-// the standard codec from the start, so the result never depends on which
-// decoder ran. Every other message type, and every marshal, goes to the
+// the standard codec from the start, once checked against the bounds below,
+// so within them the result never depends on which decoder ran. Every other message type, and every marshal, goes to the
 // standard codec; when the binary is built with -tags vtprotobuf,
 // go-control-plane's generated vtprotobuf code marshals the messages that
 // have it.
