@@ -73,7 +73,8 @@ func printableASCII(s string) bool {
 // compiled policy lets in only origins the entry names (exactly, or as the
 // pattern describes): no prefix, suffix or substring match, no unescaped
 // dot, no case folding, no reflection. With credentials the same holds,
-// and no http:// origin but loopback ones gets in.
+// no http:// origin but loopback ones gets in, and none of the attacker's
+// origins that resemble one that does (attacksOn).
 func FuzzAllowedOrigin(f *testing.F) {
 	for _, s := range [][2]string{
 		{"https://app.example.com", "https://app.example.com"},
@@ -126,6 +127,15 @@ func FuzzAllowedOrigin(f *testing.F) {
 				host, _ := splitHostPort(strings.TrimPrefix(origin, "http://"))
 				if host != "localhost" && !strings.HasSuffix(host, ".localhost") && !strings.HasPrefix(host, "127.") && host != "[::1]" {
 					t.Fatalf("entry %q lets in %q, an http origin, with credentials", entry, origin)
+				}
+			}
+			if creds && !strings.Contains(entry, attackLabel) {
+				// Nor, then, any of the attacker's origins that resemble
+				// it (as for regexes, below).
+				for _, a := range attacksOn(origin) {
+					if _, has := allows(set, a.origin); has && a.origin != origin {
+						t.Fatalf("entry %q lets in %q with credentials, and so %q: %s", entry, origin, a.origin, a.what)
+					}
 				}
 			}
 		}

@@ -85,11 +85,12 @@ const maxWitnessLen = maxOriginLen + 1
 const maxRegexWork = 1 << 18
 
 // payloads are the attacker's texts tried in each varying place, in pairs
-// that share no first or last character: the whole origin, a host, a host
+// that share no first or last character: the whole origin, its start, a host, a host
 // run into what follows, a label, and a label joined to what follows by a
 // hyphen (where a \b keeps letters apart).
 var payloads = [][2]string{
 	{"https://evil.invalid", "https://pwnd.example"},
+	{"https://evil", "https://pwnd"},
 	{"evil.invalid", "pwnd.example"},
 	{".evil.invalid", ".pwnd.example"},
 	{"evil", "pwnd"},
@@ -157,52 +158,77 @@ func analyzeOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp) regexFinding
 
 // try builds re with the dimensions at config, then with the attacker's
 // text in each place the text goes through, and compares what they match.
+// The other places hold their plain text, or, when that is what makes the
+// string an origin, one run holds a scheme and host ("https://a", so that
+// (.+\.)?[a-z]+ is seen to end in a suffix of the attacker's).
 func (a *regexAnalyzer) try(re *syntax.Regexp, config []int) {
-	base, reached := a.build(re, config, nil, "")
-	w := a.check(base)
-	done := map[*syntax.Regexp]bool{}
+	_, reached := a.build(re, config, fill{}, fill{})
+	plans := []fill{{}}
+	seen := map[*syntax.Regexp]bool{}
 	for _, site := range reached {
-		if done[site] || a.f.incomplete {
+		if s := a.sites[site]; !seen[site] && s.kind == siteString {
+			seen[site] = true
+			if p, ok := s.fit([2]string{"https://a", "https://b"}); ok && p[0] == "https://a" {
+				plans = append(plans, fill{site, p[0]})
+			}
+		}
+	}
+	for i, plan := range plans {
+		base, _ := a.build(re, config, plan, fill{})
+		w := a.check(base)
+		if i > 0 && w == nil {
 			continue
 		}
-		done[site] = true
-		s := a.sites[site]
-		switch s.kind {
-		case siteChar:
-			if p, ok := s.fit(charPayload); ok {
-				a.pair(re, config, site, p)
-			}
-		case siteString:
-			for _, p := range payloads {
-				if p, ok := s.fit(p); ok {
-					a.pair(re, config, site, p)
-				}
-			}
-		case siteCount:
-			// An unbounded repetition: one more time is text the
-			// attacker adds.
-			if w == nil {
+		clear(seen)
+		for _, site := range reached {
+			if seen[site] || site == plan.site || a.f.incomplete {
 				continue
 			}
-			more := slices.Clone(config)
-			more[s.dim]++
-			s2, _ := a.build(re, more, nil, "")
-			if w2 := a.check(s2); w2 != nil {
-				a.classify(w, w2, [2]string{})
+			seen[site] = true
+			s := a.sites[site]
+			switch s.kind {
+			case siteChar:
+				if p, ok := s.fit(charPayload); ok {
+					a.pair(re, config, plan, site, p)
+				}
+			case siteString:
+				for _, p := range payloads {
+					if p, ok := s.fit(p); ok {
+						a.pair(re, config, plan, site, p)
+					}
+				}
+			case siteCount:
+				// An unbounded repetition: one more time is text the
+				// attacker adds.
+				if w == nil {
+					continue
+				}
+				more := slices.Clone(config)
+				more[s.dim]++
+				s2, _ := a.build(re, more, plan, fill{})
+				if w2 := a.check(s2); w2 != nil {
+					a.classify(w, w2, [2]string{})
+				}
 			}
 		}
 	}
 }
 
+// fill is text put in a site instead of its plain text.
+type fill struct {
+	site *syntax.Regexp
+	text string
+}
+
 // pair builds the regex with each of the two payloads in site and compares
 // the origins.
-func (a *regexAnalyzer) pair(re *syntax.Regexp, config []int, site *syntax.Regexp, p [2]string) {
-	sa, _ := a.build(re, config, site, p[0])
+func (a *regexAnalyzer) pair(re *syntax.Regexp, config []int, plan fill, site *syntax.Regexp, p [2]string) {
+	sa, _ := a.build(re, config, plan, fill{site, p[0]})
 	wa := a.check(sa)
 	if wa == nil {
 		return
 	}
-	sb, _ := a.build(re, config, site, p[1])
+	sb, _ := a.build(re, config, plan, fill{site, p[1]})
 	if wb := a.check(sb); wb != nil {
 		a.classify(wa, wb, p)
 	}
@@ -567,26 +593,38 @@ func (s *regexSite) fit(p [2]string) ([2]string, bool) {
 
 // generator builds one string the regex may match.
 type generator struct {
-	a       *regexAnalyzer
-	config  []int // the value of each dimension
-	b       []byte
-	reached []*syntax.Regexp
-	ok      bool
+	a             *regexAnalyzer
+	config        []int // the value of each dimension
+	plan, payload fill
+	b             []byte
+	reached       []*syntax.Regexp
+	ok            bool
 }
 
-// build returns the string for re with the dimensions at config and payload
-// in the site target (none when target is nil), and the sites it went
-// through; "" when no string could be built.
-func (a *regexAnalyzer) build(re *syntax.Regexp, config []int, target *syntax.Regexp, payload string) (string, []*syntax.Regexp) {
-	g := generator{a: a, config: config, ok: true}
-	g.emit(re, target, payload)
+// build returns the string for re with the dimensions at config and the
+// text of the fills in their sites (the payload second, so that it wins),
+// and the sites it went through; "" when no string could be built.
+func (a *regexAnalyzer) build(re *syntax.Regexp, config []int, plan, payload fill) (string, []*syntax.Regexp) {
+	g := generator{a: a, config: config, ok: true, plan: plan, payload: payload}
+	g.emit(re)
 	if !g.ok {
 		return "", g.reached
 	}
 	return string(g.b), g.reached
 }
 
-func (g *generator) emit(re, target *syntax.Regexp, payload string) {
+// text returns the fill for site, if any.
+func (g *generator) text(site *syntax.Regexp) (string, bool) {
+	switch site {
+	case g.payload.site:
+		return g.payload.text, true
+	case g.plan.site:
+		return g.plan.text, true
+	}
+	return "", false
+}
+
+func (g *generator) emit(re *syntax.Regexp) {
 	if !g.ok {
 		return
 	}
@@ -607,9 +645,10 @@ func (g *generator) emit(re, target *syntax.Regexp, payload string) {
 	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
 		s := g.a.sites[re]
 		g.reached = append(g.reached, re)
+		t, filled := g.text(re)
 		switch {
-		case re == target:
-			g.b = append(g.b, payload...)
+		case filled:
+			g.b = append(g.b, t...)
 		case s.benign != 0:
 			g.b = append(g.b, s.benign)
 		case re.Op == syntax.OpCharClass && len(re.Rune) > 0:
@@ -618,19 +657,19 @@ func (g *generator) emit(re, target *syntax.Regexp, payload string) {
 			g.ok = false
 		}
 	case syntax.OpCapture:
-		g.emit(re.Sub[0], target, payload)
+		g.emit(re.Sub[0])
 	case syntax.OpConcat:
 		for _, sub := range re.Sub {
-			g.emit(sub, target, payload)
+			g.emit(sub)
 		}
 	case syntax.OpAlternate:
-		g.emit(re.Sub[g.config[g.a.sites[re].dim]], target, payload)
+		g.emit(re.Sub[g.config[g.a.sites[re].dim]])
 	case syntax.OpStar, syntax.OpPlus, syntax.OpQuest, syntax.OpRepeat:
 		s := g.a.sites[re]
 		if s.kind == siteString {
 			g.reached = append(g.reached, re)
-			if re == target {
-				g.b = append(g.b, payload...)
+			if t, filled := g.text(re); filled {
+				g.b = append(g.b, t...)
 				return
 			}
 			// The least an optional run can be; one character of a
@@ -650,7 +689,7 @@ func (g *generator) emit(re, target *syntax.Regexp, payload string) {
 			g.reached = append(g.reached, re)
 		}
 		for range n {
-			g.emit(re.Sub[0], target, payload)
+			g.emit(re.Sub[0])
 			if !g.ok {
 				return
 			}
