@@ -163,6 +163,9 @@ func isLoopback(host string) bool {
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return true
 	}
+	if host == "" || !isDigit(host[0]) && host[0] != '[' {
+		return false // a name; ParseAddr would only build an error
+	}
 	addr, err := netip.ParseAddr(strings.Trim(host, "[]"))
 	return err == nil && addr.IsLoopback()
 }

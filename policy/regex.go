@@ -110,8 +110,9 @@ type regexAnalyzer struct {
 	dims  []*syntax.Regexp // sites of kind siteAlt and siteCount, in tree order
 	// seen caches what each built string turned out to be.
 	seen   map[string]*witness
-	budget int // work left (maxRegexWork)
-	nodes  int // in the tree
+	budget int       // work left (maxRegexWork)
+	gen    generator // reused by build
+	nodes  int       // in the tree
 	f      regexFindings
 }
 
@@ -119,6 +120,17 @@ type regexAnalyzer struct {
 type witness struct {
 	s      string
 	origin origin
+	// site is siteOf(origin.host), once asked (known).
+	site          hostSite
+	known, siteOK bool
+}
+
+func (w *witness) hostSite() (hostSite, bool) {
+	if !w.known {
+		w.site, w.siteOK = siteOf(w.origin.host)
+		w.known = true
+	}
+	return w.site, w.siteOK
 }
 
 // analyzeOriginRegex returns the unsafe origins re (parsed with syntax.Perl)
@@ -163,6 +175,7 @@ func analyzeOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp) regexFinding
 // (.+\.)?[a-z]+ is seen to end in a suffix of the attacker's).
 func (a *regexAnalyzer) try(re *syntax.Regexp, config []int) {
 	_, reached := a.build(re, config, fill{}, fill{})
+	reached = slices.Clone(reached) // build reuses its buffer
 	plans := []fill{{}}
 	seen := map[*syntax.Regexp]bool{}
 	for _, site := range reached {
@@ -292,8 +305,8 @@ func (a *regexAnalyzer) note(dst *string, s string) {
 // classify compares two matched origins built with different attacker
 // text in the same place: the payloads p, or none.
 func (a *regexAnalyzer) classify(wa, wb *witness, p [2]string) {
-	fa, oka := siteOf(wa.origin.host)
-	fb, okb := siteOf(wb.origin.host)
+	fa, oka := wa.hostSite()
+	fb, okb := wb.hostSite()
 	if !oka || !okb || fa.registrable == fb.registrable {
 		return
 	}
@@ -605,7 +618,8 @@ type generator struct {
 // text of the fills in their sites (the payload second, so that it wins),
 // and the sites it went through; "" when no string could be built.
 func (a *regexAnalyzer) build(re *syntax.Regexp, config []int, plan, payload fill) (string, []*syntax.Regexp) {
-	g := generator{a: a, config: config, ok: true, plan: plan, payload: payload}
+	g := &a.gen
+	*g = generator{a: a, config: config, ok: true, plan: plan, payload: payload, b: g.b[:0], reached: g.reached[:0]}
 	g.emit(re)
 	if !g.ok {
 		return "", g.reached
