@@ -68,7 +68,7 @@ var serverOptionSets = map[string]func() []grpc.ServerOption{
 	// stock: grpc.NewServer() with no option at all.
 	"stock": func() []grpc.ServerOption { return nil },
 	// cmd: the options corsproc serve had before the measured transport
-	// settings (keepalive, MaxConcurrentStreams 1000, MaxRecvMsgSize 1 MiB).
+	// settings (keepalive, MaxConcurrentStreams 1000, a 1 MiB receive limit).
 	// What serve runs today is "shipped", below.
 	"cmd": func() []grpc.ServerOption {
 		return []grpc.ServerOption{
