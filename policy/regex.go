@@ -91,6 +91,8 @@ const maxRegexWork = 1 << 18
 var payloads = [][2]string{
 	{"https://evil.invalid", "https://pwnd.example"},
 	{"https://evil", "https://pwnd"},
+	{"https://evil.", "https://pwnd."},
+	{"https://evil-", "https://pwnd-"},
 	{"evil.invalid", "pwnd.example"},
 	{".evil.invalid", ".pwnd.example"},
 	{"evil", "pwnd"},
@@ -112,8 +114,13 @@ type regexAnalyzer struct {
 	seen   map[string]*witness
 	budget int       // work left (maxRegexWork)
 	gen    generator // reused by build
-	nodes  int       // in the tree
-	f      regexFindings
+	// afterEnd are the parts of the regex after an end anchor.
+	afterEnd []*syntax.Regexp
+	// bestEffort is set once every single choice has been tried: running
+	// out of work then leaves the findings complete.
+	bestEffort bool
+	nodes      int // in the tree
+	f          regexFindings
 }
 
 // witness is a built string the regex matches and parseOrigin accepts.
@@ -165,24 +172,50 @@ func analyzeOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp) regexFinding
 			a.try(re, config)
 		}
 	}
+	// Then two choices at once, where the analysis has work left: a
+	// string may need both (https:/+ twice, and .* in an alternation).
+	// Best effort: running out here leaves the findings complete as
+	// above.
+	a.bestEffort = true
+	for i := range a.dims {
+		for j := i + 1; j < len(a.dims); j++ {
+			for _, v := range a.sites[a.dims[i]].values {
+				for _, w := range a.sites[a.dims[j]].values {
+					if a.budget == 0 {
+						return a.f
+					}
+					if v == dflt[i] || w == dflt[j] {
+						continue // tried above
+					}
+					copy(config, dflt)
+					for _, p := range append(a.sites[a.dims[i]].path, a.sites[a.dims[j]].path...) {
+						config[p.dim] = p.value
+					}
+					config[i], config[j] = v, w
+					a.try(re, config)
+				}
+			}
+		}
+	}
 	return a.f
 }
 
 // try builds re with the dimensions at config, then with the attacker's
 // text in each place the text goes through, and compares what they match.
-// The other places hold their plain text, or, when that is what makes the
-// string an origin, one run holds a scheme and host ("https://a", so that
-// (.+\.)?[a-z]+ is seen to end in a suffix of the attacker's).
+// The other places hold their plain text, or every run that may be empty
+// is empty, or, when that is what makes the string an origin, one run holds
+// a scheme and host ("https://a", so that (.+\.)?[a-z]+ is seen to end in a
+// suffix of the attacker's).
 func (a *regexAnalyzer) try(re *syntax.Regexp, config []int) {
 	_, reached := a.build(re, config, fill{}, fill{})
 	reached = slices.Clone(reached) // build reuses its buffer
-	plans := []fill{{}}
+	plans := []fill{{}, {zero: true}}
 	seen := map[*syntax.Regexp]bool{}
 	for _, site := range reached {
 		if s := a.sites[site]; !seen[site] && s.kind == siteString {
 			seen[site] = true
 			if p, ok := s.fit([2]string{"https://a", "https://b"}); ok && p[0] == "https://a" {
-				plans = append(plans, fill{site, p[0]})
+				plans = append(plans, fill{site: site, text: p[0]}, fill{site: site, text: p[0], zero: true})
 			}
 		}
 	}
@@ -227,21 +260,23 @@ func (a *regexAnalyzer) try(re *syntax.Regexp, config []int) {
 	}
 }
 
-// fill is text put in a site instead of its plain text.
+// fill is text put in a site instead of its plain text; zero leaves every
+// run that may be empty empty (so that [0-9]* adds nothing after a $).
 type fill struct {
 	site *syntax.Regexp
 	text string
+	zero bool
 }
 
 // pair builds the regex with each of the two payloads in site and compares
 // the origins.
 func (a *regexAnalyzer) pair(re *syntax.Regexp, config []int, plan fill, site *syntax.Regexp, p [2]string) {
-	sa, _ := a.build(re, config, plan, fill{site, p[0]})
+	sa, _ := a.build(re, config, plan, fill{site: site, text: p[0]})
 	wa := a.check(sa)
 	if wa == nil {
 		return
 	}
-	sb, _ := a.build(re, config, plan, fill{site, p[1]})
+	sb, _ := a.build(re, config, plan, fill{site: site, text: p[1]})
 	if wb := a.check(sb); wb != nil {
 		a.classify(wa, wb, p)
 	}
@@ -288,7 +323,7 @@ func (a *regexAnalyzer) matchCost(s string) int {
 func (a *regexAnalyzer) spend(n int) bool {
 	if a.budget < n {
 		a.budget = 0
-		a.f.incomplete = true
+		a.f.incomplete = a.f.incomplete || !a.bestEffort
 		return false
 	}
 	a.budget -= n
@@ -314,12 +349,7 @@ func (a *regexAnalyzer) classify(wa, wb *witness, p [2]string) {
 	case fa.suffix != fb.suffix:
 		// The attacker's text decides the public suffix: any host.
 		for _, w := range []*witness{wa, wb} {
-			if w.origin.scheme != "https" {
-				// The same host over https, if the regex allows it.
-				if h := "https" + w.s[len(w.origin.scheme):]; a.check(h) != nil {
-					w = a.seen[h]
-				}
-			}
+			w = a.overHTTPS(w)
 			if a.f.arbitrary == "" || plainer(w.s, a.f.arbitrary) {
 				a.f.arbitrary = w.s
 			}
@@ -328,12 +358,23 @@ func (a *regexAnalyzer) classify(wa, wb *witness, p [2]string) {
 		// Under a suffix the Public Suffix List does not know (internal,
 		// localhost): like https://*.internal, no one else's site.
 	case sharesAffix(firstLabel(fa.registrable), firstLabel(fb.registrable), p):
-		a.note(&a.f.glued, wa.s)
+		a.note(&a.f.glued, a.overHTTPS(wa).s)
 	default:
-		if a.f.psWild == "" || len(wa.s) < len(a.f.psWild) {
-			a.f.psWild, a.f.psSuffix = wa.s, fa.suffix
+		if w := a.overHTTPS(wa); a.f.psWild == "" || len(w.s) < len(a.f.psWild) {
+			a.f.psWild, a.f.psSuffix = w.s, fa.suffix
 		}
 	}
+}
+
+// overHTTPS returns the witness w over https, if the regex matches that
+// too: the plainer origin to quote.
+func (a *regexAnalyzer) overHTTPS(w *witness) *witness {
+	if w.origin.scheme != "https" {
+		if hw := a.check("https" + w.s[len(w.origin.scheme):]); hw != nil {
+			return hw
+		}
+	}
+	return w
 }
 
 // plainer reports whether the witness s shows the attack more plainly than
@@ -464,6 +505,17 @@ func (a *regexAnalyzer) collect(re *syntax.Regexp, path []dimValue) {
 		a.dims = append(a.dims, re)
 		if hi != 0 {
 			a.collect(re.Sub[0], append(path[:len(path):len(path)], dimValue{s.dim, max(lo, 1)}))
+		}
+	case syntax.OpConcat:
+		// What follows an end anchor can only be empty: its runs are
+		// left empty when not varied.
+		end := false
+		for _, sub := range re.Sub {
+			if end {
+				a.afterEnd = append(a.afterEnd, sub)
+			}
+			end = end || sub.Op == syntax.OpEndText || sub.Op == syntax.OpEndLine
+			a.collect(sub, path)
 		}
 	default:
 		for _, sub := range re.Sub {
@@ -607,6 +659,7 @@ func (s *regexSite) fit(p [2]string) ([2]string, bool) {
 // generator builds one string the regex may match.
 type generator struct {
 	a             *regexAnalyzer
+	afterEnd      int   // > 0 inside a part after an end anchor
 	config        []int // the value of each dimension
 	plan, payload fill
 	b             []byte
@@ -674,7 +727,14 @@ func (g *generator) emit(re *syntax.Regexp) {
 		g.emit(re.Sub[0])
 	case syntax.OpConcat:
 		for _, sub := range re.Sub {
+			after := slices.Contains(g.a.afterEnd, sub)
+			if after {
+				g.afterEnd++
+			}
 			g.emit(sub)
+			if after {
+				g.afterEnd--
+			}
 		}
 	case syntax.OpAlternate:
 		g.emit(re.Sub[g.config[g.a.sites[re].dim]])
@@ -690,7 +750,7 @@ func (g *generator) emit(re *syntax.Regexp) {
 			// run that may go on for ever, so that a label is not
 			// left empty.
 			n := s.min
-			if s.max < 0 {
+			if s.max < 0 && !g.plan.zero && g.afterEnd == 0 {
 				n = max(n, 1)
 			}
 			for range n {
