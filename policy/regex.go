@@ -93,6 +93,7 @@ var payloads = [][2]string{
 	{"https://evil", "https://pwnd"},
 	{"https://evil.", "https://pwnd."},
 	{"https://evil-", "https://pwnd-"},
+	{"//evil.invalid", "//pwnd.example"},
 	{"evil.invalid", "pwnd.example"},
 	{".evil.invalid", ".pwnd.example"},
 	{"evil", "pwnd"},
@@ -202,20 +203,29 @@ func analyzeOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp) regexFinding
 
 // try builds re with the dimensions at config, then with the attacker's
 // text in each place the text goes through, and compares what they match.
-// The other places hold their plain text, or every run that may be empty
-// is empty, or, when that is what makes the string an origin, one run holds
-// a scheme and host ("https://a", so that (.+\.)?[a-z]+ is seen to end in a
-// suffix of the attacker's).
+// The other places hold their plain text; when that is no origin the
+// regex matches, every run that may be empty is empty, or one run holds
+// one of planTexts ("https://a", so that (.+\.)?[a-z]+ is seen to end in a
+// suffix of the attacker's), or both.
 func (a *regexAnalyzer) try(re *syntax.Regexp, config []int) {
-	_, reached := a.build(re, config, fill{}, fill{})
+	first, reached := a.build(re, config, fill{}, fill{})
 	reached = slices.Clone(reached) // build reuses its buffer
-	plans := []fill{{}, {zero: true}}
+	plans := []fill{{}}
 	seen := map[*syntax.Regexp]bool{}
-	for _, site := range reached {
-		if s := a.sites[site]; !seen[site] && s.kind == siteString {
+	if a.check(first) == nil {
+		// The plain text is no origin the regex matches: other texts
+		// may be.
+		plans = append(plans, fill{zero: true})
+		for _, site := range reached {
+			s := a.sites[site]
+			if seen[site] || s.kind != siteString {
+				continue
+			}
 			seen[site] = true
-			if p, ok := s.fit([2]string{"https://a", "https://b"}); ok && p[0] == "https://a" {
-				plans = append(plans, fill{site: site, text: p[0]}, fill{site: site, text: p[0], zero: true})
+			for _, text := range planTexts {
+				if p, ok := s.fit([2]string{text, text + "b"}); ok && p[0] == text {
+					plans = append(plans, fill{site: site, text: text}, fill{site: site, text: text, zero: true})
+				}
 			}
 		}
 	}
@@ -259,6 +269,11 @@ func (a *regexAnalyzer) try(re *syntax.Regexp, config []int) {
 		}
 	}
 }
+
+// planTexts are the texts a run holds, in turn, when the plain text is no
+// origin: a scheme and host, a scheme (for a regex that spells :// later),
+// a label ending in a dot or a hyphen (before a \b).
+var planTexts = []string{"https://a", "https", "a.", "a-"}
 
 // fill is text put in a site instead of its plain text; zero leaves every
 // run that may be empty empty (so that [0-9]* adds nothing after a $).
@@ -626,6 +641,14 @@ func (s *regexSite) fit(p [2]string) ([2]string, bool) {
 		}
 	}
 	label := !strings.ContainsAny(p[0], ".:/")
+	for i := 0; i < len(p[0]); i++ {
+		if c := p[0][i]; (c == '.' || c == ':' || c == '/' || c == '-') && !s.allowed[c] {
+			return [2]string{}, false // cheaply, before building anything
+		}
+	}
+	if !label && (len(p[0]) < s.min || s.max >= 0 && len(p[0]) > s.max) {
+		return [2]string{}, false
+	}
 	var out [2]string
 	for i, text := range p {
 		b := []byte(text)

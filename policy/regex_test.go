@@ -260,24 +260,28 @@ func TestRegexTooComplex(t *testing.T) {
 }
 
 // TestRegexComposed composes regexes from the pieces origin regexes are
-// made of (schemes, free runs, optional labels, domains, ports) and checks
+// made of (schemes, free runs, optional labels, domains, ports, anchors,
+// word boundaries, alternatives) and checks
 // the invariant the analysis promises, restated by attacksOn: when a
 // policy with credentials lets in one of a few usual origins, it lets in
 // none of the attacker's origins resembling it; without credentials, a
 // policy that loads without warnings lets in no host of the attacker's and
 // no name run into a domain. The seed is fixed, so a failure reproduces.
 func TestRegexComposed(t *testing.T) {
-	schemes := []string{`https://`, `https?://`, `http://`, `[a-z]+://`, ``, `(https|http)://`, `.*://`, `(?i)HTTPS://`}
+	schemes := []string{`https://`, `https?://`, `^https://`, `[a-z]+://`, ``, `(https|http)://`, `.*://`, `(?i)HTTPS://`, `\w+://`,
+		`https:/+`, `https:\/\/`}
 	frees := []string{`[a-z0-9-]+\.`, `(.+\.)?`, `.*`, `[^/]*`, `\w+`, `app`, `[a-z]*`, `(www\.)?`, `\.`, `-`, `[.-]`, `\W`,
-		`([a-z]+\.)*`, `(app|admin)\.`, `[a-z]{2,5}`, `[^/]{0,9}`, `\S*`, `(?:[a-z0-9-]+\.)?`, `pr-[0-9]+\.`, `[^.]+`, `(evil)?`,
-		`\pL+\.`, `[\w.-]*`, ``}
+		`([a-z]+\.)*`, `(app|admin)\.`, `[a-z]{2,5}`, `[^/]{0,9}`, `\S*`, `(?:[a-z0-9-]+\.)?`, `[^.]+`, `(evil)?`,
+		`\pL+\.`, `[\w.-]*`, ``, `(?:.*\.)?`, `[a-z0-9]+(-[a-z0-9]+)*\.`, `.+`, `.*\.`, `(.*)`, `[^:/]+`, `[-\w]+`, `\d+`,
+		`(?:[a-z]+\.)+`, `\b`, `[^/]+?`, `.*?`, `(\w+\.)?`, `[\pL\pN-]+\.`, `\S+?\.`, `(?:|.*\.)`, `(a|.*\.)`}
 	domains := []string{`example\.com`, `github\.io`, `example\.co\.uk`, `[a-z]+`, `com`, `example\.(com|net)`, `example\.[a-z]+`,
-		`localhost`, `127\.0\.0\.1`, `example\.com\.?`}
-	ports := []string{``, `(:\d+)?`, `.*`, `:[0-9]+`, `(\..*)?`, `\S*`}
+		`localhost`, `127\.0\.0\.1`, `example\.com\.?`, `[a-z]+\.[a-z]+`, `[a-z.]+`, `\w+\.\w+`, `(example\.com|.*)`,
+		`example\.com$`, `example\.com\b`, `example[.]com`}
+	ports := []string{``, `(:\d+)?`, `.*`, `:[0-9]+`, `(\..*)?`, `\S*`, `$`, `(:.*)?`, `:?\d*`, `(/.*)?`, `/?`}
 	probes := []string{"https://app.example.com", "https://example.com", "https://a.github.io", "https://x.example.co.uk",
 		"https://www.example.com", "http://app.example.com", "https://a.b.example.com", "https://pr-1.example.com", "http://localhost",
 		"http://127.0.0.1:8080", "https://app.example.net", "https://appexample.com", "https://evil.com", "https://a-example.com",
-		"https://example.com:8443", "https://app.example.com.", "https://admin.example.com"}
+		"https://example.com:8443", "https://app.example.com.", "https://admin.example.com", "https://1.example.com", "https://a.example"}
 	r := rand.New(rand.NewPCG(13, 1))
 	pick := func(l []string) string { return l[r.IntN(len(l))] }
 	n := 1500
@@ -286,6 +290,9 @@ func TestRegexComposed(t *testing.T) {
 	}
 	for range n {
 		re := pick(schemes) + pick(frees) + pick(frees) + pick(domains) + pick(ports)
+		if r.IntN(4) == 0 {
+			re = pick(schemes) + pick(frees) + pick(domains) + "|" + pick(schemes) + pick(frees) + pick(domains)
+		}
 		for _, creds := range []bool{true, false} {
 			var keys []string
 			if creds {
