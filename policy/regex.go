@@ -22,7 +22,9 @@ import (
 // all), the label directly under a public suffix (anyone's site on
 // github.io), or a registrable name the text is glued into
 // (evilexample.com). Every finding is an origin the regex matches, so the
-// analysis never refuses a regex for what it does not allow.
+// analysis never refuses a regex for what it does not allow; the one
+// exception is a regex too large to try in full (incomplete), whose
+// matches are not known.
 
 // regexFindings are the unsafe origins a regex matches, one witness of each
 // kind; "" when none was found.
@@ -85,9 +87,10 @@ const maxWitnessLen = maxOriginLen + 1
 const maxRegexWork = 1 << 18
 
 // payloads are the attacker's texts tried in each varying place, in pairs
-// that share no first or last character: the whole origin, its start, a host, a host
-// run into what follows, a label, and a label joined to what follows by a
-// hyphen (where a \b keeps letters apart).
+// that share no first or last character: the whole origin, its start (up to
+// a dot or hyphen), the rest after a scheme, a host, a host run into what
+// follows, a label, and a label joined to what follows by a hyphen (where a
+// \b keeps letters apart).
 var payloads = [][2]string{
 	{"https://evil.invalid", "https://pwnd.example"},
 	{"https://evil", "https://pwnd"},
@@ -189,7 +192,7 @@ func analyzeOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp) regexFinding
 						continue // tried above
 					}
 					copy(config, dflt)
-					for _, p := range append(a.sites[a.dims[i]].path, a.sites[a.dims[j]].path...) {
+					for _, p := range slices.Concat(a.sites[a.dims[i]].path, a.sites[a.dims[j]].path) {
 						config[p.dim] = p.value
 					}
 					config[i], config[j] = v, w
@@ -271,9 +274,10 @@ func (a *regexAnalyzer) try(re *syntax.Regexp, config []int) {
 }
 
 // planTexts are the texts a run holds, in turn, when the plain text is no
-// origin: a scheme and host, a scheme (for a regex that spells :// later),
-// a label ending in a dot or a hyphen (before a \b).
-var planTexts = []string{"https://a", "https", "a.", "a-"}
+// origin: a scheme and host (ending in a dot or hyphen too, before a \b), a
+// scheme (for a regex that spells :// later), a label ending in a dot or a
+// hyphen.
+var planTexts = []string{"https://a", "https://a.", "https://a-", "https", "a.", "a-"}
 
 // fill is text put in a site instead of its plain text; zero leaves every
 // run that may be empty empty (so that [0-9]* adds nothing after a $).
@@ -345,7 +349,7 @@ func (a *regexAnalyzer) spend(n int) bool {
 	return true
 }
 
-// note keeps the first witness of a kind.
+// note keeps the shortest witness of a kind.
 func (a *regexAnalyzer) note(dst *string, s string) {
 	if *dst == "" || len(s) < len(*dst) {
 		*dst = s
