@@ -432,6 +432,11 @@ func TestBadReplacementsKeepServing(t *testing.T) {
 			}
 		}},
 		{"removed", func() { os.RemoveAll(path) }},
+		// Past the size and count caps (docs/policy.md).
+		{"aliases to a million policies", func() {
+			writeAtomic(t, path, "x: &p {name: a, allowed_origins: [https://a.example]}\npolicies: ["+strings.Repeat("*p, ", 1_000_000)+"]\n")
+		}},
+		{"larger than MaxFileSize", func() { writeAtomic(t, path, policyYAML("x-a")+strings.Repeat("#", policy.MaxFileSize)) }},
 	} {
 		c.replace()
 		if res, err := r.Reload(); res != reload.Failed || err == nil {
