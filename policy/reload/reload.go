@@ -166,8 +166,9 @@ func (r *Reloader) Reload() (Result, error) {
 		}
 	}
 	if len(gone) > 0 {
+		const most = 100 // names in the log line
 		r.log.Warn("policies removed or renamed by the reload: streams whose x-corsproc-policy names one are now refused",
-			"policy", set.Source(), "removed", gone)
+			"policy", set.Source(), "count", len(gone), "removed", gone[:min(len(gone), most)])
 	}
 	r.names = set.Names()
 	return Swapped, nil
@@ -187,7 +188,9 @@ func (r *Reloader) check() {
 	digest, err := policy.Digest(r.path)
 	key := failKey(digest, err)
 	r.mu.Lock()
-	same := key == r.digest || key == r.failed
+	// The active set's files back after a refusal: a reload finds them
+	// unchanged, and says the reloads are healthy again.
+	same := key == r.failed || key == r.digest && r.failed == ""
 	r.mu.Unlock()
 	if !same {
 		r.log.Info("policy files changed without a watch event: reloading", "policy", r.path)
@@ -198,6 +201,7 @@ func (r *Reloader) check() {
 // unchanged records a reload that found the active set's files: the
 // active set is what they say, so the reload is healthy.
 func (r *Reloader) unchanged() Result {
+	r.failed = "" // refused files, if they come back, are refused again
 	r.reloads.WithLabelValues("unchanged").Inc()
 	r.healthy.Set(1)
 	return Unchanged

@@ -119,12 +119,17 @@ func TestIntervalBackstop(t *testing.T) {
 
 	writeAtomic(t, path, "policies: [")
 	h.eventually("the broken file is refused", func() bool { return h.count("failure") == 1 })
+	// The active set's file put back: healthy again.
+	writeAtomic(t, path, policyYAML("x-new"))
+	h.eventually("the reloads are healthy again", func() bool { return gauge(t, h.reg, reload.MetricReloadHealthy) == 1 })
+	writeAtomic(t, path, "policies: [")
+	h.eventually("the broken file is refused again", func() bool { return h.count("failure") == 2 })
 	// Several checks pass over the broken file: each would log a refusal.
 	before := strings.Count(h.logs.String(), "policy files changed without a watch event")
 	writeAtomic(t, path, policyYAML("x-fixed"))
 	h.eventually("the fixed policy is active", func() bool { return exposed(h.active.Load()) == "x-fixed" })
-	if n := h.count("failure"); n != 1 {
-		t.Errorf("the broken file was refused %v times, want once", n)
+	if n := h.count("failure"); n != 2 {
+		t.Errorf("the broken file was refused %v times, want twice", n)
 	}
 	if after := strings.Count(h.logs.String(), "policy files changed without a watch event"); after != before+1 {
 		t.Errorf("checks reloaded %d times between the broken and the fixed file, want once", after-before)
@@ -139,7 +144,7 @@ func TestReloadLogsRemovedPolicies(t *testing.T) {
 	h := start(t, writeReturning(t, path, "policies:\n  - name: web\n    allowed_origins: [https://a.example]\n  - name: api\n    allowed_origins: [https://a.example]\n  - name: admin\n    allowed_origins: [https://a.example]\n"))
 	writeAtomic(t, path, "policies:\n  - name: web-v2\n    allowed_origins: [https://a.example]\n  - name: api\n    allowed_origins: [https://a.example]\n")
 	h.eventually("the new set is active", func() bool { return h.active.Load().Has("web-v2") })
-	want := `level=WARN msg="policies removed or renamed by the reload: streams whose x-corsproc-policy names one are now refused" policy=` + path + ` removed="[web admin]"`
+	want := `level=WARN msg="policies removed or renamed by the reload: streams whose x-corsproc-policy names one are now refused" policy=` + path + ` count=2 removed="[web admin]"`
 	if logs := h.logs.String(); !strings.Contains(logs, want) {
 		t.Errorf("the reload's log lacks\n%s\n%s", want, logs)
 	}
