@@ -190,10 +190,10 @@ type regexRules struct {
 // origins it matches (analyzeOriginRegex), not by its spelling; anchored is
 // the entry compiled. A "." that is neither escaped nor a quantified
 // wildcard is an error whatever it matches. With credentials, a regex that
-// matches hosts it does not name, plain http (but loopback), any site
-// directly under a public suffix, or a name run into its domain
-// (evilexample.com) is an error, as the same origins listed would be;
-// without, the first and the last are warnings.
+// matches hosts it does not name, a name run into its domain
+// (evilexample.com), plain http (but loopback) or any site directly under a
+// public suffix is an error, as the same origins listed would be; without,
+// the first two are warnings. The first of these is reported.
 func checkOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp, rules regexRules) (errs, warns []*problem) {
 	var walk func(re, parent *syntax.Regexp)
 	walk = func(re, parent *syntax.Regexp) {
@@ -223,14 +223,6 @@ func checkOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp, rules regexRul
 				"it matches hosts it does not name: this also allows %q, so any site can read the responses", f.arbitrary))
 		}
 	}
-	if rules.creds && f.insecure != "" && !rules.insecureOK {
-		errs = append(errs, problemf("match https:// only (http:// is fine for localhost and loopback addresses), or set dangerously_allow_insecure_origins: true",
-			"it matches plain http origins such as %q with credentials: anyone on the network path can inject a script into them", f.insecure))
-	}
-	if rules.creds && f.psWild != "" && !rules.publicSuffixOK {
-		errs = append(errs, problemf("list the sites you own exactly, or set dangerously_allow_public_suffix_wildcards: true",
-			"it matches any site directly under the public suffix %q, e.g. %q, where anyone can register a site", f.psSuffix, f.psWild))
-	}
 	if f.glued != "" {
 		const gluedFix = `put a dot between the free part and your domain, e.g. https://([a-z0-9-]+\.)?example\.com, or use the pattern https://*.example.com`
 		if rules.creds {
@@ -240,6 +232,14 @@ func checkOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp, rules regexRul
 			warns = append(warns, problemf(gluedFix,
 				"it lets text run into the domain name: this also allows %q, a name anyone can register", f.glued))
 		}
+	}
+	if rules.creds && f.insecure != "" && !rules.insecureOK {
+		errs = append(errs, problemf("match https:// only (http:// is fine for localhost and loopback addresses), or set dangerously_allow_insecure_origins: true",
+			"it matches plain http origins such as %q with credentials: anyone on the network path can inject a script into them", f.insecure))
+	}
+	if rules.creds && f.psWild != "" && !rules.publicSuffixOK {
+		errs = append(errs, problemf("list the sites you own exactly, or set dangerously_allow_public_suffix_wildcards: true",
+			"it matches any site directly under the public suffix %q, e.g. %q, where anyone can register a site", f.psSuffix, f.psWild))
 	}
 	if f.incomplete {
 		const fix = "split it into simpler regexes, or list the origins in allowed_origins"

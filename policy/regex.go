@@ -158,22 +158,29 @@ func analyzeOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp) regexFinding
 		dflt[i] = a.sites[d].dflt
 	}
 	config := slices.Clone(dflt)
-	a.try(re, config)
-	for i, d := range a.dims {
-		s := a.sites[d]
-		for _, v := range s.values {
-			if a.f.incomplete {
-				return a.f
+	bases := [][]int{dflt}
+	if tuned := a.tune(re, dflt); !slices.Equal(tuned, dflt) {
+		// The defaults build no origin; these choices do.
+		bases = append(bases, tuned)
+	}
+	for _, base := range bases {
+		a.try(re, base)
+		for i, d := range a.dims {
+			s := a.sites[d]
+			for _, v := range s.values {
+				if a.f.incomplete {
+					return a.f
+				}
+				if v == base[i] && len(s.path) == 0 {
+					continue
+				}
+				copy(config, base)
+				for _, p := range s.path {
+					config[p.dim] = p.value
+				}
+				config[i] = v
+				a.try(re, config)
 			}
-			if v == dflt[i] && len(s.path) == 0 {
-				continue
-			}
-			copy(config, dflt)
-			for _, p := range s.path {
-				config[p.dim] = p.value
-			}
-			config[i] = v
-			a.try(re, config)
 		}
 	}
 	// Then two choices at once, where the analysis has work left: a
@@ -202,6 +209,60 @@ func analyzeOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp) regexFinding
 		}
 	}
 	return a.f
+}
+
+// tune returns choices, from dflt, under which the plain text of re comes
+// closest to an origin: one dimension at a time takes the value that brings
+// the text nearest (originScore), for a few rounds. (?:https?)?:?/* needs
+// four choices at once to spell https://.
+func (a *regexAnalyzer) tune(re *syntax.Regexp, dflt []int) []int {
+	config := slices.Clone(dflt)
+	score := func() int {
+		s, _ := a.build(re, config, fill{}, fill{})
+		return originScore(s)
+	}
+	best := score()
+	if best == originScore("https://a") {
+		return config // an origin already
+	}
+	for range 4 {
+		improved := false
+		for i, d := range a.dims {
+			keep := config[i]
+			for _, v := range a.sites[d].values {
+				if v == keep {
+					continue
+				}
+				config[i] = v
+				if sc := score(); sc > best {
+					best, keep, improved = sc, v, true
+				}
+			}
+			config[i] = keep
+		}
+		if !improved || a.f.incomplete {
+			break
+		}
+	}
+	return config
+}
+
+// originScore says how close s is to an origin: how much of "https://" or
+// "http://" it starts with, and more when it is one.
+func originScore(s string) int {
+	var o origin
+	if parseOrigin(s, &o) {
+		return 16
+	}
+	n := 0
+	for _, p := range []string{"https://", "http://"} {
+		k := 0
+		for k < len(s) && k < len(p) && s[k] == p[k] {
+			k++
+		}
+		n = max(n, k)
+	}
+	return n
 }
 
 // try builds re with the dimensions at config, then with the attacker's
