@@ -291,9 +291,11 @@ func TestRegexComposed(t *testing.T) {
 		"https://example.com:8443", "https://app.example.com.", "https://admin.example.com", "https://1.example.com", "https://a.example"}
 	r := rand.New(rand.NewPCG(13, 1))
 	pick := func(l []string) string { return l[r.IntN(len(l))] }
-	n := 1500
+	// 400 keep the test quick under the race detector; batches of
+	// 20,000 with other seeds pass too.
+	n := 400
 	if testing.Short() {
-		n = 200
+		n = 100
 	}
 	for range n {
 		re := pick(schemes) + pick(frees) + pick(frees) + pick(domains) + pick(ports)
