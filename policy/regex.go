@@ -183,6 +183,7 @@ func analyzeOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp) regexFinding
 			}
 		}
 	}
+	a.probeAddresses()
 	// Then two choices at once, where the analysis has work left: a
 	// string may need both (https:/+ twice, and .* in an alternation).
 	// Best effort: running out here leaves the findings complete as
@@ -209,6 +210,57 @@ func analyzeOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp) regexFinding
 		}
 	}
 	return a.f
+}
+
+// addressProbes are hosts on public IP addresses of unrelated networks
+// (Google's and Cloudflare's resolvers, and a documentation network). No
+// one registers an IP address, so the comparison of registrable domains in
+// classify says nothing of a regex such as https://[0-9.]+; yet anyone with
+// a server can serve a site on its own address, over https too (public CAs
+// issue certificates for IP addresses). A regex that matches two of these,
+// not written in it, lets in hosts it does not name.
+var addressProbes = [][]string{
+	{"8.8.8.8", "1.1.1.1", "203.0.113.7"},
+	{"[2001:4860:4860::8888]", "[2606:4700:4700::1111]", "[2001:db8::7]"},
+}
+
+// probeAddresses tries the addressProbes over https and http, without a
+// port and with each port of the origins found so far (a regex may require
+// one), and records an arbitrary host when two addresses of a family match.
+func (a *regexAnalyzer) probeAddresses() {
+	src := a.re.String()
+	ports := []string{""}
+	for _, w := range a.seen {
+		if w != nil && w.origin.port != "" && !slices.Contains(ports, w.origin.port) && len(ports) < 4 {
+			ports = append(ports, w.origin.port)
+		}
+	}
+	slices.Sort(ports[1:]) // a.seen is a map: keep the witness quoted stable
+	for _, family := range addressProbes {
+		for _, scheme := range []string{"https://", "http://"} {
+			for _, port := range ports {
+				var matched []*witness
+				for _, host := range family {
+					if strings.Contains(src, host) || strings.Contains(src, regexp.QuoteMeta(host)) {
+						continue // named by the regex
+					}
+					s := scheme + host
+					if port != "" {
+						s += ":" + port
+					}
+					if w := a.check(s); w != nil {
+						matched = append(matched, w)
+					}
+				}
+				if len(matched) >= 2 {
+					if a.f.arbitrary == "" {
+						a.f.arbitrary = matched[0].s
+					}
+					return
+				}
+			}
+		}
+	}
 }
 
 // tune returns choices, from dflt, under which the plain text of re comes

@@ -77,6 +77,13 @@ var unsafeRegexes = []struct {
 	{`https://([a-z0-9-]+\.)+[a-z]+(:\d+)?`, `"https://a.evil"`, true, ""},
 	{`https://app\.example\.[a-z]{2,3}`, `"https://app.example.evi"`, true, ""},
 	{`https://app\.example\.com(\.[a-z]+)?`, `"https://app.example.com.evil"`, true, ""},
+	// Any address: no one registers an IP address, but anyone serves a
+	// site on their own, over https too.
+	{`https://[0-9.]+`, `"https://8.8.8.8"`, true, ""},
+	{`https://(\d{1,3}\.){3}\d{1,3}(:\d+)?`, `"https://8.8.8.8"`, true, ""},
+	{`https://\d+\.\d+\.\d+\.\d+:8443`, `"https://8.8.8.8:8443"`, true, ""},
+	{`https://\[[0-9a-f:]+\]`, `"https://[2001:4860:4860::8888]"`, true, ""},
+	{`https://[a-z]+\.example\.com|https://[0-9.]+`, `"https://8.8.8.8"`, true, ""},
 	// A name run into the domain.
 	{`https://.*example\.com`, `"https://evilexample.com"`, true, ""},
 	{`https://.+example\.com`, `"https://evilexample.com"`, true, ""},
@@ -189,6 +196,9 @@ var safeRegexes = []string{
 	`https://(app|admin)\.example\.com`,
 	`https://[a-z0-9-]+\.example\.com`,
 	`https://pr-[0-9]+\.preview\.example\.com`,
+	`https://10\.\d+\.\d+\.\d+(:\d+)?`,               // a network the regex names
+	`https://203\.0\.113\.\d+`,                       // a network the regex names
+	`https://(8\.8\.8\.8|1\.1\.1\.1|203\.0\.113\.7)`, // addresses the regex names
 	`https://(.+\.)?example\.com`,
 	`https://(.*\.)?example\.com`,
 	`https://([a-z0-9-]+\.)*example\.com`,
@@ -206,6 +216,7 @@ var safeRegexes = []string{
 	`http://localhost(:\d+)?`,
 	`https://app\.example\.com(:[0-9]+)?`, // docs/policy.md
 	`http://localhost(:[0-9]+)?`,          // docs/policy.md
+	`https://10\.[0-9]+\.[0-9]+\.[0-9]+`,  // docs/policy.md
 	`https?://localhost:[0-9]+`,
 	`http://127\.0\.0\.1(:\d+)?`,
 	`http://[a-z0-9-]+\.localhost(:\d+)?`,
