@@ -27,6 +27,12 @@ const (
 	// MaxSetSize is the most bytes of policy files one set may have, all
 	// the files of a directory together.
 	MaxSetSize = 8 << 20
+	// MaxFiles is the most policy files (*.yaml, *.yml) a directory may
+	// hold: one policy a file at the largest set measured.
+	MaxFiles = 10_000
+	// MaxDirEntries is the most entries of any kind a policy directory may
+	// hold, read before any file is opened.
+	MaxDirEntries = 100_000
 	// MaxYAMLNodes bounds the YAML nodes the files of a set may hold,
 	// before aliases are expanded. It is checked against an upper bound
 	// found by scanning the text (yamlNodeBound), which for a plain policy
@@ -55,6 +61,8 @@ var maxNodes = 1_000_000
 
 // Variables so that tests can lower them.
 var (
+	maxFiles        = MaxFiles
+	maxDirEntries   = MaxDirEntries
 	maxYAMLNodes    = MaxYAMLNodes
 	maxPolicies     = MaxPolicies
 	maxOrigins      = MaxOrigins

@@ -246,3 +246,54 @@ func TestCapStopsLoading(t *testing.T) {
 		t.Fatalf("errors = %v; want only the bound's, in b.yaml: nothing compiled (preflight_status in a.yaml), nothing of c.yaml decoded", errs)
 	}
 }
+
+// TestDirectoryEntryCaps: a policy directory with more policy files than
+// maxFiles, or more entries of any kind than maxDirEntries, is refused
+// while it is listed, naming the cap, before any file is read; at the caps
+// it loads. (The caps are lowered here; at their defaults the test would
+// create 100,000 files.)
+func TestDirectoryEntryCaps(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		files, others int
+		want          string // "" loads
+	}{
+		{"at both caps", 5, 15, ""},
+		{"past the file cap", 6, 0, "more than 5 policy files"},
+		{"past the entry cap", 1, 20, "more than 20 entries"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			oldFiles, oldEntries := maxFiles, maxDirEntries
+			maxFiles, maxDirEntries = 5, 20
+			t.Cleanup(func() { maxFiles, maxDirEntries = oldFiles, oldEntries })
+			dir := t.TempDir()
+			for i := range tc.files {
+				y := fmt.Sprintf("policies:\n  - name: p%d\n    allowed_origins: [\"https://app%d.example.com\"]\n", i, i)
+				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("p%d.yaml", i)), []byte(y), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range tc.others {
+				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("notes%d.txt", i)), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			set, err := Load(dir)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				if got := len(set.Names()); got != tc.files {
+					t.Errorf("loaded %d policies, want %d", got, tc.files)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), dir) {
+				t.Fatalf("Load: %v; want an error naming %s and %q", err, dir, tc.want)
+			}
+			if _, err := Digest(dir); err == nil {
+				t.Error("Digest: no error past the cap")
+			}
+		})
+	}
+}

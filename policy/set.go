@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -111,20 +112,48 @@ func readSources(path string) ([]File, string, error) {
 // policyFiles lists the policy files of a directory in name order. Names
 // starting with "." are skipped: a ConfigMap mount holds ..data and
 // ..2024_… entries beside the files, and editors leave hidden swap files.
+//
+// The directory is read a batch of entries at a time, and a directory of
+// more than MaxDirEntries entries, or more than MaxFiles policy files, is
+// refused before any file is opened: whoever can write to it cannot make a
+// load list millions of names.
 func policyFiles(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
+	d, err := os.Open(dir)
 	if err != nil {
 		return nil, err
 	}
+	defer d.Close()
+	var candidates []string
+	seen := 0
+	for {
+		batch, err := d.ReadDir(1024)
+		seen += len(batch)
+		if seen > maxDirEntries {
+			return nil, fmt.Errorf("%s: more than %d entries in the policy directory; see docs/policy.md", dir, maxDirEntries)
+		}
+		for _, e := range batch {
+			name := e.Name()
+			if strings.HasPrefix(name, ".") {
+				continue
+			}
+			if ext := filepath.Ext(name); ext != ".yaml" && ext != ".yml" {
+				continue
+			}
+			candidates = append(candidates, name)
+		}
+		if len(candidates) > maxFiles {
+			return nil, fmt.Errorf("%s: more than %d policy files (*.yaml, *.yml) in the directory; see docs/policy.md", dir, maxFiles)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(candidates)
 	var names []string
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, ".") {
-			continue
-		}
-		if ext := filepath.Ext(name); ext != ".yaml" && ext != ".yml" {
-			continue
-		}
+	for _, name := range candidates {
 		full := filepath.Join(dir, name)
 		// Follow symlinks (a ConfigMap's files are links into ..data). A
 		// policy file that cannot be reached (a dangling link, a link loop)
@@ -144,7 +173,7 @@ func policyFiles(dir string) ([]string, error) {
 		}
 		names = append(names, full)
 	}
-	return names, nil // os.ReadDir sorts by name
+	return names, nil
 }
 
 // readFile reads a policy file, refusing anything but a regular file (after
