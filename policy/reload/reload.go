@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -293,6 +292,9 @@ func (r *Reloader) Run(ctx context.Context, hup <-chan os.Signal) {
 			if !ok {
 				return
 			}
+			if !r.relevant(ev) {
+				continue
+			}
 			r.log.Debug("policy path changed", "event", ev.String())
 			if timer == nil {
 				timer = time.NewTimer(debounce)
@@ -355,11 +357,15 @@ func (r *Reloader) rewatch(w *fsnotify.Watcher) error {
 
 // watchDirs returns the directories to watch for the policy path: the one
 // holding it, the one it resolves to if it is a directory, and those its
-// files resolve to through symlinks.
+// files resolve to through symlinks. It reads at most policy.MaxDirEntries
+// entries of the directory, as a load does: past that, the load fails
+// anyway.
 func watchDirs(path string) []string {
 	var dirs []string
+	seen := map[string]bool{}
 	add := func(dir string) {
-		if !slices.Contains(dirs, dir) {
+		if !seen[dir] {
+			seen[dir] = true
 			dirs = append(dirs, dir)
 		}
 	}
@@ -368,14 +374,7 @@ func watchDirs(path string) []string {
 	files := []string{path}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		add(path)
-		files = nil
-		entries, _ := os.ReadDir(path)
-		for _, e := range entries {
-			name := e.Name()
-			if ext := filepath.Ext(name); !strings.HasPrefix(name, ".") && (ext == ".yaml" || ext == ".yml") {
-				files = append(files, filepath.Join(path, name))
-			}
-		}
+		files = policyNames(path)
 	}
 	for _, f := range files {
 		if real, err := filepath.EvalSymlinks(f); err == nil {
@@ -383,4 +382,54 @@ func watchDirs(path string) []string {
 		}
 	}
 	return dirs
+}
+
+// policyNames returns the paths of the policy files (*.yaml, *.yml, not
+// hidden) of dir, reading at most policy.MaxDirEntries entries.
+func policyNames(dir string) []string {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	var files []string
+	for read := 0; read < policy.MaxDirEntries; {
+		batch, err := d.ReadDir(1024)
+		read += len(batch)
+		for _, e := range batch {
+			name := e.Name()
+			if ext := filepath.Ext(name); !strings.HasPrefix(name, ".") && (ext == ".yaml" || ext == ".yml") {
+				files = append(files, filepath.Join(dir, name))
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	return files
+}
+
+// relevant reports whether an event concerns the policy. The directory
+// holding the path is watched for the path itself only (a symlink swapped,
+// a directory replaced) when the path is a directory: its other entries'
+// events (/etc for --policy /etc/corsproc) are not the policy's, unless the
+// directory holds policy files too (it is watched for its contents).
+func (r *Reloader) relevant(ev fsnotify.Event) bool {
+	path := filepath.Clean(r.path)
+	parent := filepath.Dir(path)
+	if ev.Name == path || filepath.Dir(ev.Name) != parent {
+		return true
+	}
+	if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
+		return true // a file's directory: a ConfigMap's ..data swap is there
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil && real == parent {
+		return true
+	}
+	for _, f := range policyNames(path) {
+		if real, err := filepath.EvalSymlinks(f); err == nil && filepath.Dir(real) == parent {
+			return true
+		}
+	}
+	return false
 }

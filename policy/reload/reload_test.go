@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -446,5 +447,34 @@ func TestBadReplacementsKeepServing(t *testing.T) {
 			t.Fatalf("%s: the active set changed to %q", c.name, got)
 		}
 		os.RemoveAll(path)
+	}
+}
+
+// TestParentDirEventsIgnored: for a directory --policy, the directory
+// holding it is watched for the path itself only (a symlink swapped, the
+// directory replaced); the other entries of that directory (/etc for
+// /etc/corsproc) are not the policy's, and their events make no reload.
+func TestParentDirEventsIgnored(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "corsproc")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeAtomic(t, filepath.Join(dir, "policy.yaml"), policyYAML("x-one"))
+	h := start(t, dir)
+	for i := range 20 {
+		if err := os.WriteFile(filepath.Join(parent, "unrelated"+strconv.Itoa(i)+".conf"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// fsnotify delivers events in order: once this change is reloaded, the
+	// unrelated events before it have been seen.
+	writeAtomic(t, filepath.Join(dir, "policy.yaml"), policyYAML("x-two"))
+	h.eventually("the policy change is reloaded", func() bool { return exposed(h.active.Load()) == "x-two" })
+	if logs := h.logs.String(); strings.Contains(logs, "unrelated") {
+		t.Errorf("events of the parent directory's other entries were taken as policy changes:\n%s", logs)
+	}
+	if n := h.count("unchanged"); n != 1 {
+		t.Errorf("%v reloads found the files unchanged; want 1 (Run's first): unrelated events made reloads", n)
 	}
 }
