@@ -159,7 +159,7 @@ func FuzzAllowedOriginRegex(f *testing.F) {
 		{`https://.*example\.com`, "https://evilexample.com"},
 		{`.*`, "https://evil.example"},
 		{`https://a\.example\.com|https://b\.example\.com`, "https://b.example.com"},
-		// The regexes of issue 13, each with an origin it lets in.
+		// The regexes that once loaded with credentials, each with an origin it lets in.
 		{`https://.*`, "https://app.example.com"},
 		{`http://(.+\.)?example\.com`, "http://app.example.com"},
 		{`https://[a-z0-9-]+\.github\.io`, "https://app.github.io"},

@@ -174,7 +174,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("policies: []\n"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("policies:\n  - name: web\n    <<: {allow_credentials: true}\n"))
-	// The regexes of issue 13, with credentials: refused, so nothing is
+	// The regexes that once reflected any origin with credentials: refused, so nothing is
 	// answered.
 	for _, re := range []string{`.*`, `https://.*`, `http://(.+\.)?example\.com`, `https://[a-z0-9-]+\.github\.io`,
 		`https://[a-z0-9.-]*example\.com`, `https://app\Wexample\.com`, `https://app[^/]example\.com`} {

@@ -46,7 +46,7 @@ var unsafeRegexes = []struct {
 	warnWithout bool
 	dangerous   string
 }{
-	// The regexes of issue 13.
+	// The regexes that once loaded with credentials and reflected attackers.
 	{`.*`, `"https://evil.invalid"`, true, ""},
 	{`https://.*`, `"https://evil.invalid"`, true, ""},
 	{`http://(.+\.)?example\.com`, `"http://example.com"`, false, "dangerously_allow_insecure_origins: true"},

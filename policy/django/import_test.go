@@ -728,7 +728,7 @@ policies:
 		},
 	},
 	{
-		// Issue 13: DCH reflects any origin with credentials through a
+		// DCH reflects any origin with credentials through a
 		// regex; corsproc refuses each such regex at its settings line.
 		name: "refused_regexes_with_credentials",
 		settings: `
