@@ -33,8 +33,8 @@ func problemf(fix, format string, args ...any) *problem {
 	return &problem{msg: fmt.Sprintf(format, args...), fix: fix}
 }
 
-// parseConfigOrigin checks one allowed_origins entry against section 3 of
-// the semantics: canonical, ASCII, no path, no default port, and only the
+// parseConfigOrigin checks one allowed_origins entry against
+// docs/semantics.md, §3: canonical, ASCII, no path, no default port, and only the
 // "*." subdomain and ":*" port patterns.
 func parseConfigOrigin(s string) (configOrigin, *problem) {
 	var c configOrigin
@@ -185,8 +185,8 @@ type regexRules struct {
 	creds, insecureOK, publicSuffixOK bool
 }
 
-// checkOriginRegex applies to a parsed allowed_origin_regexes entry (section
-// 3) the rules exact origins and https://*. patterns obey, judging by the
+// checkOriginRegex applies to a parsed allowed_origin_regexes entry
+// (docs/semantics.md, §3) the rules exact origins and https://*. patterns obey, judging by the
 // origins it matches (analyzeOriginRegex), not by its spelling; anchored is
 // the entry compiled. A "." that is neither escaped nor a quantified
 // wildcard is an error whatever it matches. With credentials, a regex that

@@ -161,8 +161,8 @@ func Reasons() []Reason {
 	return out
 }
 
-// Selection says how the governing policy was chosen (section 2 of the
-// semantics).
+// Selection says how the governing policy was chosen (docs/semantics.md,
+// §2).
 type Selection uint8
 
 const (

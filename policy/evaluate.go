@@ -2,7 +2,7 @@ package policy
 
 import "strings"
 
-// ACRH parsing bounds (section 5): beyond them a preflight fails. They keep
+// ACRH parsing bounds (docs/semantics.md, §5 and §10): beyond them a preflight fails. They keep
 // a hostile Access-Control-Request-Headers from costing more than a normal
 // one; browsers send a few names.
 const (
@@ -10,8 +10,8 @@ const (
 	MaxACRHNames = 64
 )
 
-// Decide selects the policy governing r (section 2) and decides what
-// corsproc does with it (sections 4 to 7), filling d. It allocates nothing
+// Decide selects the policy governing r (docs/semantics.md, §2) and decides
+// what corsproc does with it (§4 to §8), filling d. It allocates nothing
 // for actual requests and requests without an Origin.
 func (s *Set) Decide(r *Request, d *Decision) { s.decide(r, d, nil) }
 
@@ -64,7 +64,7 @@ func unknownPolicy(r *Request, d *Decision, tr *trace) {
 	}
 }
 
-// requestKind is the classification of section 4.
+// requestKind is the classification of docs/semantics.md, §4.
 type requestKind uint8
 
 const (
@@ -73,7 +73,7 @@ const (
 	kindActual
 )
 
-// kind classifies r (section 4): no Origin, a preflight (OPTIONS with an
+// kind classifies r (docs/semantics.md, §4): no Origin, a preflight (OPTIONS with an
 // Origin and an Access-Control-Request-Method), or an actual CORS request.
 func (r *Request) kind() requestKind {
 	switch {
@@ -85,7 +85,8 @@ func (r *Request) kind() requestKind {
 	return kindActual
 }
 
-// selectPolicy applies section 2: metadata, route, host and path, default.
+// selectPolicy applies docs/semantics.md, §2: metadata, route, host and
+// path, default.
 func (s *Set) selectPolicy(r *Request, d *Decision) *policy {
 	if r.PolicyName != "" || r.AmbiguousPolicyName {
 		if p, ok := s.byName[r.PolicyName]; ok && !r.AmbiguousPolicyName {
@@ -185,7 +186,7 @@ func (m *matcher) hostMatches(host string) bool {
 	return false
 }
 
-// originAllowed applies section 3 to the request's Origin.
+// originAllowed applies docs/semantics.md, §3 to the request's Origin.
 func (p *policy) originAllowed(r *Request, tr *trace) (bool, Reason) {
 	ok, reason, entry := p.matchOrigin(r)
 	if tr != nil {
@@ -235,7 +236,8 @@ func (p *policy) acao(r *Request) string {
 	return r.Origin
 }
 
-// notCORS handles a governed request without an Origin (section 4).
+// notCORS handles a governed request without an Origin (docs/semantics.md,
+// §6).
 func (p *policy) notCORS(d *Decision) {
 	d.Outcome = OutcomeNotCORS
 	if p.allowAll {
@@ -248,7 +250,7 @@ func (p *policy) notCORS(d *Decision) {
 	d.add(HeaderVary, VaryOrigin, true)
 }
 
-// actual handles an actual CORS request (section 6).
+// actual handles an actual CORS request (docs/semantics.md, §6).
 func (p *policy) actual(r *Request, d *Decision, tr *trace) {
 	ok, reason := p.originAllowed(r, tr)
 	if !ok {
@@ -269,8 +271,8 @@ func (p *policy) actual(r *Request, d *Decision, tr *trace) {
 	}
 }
 
-// preflight handles a preflight (section 5): the checks in Fetch order, the
-// first failure decides.
+// preflight handles a preflight (docs/semantics.md, §5): the checks in
+// Fetch order, the first failure decides.
 func (p *policy) preflight(r *Request, d *Decision, tr *trace) {
 	// The requested names are collected only when something reads them:
 	// the answer when allow_headers holds *, and explain. Otherwise the
@@ -319,7 +321,7 @@ func (p *policy) preflight(r *Request, d *Decision, tr *trace) {
 	d.add(HeaderVary, VaryPreflight, false)
 }
 
-// preflightChecks runs the checks of section 5 in order and returns the
+// preflightChecks runs the checks of docs/semantics.md, §5 in order and returns the
 // reason of the first failure, ReasonNone when all pass.
 func (p *policy) preflightChecks(r *Request, names *acrhNames, tr *trace) Reason {
 	if ok, why := p.originAllowed(r, tr); !ok {
@@ -370,7 +372,7 @@ func (a *acrhNames) join() string {
 	return string(a.buf[:a.len])
 }
 
-// headersAllowed applies section 5 step 3 to every name of every ACRH line,
+// headersAllowed applies docs/semantics.md, §5 step 3 to every name of every ACRH line,
 // collecting the names in names unless it is nil. When it fails on one name,
 // it returns that name too.
 func (p *policy) headersAllowed(lines []string, names *acrhNames) (Reason, string) {

@@ -12,7 +12,7 @@ import (
 )
 
 // entryMatches is a plain restatement of what one allowed_origins entry
-// (section 3 of the semantics) lets in: the same origin, or for a pattern
+// (docs/semantics.md, §3) lets in: the same origin, or for a pattern
 // the same scheme, a host of one or more labels in front of the base
 // (never the base itself), and the same port, or any port for ":*".
 func entryMatches(entry, origin string) bool {

@@ -113,7 +113,8 @@ func FuzzOrigin(f *testing.F) {
 	})
 }
 
-// splitACRH is a simple restatement of section 5 step 3's parsing.
+// splitACRH is a simple restatement of the parsing of
+// Access-Control-Request-Headers (docs/semantics.md, §5 step 3).
 func splitACRH(lines ...string) (names []string, bytes int) {
 	for _, l := range lines {
 		bytes += len(l)

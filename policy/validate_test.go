@@ -45,8 +45,8 @@ func readWants(t *testing.T, data []byte) []want {
 	return out
 }
 
-// TestFixtures checks every config error and warning of sections 3 and 8 of
-// the semantics, one fixture per failure named after it: the file yields
+// TestFixtures checks every config error and warning of docs/semantics.md,
+// §3 and §9 (listed in docs/policy.md), one fixture per failure named after it: the file yields
 // exactly the diagnostics its "# want:" lines list, each with its field path,
 // a position in the file and a fix.
 func TestFixtures(t *testing.T) {

@@ -1,7 +1,7 @@
 package processor
 
 // Test helpers that speak ext_proc exactly as Envoy does (see
-// shared/docs/envoy-extproc.md): messages shaped like Envoy's, and a fake
+// docs/extproc-protocol.md): messages shaped like Envoy's, and a fake
 // stream that checks every response the way Envoy would treat it.
 
 import (

@@ -1,7 +1,7 @@
 package processor
 
-// Behaviour tables: one row per rule of shared/docs/cors-semantics.md
-// sections 2 to 7, each run as a whole ext_proc stream (request_headers,
+// Behaviour tables: one row per rule of docs/semantics.md, §2 to §8, each
+// run as a whole ext_proc stream (request_headers,
 // then response_headers unless corsproc answered itself) and checked on the
 // exact Envoy responses and on the decision metric.
 
@@ -62,7 +62,7 @@ policies:
     mode: shadow
 `
 
-// selectionYAML exercises section 2.
+// selectionYAML exercises docs/semantics.md, §2.
 const selectionYAML = `
 default_policy: fallback
 policies:
@@ -304,7 +304,7 @@ func runSemCases(t *testing.T, yaml string, cases []semCase) {
 	}
 }
 
-// Section 2: which policy governs a request.
+// §2: which policy governs a request.
 func TestSemanticsSelection(t *testing.T) {
 	// Each policy allows only its own origin, so the answer shows which one
 	// governed.
@@ -396,7 +396,7 @@ func TestSemanticsSelection(t *testing.T) {
 	})
 }
 
-// Section 3: origins, on actual requests to the web policy.
+// §3: origins, on actual requests to the web policy.
 func TestSemanticsOrigins(t *testing.T) {
 	const host = "api.example.com"
 	allow := func(origin string) semCase {
@@ -453,7 +453,7 @@ func TestSemanticsOrigins(t *testing.T) {
 	runSemCases(t, semanticsYAML, cases)
 }
 
-// Section 4: classifying a request.
+// §4: classifying a request.
 func TestSemanticsClassification(t *testing.T) {
 	const host, o = "api.example.com", "https://app.example.com"
 	actualAllowed := []reply{continueReq(), corsResp(acao(o), aceh("x-request-id"), varyOrigin())}
@@ -496,7 +496,7 @@ func TestSemanticsClassification(t *testing.T) {
 	})
 }
 
-// Section 5: preflights.
+// §5: preflights.
 func TestSemanticsPreflight(t *testing.T) {
 	const host, o = "api.example.com", "https://app.example.com"
 	webOK := []reply{allowed(acao(o), acam("GET, POST, PUT, DELETE"), acah("content-type, x-requested-with"),
@@ -629,7 +629,7 @@ func TestSemanticsPreflight(t *testing.T) {
 	})
 }
 
-// Section 6: actual CORS requests, response phase.
+// §6 and §7: actual CORS requests, response phase.
 func TestSemanticsActual(t *testing.T) {
 	const o = "https://app.example.com"
 	runSemCases(t, semanticsYAML, []semCase{
@@ -651,7 +651,7 @@ func TestSemanticsActual(t *testing.T) {
 	})
 }
 
-// Section 6 as the browser sees it: the mutation applied to upstream
+// §6 as the browser sees it: the mutation applied to upstream
 // responses as Envoy applies it, whatever the upstream status and CORS
 // headers.
 func TestSemanticsActualAppliedToUpstream(t *testing.T) {
@@ -738,7 +738,7 @@ func sameHeaders(a, b [][2]string) bool {
 	return reflect.DeepEqual(group(a), group(b))
 }
 
-// Section 7: shadow mode changes nothing and records.
+// §8: shadow mode changes nothing and records.
 func TestSemanticsShadow(t *testing.T) {
 	const host, o = "shadow.example.com", "https://app.example.com"
 	untouched := []reply{continueSkip(), continueResp()}

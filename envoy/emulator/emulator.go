@@ -7,8 +7,8 @@
 // it opens one ext_proc stream, sends the request and response headers the
 // way Envoy shapes them, applies the processor's answers with Envoy's rules,
 // and fails the way Envoy fails. The rules it follows are those of
-// shared/docs/envoy-extproc.md; each branch of the code says which Envoy
-// behaviour it emulates.
+// docs/extproc-protocol.md, which cites Envoy's source for each; each branch
+// of the code says which Envoy behaviour it emulates.
 //
 // The emulator serves corsproc's end-to-end tests, the browser tests and
 // `corsproc dev`. It emulates only what corsproc's deployments use: header
@@ -17,8 +17,8 @@
 // metadata, allow_mode_override, message_timeout, failure_mode_allow and the
 // default header mutation rules.
 //
-// Where Envoy's behaviour is not spelled out by envoy-extproc.md, the
-// emulator does what Envoy's filter source does; those choices are listed
+// Where Envoy's behaviour is not spelled out by docs/extproc-protocol.md,
+// the emulator does what Envoy's filter source does; those choices are listed
 // in the comments of the code that makes them, and summarised here:
 //
 //   - A set_headers entry with both value and raw_value is a processing
@@ -26,7 +26,8 @@
 //     answer, not an unavailable processor). In an immediate response it only
 //     stops the mutation there: Envoy logs it and still sends the reply.
 //   - A response of the wrong type is spurious: 500, or continue untouched
-//     with failure_mode_allow, as envoy-extproc.md states. A response without
+//     with failure_mode_allow, as docs/extproc-protocol.md states (Envoy
+//     1.35 and later). A response without
 //     any response case (a "standalone mode_override") is spurious too.
 //   - A header value or name Envoy would refuse (CR, LF or NUL in a value, a
 //     name that is not a token) is ignored like a disallowed header, as the

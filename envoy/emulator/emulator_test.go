@@ -1,7 +1,7 @@
 package emulator_test
 
 // One test per Envoy behaviour the emulator reproduces (see
-// shared/docs/envoy-extproc.md), each against a scripted processor.
+// docs/extproc-protocol.md), each against a scripted processor.
 
 import (
 	"context"
