@@ -65,8 +65,8 @@ func (m *matcher) given() bool {
 	return len(m.hosts) > 0 || len(m.wildHosts) > 0 || len(m.prefixes) > 0 || m.urls != nil
 }
 
-// Compile validates a decoded policy file against sections 3 and 8 of the
-// semantics and compiles it. Every problem is reported at once in a
+// Compile validates a decoded policy file against docs/semantics.md, §3 and
+// §9, and compiles it. Every problem is reported at once in a
 // *ValidationError; warnings of a valid file are kept in Set.Warnings.
 func Compile(file string, pf *corsprocv1.PolicyFile) (*Set, error) {
 	f := parsedFile{pf: pf, ds: newDiagnostics(file)}
