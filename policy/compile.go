@@ -78,7 +78,6 @@ func Compile(file string, pf *corsprocv1.PolicyFile) (*Set, error) {
 type parsedFile struct {
 	pf     *corsprocv1.PolicyFile // nil when the file could not be decoded at all
 	ds     *diagnostics
-	spread spread
 	capped bool // a bound of limits.go was crossed: nothing is compiled
 }
 
@@ -138,13 +137,10 @@ func compile(source string, files []parsedFile) *Set {
 			continue
 		}
 		ds := f.ds
-		policies := f.pf.GetPolicies()
-		compiled, parallel := compilePolicies(policies, ds)
-		f.spread.compile = parallel
-		for i, p := range policies {
-			path := policyPath(i)
-			cp := compiled[i].cp
-			ds.list = append(ds.list, compiled[i].diags...)
+		shared := newSharedLists()
+		for i, p := range f.pf.GetPolicies() {
+			path := item("policies", i)
+			cp := compilePolicy(p, path, ds, shared)
 			cp.index = i
 			if cp.name != "" {
 				switch prev, dup := s.byName[cp.name]; {
@@ -441,9 +437,8 @@ func compileHeaders(cp *policy, headers []string, path string, ds *diagnostics) 
 }
 
 // sharedLists compiles each distinct allow_methods and allow_headers list
-// once per run of policies compiled together (a file, or one goroutine's
-// share of a large one): policies mostly keep django-cors-headers'
-// defaults, and 10,000 policies should not build 10,000 identical maps.
+// once per file: policies mostly keep django-cors-headers' defaults, and
+// 10,000 policies should not build 10,000 identical maps.
 // Only lists that compiled without a diagnostic are shared (a diagnostic
 // names the policy it is in); the compiled values are read-only, so sharing
 // them is safe.

@@ -53,39 +53,51 @@ func Decode(file string, data []byte) (*corsprocv1.PolicyFile, error) {
 // PolicyFile when data could not be decoded at all; it is capped, and
 // nothing more may be loaded or compiled, when a bound was crossed.
 func decode(file string, data []byte, b *budget) parsedFile {
+	f := checkFile(file, data, b)
+	if !f.capped {
+		f.decodeDoc(parseWhole(data, f.ds), b)
+	}
+	return f
+}
+
+// checkFile holds a policy file, the next of a set that has used b of the
+// bounds so far, to the bounds checked before yaml/v3 builds a tree of it:
+// its size and its YAML node bound, which it adds to b. The result is
+// capped when one is crossed.
+func checkFile(file string, data []byte, b *budget) parsedFile {
 	f := parsedFile{ds: newDiagnostics(file)}
 	if len(data) > MaxFileSize {
 		f.ds.errorf("", "split the policy set or shorten it; see docs/policy.md", "file is %d bytes, more than the %d corsproc reads", len(data), MaxFileSize)
 		f.capped = true
 		return f
 	}
-	// Before yaml/v3 builds a tree of it.
 	if e := b.checkYAML(data); e != nil {
 		f.ds.errorf("", e.fix, "%s", e.msg)
 		f.capped = true
-		return f
 	}
-	doc, split := parseSplit(data)
-	if !split {
-		if doc = parseWhole(data, f.ds); doc == nil {
-			return f
-		}
+	return f
+}
+
+// decodeDoc decodes the YAML document of f that parseWhole returned (nil
+// when it reported why there is none), going on from b, the bounds the set
+// has used so far, and adds what it uses to b.
+func (f *parsedFile) decodeDoc(doc *yaml.Node, b *budget) {
+	if doc == nil {
+		return
 	}
 	root := doc.Content[0]
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
 		f.ds.errorf("", "write at least one policy; see docs/policy.md", "file is empty")
-		return f
+		return
 	}
 	pf := &corsprocv1.PolicyFile{}
 	d := &decoder{ds: f.ds, used: *b, merging: map[*yaml.Node]bool{}}
 	d.message(root, "", pf.ProtoReflect())
 	*b = d.used
 	f.capped = d.capped
-	f.spread.split, f.spread.decode = split, d.spread
 	if root.Kind == yaml.MappingNode {
 		f.pf = pf
 	}
-	return f
 }
 
 // parseWhole parses data as one YAML document, or reports in ds why it
@@ -126,7 +138,6 @@ type decoder struct {
 	used    budget              // by the set so far, this file included
 	capped  bool                // a bound was crossed: decode no further
 	merging map[*yaml.Node]bool // mappings whose merge keys are being expanded
-	spread  bool                // a list was decoded on several goroutines
 }
 
 // resolve follows aliases and counts nodes against maxNodes.
@@ -418,12 +429,6 @@ func (d *decoder) field(n *yaml.Node, path string, m protoreflect.Message, fd pr
 		// names one (diagnostics.add), not recorded one by one: a large
 		// allow-list would pay for a path string and a map entry per item.
 		d.ds.lists[path] = n
-		if fd.Kind() == protoreflect.MessageKind {
-			if parts := partition(len(n.Content)); len(parts) > 1 && d.messages(n, path, list, parts) {
-				d.spread = true
-				return
-			}
-		}
 		for i, v := range n.Content {
 			if d.capped {
 				return
@@ -516,7 +521,7 @@ type enumSpelling struct {
 // enumSpellings holds the spelling of every enum met so far, keyed by the
 // enum's protoreflect.FullName, so that it is worked out once per enum
 // rather than for every value decoded: the schema has a few enums, and
-// Parse decodes on several goroutines.
+// policy files may be decoded on several goroutines at once.
 var enumSpellings sync.Map // protoreflect.FullName → *enumSpelling
 
 // spellingOf returns the spelling of the enum ed, working it out the first

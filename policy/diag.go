@@ -137,49 +137,17 @@ type diagnostics struct {
 	list []Diagnostic
 }
 
-// positions are the YAML nodes the decoder recorded, by path. Decoders on
-// other goroutines record theirs in parts of their own, which are looked
-// through rather than copied into one map.
+// positions are the YAML nodes the decoder recorded, by path.
 type positions struct {
 	nodes map[string]*yaml.Node // mapping nodes by path
 	lists map[string]*yaml.Node // list nodes by path
 	// merged holds the keys a merge key (<<) brought into a mapping, by
 	// path: they are not among the mapping's own keys. nil until one is.
 	merged map[string]entry
-	parts  []*positions
 }
 
 func newDiagnostics(file string) *diagnostics {
-	return &diagnostics{file: file, positions: newPositions(0)}
-}
-
-// newPositions returns positions with room for about n paths of each kind.
-func newPositions(n int) *positions {
-	return &positions{nodes: make(map[string]*yaml.Node, n), lists: make(map[string]*yaml.Node, n)}
-}
-
-func (ps *positions) node(path string) (*yaml.Node, bool) {
-	n, ok := ps.nodes[path]
-	for i := 0; !ok && i < len(ps.parts); i++ {
-		n, ok = ps.parts[i].node(path)
-	}
-	return n, ok
-}
-
-func (ps *positions) mergedKey(path string) (entry, bool) {
-	e, ok := ps.merged[path]
-	for i := 0; !ok && i < len(ps.parts); i++ {
-		e, ok = ps.parts[i].mergedKey(path)
-	}
-	return e, ok
-}
-
-func (ps *positions) listNode(path string) (*yaml.Node, bool) {
-	n, ok := ps.lists[path]
-	for i := 0; !ok && i < len(ps.parts); i++ {
-		n, ok = ps.parts[i].listNode(path)
-	}
-	return n, ok
+	return &diagnostics{file: file, positions: &positions{nodes: map[string]*yaml.Node{}, lists: map[string]*yaml.Node{}}}
 }
 
 // position returns where the file wrote the value at path: a mapping's own
@@ -189,12 +157,12 @@ func (ds *diagnostics) position(path string) (position, bool) {
 	if path == "" {
 		return position{1, 1}, true // the whole file: its first line
 	}
-	if n, ok := ds.node(path); ok {
+	if n, ok := ds.nodes[path]; ok {
 		return position{n.Line, n.Column}, true
 	}
 	if strings.HasSuffix(path, "]") {
 		open := strings.LastIndexByte(path, '[')
-		if n, ok := ds.listNode(path[:max(open, 0)]); ok && open > 0 {
+		if n, ok := ds.lists[path[:max(open, 0)]]; ok && open > 0 {
 			if i, err := strconv.Atoi(path[open+1 : len(path)-1]); err == nil && i >= 0 && i < len(n.Content) {
 				return position{n.Content[i].Line, n.Content[i].Column}, true
 			}
@@ -217,7 +185,7 @@ func (ds *diagnostics) key(path string) (key, value *yaml.Node) {
 	if dot := strings.LastIndexByte(path, '.'); dot >= 0 {
 		parent, name = path[:dot], path[dot+1:]
 	}
-	m, ok := ds.node(parent)
+	m, ok := ds.nodes[parent]
 	if !ok {
 		return nil, nil
 	}
@@ -226,7 +194,7 @@ func (ds *diagnostics) key(path string) (key, value *yaml.Node) {
 			return m.Content[i], m.Content[i+1]
 		}
 	}
-	if e, ok := ds.mergedKey(path); ok {
+	if e, ok := ds.merged[path]; ok {
 		return e.key, e.value
 	}
 	return nil, nil

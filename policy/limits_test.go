@@ -30,6 +30,59 @@ func yamlNodes(data []byte) (int, bool) {
 	}
 }
 
+// walk calls f on n and every node below it, aliases not followed.
+func walk(n *yaml.Node, f func(*yaml.Node)) {
+	f(n)
+	for _, c := range n.Content {
+		walk(c, f)
+	}
+}
+
+// policyShapes are files of several policies, with problems in several of
+// them, problems that span policies (a name or a route used twice, aliases
+// shared between policies) and warnings.
+var policyShapes = map[string]string{
+	"valid":                        "policies:\n  - name: a\n    allowed_origins: [https://a.example]\n  - name: b\n    match: {routes: [r-b]}\n    allowed_origins: [https://b.example]\n    preflight_max_age: 86400\n  - name: c\n    allow_all_origins: true\ndefault_policy: a\n",
+	"errors in several policies":   "policies:\n  - name: A\n    allowed_origins: [https://a.example/]\n  - name: b\n    allow_methods: [get]\n    allowed_origin: []\n  - name: a\n    allowed_origins: ['*']\n    allow_credentials: true\n  - name: d\n    preflight_status: 201\n",
+	"spanning policies":            "policies:\n  - name: a\n    match: {routes: [r1, r2]}\n    allowed_origins: [https://a.example]\n  - name: a\n    match: {routes: [r2]}\n    allowed_origins: [https://a.example]\n  - name: c\n    match: {routes: [r1, '']}\n    allowed_origins: [https://a.example]\ndefault_policy: z\n",
+	"aliases between policies":     "policies:\n  - &p\n    name: Bad\n    allowed_origins: [http://a.example]\n    allow_credentials: true\n    preflight_max_age: 90000\n  - *p\n  - <<: *p\n    name: c\n  - name: d\n    allowed_origins: [https://a.example]\n",
+	"aliases with decoding errors": "policies:\n  - &p\n    name: a\n    allow_credentials: maybe\n    allowed_origins: https://a.example\n  - *p\n  - *p\n  - *p\n",
+	"wrong types":                  "policies:\n  - name: a\n    allowed_origins: https://a.example\n  - 7\n  - name: c\n    allow_credentials: maybe\n  - null\n",
+}
+
+// yamlShapes are files whose policies list is written in the shapes YAML
+// allows: comments, blank lines, block scalars, anchors and aliases within
+// and across policies, quoted scalars over several lines, flow lists, tabs,
+// carriage returns, several documents.
+var yamlShapes = map[string]string{
+	"plain":                                   "policies:\n  - name: a\n    allowed_origins: [https://a.example]\n  - name: b\n    allowed_origins:\n      - https://b.example\n  - name: c\n",
+	"items at column 0":                       "policies:\n- name: a\n  allow_credentials: true\n- name: b\n- name: c\ndefault_policy: a\n",
+	"head, tail, comments and blank lines":    "# corsproc\n---\nversion: 1\npolicies: # all of them\n\n  # the first\n  - name: a\n\n  - name: b # second\n    # inside b\n  # before c\n  - name: c\n\n# the end\ndefault_policy: b\n",
+	"anchor within an item":                   "policies:\n  - name: a\n    allow_methods: &m [GET]\n    allow_headers: *m\n  - name: b\n  - name: c\n",
+	"block scalars":                           "policies:\n  - name: a\n    note: |\n      - not an item\n       - nor this\n  - name: b\n    note: >-\n      x\n  - name: c\n",
+	"items of an item":                        "policies:\n  - name: a\n    allowed_origins:\n    - https://a.example\n    - https://b.example\n  - name: b\n  - name: c\n",
+	"dash alone":                              "policies:\n  -\n    name: a\n  -\n    name: b\n  - name: c\n",
+	"wide characters before a column":         "policies:\n  - name: \"é\"\n    x: {a: b, é: ü}\n  - name: b\n  - name: c\n",
+	"empty values":                            "policies:\n  #0000\n  - ? 0\n  -\n  - name:\n  - name: a\n    match:\n  # a comment\n\n  - x: {}\n    y:\ndefault_policy:\n",
+	"empty values, items at column 0":         "policies:\n- name:\n-\n- match:\n- name: c\n",
+	"an empty value before comments":          "policies:\n - a\n - ? !!str\n     # c\n\n   # c\n - k\n - x\n",
+	"no trailing newline":                     "policies:\n  - name: a\n  - name: b\n  - name: c",
+	"alias to another item":                   "policies:\n  - name: a\n    allow_methods: &m [GET]\n  - name: b\n  - name: c\n    allow_methods: *m\n",
+	"anchor of the rest redefined in an item": "<<: &a {default_policy: p1}\npolicies:\n  - name: p1\n    match: &a {hosts: [a.example]}\n  - name: p2\n  - name: p3\n<<: *a\n",
+	"alias to the head":                       "common: &m [GET]\npolicies:\n  - name: a\n    allow_methods: *m\n  - name: b\n  - name: c\n",
+	"item line inside a double-quoted scalar": "policies:\n  - name: \"a\n  - name: b\"\n  - name: c\n  - name: d\n",
+	"item line inside a single-quoted scalar": "policies:\n  - name: 'a\n  - b'\n  - name: c\n  - name: d\n",
+	"item line inside a flow sequence":        "policies:\n  - name: a\n    allowed_origins: [x,\n  - y]\n  - name: c\n  - name: d\n",
+	"policies inside a quoted scalar":         "default_policy: \"x\npolicies:\n  - name: a\n  - name: b\n  - name: c\ny\"\n",
+	"flow list":                               "policies: [{name: a}, {name: b}, {name: c}]\n",
+	"anchored list":                           "policies: &p\n  - name: a\n  - name: b\n  - name: c\n",
+	"tabs":                                    "policies:\n\t- name: a\n  - name: b\n  - name: c\n",
+	"carriage returns":                        "policies:\r\n  - name: a\r\n  - name: b\r\n  - name: c\r\n",
+	"line less indented than the items":       "policies:\n    - name: a\n  - name: b\n    - name: c\n    - name: d\n",
+	"two documents":                           "policies:\n  - name: a\n  - name: b\n  - name: c\n---\npolicies: []\n",
+	"broken item":                             "policies:\n  - name: a\n  - name: [b\n  - name: c\n",
+}
+
 // nodeBoundCases are YAML texts that make nodes of few bytes.
 var nodeBoundCases = []string{
 	"", "a", "---", "- a", "-\n-\n-\n", "- - - -\n", "[a,a,a]", "[[],[],[]]", "{a,b,c}", "{a: ,b: }",
@@ -45,11 +98,11 @@ func TestYAMLNodeBound(t *testing.T) {
 	for _, c := range nodeBoundCases {
 		inputs[c] = []byte(c)
 	}
-	for name, c := range parallelCases {
+	for name, c := range policyShapes {
 		inputs[name] = []byte(c)
 	}
-	for _, c := range splitCases {
-		inputs[c.name] = []byte(c.data)
+	for name, c := range yamlShapes {
+		inputs[name] = []byte(c)
 	}
 	files, _ := filepath.Glob(filepath.Join("testdata", "*.yaml"))
 	for _, f := range files {
@@ -77,7 +130,7 @@ func FuzzYAMLNodeBound(f *testing.F) {
 	for _, c := range nodeBoundCases {
 		f.Add([]byte(c))
 	}
-	for _, c := range parallelCases {
+	for _, c := range policyShapes {
 		f.Add([]byte(c))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -89,6 +142,10 @@ func FuzzYAMLNodeBound(f *testing.F) {
 		}
 	})
 }
+
+// largePolicies is the size of a large policy file: the 10,000 policies
+// docs/performance.md measures (about 1 MB here).
+const largePolicies = 10000
 
 // largeSet is a file of n route-bound policies with credentials, as the
 // benchmarks of docs/performance.md measure.

@@ -9,9 +9,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Set is a compiled, immutable policy set. It is safe for concurrent use;
@@ -32,30 +36,66 @@ type Set struct {
 // policy file, or a directory whose *.yaml and *.yml files (in name order,
 // hidden files skipped) form one set, as a Kubernetes ConfigMap mount gives.
 // Every problem of every file is reported at once in a *ValidationError.
-// A large file is parsed, decoded and compiled on every CPU (GOMAXPROCS),
-// with the result and diagnostics one CPU gives.
+// The YAML of a directory's files is parsed on several goroutines (up to
+// GOMAXPROCS), one file each; everything else happens in order, so the
+// result and diagnostics are those of loading the files one after another.
 func Load(path string) (*Set, error) {
 	sources, digest, err := readSources(path)
 	if err != nil {
 		return nil, err
 	}
-	// The files share the bounds of limits.go: the first one crossed stops
-	// the load, and build compiles nothing.
-	var b budget
-	files := make([]parsedFile, 0, len(sources))
-	for _, f := range sources {
-		files = append(files, decode(f.Name, f.Data, &b))
-		if files[len(files)-1].capped {
-			break
-		}
-	}
-	s, err := build(path, files)
+	s, err := build(path, decodeFiles(sources))
 	if err != nil {
 		return nil, err
 	}
 	// The data was read here and is not kept elsewhere: no copy needed.
 	s.digest, s.files = digest, sources
 	return s, nil
+}
+
+// decodeFiles decodes the files of a set, in order. The files share the
+// bounds of limits.go: the first one crossed stops the load (the result
+// ends with the capped file, and build compiles nothing).
+//
+// The result is the one decode gives called on each file in turn. Parsing
+// the YAML is most of what decoding costs, and a file parses the same
+// whatever the other files hold, so the files are parsed concurrently; what
+// counts against the bounds is done in order on this goroutine: the sizes
+// and YAML node bounds of the files are checked before any tree is built
+// (so the trees stay within MaxYAMLNodes together), then the trees are
+// decoded, aliases expanded, on the budget of the files before them.
+func decodeFiles(sources []File) []parsedFile {
+	var b budget
+	files := make([]parsedFile, 0, len(sources))
+	for _, src := range sources {
+		files = append(files, checkFile(src.Name, src.Data, &b))
+		if files[len(files)-1].capped {
+			break
+		}
+	}
+	docs := make([]*yaml.Node, len(files))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i := range files {
+		if files[i].capped {
+			break
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			docs[i] = parseWhole(sources[i].Data, files[i].ds)
+			<-sem
+		})
+	}
+	wg.Wait()
+	for i := range files {
+		if !files[i].capped {
+			files[i].decodeDoc(docs[i], &b)
+		}
+		if files[i].capped {
+			return files[:i+1]
+		}
+	}
+	return files
 }
 
 // Digest returns the digest of the policy files at path, what Load would
@@ -235,22 +275,15 @@ func regular(path string, fi os.FileInfo) error {
 // the source in diagnostics. Every problem is reported at once in a
 // *ValidationError.
 func Parse(file string, data []byte) (*Set, error) {
-	s, _, err := parse(file, data)
-	return s, err
-}
-
-// parse is Parse, and reports which stages ran on several goroutines.
-func parse(file string, data []byte) (*Set, spread, error) {
-	files := []parsedFile{decode(file, data, new(budget))}
-	s, err := build(file, files)
+	s, err := build(file, []parsedFile{decode(file, data, new(budget))})
 	if err != nil {
-		return nil, files[0].spread, err
+		return nil, err
 	}
 	sum := sha256.Sum256(data)
 	s.digest = hex.EncodeToString(sum[:])
 	// The caller keeps data: copy it, so that the set stays immutable.
 	s.files = []File{{Name: file, Data: bytes.Clone(data)}}
-	return s, files[0].spread, nil
+	return s, nil
 }
 
 //go:embed development.yaml
