@@ -1,12 +1,3 @@
-// Package processor is corsproc's Envoy External Processing service.
-//
-// Envoy opens one ext_proc stream per HTTP request; Process serves it. On
-// request_headers it extracts the few facts CORS needs into a policy.Request,
-// asks the policy set for a decision, and answers either with an immediate
-// response (preflights) or with CONTINUE. On response_headers it applies the
-// stored decision's header mutation. Every message gets exactly one response
-// of the matching type: a missing response stalls the HTTP request until
-// Envoy's message_timeout (504), a wrong one fails it (500).
 package processor
 
 import (
