@@ -249,7 +249,8 @@ func (d *Decision) Headers() []Header { return d.headers[:d.n] }
 
 // Remove returns the headers to remove from the upstream response before
 // Headers are added: corsproc is the one source of CORS headers on a
-// governed route. The slice is shared: do not modify it.
+// governed route (docs/semantics.md, §7). The slice is shared: do not
+// modify it.
 func (d *Decision) Remove() []string {
 	if d.NeedsResponse() {
 		return managedHeaders
@@ -258,13 +259,15 @@ func (d *Decision) Remove() []string {
 }
 
 // RespondImmediately reports whether corsproc answers the request itself,
-// with Status and Headers, so that the upstream never sees it.
+// with Status and Headers, so that the upstream never sees it
+// (docs/semantics.md, §5 and §8).
 func (d *Decision) RespondImmediately() bool {
 	return !d.Shadow && (d.Outcome == OutcomePreflightAllowed || d.Outcome == OutcomePreflightRejected)
 }
 
 // NeedsResponse reports whether corsproc must see the upstream response to
-// add its headers. When false the response phase can be skipped.
+// add its headers. When false the response phase can be skipped
+// (docs/semantics.md, §7 and §8).
 func (d *Decision) NeedsResponse() bool {
 	if d.Shadow {
 		return false

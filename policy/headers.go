@@ -29,7 +29,7 @@ const (
 // routes, every one the Fetch standard and Private Network Access define: it
 // removes any the upstream set before adding its own, so a browser never
 // sees two Access-Control-Allow-Origin values, nor an upstream's answer to
-// what corsproc refused.
+// what corsproc refused (docs/semantics.md, §7).
 var managedHeaders = []string{HeaderACAO, HeaderACAC, HeaderACEH, HeaderACAM, HeaderACAH, HeaderACMA, HeaderACAPN}
 
 // ManagedHeaders returns the CORS response headers corsproc removes from

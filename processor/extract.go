@@ -22,7 +22,8 @@ type headerValue struct {
 }
 
 // valueOf reads a header value. Since Envoy 1.27 values travel in raw_value
-// only and value is empty; older Envoys send value only.
+// only and value is empty; older Envoys send value only
+// (docs/extproc-protocol.md, "Headers Envoy sends").
 func valueOf(hv *corev3.HeaderValue) headerValue {
 	if len(hv.RawValue) > 0 {
 		return headerValue{raw: hv.RawValue}

@@ -37,7 +37,8 @@ type renderedHeader struct {
 // both value and raw_value set (the request gets a 500). Replacing headers
 // leave append unset (Envoy's ext_proc default is replace); appending ones
 // (Vary) set append: true. append_action is never set: ext_proc ignores it
-// (envoyproxy/envoy#36982).
+// (envoyproxy/envoy#36982). See docs/extproc-protocol.md, "Header
+// mutations".
 func (s *headerSet) render(hs []policy.Header) []*corev3.HeaderValueOption {
 	if len(hs) == 0 {
 		return nil
@@ -120,7 +121,8 @@ type immediateReply struct {
 
 // newImmediateReply returns an immediate response with status, headers and
 // an empty body. Envoy sends it as a local reply; the upstream never sees
-// the request and no response_headers message follows.
+// the request and no response_headers message follows
+// (docs/extproc-protocol.md, "Immediate responses").
 func newImmediateReply(status int, headers []policy.Header, details string) *extprocv3.ProcessingResponse {
 	r := new(immediateReply)
 	r.status.Code = typev3.StatusCode(status)

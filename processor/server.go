@@ -130,7 +130,8 @@ func (s *Server) Policy() *policy.Set { return s.active.Load().set }
 // expects, and a wrong one is "spurious" to Envoy anyway, so the defined
 // outcome is to end the stream with INVALID_ARGUMENT: Envoy answers 500 (or
 // status_on_error), or continues untouched with failure_mode_allow, which is
-// safe for CORS (no CORS headers means the browser denies).
+// safe for CORS (no CORS headers means the browser denies;
+// docs/extproc-protocol.md, "Failures").
 var errUnknownMessage = status.Error(codes.InvalidArgument,
 	"corsproc: ProcessingRequest carries no known message (request oneof unset or unknown); "+
 		"expected request_headers, response_headers, request_body, response_body, request_trailers or response_trailers")
@@ -211,7 +212,8 @@ func (s *Server) streamEnd(ctx context.Context, idle *streamCtx, err error, fail
 	return err
 }
 
-// isStreamEnd reports whether err is how Envoy ends a stream.
+// isStreamEnd reports whether err is how Envoy ends a stream
+// (docs/extproc-protocol.md, "Streams").
 func isStreamEnd(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled
 }
@@ -376,7 +378,8 @@ func putStream(st *streamState) {
 
 // captureRoute keeps the route name attribute of request_headers, the
 // message whose facts extract reads. Envoy sends request attributes only on
-// the first message of the request direction, and omits absent ones.
+// the first message of the request direction, and omits absent ones
+// (docs/extproc-protocol.md, "Identifying the route and the policy").
 func (st *streamState) captureRoute(req *extprocv3.ProcessingRequest) {
 	if st.haveRoute {
 		return
