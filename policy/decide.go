@@ -95,15 +95,6 @@ func (o Outcome) String() string {
 	return "invalid"
 }
 
-// Outcomes lists every outcome, for metrics that pre-declare label values.
-func Outcomes() []Outcome {
-	out := make([]Outcome, numOutcomes)
-	for i := range out {
-		out[i] = Outcome(i)
-	}
-	return out
-}
-
 // Reason says why a request was refused; ReasonNone when it was not.
 // ReasonUnknownPolicy is set on every decision under an unknown policy,
 // requests without Origin included: nothing is granted to them.

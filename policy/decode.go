@@ -28,18 +28,12 @@ const (
 	DefaultPreflightStatus = 204
 )
 
-// NewPolicy returns a policy named name with every default applied, as the
-// decoder fills a policy whose keys are absent.
-func NewPolicy(name string) *corsprocv1.Policy {
-	p := &corsprocv1.Policy{Name: name}
-	applyDefaults(p, 0)
-	return p
-}
-
 // Decode reads a policy file strictly: unknown keys, duplicate keys and
 // values of the wrong type are errors naming the key path. Keys a policy does
-// not write take django-cors-headers' defaults (see NewPolicy); an explicit
-// empty list stays empty. The result is not validated: Compile does that.
+// not write take django-cors-headers' defaults (DefaultAllowMethods and the
+// other Default values; mode enforce, unmatched_preflight reject); an
+// explicit empty list stays empty. The result is not validated: Compile does
+// that.
 func Decode(file string, data []byte) (*corsprocv1.PolicyFile, error) {
 	f := decode(file, data, new(budget))
 	if f.pf == nil || f.ds.hasErrors() {
@@ -379,8 +373,7 @@ var (
 	fieldAllowedOriginRegexes = policyFields.ByName("allowed_origin_regexes")
 )
 
-// applyDefaults fills the keys a policy does not write with DCH's defaults,
-// those of NewPolicy.
+// applyDefaults fills the keys a policy does not write with DCH's defaults.
 func applyDefaults(p *corsprocv1.Policy, present fieldSet) {
 	if !present.has(fieldAllowMethods) {
 		p.AllowMethods = slices.Clone(DefaultAllowMethods)
