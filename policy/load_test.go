@@ -74,10 +74,6 @@ func TestLoadDirectoryInOrder(t *testing.T) {
 		"a bound crossed in the middle": {"a.yaml": valid(1), "b.yaml": aliases, "c.yaml": errs, "d.yaml": "policies: [x"},
 		"decoding errors in every file": {"a.yaml": errs, "b.yaml": errs, "c.yaml": errs, "d.yaml": errs},
 	}
-	for name, data := range files {
-		// Each shape beside a valid file, before and after it.
-		dirs["shape "+name] = map[string]string{"a.yaml": valid(1), "b.yaml": data, "c.yaml": valid(3)}
-	}
 	// The bounds, lowered so that the directories above cross them, at
 	// several points.
 	bounds := []struct {
@@ -92,6 +88,10 @@ func TestLoadDirectoryInOrder(t *testing.T) {
 		{"maxItems", &maxItems, []int{4, 8, 12}},
 		{"maxDecodeErrors", &maxDecodeErrors, []int{3, 5, 9}},
 	}
+	for name, data := range files {
+		// Each shape beside a valid file, before and after it.
+		dirs["shape "+name] = map[string]string{"a.yaml": valid(1), "b.yaml": data, "c.yaml": valid(3)}
+	}
 	for name, dir := range dirs {
 		path := t.TempDir()
 		for file, data := range dir {
@@ -101,6 +101,9 @@ func TestLoadDirectoryInOrder(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			checkLoadInOrder(t, path)
+			if strings.HasPrefix(name, "shape ") {
+				return
+			}
 			for _, b := range bounds {
 				old := *b.v
 				for _, at := range b.at {
