@@ -60,9 +60,10 @@ func TestEnumValues(t *testing.T) {
 }
 
 // TestEnumValuesConcurrent: files are decoded on several goroutines at once
-// (a reload beside a check, a large file's policies), and the spelling of an
-// enum is worked out on first use: goroutines meeting an enum for the first
-// time together must agree (the race detector checks the rest).
+// (a reload beside a check, Parse called by several callers), and the
+// spelling of an enum is worked out on first use: goroutines meeting an enum
+// for the first time together must agree (the race detector checks the
+// rest).
 func TestEnumValuesConcurrent(t *testing.T) {
 	enumSpellings.Clear()
 	var wg sync.WaitGroup
