@@ -190,3 +190,39 @@ func BenchmarkScaleReload(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkScaleReloadFiles is BenchmarkScaleReload of 10,000 route-bound
+// policies split evenly over a policy directory of 1 to 100 files: the
+// files are parsed concurrently (docs/policy.md), so a very large set loads
+// faster split.
+func BenchmarkScaleReloadFiles(b *testing.B) {
+	const n = 10000
+	for _, files := range []int{1, 2, 10, 100} {
+		dir := b.TempDir()
+		per := n / files
+		for f := range files {
+			var s strings.Builder
+			s.WriteString("policies:\n")
+			for i := f * per; i < (f+1)*per; i++ {
+				fmt.Fprintf(&s, "  - name: p%d\n    match:\n      routes: [route-%d]\n    allowed_origins: [https://app%d.example.com]\n    allow_credentials: true\n", i, i, i)
+			}
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("p%03d.yaml", f)), []byte(s.String()), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(fmt.Sprintf("files=%d/n=%d", files, n), func(b *testing.B) {
+			srv := processor.New(nil, processor.Options{Registerer: prometheus.NewRegistry()})
+			b.ReportAllocs()
+			for b.Loop() {
+				set, err := policy.Load(dir)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(set.Names()) != n {
+					b.Fatalf("loaded %d policies, want %d", len(set.Names()), n)
+				}
+				srv.Swap(set)
+			}
+		})
+	}
+}
