@@ -224,10 +224,10 @@ var safeRegexes = []string{
 	`https://[a-z0-9-]+\.example\.org`,                          // processor/semantics_test.go
 	`https://preview-[0-9]+\.example\.dev`,                      // decide_test.go
 	`^https://\w+\.preview\.example\.com$`,                      // docs/migrating-from-django.md
-	`^https://\w+\.example\.com$`,                               // policy/django tests
-	`^https://[a-z0-9-]+\.example\.org`,                         // policy/django tests
-	`^https://app\.example\.io\z`,                               // policy/django tests
-	`(?i)^https://APP\.example\.dev$`,                           // policy/django tests
+	`^https://\w+\.example\.com$`,                               // internal/importer/django tests
+	`^https://[a-z0-9-]+\.example\.org`,                         // internal/importer/django tests
+	`^https://app\.example\.io\z`,                               // internal/importer/django tests
+	`(?i)^https://APP\.example\.dev$`,                           // internal/importer/django tests
 	`https://[a-z0-9-]+\.tenant7\.example\.(com|net)(:[0-9]+)?`, // BenchmarkCompileRegexes
 }
 

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/corsproc/corsproc/policy/django"
+	"github.com/corsproc/corsproc/internal/importer/django"
 )
 
 func newImportFlags() *flag.FlagSet {

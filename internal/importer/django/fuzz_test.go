@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/corsproc/corsproc/internal/importer/django"
 	"github.com/corsproc/corsproc/policy"
-	"github.com/corsproc/corsproc/policy/django"
 )
 
 // FuzzImport feeds any bytes to Import: the result is an error, or YAML that

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/corsproc/corsproc/policy/django"
+	"github.com/corsproc/corsproc/internal/importer/django"
 )
 
 // codeBlocks returns the fenced code blocks of a Markdown file whose info
@@ -22,7 +22,7 @@ func codeBlocks(doc, lang string) []string {
 // docs/migrating-from-django.md and checks that the guide shows exactly what
 // the importer prints, YAML and warnings alike.
 func TestMigrationGuide(t *testing.T) {
-	data, err := os.ReadFile("../../docs/migrating-from-django.md")
+	data, err := os.ReadFile("../../../docs/migrating-from-django.md")
 	if err != nil {
 		t.Fatal(err)
 	}

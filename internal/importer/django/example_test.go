@@ -3,7 +3,7 @@ package django_test
 import (
 	"fmt"
 
-	"github.com/corsproc/corsproc/policy/django"
+	"github.com/corsproc/corsproc/internal/importer/django"
 )
 
 func Example() {

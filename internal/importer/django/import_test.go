@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/corsproc/corsproc/internal/importer/django"
 	"github.com/corsproc/corsproc/policy"
-	"github.com/corsproc/corsproc/policy/django"
 )
 
 // header starts every generated file imported from settings.py.
