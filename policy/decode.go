@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -489,11 +487,10 @@ func (d *decoder) scalar(n *yaml.Node, path string, fd protoreflect.FieldDescrip
 		}
 		return protoreflect.ValueOfInt64(i), true
 	case protoreflect.EnumKind:
-		sp := spellingOf(fd.Enum())
-		if num, ok := sp.numbers[n.Value]; ok && n.Tag == "!!str" {
-			return protoreflect.ValueOfEnum(num), true
+		if v := enumValue(fd.Enum(), n.Value); v != nil && n.Tag == "!!str" {
+			return protoreflect.ValueOfEnum(v.Number()), true
 		}
-		d.errorAt(n, path, "write one of: "+sp.choices, "unknown value %q", n.Value)
+		d.errorAt(n, path, "write one of: "+enumChoices(fd.Enum()), "unknown value %q", n.Value)
 	default:
 		// The schema holds no other kinds; a new one fails here loudly in
 		// tests rather than being silently dropped.
@@ -502,49 +499,57 @@ func (d *decoder) scalar(n *yaml.Node, path string, fd protoreflect.FieldDescrip
 	return protoreflect.Value{}, false
 }
 
-// enumSpelling is how the values of an enum are written in YAML: the value
-// name without the enum's prefix, lower case (MODE_SHADOW is "shadow"). The
-// UNSPECIFIED value cannot be written.
-type enumSpelling struct {
-	names   map[protoreflect.EnumNumber]string
-	numbers map[string]protoreflect.EnumNumber
-	choices string // the names, sorted and comma-separated, for a fix
+// The values of an enum are written in YAML as the protobuf value name
+// (protoreflect.EnumValueDescriptor.Name) without the enum's prefix, in
+// lower case: MODE_SHADOW is "shadow", as docs/policy.md lists the values.
+// The prefix is the name of the enum's zero value without "UNSPECIFIED";
+// that value cannot be written. The spelling is worked out from the
+// descriptor on each use: the schema's enums have two or three values.
+
+// enumSpelling returns the YAML spelling of v in the enum ed, "" for the
+// zero value.
+func enumSpelling(ed protoreflect.EnumDescriptor, v protoreflect.EnumValueDescriptor) string {
+	if v.Number() == 0 {
+		return ""
+	}
+	prefix := strings.TrimSuffix(string(ed.Values().ByNumber(0).Name()), "UNSPECIFIED")
+	return strings.ToLower(strings.TrimPrefix(string(v.Name()), prefix))
 }
 
-// enumSpellings holds the spelling of every enum met so far, keyed by the
-// enum's protoreflect.FullName, so that it is worked out once per enum
-// rather than for every value decoded: the schema has a few enums, and
-// policy files may be decoded on several goroutines at once.
-var enumSpellings sync.Map // protoreflect.FullName → *enumSpelling
-
-// spellingOf returns the spelling of the enum ed, working it out the first
-// time ed is met. Goroutines meeting ed at once may each work it out; all
-// then use the one stored first.
-func spellingOf(ed protoreflect.EnumDescriptor) *enumSpelling {
-	if sp, ok := enumSpellings.Load(ed.FullName()); ok {
-		return sp.(*enumSpelling)
-	}
+// enumValue returns the value of ed spelled s, or nil.
+func enumValue(ed protoreflect.EnumDescriptor, s string) protoreflect.EnumValueDescriptor {
 	values := ed.Values()
-	prefix := strings.TrimSuffix(string(values.ByNumber(0).Name()), "UNSPECIFIED")
-	sp := &enumSpelling{
-		names:   make(map[protoreflect.EnumNumber]string, values.Len()),
-		numbers: make(map[string]protoreflect.EnumNumber, values.Len()),
+	for i := range values.Len() {
+		if v := values.Get(i); v.Number() != 0 && enumSpelling(ed, v) == s {
+			return v
+		}
 	}
-	for i := 1; i < values.Len(); i++ {
-		v := values.Get(i)
-		name := strings.ToLower(strings.TrimPrefix(string(v.Name()), prefix))
-		sp.names[v.Number()] = name
-		sp.numbers[name] = v.Number()
+	return nil
+}
+
+// enumChoices returns the spellings of ed's values, sorted and
+// comma-separated, for a fix.
+func enumChoices(ed protoreflect.EnumDescriptor) string {
+	var names []string
+	values := ed.Values()
+	for i := range values.Len() {
+		if name := enumSpelling(ed, values.Get(i)); name != "" {
+			names = append(names, name)
+		}
 	}
-	sp.choices = strings.Join(slices.Sorted(maps.Keys(sp.numbers)), ", ")
-	stored, _ := enumSpellings.LoadOrStore(ed.FullName(), sp)
-	return stored.(*enumSpelling)
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }
 
 // EnumName returns the YAML spelling of an enum value (MODE_SHADOW is
-// "shadow").
+// "shadow"), "" for the zero (UNSPECIFIED) value.
 func EnumName(v protoreflect.Enum) string {
-	return spellingOf(v.Descriptor()).names[v.Number()]
+	ed := v.Descriptor()
+	vd := ed.Values().ByNumber(v.Number())
+	if vd == nil {
+		return ""
+	}
+	return enumSpelling(ed, vd)
 }
 
 func kindWord(fd protoreflect.FieldDescriptor) string {

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -60,12 +61,10 @@ func TestEnumValues(t *testing.T) {
 }
 
 // TestEnumValuesConcurrent: files are decoded on several goroutines at once
-// (a reload beside a check, Parse called by several callers), and the
-// spelling of an enum is worked out on first use: goroutines meeting an enum
-// for the first time together must agree (the race detector checks the
-// rest).
+// (a reload beside a check, Parse called by several callers), and each
+// spells the enums the same (the race detector checks that decoding an
+// enum shares no state).
 func TestEnumValuesConcurrent(t *testing.T) {
-	enumSpellings.Clear()
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
 	for g := range errs {
@@ -83,5 +82,43 @@ func TestEnumValuesConcurrent(t *testing.T) {
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEnumSpellingsFromSchema: every enum of the schema is written in YAML
+// as its protobuf value names without the common prefix, in lower case, and
+// each spelling decodes back to its value. An enum added to policy.proto
+// whose values do not share the zero value's prefix fails here rather than
+// getting spellings no one chose.
+func TestEnumSpellingsFromSchema(t *testing.T) {
+	enums := corsprocv1.File_corsproc_v1_policy_proto.Enums()
+	if enums.Len() == 0 {
+		t.Fatal("the schema has no enums")
+	}
+	for i := range enums.Len() {
+		ed := enums.Get(i)
+		zero := string(ed.Values().ByNumber(0).Name())
+		prefix, ok := strings.CutSuffix(zero, "UNSPECIFIED")
+		if !ok {
+			t.Errorf("%s: the zero value is %s, not ..._UNSPECIFIED", ed.FullName(), zero)
+			continue
+		}
+		for j := range ed.Values().Len() {
+			vd := ed.Values().Get(j)
+			if vd.Number() == 0 {
+				continue
+			}
+			rest, ok := strings.CutPrefix(string(vd.Name()), prefix)
+			if !ok || rest == "" {
+				t.Errorf("%s: value %s does not start with %s", ed.FullName(), vd.Name(), prefix)
+				continue
+			}
+			if got := enumSpelling(ed, vd); got != strings.ToLower(rest) {
+				t.Errorf("%s: %s is spelled %q, want %q", ed.FullName(), vd.Name(), got, strings.ToLower(rest))
+			}
+			if back := enumValue(ed, strings.ToLower(rest)); back == nil || back.Number() != vd.Number() {
+				t.Errorf("%s: %q does not decode back to %s", ed.FullName(), strings.ToLower(rest), vd.Name())
+			}
+		}
 	}
 }
