@@ -6,18 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/corsproc/corsproc/internal/testutil"
 	"github.com/corsproc/corsproc/policy"
 )
 
 // mustParse compiles a policy file for a test.
-func mustParse(tb testing.TB, yaml string) *policy.Set {
-	tb.Helper()
-	set, err := policy.Parse("test.yaml", []byte(yaml))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return set
-}
+var mustParse = testutil.MustParse
 
 const webPolicy = `
 default_policy: web

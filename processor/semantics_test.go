@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/corsproc/corsproc/internal/testutil"
 	"github.com/corsproc/corsproc/policy"
 )
 
@@ -98,14 +99,8 @@ const (
 	dchHeaders = "accept, authorization, content-type, user-agent, x-csrftoken, x-requested-with"
 )
 
-func mustParse(t testing.TB, yaml string) *policy.Set {
-	t.Helper()
-	set, err := policy.Parse("test.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatalf("policy.Parse: %v", err)
-	}
-	return set
-}
+// mustParse compiles a policy file for a test.
+var mustParse = testutil.MustParse
 
 // get is a browser request to host with the given Origin ("" for none).
 func get(host, origin string, extra ...[2]string) envoyRequest {

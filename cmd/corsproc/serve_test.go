@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,35 +23,17 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/corsproc/corsproc/internal/testutil"
 	"github.com/corsproc/corsproc/policy"
 )
 
 // waitLimit bounds every wait in these tests; nothing should come close.
 const waitLimit = 10 * time.Second
 
-// syncBuffer is a bytes.Buffer that serve's goroutines may log into while
-// the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // instance is one serve run started by a test.
 type instance struct {
 	addrs  listening
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 	cancel context.CancelFunc // the SIGTERM of these tests
 	done   chan error         // Run's result
 }
@@ -69,7 +50,7 @@ func startServe(t *testing.T, args ...string) *instance {
 func startCommand(t *testing.T, command string, args ...string) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	in := &instance{logs: new(syncBuffer), cancel: cancel, done: make(chan error, 1)}
+	in := &instance{logs: new(testutil.SyncBuffer), cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan listening, 1)
 	e := &env{stdout: io.Discard, stderr: in.logs, ready: func(l listening) { ready <- l }}
 	go func() { in.done <- run(ctx, append([]string{command}, args...), e) }()
@@ -546,7 +527,7 @@ func TestServeInvalidPolicyBindsNothing(t *testing.T) {
 	defer held.Close()
 	addr := held.Addr().String()
 
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	e := &env{stdout: io.Discard, stderr: &logs, ready: func(l listening) { t.Errorf("serve listens on %v with an invalid policy", l) }}
 	err = run(t.Context(), []string{"serve", "--policy", filepath.Join("testdata", "three_errors.yaml"), "--listen", addr, "--admin", addr}, e)
 	if err == nil {

@@ -30,6 +30,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/corsproc/corsproc/internal/testutil"
 	"github.com/corsproc/corsproc/policy"
 	"github.com/corsproc/corsproc/processor"
 )
@@ -242,7 +243,7 @@ func TestBinarySIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -313,7 +314,7 @@ func TestBinarySIGTERM(t *testing.T) {
 // used to be closed without a word, where dev's front server warned.)
 func TestShutdownClosesAdminRequestsPastDeadline(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	log := newLogger(&logs, "text", slog.LevelInfo)
 	gs, hs := newGRPCServer(processor.New(policy.Development(), processor.Options{}), nil)
 	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -25,6 +25,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/corsproc/corsproc/internal/testutil"
 )
 
 // testCA is a certificate authority made for one test.
@@ -318,7 +320,7 @@ func TestServeTLSBadFiles(t *testing.T) {
 		"missing CA":     append(append([]string{}, args...), "--client-ca", filepath.Join(dir, "absent-ca.crt")),
 		"CA without PEM": append(append([]string{}, args...), "--client-ca", garbage),
 	} {
-		e := &env{stdout: io.Discard, stderr: new(syncBuffer), ready: func(l listening) { t.Errorf("%s: serve listens", name) }}
+		e := &env{stdout: io.Discard, stderr: new(testutil.SyncBuffer), ready: func(l listening) { t.Errorf("%s: serve listens", name) }}
 		err := run(t.Context(), append([]string{"serve", "--listen", "127.0.0.1:0", "--admin", ""}, extra...), e)
 		if err == nil || !strings.Contains(err.Error(), "not serving") {
 			t.Errorf("%s: %v, want a not serving error", name, err)

@@ -10,7 +10,6 @@ package browser
 // set by the API origin is sent on a credentialed fetch from the page.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +31,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/corsproc/corsproc/envoy/emulator"
+	"github.com/corsproc/corsproc/internal/testutil"
 	"github.com/corsproc/corsproc/policy"
 	"github.com/corsproc/corsproc/processor"
 )
@@ -659,16 +659,7 @@ func wantNoUpstreamOptions(t *testing.T, e *env) {
 }
 
 // syncBuffer collects Chromium's output and chromedp's log lines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type syncBuffer struct{ testutil.SyncBuffer }
 
 // logf returns a printf-style logger into the buffer. chromedp may log from
 // its goroutines after the test ends, when t.Logf would panic.
@@ -681,10 +672,8 @@ func (b *syncBuffer) logf(prefix string) func(string, ...any) {
 // tail returns the last n bytes of the buffer, without Chromium's D-Bus
 // complaints (a container has no system bus), which are noise.
 func (b *syncBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var kept []string
-	for line := range strings.Lines(b.buf.String()) {
+	for line := range strings.Lines(b.String()) {
 		if !strings.Contains(line, "dbus/") {
 			kept = append(kept, line)
 		}

@@ -1,7 +1,6 @@
 package reload_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/corsproc/corsproc/internal/testutil"
 	"github.com/corsproc/corsproc/policy"
 	"github.com/corsproc/corsproc/policy/reload"
 )
@@ -41,25 +41,7 @@ type harness struct {
 	active  atomic.Pointer[policy.Set]
 	hup     chan os.Signal
 	swapped atomic.Int64
-	logs    syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs    testutil.SyncBuffer
 }
 
 func start(t *testing.T, path string) *harness {

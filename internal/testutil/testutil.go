@@ -1,0 +1,42 @@
+// Package testutil holds the helpers the tests of several packages share.
+// Only tests import it.
+package testutil
+
+import (
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/corsproc/corsproc/policy"
+)
+
+// SyncBuffer is a strings.Builder that goroutines (a logger, a server, a
+// child process's output) may write into while the test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// MustParse compiles a policy file for a test, failing the test if it is
+// not valid.
+func MustParse(tb testing.TB, yaml string) *policy.Set {
+	tb.Helper()
+	set, err := policy.Parse("test.yaml", []byte(yaml))
+	if err != nil {
+		tb.Fatalf("policy.Parse: %v", err)
+	}
+	return set
+}
