@@ -4,9 +4,9 @@
 // It never runs Python. A small tokenizer and parser read the file's
 // structure, and an interpreter follows the subset of Python settings are
 // written in: assignments of literals (strings in every quoting, True and
-// False, integers), lists and tuples with star-unpacking and concatenation,
-// list(), +=, .append() and .extend(), and DCH's default_headers and
-// default_methods. A value it cannot know without running Python (an
+// False, integers and their +, - and *), lists and tuples with
+// star-unpacking and concatenation, list(), +=, .append() and .extend(),
+// and DCH's default_headers and default_methods. A value it cannot know without running Python (an
 // environment lookup, a function call, an f-string, another variable) is
 // left out of the policy with a warning, never guessed.
 //

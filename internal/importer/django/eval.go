@@ -2,7 +2,7 @@ package django
 
 import (
 	"fmt"
-	"math/big"
+	"math"
 	"strconv"
 	"strings"
 
@@ -748,7 +748,7 @@ func (in *interp) eval(e *expr) (value, *unreadable) {
 		}
 		switch e.s {
 		case "-":
-			return intResult(new(big.Int).Neg(big.NewInt(x.n)), e.line)
+			return arith("-", value{kind: vInt}, x, e.line)
 		case "~":
 			x.n = ^x.n
 		}
@@ -879,7 +879,7 @@ func add(l, r value, line int) (value, *unreadable) {
 		}
 		v = value{kind: vStr, s: l.s + r.s}
 	case l.kind == vInt && r.kind == vInt:
-		return intResult(new(big.Int).Add(big.NewInt(l.n), big.NewInt(r.n)), line)
+		return arith("+", l, r, line)
 	case (l.kind == vList || l.kind == vTuple) && r.kind == l.kind:
 		v = value{kind: l.kind, elems: make([]value, 0, len(l.elems)+len(r.elems))}
 		v.elems = append(append(v.elems, l.elems...), r.elems...)
@@ -893,7 +893,12 @@ func add(l, r value, line int) (value, *unreadable) {
 	return v, nil
 }
 
-// arith is Python's integer arithmetic; on other values it gives up.
+// arith is Python's +, - and * on integers, which is what settings write
+// a number of seconds with (60 * 60 * 24). The result must fit in an int64
+// (a preflight max age is far smaller). Other operators (//, %, **, /, ...)
+// and other values leave the setting out with a warning: a settings file
+// does not need them, and computing them as Python does (floor division of
+// negative numbers, unbounded integers) would not pay for itself.
 func arith(op string, l, r value, line int) (value, *unreadable) {
 	if l.kind != vInt || r.kind != vInt {
 		switch {
@@ -904,42 +909,24 @@ func arith(op string, l, r value, line int) (value, *unreadable) {
 		}
 		return value{}, badf(line, "is computed with %s on a %s and a %s", op, typeName(l.kind), typeName(r.kind))
 	}
-	a, b := big.NewInt(l.n), big.NewInt(r.n)
+	a, b := l.n, r.n
+	var n int64
+	ok := true
 	switch op {
+	case "+":
+		n = a + b
+		ok = (b >= 0) == (n >= a)
 	case "-":
-		return intResult(a.Sub(a, b), line)
+		n = a - b
+		ok = (b >= 0) == (n <= a)
 	case "*":
-		return intResult(a.Mul(a, b), line)
-	case "//", "%":
-		if r.n == 0 {
-			return value{}, badf(line, "divides by zero")
-		}
-		// Python floors toward negative infinity; big.Int's Div and Mod are
-		// Euclidean, which differs for negative divisors.
-		q, m := new(big.Int).Div(a, b), new(big.Int).Mod(a, b)
-		if b.Sign() < 0 && m.Sign() != 0 {
-			q.Sub(q, big.NewInt(1))
-			m.Add(m, b)
-		}
-		if op == "//" {
-			return intResult(q, line)
-		}
-		return intResult(m, line)
-	case "**":
-		if r.n < 0 {
-			return value{}, badf(line, "is a float (a negative power)")
-		}
-		if r.n > 64 && (l.n > 1 || l.n < -1) {
-			return value{}, badf(line, "is too large")
-		}
-		return intResult(a.Exp(a, b, nil), line)
+		n = a * b
+		ok = a == 0 || n/a == b && !(a == -1 && b == math.MinInt64)
+	default:
+		return value{}, badf(line, "is computed with %s; the importer computes whole numbers with +, - and * only (write the number)", op)
 	}
-	return value{}, badf(line, "is computed with %s", op)
-}
-
-func intResult(n *big.Int, line int) (value, *unreadable) {
-	if !n.IsInt64() {
+	if !ok {
 		return value{}, badf(line, "is too large")
 	}
-	return value{kind: vInt, n: n.Int64(), line: line}, nil
+	return value{kind: vInt, n: n, line: line}, nil
 }

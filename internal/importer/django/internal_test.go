@@ -149,17 +149,30 @@ func TestDecodeEscapes(t *testing.T) {
 	}
 }
 
+// TestNumbers: the integers settings write a number of seconds with are
+// read (literals in every base, +, - and * as in 60 * 60 * 24); what the
+// importer does not compute (//, %, ** and results beyond an int64) is
+// left out with a warning that says so, never guessed.
 func TestNumbers(t *testing.T) {
-	for src, want := range map[string]string{
-		"CORS_PREFLIGHT_MAX_AGE = 86_400":          "",
-		"CORS_PREFLIGHT_MAX_AGE = 0x1C20":          "7200",
-		"CORS_PREFLIGHT_MAX_AGE = 0o17":            "15",
-		"CORS_PREFLIGHT_MAX_AGE = 2 ** 10":         "1024",
-		"CORS_PREFLIGHT_MAX_AGE = 7 // -2 + 10":    "6",
-		"CORS_PREFLIGHT_MAX_AGE = -7 % 3 + 99":     "101",
-		"CORS_PREFLIGHT_MAX_AGE = (60 * 60) - 600": "3000",
+	for _, tt := range []struct{ src, want, warning string }{
+		{"CORS_PREFLIGHT_MAX_AGE = 86_400", "", ""},
+		{"CORS_PREFLIGHT_MAX_AGE = 0x1C20", "7200", ""},
+		{"CORS_PREFLIGHT_MAX_AGE = 0o17", "15", ""},
+		{"CORS_PREFLIGHT_MAX_AGE = (60 * 60) - 600", "3000", ""},
+		{"CORS_PREFLIGHT_MAX_AGE = 60 * 60 * 2", "7200", ""},
+		{"CORS_PREFLIGHT_MAX_AGE = 60 * 60 * 24", "", ""}, // DCH's default
+		{"CORS_PREFLIGHT_MAX_AGE = -(-3600)", "3600", ""},
+		{"CORS_PREFLIGHT_MAX_AGE = 2 ** 10", "", "left out: the value is computed with **; the importer computes whole numbers with +, - and * only"},
+		{"CORS_PREFLIGHT_MAX_AGE = 7 // -2 + 10", "", "left out: the value is computed with //; the importer computes whole numbers with +, - and * only"},
+		{"CORS_PREFLIGHT_MAX_AGE = -7 % 3 + 99", "", "left out: the value is computed with %; the importer computes whole numbers with +, - and * only"},
+		{"CORS_PREFLIGHT_MAX_AGE = 3600 / 2", "", "left out: the value is computed with /; the importer computes whole numbers with +, - and * only"},
+		{"CORS_PREFLIGHT_MAX_AGE = 9_223_372_036_854_775_807 + 1", "", "left out: the value is too large"},
+		{"CORS_PREFLIGHT_MAX_AGE = -9_223_372_036_854_775_807 - 2", "", "left out: the value is too large"},
+		{"CORS_PREFLIGHT_MAX_AGE = 4_294_967_296 * 4_294_967_296", "", "left out: the value is too large"},
+		{"CORS_PREFLIGHT_MAX_AGE = -1 * (-9_223_372_036_854_775_807 - 1)", "", "left out: the value is too large"},
+		{"CORS_PREFLIGHT_MAX_AGE = -(-9_223_372_036_854_775_807 - 1)", "", "left out: the value is too large"},
 	} {
-		res, err := Import("settings.py", []byte("CORS_ALLOW_ALL_ORIGINS = True\n"+src+"\n"))
+		res, err := Import("settings.py", []byte("CORS_ALLOW_ALL_ORIGINS = True\n"+tt.src+"\n"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,8 +180,20 @@ func TestNumbers(t *testing.T) {
 		if _, after, ok := strings.Cut(string(res.YAML), "preflight_max_age: "); ok {
 			got, _, _ = strings.Cut(after, " ")
 		}
-		if got != want {
-			t.Errorf("%s: preflight_max_age %q; want %q (warnings %v)", src, got, want, res.Warnings)
+		if got != tt.want {
+			t.Errorf("%s: preflight_max_age %q; want %q (warnings %v)", tt.src, got, tt.want, res.Warnings)
+		}
+		var warned []string
+		for _, w := range res.Warnings {
+			if w.Line == 2 {
+				warned = append(warned, w.Message)
+			}
+		}
+		switch {
+		case tt.warning == "" && len(warned) > 0:
+			t.Errorf("%s: warnings %q; want none", tt.src, warned)
+		case tt.warning != "" && (len(warned) != 1 || !strings.HasPrefix(warned[0], tt.warning)):
+			t.Errorf("%s: warnings %q; want one starting %q", tt.src, warned, tt.warning)
 		}
 	}
 }
