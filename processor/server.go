@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/corsproc/corsproc/internal/extproc"
 	"github.com/corsproc/corsproc/policy"
 )
 
@@ -25,9 +26,11 @@ const MetadataPolicy = "x-corsproc-policy"
 
 // Attribute names Envoy uses for request_attributes. The Struct is keyed by
 // the filter name, its fields by the attribute expression text.
+// AttributeRoute is defined in internal/extproc, which the Envoy emulator
+// and config checks share.
 const (
 	AttributesKey  = "envoy.filters.http.ext_proc"
-	AttributeRoute = "xds.route_name"
+	AttributeRoute = extproc.AttributeRoute
 )
 
 // Details of the immediate responses, shown by Envoy in

@@ -113,7 +113,7 @@ func devEmulatorConfig(upstream string, log *slog.Logger) emulator.Config {
 		Upstream:          upstream,
 		Routes:            []emulator.Route{{Name: devRouteName}},
 		AllowModeOverride: true,
-		RequestAttributes: []string{emulator.AttributeRouteName},
+		RequestAttributes: []string{processor.AttributeRoute},
 		MessageTimeout:    devMessageTimeout,
 		FailureModeAllow:  true,
 		AccessLog: func(e emulator.LogEntry) {

@@ -26,10 +26,14 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/corsproc/corsproc/internal/extproc"
 )
 
-// AttributeRoute is the request attribute corsproc selects policies by.
-const AttributeRoute = "xds.route_name"
+// AttributeRoute is the request attribute corsproc selects policies by,
+// defined once as extproc.AttributeRoute (this name is kept for the
+// config tests of envoy/ and k8s/ that check for it).
+const AttributeRoute = extproc.AttributeRoute
 
 // UnmarshalYAML reads an Envoy YAML config into m the way Envoy does (YAML
 // to JSON, then the proto3 JSON mapping), but strictly: an unknown field or
@@ -232,8 +236,8 @@ func ExternalProcessorErrors(ep *extprocfilterv3.ExternalProcessor) []error {
 	if !ep.GetAllowModeOverride() {
 		errs = append(errs, errors.New("allow_mode_override must be true: corsproc skips the response phase of requests that need nothing"))
 	}
-	if !slices.Contains(ep.GetRequestAttributes(), AttributeRoute) {
-		errs = append(errs, fmt.Errorf("request_attributes = %q, want it to hold %q: match.routes selects policies by it", ep.GetRequestAttributes(), AttributeRoute))
+	if !slices.Contains(ep.GetRequestAttributes(), extproc.AttributeRoute) {
+		errs = append(errs, fmt.Errorf("request_attributes = %q, want it to hold %q: match.routes selects policies by it", ep.GetRequestAttributes(), extproc.AttributeRoute))
 	}
 	if ep.GetMessageTimeout() == nil {
 		errs = append(errs, errors.New("message_timeout must be set, and its choice explained"))

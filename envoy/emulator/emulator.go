@@ -11,6 +11,8 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
+
+	"github.com/corsproc/corsproc/internal/extproc"
 )
 
 // HeaderMode is the filter's processing_mode for a header phase.
@@ -77,8 +79,11 @@ type Route struct {
 	ResponseHeadersToAdd []HeaderValueOption
 }
 
-// AttributeRouteName is the only request attribute the emulator supports.
-const AttributeRouteName = "xds.route_name"
+// AttributeRouteName is the only request attribute the emulator supports:
+// the route name corsproc selects policies by, defined once as
+// extproc.AttributeRoute (this name is kept for the tests and benchmarks
+// that configure the emulator with it).
+const AttributeRouteName = extproc.AttributeRoute
 
 // attributesKey is the key of the attributes Struct: the filter's name.
 const attributesKey = "envoy.filters.http.ext_proc"
@@ -216,8 +221,8 @@ func New(cfg Config, conn grpc.ClientConnInterface) (*Proxy, error) {
 	}
 	sendRoute := false
 	for i, a := range cfg.RequestAttributes {
-		if a != AttributeRouteName {
-			errs = append(errs, fmt.Errorf("emulator: RequestAttributes[%d] %q: only %q is supported", i, a, AttributeRouteName))
+		if a != extproc.AttributeRoute {
+			errs = append(errs, fmt.Errorf("emulator: RequestAttributes[%d] %q: only %q is supported", i, a, extproc.AttributeRoute))
 			continue
 		}
 		sendRoute = true

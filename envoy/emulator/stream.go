@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/corsproc/corsproc/internal/extproc"
 )
 
 // phase is the header phase a message belongs to.
@@ -70,7 +72,7 @@ func (x *exchange) headersMessage(ph phase, m headerMap, endOfStream bool) *extp
 		// not sent empty.
 		if x.p.sendRoute && x.route.Name != "" {
 			msg.Attributes = map[string]*structpb.Struct{attributesKey: {
-				Fields: map[string]*structpb.Value{AttributeRouteName: structpb.NewStringValue(x.route.Name)},
+				Fields: map[string]*structpb.Value{extproc.AttributeRoute: structpb.NewStringValue(x.route.Name)},
 			}}
 		}
 	} else {
