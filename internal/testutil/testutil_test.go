@@ -2,6 +2,12 @@ package testutil
 
 import (
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -30,5 +36,59 @@ func TestMustParse(t *testing.T) {
 	set := MustParse(t, "policies:\n  - name: web\n    allowed_origins: [https://app.example]\n")
 	if got := set.Names(); len(got) != 1 || got[0] != "web" {
 		t.Errorf("names %q, want [web]", got)
+	}
+}
+
+// The tests use these helpers rather than copies of their own: no test
+// file of the main module defines a function mustParse or a type
+// syncBuffer with a mutex of its own.
+func TestNoCopiesOfTheHelpers(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join("..", "..")
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "bench" || name == "k8s") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		for _, decl := range f.Decls {
+			switch decl := decl.(type) {
+			case *ast.FuncDecl:
+				if decl.Recv == nil && decl.Name.Name == "mustParse" {
+					t.Errorf("%s defines mustParse: use testutil.MustParse", path)
+				}
+			case *ast.GenDecl:
+				for _, spec := range decl.Specs {
+					ts, ok := spec.(*ast.TypeSpec)
+					if !ok || ts.Name.Name != "syncBuffer" {
+						continue
+					}
+					st, ok := ts.Type.(*ast.StructType)
+					if !ok {
+						continue
+					}
+					for _, f := range st.Fields.List {
+						if sel, ok := f.Type.(*ast.SelectorExpr); ok && sel.Sel.Name == "Mutex" {
+							t.Errorf("%s defines its own syncBuffer: use testutil.SyncBuffer", path)
+						}
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
