@@ -27,6 +27,16 @@ func TestYAMLString(t *testing.T) {
 		`^a\.b$`:                  `'^a\.b$'`,
 		"it's":                    `'it''s'`,
 		"a\nb":                    `"a\nb"`,
+		// What YAML 1.1 readers (kubectl, older tools) take for a boolean
+		// stays a string for them too.
+		"on":  "'on'",
+		"yes": "'yes'",
+		"Y":   "'Y'",
+		// Invisible characters are escaped, so that a reviewer sees them:
+		// a no-break space, a line separator, a byte order mark.
+		"https://a\u00a0b.example": `"https://a\u00a0b.example"`,
+		"\u2028":                   `"\u2028"`,
+		"\ufeffhttps://a.example":  `"\ufeffhttps://a.example"`,
 	} {
 		if got := yamlString(s); got != want {
 			t.Errorf("yamlString(%q) = %s; want %s", s, got, want)

@@ -13,6 +13,15 @@ import (
 // quotes only where YAML needs them. It returns the source of every key and
 // list entry by field path (policies[0].allowed_origins[1]), so that
 // corsproc's diagnostics on the file can point at the settings.
+//
+// yaml/v3's encoder (yaml.Node with LineComment) would build the same
+// structure in as many lines, but writes a file that is worse to review:
+// one space before a comment (yamllint's default asks for two), invisible
+// characters such as U+00A0 and U+2028 unescaped, on, yes and y unquoted
+// (booleans to YAML 1.1 readers), and a key's line comment put on the line
+// of the key after it when the value is a flow sequence. So the file is
+// written here, and yamlString is checked against yaml/v3's reader
+// (TestYAMLString, FuzzYAMLString).
 func render(file string, pols []*pol, def string, debugSplit bool) ([]byte, map[string]source) {
 	prov := map[string]source{}
 	var b strings.Builder
