@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/corsproc/corsproc/envoy/emulator"
+	"github.com/corsproc/corsproc/internal/app"
+	"github.com/corsproc/corsproc/internal/listen"
 	"github.com/corsproc/corsproc/processor"
 )
 
@@ -44,7 +47,7 @@ func newDevFlags(c *devConfig) *flag.FlagSet {
 // devOptions are dev's flags, checked.
 type devOptions struct {
 	upstream  string
-	listen    listenAddr
+	listen    listen.Addr
 	policy    string
 	logFormat string
 	logLevel  slog.Level
@@ -150,7 +153,8 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	// corsproc itself, over real loopback gRPC as in production.
 	proc := processor.New(set, processor.Options{Logger: log, IdleTimeout: processor.DefaultIdleTimeout})
 	watchPolicy(ctx, log, o.policy, set, proc.Swap, nil)
-	gs, hs := newGRPCServer(proc, nil)
+	g := app.NewGRPCServer(proc, nil)
+	g.DrainTimeout = devShutdownTimeout
 	var lc net.ListenConfig
 	grpcLis, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -170,32 +174,40 @@ func runDev(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer proxy.CloseIdleConnections()
-	httpLis, err := o.listen.listen(ctx)
+	httpLis, err := o.listen.Listen(ctx)
 	if err != nil {
 		grpcLis.Close()
 		return fmt.Errorf("listener: %w", err)
 	}
-	front := &httpServer{
-		name: "dev",
-		srv: &http.Server{
+	g.Listener = grpcLis
+	front := &app.HTTPServer{
+		Name: "dev",
+		Server: &http.Server{
 			Handler:           proxy,
 			ReadHeaderTimeout: devReadHeaderTimeout,
 			IdleTimeout:       devIdleTimeout,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
-		lis:   httpLis,
-		drain: devShutdownTimeout,
+		Listener:     httpLis,
+		DrainTimeout: devShutdownTimeout,
+		// Its streams are over once it drained: they must not hold up the
+		// gRPC server's drain.
+		Close: []io.Closer{conn},
 	}
 
 	// At shutdown the emulated Envoy drains first, while corsproc still
 	// answers its requests in flight; then corsproc drains.
-	s := &server{log: log, gs: gs, hs: hs, front: front, frontConn: conn}
-	return s.serve(ctx, e, devShutdownTimeout, grpcLis, func(bound listening) {
+	a := &app.App{Log: log, Servers: []app.Server{front, g}, ShutdownTimeout: devShutdownTimeout}
+	bound := listening{grpc: listen.String(g.Addr()), http: listen.String(front.Addr())}
+	return a.Run(ctx, func() {
 		log.Info("corsproc dev listening",
 			"listen", bound.http,
 			"upstream", o.upstream,
 			"policy", set.Source(),
 			"policies", len(set.Names()),
 			"grpc", bound.grpc)
+		if e.ready != nil {
+			e.ready(bound)
+		}
 	})
 }

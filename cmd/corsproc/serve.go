@@ -9,17 +9,17 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
-	"net/http"
 	"slices"
 	"time"
 
 	"golang.org/x/net/netutil"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/corsproc/corsproc/internal/active"
+	"github.com/corsproc/corsproc/internal/admin"
+	"github.com/corsproc/corsproc/internal/app"
+	"github.com/corsproc/corsproc/internal/listen"
+	"github.com/corsproc/corsproc/internal/tlsreload"
 	"github.com/corsproc/corsproc/policy"
 	"github.com/corsproc/corsproc/policy/reload"
 	"github.com/corsproc/corsproc/processor"
@@ -69,7 +69,7 @@ func newServeFlags(c *serveConfig) *flag.FlagSet {
 		"PEM CA certificates `FILE`: require every gRPC client (Envoy) to present\n"+
 			"a certificate signed by one of them (mutual TLS; needs --tls-cert).\n"+
 			"Reloaded when the file changes")
-	fs.StringVar(&c.listenMode, "listen-mode", fmt.Sprintf("%#o", defaultSocketMode),
+	fs.StringVar(&c.listenMode, "listen-mode", fmt.Sprintf("%#o", listen.DefaultSocketMode),
 		"permission bits (`MODE`, octal) of the Unix socket of --listen\n"+
 			"unix:///path: who may connect (connecting needs write permission)")
 	fs.DurationVar(&c.streamIdleTimeout, "stream-idle-timeout", processor.DefaultIdleTimeout,
@@ -95,7 +95,7 @@ func newServeFlags(c *serveConfig) *flag.FlagSet {
 // defineBoundFlags defines the admin socket's mode and the gRPC server's
 // bounds (docs/security.md, "Bounds").
 func defineBoundFlags(fs *flag.FlagSet, c *serveConfig) {
-	fs.StringVar(&c.adminMode, "admin-mode", fmt.Sprintf("%#o", defaultSocketMode),
+	fs.StringVar(&c.adminMode, "admin-mode", fmt.Sprintf("%#o", listen.DefaultSocketMode),
 		"permission bits (`MODE`, octal) of the Unix socket of --admin\n"+
 			"unix:///path: who may connect (connecting needs write permission)")
 	fs.IntVar(&c.maxMessageBytes, "max-message-bytes", processor.DefaultMaxRecvMsgSize,
@@ -150,6 +150,36 @@ func checkLogFlags(format, level string) (slog.Level, []error) {
 	return l, errs
 }
 
+// parseListenAddr parses the value s of the listen flag flagName.
+func parseListenAddr(flagName, s string) (listen.Addr, error) {
+	a, err := listen.Parse(s)
+	if err != nil {
+		return listen.Addr{}, fmt.Errorf("--%s %q: %w", flagName, s, err)
+	}
+	return a, nil
+}
+
+// parseFileMode parses the value s of the socket mode flag flagName.
+func parseFileMode(flagName, s string) (fs.FileMode, error) {
+	m, err := listen.ParseFileMode(s)
+	if err != nil {
+		return 0, fmt.Errorf("--%s %q: %w", flagName, s, err)
+	}
+	return m, nil
+}
+
+// checkTLSFlags checks that the TLS flags make sense together.
+func checkTLSFlags(f tlsreload.Files) []error {
+	var errs []error
+	if (f.Cert == "") != (f.Key == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key: give both or neither"))
+	}
+	if f.ClientCA != "" && f.Cert == "" {
+		errs = append(errs, errors.New("--client-ca requires --tls-cert and --tls-key: client certificates are verified during a TLS handshake"))
+	}
+	return errs
+}
+
 var (
 	logFormats = []string{"text", "json"}
 	logLevels  = map[string]slog.Level{
@@ -163,13 +193,13 @@ var (
 // serveOptions are serve's flags, checked.
 type serveOptions struct {
 	policy          string
-	listen          listenAddr
-	admin           *listenAddr // nil: no admin server
+	listen          listen.Addr
+	admin           *listen.Addr // nil: no admin server
 	logFormat       string
 	logLevel        slog.Level
 	shutdownTimeout time.Duration
 
-	tls                   tlsFiles
+	tls                   tlsreload.Files
 	listenMode            fs.FileMode
 	streamIdleTimeout     time.Duration
 	maxRequestHeaders     int
@@ -191,7 +221,7 @@ func parseServeFlags(args []string) (serveOptions, error) {
 		policy:                c.policy,
 		logFormat:             c.logFormat,
 		shutdownTimeout:       c.shutdownTimeout,
-		tls:                   tlsFiles{cert: c.tlsCert, key: c.tlsKey, clientCA: c.clientCA},
+		tls:                   tlsreload.Files{Cert: c.tlsCert, Key: c.tlsKey, ClientCA: c.clientCA},
 		streamIdleTimeout:     c.streamIdleTimeout,
 		maxRequestHeaders:     c.maxRequestHeaders,
 		maxRequestHeaderBytes: c.maxRequestHeaderBytes,
@@ -291,15 +321,15 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	loadedAt := time.Now()
 
-	reg := newRegistry()
+	reg := admin.NewRegistry()
 	// The TLS files too must be good before anything is bound.
 	var creds credentials.TransportCredentials
-	if o.tls.cert != "" {
-		certs, err := newCertReloader(o.tls, log, reg)
+	if o.tls.Cert != "" {
+		certs, err := tlsreload.New(o.tls, log, reg)
 		if err != nil {
 			return fmt.Errorf("not serving: %w", err)
 		}
-		creds = credentials.NewTLS(certs.serverConfig())
+		creds = credentials.NewTLS(certs.ServerConfig())
 	}
 	proc := processor.New(set, processor.Options{
 		Logger:                log,
@@ -309,51 +339,46 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		MaxRequestHeaderBytes: o.maxRequestHeaderBytes,
 		GRPC:                  o.grpcLimits,
 	})
-	active := newActivePolicy(proc, set, loadedAt, reg)
-	gs, hs := newGRPCServer(proc, creds)
-	s := &server{log: log, gs: gs, hs: hs}
+	enforced := active.New(proc, set, loadedAt, reg)
+	g := app.NewGRPCServer(proc, creds)
+	g.DrainTimeout = o.shutdownTimeout
 
-	grpcLis, err := o.listen.listenMode(ctx, o.listenMode)
+	grpcLis, err := o.listen.ListenMode(ctx, o.listenMode)
 	if err != nil {
 		return fmt.Errorf("gRPC listener: %w", err)
 	}
 	// --max-connections: past it, connections wait in the kernel's accept
 	// queue until one closes.
-	grpcLis = netutil.LimitListener(grpcLis, o.maxConnections)
-	watchPolicyEvery(ctx, log, o.policy, set, active.swap, reg, o.reloadInterval)
-	var adminLis net.Listener
+	g.Listener = netutil.LimitListener(grpcLis, o.maxConnections)
+	watchPolicyEvery(ctx, log, o.policy, set, enforced.Swap, reg, o.reloadInterval)
+	a := &app.App{Log: log, Servers: []app.Server{g}, ShutdownTimeout: o.shutdownTimeout}
+	bound := listening{grpc: listen.String(g.Addr())}
 	if o.admin != nil {
-		if adminLis, err = o.admin.listenMode(ctx, o.adminMode); err != nil {
-			grpcLis.Close()
+		adminLis, err := o.admin.ListenMode(ctx, o.adminMode)
+		if err != nil {
+			g.Listener.Close()
 			return fmt.Errorf("admin listener: %w", err)
 		}
-		// /readyz asks the gRPC server's health service through the
-		// listener it serves on; over TLS (whose certificate need not name
-		// the address, and which may require a client certificate corsproc
-		// does not hold) it asks the health service in process.
-		var hc healthpb.HealthClient = inProcessHealth{hs}
-		if creds == nil {
-			if s.self, err = dialSelf(grpcLis.Addr()); err != nil {
-				grpcLis.Close()
-				adminLis.Close()
-				return fmt.Errorf("gRPC health client: %w", err)
-			}
-			hc = healthpb.NewHealthClient(s.self)
+		adm, err := admin.New(log, reg, enforced, g, creds != nil, adminLis)
+		if err != nil {
+			g.Listener.Close()
+			adminLis.Close()
+			return err
 		}
-		ready := &readiness{active: active, health: hc}
-		s.admin = &httpServer{
-			name:  "admin",
-			srv:   newAdminServer(log, reg, active, ready.check),
-			lis:   adminLis,
-			drain: adminShutdownTimeout,
-		}
+		// The admin server goes last, so /readyz answers 503 for the whole
+		// drain.
+		a.Servers = append(a.Servers, adm)
+		bound.admin = listen.String(adm.Addr())
 	}
-	return s.serve(ctx, e, o.shutdownTimeout, grpcLis, func(bound listening) {
+	return a.Run(ctx, func() {
 		log.Info("corsproc serving",
 			"grpc", bound.grpc,
 			"admin", cmp.Or(bound.admin, "disabled"),
 			"policy", set.Source(),
 			"policies", len(set.Names()))
+		if e.ready != nil {
+			e.ready(bound)
+		}
 	})
 }
 
@@ -373,114 +398,4 @@ func loadPolicy(log *slog.Logger, path string) (*policy.Set, error) {
 		log.LogAttrs(context.Background(), slog.LevelWarn, "policy warning", d.LogAttrs()...)
 	}
 	return set, nil
-}
-
-// server is one run of serve or dev: the gRPC server, and the HTTP servers
-// that run and stop with it.
-type server struct {
-	log *slog.Logger
-	gs  *grpc.Server
-	hs  *health.Server
-	// front is dev's emulated Envoy, whose requests gs answers; nil for
-	// serve. frontConn is its client connection to gs.
-	front     *httpServer
-	frontConn *grpc.ClientConn
-	admin     *httpServer // nil when --admin is "", and for dev
-	// self is /readyz's client connection to gs; nil without admin server.
-	self *grpc.ClientConn
-}
-
-// httpServer is an HTTP server that a server runs beside gs.
-type httpServer struct {
-	name string // what the logs call it: "admin", "dev"
-	srv  *http.Server
-	lis  net.Listener
-	// drain is how long requests in flight may take to finish at shutdown
-	// before their connections are closed.
-	drain time.Duration
-}
-
-// serve serves on the bound listeners until ctx is cancelled or a server
-// fails, then drains. announce logs the startup line with the addresses
-// bound. It returns nil after a shutdown asked for by ctx.
-func (s *server) serve(ctx context.Context, e *env, drain time.Duration, grpcLis net.Listener, announce func(listening)) error {
-	// Every server reports here; after shutdown nobody reads, hence the
-	// room for all of them.
-	failed := make(chan error, 3)
-	go func() { failed <- s.gs.Serve(grpcLis) }()
-	bound := listening{grpc: addrString(grpcLis.Addr())}
-	if s.front != nil {
-		go func() { failed <- s.front.srv.Serve(s.front.lis) }()
-		bound.http = addrString(s.front.lis.Addr())
-	}
-	if s.admin != nil {
-		go func() { failed <- s.admin.srv.Serve(s.admin.lis) }()
-		bound.admin = addrString(s.admin.lis.Addr())
-	}
-	announce(bound)
-	if e.ready != nil {
-		e.ready(bound)
-	}
-
-	var err error
-	select {
-	case <-ctx.Done():
-		s.log.Info("shutting down", "cause", context.Cause(ctx), "shutdown_timeout", drain)
-	case err = <-failed:
-		err = fmt.Errorf("server stopped: %w", err)
-		s.log.Error("shutting down", "error", err)
-	}
-	s.shutdown(drain)
-	return err
-}
-
-// shutdown stops taking work and drains: gRPC health, and /readyz which
-// asks it, go down at once, so load balancers and Envoy's health checker
-// steer new requests elsewhere. dev's emulated Envoy then stops taking
-// requests and lets those in flight finish, with gs still answering them.
-// Then in-flight streams get until the drain deadline to finish before they
-// are cut.
-func (s *server) shutdown(drain time.Duration) {
-	s.hs.Shutdown() // NOT_SERVING for every service, and it stays so
-
-	if s.front != nil {
-		s.front.shutdown(s.log)
-		// Its streams are over: they must not hold up gs's drain.
-		s.frontConn.Close()
-	}
-
-	stopped := make(chan struct{})
-	go func() {
-		s.gs.GracefulStop() // GOAWAY, then wait for in-flight streams
-		close(stopped)
-	}()
-	deadline := time.NewTimer(drain)
-	defer deadline.Stop()
-	select {
-	case <-stopped:
-		s.log.Info("drained")
-	case <-deadline.C:
-		s.log.Warn("drain deadline passed, closing the streams still open", "shutdown_timeout", drain)
-		s.gs.Stop()
-		<-stopped
-	}
-
-	// The admin server goes last, so /readyz answers 503 for the whole drain.
-	if s.admin != nil {
-		s.admin.shutdown(s.log)
-	}
-	if s.self != nil {
-		s.self.Close()
-	}
-}
-
-// shutdown stops h taking requests and waits up to h.drain for those in
-// flight, then closes the connections still open.
-func (h *httpServer) shutdown(log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), h.drain)
-	defer cancel()
-	if err := h.srv.Shutdown(ctx); err != nil {
-		log.Warn("requests still in flight at the shutdown deadline, closing them", "server", h.name, "timeout", h.drain)
-		h.srv.Close()
-	}
 }

@@ -756,7 +756,7 @@ func TestServeDebugPolicy(t *testing.T) {
 			t.Errorf("/debug/policy lacks %s as written:\n%s", name, body)
 		}
 	}
-	if n := len(yamlDocs(t, body)); n != 2 {
+	if n := len(testutil.YAMLDocs(t, body)); n != 2 {
 		t.Errorf("%d YAML documents, want 2:\n%s", n, body)
 	}
 	_, metrics := get(t, "GET", admin+"/metrics")

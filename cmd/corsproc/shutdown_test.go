@@ -8,10 +8,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -31,8 +28,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/corsproc/corsproc/internal/testutil"
-	"github.com/corsproc/corsproc/policy"
-	"github.com/corsproc/corsproc/processor"
 )
 
 // TestMain lets the test binary play corsproc itself: with
@@ -305,82 +300,5 @@ func TestBinarySIGTERM(t *testing.T) {
 	defer cancel()
 	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); status.Code(err) == codes.OK {
 		t.Error("health check answered after exit")
-	}
-}
-
-// TestShutdownClosesAdminRequestsPastDeadline: an admin request still in
-// flight when the admin server's shutdown deadline passes is cut, with a
-// warning naming the server, and Run still returns nil. (The admin server
-// used to be closed without a word, where dev's front server warned.)
-func TestShutdownClosesAdminRequestsPastDeadline(t *testing.T) {
-	t.Parallel()
-	var logs testutil.SyncBuffer
-	log := newLogger(&logs, "text", slog.LevelInfo)
-	gs, hs := newGRPCServer(processor.New(policy.Development(), processor.Options{}), nil)
-	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A request that never finishes by itself.
-	entered := make(chan struct{})
-	release := make(chan struct{})
-	defer close(release)
-	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(entered)
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	})
-	s := &server{log: log, gs: gs, hs: hs, admin: &httpServer{
-		name:  "admin",
-		srv:   &http.Server{Handler: slow},
-		lis:   adminLis,
-		drain: 10 * time.Millisecond,
-	}}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- s.serve(ctx, &env{}, time.Second, grpcLis, func(listening) {})
-	}()
-
-	answered := make(chan error, 1)
-	go func() {
-		resp, err := (&http.Client{Timeout: waitLimit}).Get("http://" + adminLis.Addr().String() + "/slow")
-		if err == nil {
-			resp.Body.Close()
-		}
-		answered <- err
-	}()
-	select {
-	case <-entered:
-	case <-time.After(waitLimit):
-		t.Fatal("the admin request did not arrive")
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("serve after cancel = %v, want nil", err)
-		}
-	case <-time.After(waitLimit):
-		t.Fatalf("serve did not return with an admin request in flight\n%s", logs.String())
-	}
-	select {
-	case err := <-answered:
-		if err == nil {
-			t.Error("the admin request in flight got an answer, want its connection closed")
-		}
-	case <-time.After(waitLimit):
-		t.Fatal("the admin request in flight was not cut")
-	}
-	want := `level=WARN msg="requests still in flight at the shutdown deadline, closing them" server=admin`
-	if l := logs.String(); !strings.Contains(l, want) {
-		t.Errorf("logs do not contain %q:\n%s", want, l)
 	}
 }

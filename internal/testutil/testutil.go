@@ -3,9 +3,13 @@
 package testutil
 
 import (
+	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/corsproc/corsproc/policy"
 )
@@ -39,4 +43,23 @@ func MustParse(tb testing.TB, yaml string) *policy.Set {
 		tb.Fatalf("policy.Parse: %v", err)
 	}
 	return set
+}
+
+// YAMLDocs decodes a YAML stream into its documents, failing the test if it
+// is not one.
+func YAMLDocs(tb testing.TB, data string) []any {
+	tb.Helper()
+	dec := yaml.NewDecoder(strings.NewReader(data))
+	var docs []any
+	for {
+		var v any
+		err := dec.Decode(&v)
+		if errors.Is(err, io.EOF) {
+			return docs
+		}
+		if err != nil {
+			tb.Fatalf("not a YAML stream: %v\n%s", err, data)
+		}
+		docs = append(docs, v)
+	}
 }

@@ -1,4 +1,8 @@
-package main
+// Package listen binds corsproc's listeners: a TCP host:port, or a Unix
+// socket, which it creates with the permission bits asked for and without a
+// moment in which the socket exists with others, and whose stale file (left
+// by a process that died) it removes (docs/security.md, "Unix socket").
+package listen
 
 import (
 	"context"
@@ -14,34 +18,35 @@ import (
 	"time"
 )
 
-// unixScheme prefixes a Unix socket address, as gRPC targets spell it.
-const unixScheme = "unix://"
+// UnixScheme prefixes a Unix socket address, as gRPC targets spell it.
+const UnixScheme = "unix://"
 
-// listenAddr is a parsed --listen or --admin value.
-type listenAddr struct {
+// Addr is a parsed listen address: a --listen or --admin value.
+type Addr struct {
 	network string // "tcp" or "unix"
 	address string // host:port, or the socket path
 }
 
-// parseListenAddr parses host:port (port 0 asks the kernel for a free one)
-// or unix:///absolute/path.sock.
-func parseListenAddr(flagName, s string) (listenAddr, error) {
-	if path, ok := strings.CutPrefix(s, unixScheme); ok {
+// Parse parses host:port (port 0 asks the kernel for a free one) or
+// unix:///absolute/path.sock. Its errors say what is wanted, not which
+// flag held s: the caller names the flag.
+func Parse(s string) (Addr, error) {
+	if path, ok := strings.CutPrefix(s, UnixScheme); ok {
 		if !filepath.IsAbs(path) {
-			return listenAddr{}, fmt.Errorf("--%s %q: a Unix socket address is unix:///absolute/path.sock", flagName, s)
+			return Addr{}, errors.New("a Unix socket address is unix:///absolute/path.sock")
 		}
-		return listenAddr{network: "unix", address: path}, nil
+		return Addr{network: "unix", address: path}, nil
 	}
 	if _, _, err := net.SplitHostPort(s); err != nil {
-		return listenAddr{}, fmt.Errorf("--%s %q: want host:port or unix:///path/to.sock", flagName, s)
+		return Addr{}, errors.New("want host:port or unix:///path/to.sock")
 	}
-	return listenAddr{network: "tcp", address: s}, nil
+	return Addr{network: "tcp", address: s}, nil
 }
 
-// listen binds a. For a Unix socket it first removes a stale socket file, one
+// Listen binds a. For a Unix socket it first removes a stale socket file, one
 // left by a process that died without unlinking it, and creates the socket
-// with the process umask: serve's listeners use listenMode instead.
-func (a listenAddr) listen(ctx context.Context) (net.Listener, error) {
+// with the process umask: serve's listeners use ListenMode instead.
+func (a Addr) Listen(ctx context.Context) (net.Listener, error) {
 	if a.network == "unix" {
 		if err := removeStaleSocket(a.address); err != nil {
 			return nil, err
@@ -51,21 +56,21 @@ func (a listenAddr) listen(ctx context.Context) (net.Listener, error) {
 	return lc.Listen(ctx, a.network, a.address)
 }
 
-// defaultSocketMode is the --listen-mode and --admin-mode default: the owner
+// DefaultSocketMode is the --listen-mode and --admin-mode default: the owner
 // and its group may connect (connecting to a Unix socket needs write
 // permission), others may not. A sidecar Envoy running as another user
 // shares a group with corsproc (fsGroup in Kubernetes).
-const defaultSocketMode fs.FileMode = 0o660
+const DefaultSocketMode fs.FileMode = 0o660
 
-// listenMode binds a like listen, and gives a Unix socket the permission
+// ListenMode binds a like Listen, and gives a Unix socket the permission
 // bits mode, without a moment in which the socket exists at the path with
 // other permissions: it is bound in a fresh private directory beside the
 // path (mode 0700, so nobody else can reach it there), chmod'ed, then
 // renamed into place, which is atomic. The listener removes the socket at
 // the path when closed.
-func (a listenAddr) listenMode(ctx context.Context, mode fs.FileMode) (net.Listener, error) {
+func (a Addr) ListenMode(ctx context.Context, mode fs.FileMode) (net.Listener, error) {
 	if a.network != "unix" {
-		return a.listen(ctx)
+		return a.Listen(ctx)
 	}
 	if err := removeStaleSocket(a.address); err != nil {
 		return nil, err
@@ -110,11 +115,12 @@ func (l *renamedUnixListener) Close() error {
 	return err
 }
 
-// parseFileMode parses an octal permission mode such as 0660 or 660.
-func parseFileMode(flagName, s string) (fs.FileMode, error) {
+// ParseFileMode parses an octal permission mode such as 0660 or 660. Like
+// Parse, its error does not name the flag.
+func ParseFileMode(s string) (fs.FileMode, error) {
 	m, err := strconv.ParseUint(s, 8, 32)
 	if err != nil || m > 0o777 {
-		return 0, fmt.Errorf("--%s %q: want octal permission bits such as 0660", flagName, s)
+		return 0, errors.New("want octal permission bits such as 0660")
 	}
 	return fs.FileMode(m), nil
 }
@@ -140,10 +146,10 @@ func removeStaleSocket(path string) error {
 	return os.Remove(path)
 }
 
-// addrString spells a bound address the way the listen flags accept it.
-func addrString(a net.Addr) string {
+// String spells a bound address the way the listen flags accept it.
+func String(a net.Addr) string {
 	if a.Network() == "unix" {
-		return unixScheme + a.String()
+		return UnixScheme + a.String()
 	}
 	return a.String()
 }

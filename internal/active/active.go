@@ -1,4 +1,8 @@
-package main
+// Package active holds the policy set corsproc enforces: every new set
+// passes through Set.Swap on its way to the processor, which records when it
+// became active and its generation, for the admin server's /debug/policy
+// and the metrics (docs/operations.md, "Metrics").
+package active
 
 import (
 	"sync"
@@ -21,35 +25,35 @@ const (
 	metricPolicies         = "corsproc_policies"
 )
 
-// loadedPolicy is a policy set as it became active.
-type loadedPolicy struct {
-	set *policy.Set
-	// loadedAt is when the set was loaded and swapped in.
-	loadedAt time.Time
-	// generation counts the sets that have been active: 1 for the set
+// Loaded is a policy set as it became active.
+type Loaded struct {
+	Set *policy.Set
+	// LoadedAt is when the set was loaded and swapped in.
+	LoadedAt time.Time
+	// Generation counts the sets that have been active: 1 for the set
 	// serve started with, one more per successful reload.
-	generation uint64
+	Generation uint64
 }
 
-// activePolicy is the policy set serve enforces. Every set goes through
-// swap, which hands it to the processor and records when it became active,
-// for /debug/policy and the metrics.
-type activePolicy struct {
+// Set is the policy set serve enforces. Every set goes through Swap, which
+// hands it to the processor and records when it became active, for
+// /debug/policy and the metrics.
+type Set struct {
 	proc *processor.Server
 	now  func() time.Time
 
 	mu  sync.Mutex // serialises swaps
-	cur atomic.Pointer[loadedPolicy]
+	cur atomic.Pointer[Loaded]
 
 	generation prometheus.Gauge
 	loaded     prometheus.Gauge
 	policies   prometheus.Gauge
 }
 
-// newActivePolicy records set, the set proc was created with, as the first
-// active set, loaded at loadedAt. The metrics go to reg unless it is nil.
-func newActivePolicy(proc *processor.Server, set *policy.Set, loadedAt time.Time, reg prometheus.Registerer) *activePolicy {
-	a := &activePolicy{
+// New records set, the set proc was created with, as the first active set,
+// loaded at loadedAt. The metrics go to reg unless it is nil.
+func New(proc *processor.Server, set *policy.Set, loadedAt time.Time, reg prometheus.Registerer) *Set {
+	a := &Set{
 		proc: proc,
 		now:  time.Now,
 		generation: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -68,30 +72,30 @@ func newActivePolicy(proc *processor.Server, set *policy.Set, loadedAt time.Time
 	if reg != nil {
 		reg.MustRegister(a.generation, a.loaded, a.policies)
 	}
-	a.record(&loadedPolicy{set: set, loadedAt: loadedAt, generation: 1})
+	a.record(&Loaded{Set: set, LoadedAt: loadedAt, Generation: 1})
 	return a
 }
 
-// swap makes set the active set: the processor enforces it from its next
+// Swap makes set the active set: the processor enforces it from its next
 // stream on.
-func (a *activePolicy) swap(set *policy.Set) {
+func (a *Set) Swap(set *policy.Set) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	lp := &loadedPolicy{set: set, loadedAt: a.now(), generation: a.cur.Load().generation + 1}
+	lp := &Loaded{Set: set, LoadedAt: a.now(), Generation: a.cur.Load().Generation + 1}
 	a.proc.Swap(set)
 	a.record(lp)
 }
 
-func (a *activePolicy) record(lp *loadedPolicy) {
+func (a *Set) record(lp *Loaded) {
 	a.cur.Store(lp)
-	a.generation.Set(float64(lp.generation))
-	a.loaded.Set(float64(lp.loadedAt.UnixNano()) / 1e9)
+	a.generation.Set(float64(lp.Generation))
+	a.loaded.Set(float64(lp.LoadedAt.UnixNano()) / 1e9)
 	n := 0
-	if lp.set != nil {
-		n = len(lp.set.Names())
+	if lp.Set != nil {
+		n = len(lp.Set.Names())
 	}
 	a.policies.Set(float64(n))
 }
 
-// current returns the active set as it was loaded.
-func (a *activePolicy) current() *loadedPolicy { return a.cur.Load() }
+// Current returns the active set as it was loaded.
+func (a *Set) Current() *Loaded { return a.cur.Load() }

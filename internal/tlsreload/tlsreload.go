@@ -1,9 +1,11 @@
-package main
+// Package tlsreload serves the TLS configuration of corsproc's gRPC
+// listener from its certificate, key and client CA files, and follows
+// their rotation without a restart (docs/security.md, "Rotation").
+package tlsreload
 
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,19 +16,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// tlsCheckInterval bounds how often a handshake looks at the certificate
+// CheckInterval bounds how often a handshake looks at the certificate
 // files: at most once per interval, whatever the handshake rate, a stat of
 // each file; a reload only when one of them changed. Envoy holds its
 // connections to corsproc for long, so handshakes are rare anyway.
-const tlsCheckInterval = time.Second
+const CheckInterval = time.Second
 
 // metricTLSReloads counts certificate reloads by result.
 const metricTLSReloads = "corsproc_tls_reloads_total"
 
-// tlsFiles are the --tls-cert, --tls-key and --client-ca paths.
-type tlsFiles struct {
-	cert, key string
-	clientCA  string // "": no client certificate asked for
+// Files are the --tls-cert, --tls-key and --client-ca paths.
+type Files struct {
+	Cert, Key string
+	ClientCA  string // "": no client certificate asked for
 }
 
 // fileStamp identifies a version of a file cheaply: a rotation, whether it
@@ -46,15 +48,15 @@ func stampOf(path string) (fileStamp, error) {
 	return fileStamp{size: fi.Size(), modTime: fi.ModTime(), ino: inode(fi)}, nil
 }
 
-// certReloader serves the gRPC listener's TLS configuration and follows
+// Reloader serves the gRPC listener's TLS configuration and follows
 // rotations of its files without a restart: every handshake asks it for the
-// configuration, and at most once per tlsCheckInterval it compares the
+// configuration, and at most once per CheckInterval it compares the
 // files' stamps and reloads them when they changed. A reload that fails (a
 // half-written rotation, a key that does not match the certificate) keeps
 // the last good configuration serving, is logged and counted, and is tried
 // again at the next check.
-type certReloader struct {
-	files tlsFiles
+type Reloader struct {
+	files Files
 	log   *slog.Logger
 	now   func() time.Time
 
@@ -66,10 +68,11 @@ type certReloader struct {
 	reloads *prometheus.CounterVec
 }
 
-// newCertReloader loads the files, failing if they do not make a working
-// configuration: serve must not start on a broken certificate.
-func newCertReloader(files tlsFiles, log *slog.Logger, reg prometheus.Registerer) (*certReloader, error) {
-	r := &certReloader{
+// New loads the files, failing if they do not make a working
+// configuration: serve must not start on a broken certificate. The reload
+// counter goes to reg unless it is nil.
+func New(files Files, log *slog.Logger, reg prometheus.Registerer) (*Reloader, error) {
+	r := &Reloader{
 		files: files,
 		log:   log,
 		now:   time.Now,
@@ -97,15 +100,15 @@ func newCertReloader(files tlsFiles, log *slog.Logger, reg prometheus.Registerer
 	return r, nil
 }
 
-func (r *certReloader) paths() []string {
-	ps := []string{r.files.cert, r.files.key}
-	if r.files.clientCA != "" {
-		ps = append(ps, r.files.clientCA)
+func (r *Reloader) paths() []string {
+	ps := []string{r.files.Cert, r.files.Key}
+	if r.files.ClientCA != "" {
+		ps = append(ps, r.files.ClientCA)
 	}
 	return ps
 }
 
-func (r *certReloader) stamp() ([3]fileStamp, error) {
+func (r *Reloader) stamp() ([3]fileStamp, error) {
 	var s [3]fileStamp
 	for i, p := range r.paths() {
 		st, err := stampOf(p)
@@ -117,9 +120,9 @@ func (r *certReloader) stamp() ([3]fileStamp, error) {
 	return s, nil
 }
 
-// serverConfig is the tls.Config of the gRPC listener: every handshake gets
+// ServerConfig is the tls.Config of the gRPC listener: every handshake gets
 // the current configuration from GetConfigForClient.
-func (r *certReloader) serverConfig() *tls.Config {
+func (r *Reloader) ServerConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
@@ -130,11 +133,11 @@ func (r *certReloader) serverConfig() *tls.Config {
 
 // config returns the current configuration, reloading the files first when
 // the check interval has passed and they changed.
-func (r *certReloader) config() *tls.Config {
+func (r *Reloader) config() *tls.Config {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
-	if now.Sub(r.checked) < tlsCheckInterval {
+	if now.Sub(r.checked) < CheckInterval {
 		return r.cur.Load()
 	}
 	r.checked = now
@@ -149,13 +152,13 @@ func (r *certReloader) config() *tls.Config {
 	if err != nil {
 		r.reloads.WithLabelValues("failure").Inc()
 		r.log.Error("TLS files changed but cannot be loaded; the previous certificate keeps serving",
-			"cert", r.files.cert, "key", r.files.key, "client_ca", r.files.clientCA, "error", err.Error())
+			"cert", r.files.Cert, "key", r.files.Key, "client_ca", r.files.ClientCA, "error", err.Error())
 		return r.cur.Load()
 	}
 	r.cur.Store(cfg)
 	r.stamps = stamps
 	r.reloads.WithLabelValues("success").Inc()
-	r.log.Info("TLS certificate reloaded", "cert", r.files.cert, "not_after", notAfter(cfg))
+	r.log.Info("TLS certificate reloaded", "cert", r.files.Cert, "not_after", notAfter(cfg))
 	return cfg
 }
 
@@ -170,39 +173,27 @@ func notAfter(cfg *tls.Config) string {
 // at least, HTTP/2 by ALPN (gRPC over TLS requires it: the Envoy cluster's
 // TLS context must offer h2), and with a client CA, a client certificate
 // that CA signed, required and verified.
-func loadTLSConfig(files tlsFiles) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(files.cert, files.key)
+func loadTLSConfig(files Files) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(files.Cert, files.Key)
 	if err != nil {
-		return nil, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", files.cert, files.key, err)
+		return nil, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", files.Cert, files.Key, err)
 	}
 	cfg := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{cert},
 		NextProtos:   []string{"h2"},
 	}
-	if files.clientCA != "" {
-		pem, err := os.ReadFile(files.clientCA)
+	if files.ClientCA != "" {
+		pem, err := os.ReadFile(files.ClientCA)
 		if err != nil {
 			return nil, fmt.Errorf("--client-ca: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--client-ca %s: no PEM certificate in it", files.clientCA)
+			return nil, fmt.Errorf("--client-ca %s: no PEM certificate in it", files.ClientCA)
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
-}
-
-// checkTLSFlags checks that the TLS flags make sense together.
-func checkTLSFlags(f tlsFiles) []error {
-	var errs []error
-	if (f.cert == "") != (f.key == "") {
-		errs = append(errs, errors.New("--tls-cert and --tls-key: give both or neither"))
-	}
-	if f.clientCA != "" && f.cert == "" {
-		errs = append(errs, errors.New("--client-ca requires --tls-cert and --tls-key: client certificates are verified during a TLS handshake"))
-	}
-	return errs
 }

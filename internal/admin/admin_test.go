@@ -1,9 +1,7 @@
-package main
+package admin
 
 import (
 	"bytes"
-	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,10 +13,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.yaml.in/yaml/v3"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/corsproc/corsproc/internal/active"
+	"github.com/corsproc/corsproc/internal/app"
+	"github.com/corsproc/corsproc/internal/testutil"
 	"github.com/corsproc/corsproc/policy"
 	"github.com/corsproc/corsproc/processor"
 )
@@ -28,7 +28,7 @@ import (
 type adminEnv struct {
 	t      *testing.T
 	h      http.Handler
-	active *activePolicy
+	active *active.Set
 	proc   *processor.Server
 	stop   func() // stops the gRPC server
 	hs     interface {
@@ -40,8 +40,9 @@ type adminEnv struct {
 func newAdminEnv(t *testing.T, set *policy.Set) *adminEnv {
 	t.Helper()
 	proc := processor.New(set, processor.Options{})
-	active := newActivePolicy(proc, set, time.Now(), nil)
-	gs, hs := newGRPCServer(proc, nil)
+	act := active.New(proc, set, time.Now(), nil)
+	g := app.NewGRPCServer(proc, nil)
+	gs, hs := g.Server, g.Health
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -53,9 +54,9 @@ func newAdminEnv(t *testing.T, set *policy.Set) *adminEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	ready := &readiness{active: active, health: healthpb.NewHealthClient(conn)}
-	h := newAdminHandler(slog.New(slog.DiscardHandler), prometheus.NewRegistry(), active, ready.check)
-	return &adminEnv{t: t, h: h, active: active, proc: proc, stop: gs.Stop, hs: hs}
+	ready := &readiness{active: act, health: healthpb.NewHealthClient(conn)}
+	h := newHandler(slog.New(slog.DiscardHandler), prometheus.NewRegistry(), act, ready.check)
+	return &adminEnv{t: t, h: h, active: act, proc: proc, stop: gs.Stop, hs: hs}
 }
 
 // do serves one request and returns the status and body.
@@ -85,7 +86,7 @@ func TestReadyzFollowsGRPCHealth(t *testing.T) {
 	// The ext_proc service alone going down does not matter: /readyz asks
 	// for the whole server, as Envoy's health checker does by default.
 	e.hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	e.hs.SetServingStatus(healthServices[1], healthpb.HealthCheckResponse_NOT_SERVING)
+	e.hs.SetServingStatus(app.HealthServices[1], healthpb.HealthCheckResponse_NOT_SERVING)
 	e.wantReady(http.StatusOK, "ok")
 
 	// Draining: NOT_SERVING for good.
@@ -104,7 +105,7 @@ func TestReadyzWithoutPolicy(t *testing.T) {
 	t.Parallel()
 	e := newAdminEnv(t, nil)
 	e.wantReady(http.StatusServiceUnavailable, "no policy set loaded")
-	e.active.swap(policy.Development())
+	e.active.Swap(policy.Development())
 	e.wantReady(http.StatusOK, "ok")
 }
 
@@ -121,24 +122,6 @@ func TestSelfTarget(t *testing.T) {
 		if got := selfTarget(addr); got != want {
 			t.Errorf("selfTarget(%v) = %q, want %q", addr, got, want)
 		}
-	}
-}
-
-// yamlDocs decodes a YAML stream into its documents.
-func yamlDocs(t *testing.T, data string) []any {
-	t.Helper()
-	dec := yaml.NewDecoder(strings.NewReader(data))
-	var docs []any
-	for {
-		var v any
-		err := dec.Decode(&v)
-		if errors.Is(err, io.EOF) {
-			return docs
-		}
-		if err != nil {
-			t.Fatalf("not a YAML stream: %v\n%s", err, data)
-		}
-		docs = append(docs, v)
 	}
 }
 
@@ -159,7 +142,7 @@ func TestWritePolicyYAML(t *testing.T) {
 	}
 	loaded := time.Date(2026, 3, 1, 12, 30, 45, 0, time.FixedZone("CET", 3600))
 	var b bytes.Buffer
-	writePolicyYAML(&b, &loadedPolicy{set: set, loadedAt: loaded, generation: 7})
+	writePolicyYAML(&b, &active.Loaded{Set: set, LoadedAt: loaded, Generation: 7})
 	out := b.String()
 	header := "# source: " + dir + "\n# digest: " + set.Digest() + "\n# loaded: 2026-03-01T11:30:45Z\n# generation: 7\n# policies: web, api, shop\n"
 	if !strings.HasPrefix(out, header) {
@@ -171,12 +154,12 @@ func TestWritePolicyYAML(t *testing.T) {
 		}
 	}
 	// One document per file, each the file's content.
-	docs := yamlDocs(t, out)
+	docs := testutil.YAMLDocs(t, out)
 	if len(docs) != 3 {
 		t.Fatalf("%d documents, want 3:\n%s", len(docs), out)
 	}
 	for i, name := range []string{"a.yaml", "b.yaml", "c.yaml"} {
-		want := yamlDocs(t, files[name])[0]
+		want := testutil.YAMLDocs(t, files[name])[0]
 		if got, _ := yaml.Marshal(docs[i]); string(got) != string(must(yaml.Marshal(want))) {
 			t.Errorf("document %d:\n%s\nwant %s:\n%s", i, got, name, must(yaml.Marshal(want)))
 		}
@@ -192,13 +175,13 @@ func TestWritePolicyYAML(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Reset()
-	writePolicyYAML(&b, &loadedPolicy{set: compiled, loadedAt: loaded, generation: 1})
+	writePolicyYAML(&b, &active.Loaded{Set: compiled, LoadedAt: loaded, Generation: 1})
 	for _, want := range []string{"# source: decoded.yaml\n", "# digest: none\n", "# files: none recorded"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, b.String())
 		}
 	}
-	if strings.Contains(b.String(), "# file: ") || len(yamlDocs(t, b.String())) != 0 {
+	if strings.Contains(b.String(), "# file: ") || len(testutil.YAMLDocs(t, b.String())) != 0 {
 		t.Errorf("documents without source files:\n%s", b.String())
 	}
 }
@@ -214,48 +197,5 @@ func writeFile(t *testing.T, dir, name, data string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// The active policy's metrics exist from the start and follow every swap.
-func TestActivePolicyMetrics(t *testing.T) {
-	t.Parallel()
-	reg := prometheus.NewPedanticRegistry()
-	dev := policy.Development()
-	proc := processor.New(dev, processor.Options{})
-	active := newActivePolicy(proc, dev, time.Unix(1700000000, 500_000_000), reg)
-	compare := func(generation, loaded, policies string) {
-		t.Helper()
-		if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP corsproc_policies Policies in the active set.
-# TYPE corsproc_policies gauge
-corsproc_policies `+policies+`
-# HELP corsproc_policy_generation Generation of the active policy set: 1 for the set corsproc started with, one more per successful reload.
-# TYPE corsproc_policy_generation gauge
-corsproc_policy_generation `+generation+`
-# HELP corsproc_policy_loaded_timestamp_seconds Unix time at which the active policy set was loaded.
-# TYPE corsproc_policy_loaded_timestamp_seconds gauge
-corsproc_policy_loaded_timestamp_seconds `+loaded+`
-`)); err != nil {
-			t.Error(err)
-		}
-	}
-	compare("1", "1700000000.5", "1")
-	if lp := active.current(); lp.set != dev || lp.generation != 1 || !lp.loadedAt.Equal(time.Unix(1700000000, 500_000_000)) {
-		t.Errorf("current = %+v", lp)
-	}
-
-	two, err := policy.Parse("two.yaml", []byte("policies:\n  - name: a\n    allowed_origins: [https://a.example]\n  - name: b\n    allowed_origins: [https://b.example]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	active.now = func() time.Time { return time.Unix(1700000100, 0) }
-	active.swap(two)
-	compare("2", "1700000100", "2")
-	if proc.Policy() != two {
-		t.Error("swap did not reach the processor")
-	}
-	if lp := active.current(); lp.set != two || lp.generation != 2 || !lp.loadedAt.Equal(time.Unix(1700000100, 0)) {
-		t.Errorf("current = %+v", lp)
 	}
 }

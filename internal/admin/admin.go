@@ -1,4 +1,7 @@
-package main
+// Package admin is corsproc's read-only admin HTTP server: /metrics,
+// /healthz, /readyz and /debug/policy (docs/operations.md, "Admin
+// endpoints"), and the private metrics registry /metrics shows.
+package admin
 
 import (
 	"bufio"
@@ -25,6 +28,10 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/corsproc/corsproc/internal/active"
+	"github.com/corsproc/corsproc/internal/app"
+	"github.com/corsproc/corsproc/internal/listen"
 )
 
 // Admin server timeouts: it answers probes and scrapes, small and quick,
@@ -33,9 +40,9 @@ const (
 	adminReadHeaderTimeout = 5 * time.Second
 	adminWriteTimeout      = 30 * time.Second
 	adminIdleTimeout       = 2 * time.Minute
-	// adminShutdownTimeout bounds the admin server's own close, after the
+	// ShutdownTimeout bounds the admin server's own close, after the
 	// gRPC drain.
-	adminShutdownTimeout = 5 * time.Second
+	ShutdownTimeout = 5 * time.Second
 	// readyCheckTimeout bounds the gRPC health check behind /readyz. It is
 	// a round trip to a process on the same host; an answer slower than
 	// this means the server is not in a state to take traffic.
@@ -46,10 +53,10 @@ const (
 	readyMaxBackoff = time.Second
 )
 
-// newRegistry returns corsproc's private metrics registry, with the Go
+// NewRegistry returns corsproc's private metrics registry, with the Go
 // runtime and process collectors. Nothing goes to the global default
 // registry, so what /metrics shows is exactly what corsproc registered.
-func newRegistry() *prometheus.Registry {
+func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -58,10 +65,38 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// newAdminServer returns the admin HTTP server on newAdminHandler.
-func newAdminServer(log *slog.Logger, reg *prometheus.Registry, active *activePolicy, ready func(context.Context) error) *http.Server {
+// New returns the admin server on lis, for an app.App to run after the gRPC
+// server g: metrics from reg, the policy set of active, and a /readyz that
+// asks g's health service. Over plaintext it asks through g's listener, as
+// Envoy's health checker and a kubelet gRPC probe ask it; over TLS (tls
+// true: a certificate need not name the address, and may require a client
+// certificate corsproc does not hold) it asks the health service in
+// process.
+func New(log *slog.Logger, reg *prometheus.Registry, active *active.Set, g *app.GRPCServer, tls bool, lis net.Listener) (*app.HTTPServer, error) {
+	var hc healthpb.HealthClient = inProcessHealth{g.Health}
+	var closers []io.Closer
+	if !tls {
+		self, err := dialSelf(g.Addr())
+		if err != nil {
+			return nil, fmt.Errorf("gRPC health client: %w", err)
+		}
+		hc = healthpb.NewHealthClient(self)
+		closers = append(closers, self)
+	}
+	ready := &readiness{active: active, health: hc}
+	return &app.HTTPServer{
+		Name:         "admin",
+		Server:       newServer(log, reg, active, ready.check),
+		Listener:     lis,
+		DrainTimeout: ShutdownTimeout,
+		Close:        closers,
+	}, nil
+}
+
+// newServer returns the admin HTTP server on newHandler.
+func newServer(log *slog.Logger, reg *prometheus.Registry, active *active.Set, ready func(context.Context) error) *http.Server {
 	return &http.Server{
-		Handler:           newAdminHandler(log, reg, active, ready),
+		Handler:           newHandler(log, reg, active, ready),
 		ReadHeaderTimeout: adminReadHeaderTimeout,
 		WriteTimeout:      adminWriteTimeout,
 		IdleTimeout:       adminIdleTimeout,
@@ -69,7 +104,7 @@ func newAdminServer(log *slog.Logger, reg *prometheus.Registry, active *activePo
 	}
 }
 
-// newAdminHandler serves:
+// newHandler serves:
 //
 //   - /metrics: the private registry reg;
 //   - /healthz: liveness, the process answers;
@@ -79,7 +114,7 @@ func newAdminServer(log *slog.Logger, reg *prometheus.Registry, active *activePo
 //
 // Every route is read-only: GET and HEAD only (the mux answers 405 to any
 // other method), so nothing on the admin port changes state.
-func newAdminHandler(log *slog.Logger, reg *prometheus.Registry, active *activePolicy, ready func(context.Context) error) http.Handler {
+func newHandler(log *slog.Logger, reg *prometheus.Registry, active *active.Set, ready func(context.Context) error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -100,7 +135,7 @@ func newAdminHandler(log *slog.Logger, reg *prometheus.Registry, active *activeP
 		h.Set("Content-Type", "application/yaml; charset=utf-8")
 		h.Set("Cache-Control", "no-store")
 		h.Set("X-Content-Type-Options", "nosniff")
-		writePolicyYAML(w, active.current())
+		writePolicyYAML(w, active.Current())
 	})
 	return mux
 }
@@ -112,12 +147,12 @@ func newAdminHandler(log *slog.Logger, reg *prometheus.Registry, active *activeP
 // says NOT_SERVING, and once the listener is closed the check cannot
 // connect: /readyz is 503 either way.
 type readiness struct {
-	active *activePolicy
+	active *active.Set
 	health healthpb.HealthClient
 }
 
 func (r *readiness) check(ctx context.Context) error {
-	if lp := r.active.current(); lp == nil || lp.set == nil {
+	if lp := r.active.Current(); lp == nil || lp.Set == nil {
 		return errors.New("no policy set loaded")
 	}
 	ctx, cancel := context.WithTimeout(ctx, readyCheckTimeout)
@@ -149,7 +184,7 @@ func dialSelf(addr net.Addr) (*grpc.ClientConn, error) {
 func selfTarget(addr net.Addr) string {
 	tcp, ok := addr.(*net.TCPAddr)
 	if !ok {
-		return addrString(addr) // unix:///path
+		return listen.String(addr) // unix:///path
 	}
 	ip := tcp.IP
 	switch {
@@ -165,16 +200,16 @@ func selfTarget(addr net.Addr) string {
 // writePolicyYAML writes lp as a YAML stream: a header of comments (source,
 // digest, load time, generation), then each source file as read, preceded
 // by a "# file:" comment, one document per file.
-func writePolicyYAML(w io.Writer, lp *loadedPolicy) {
-	if lp == nil || lp.set == nil {
+func writePolicyYAML(w io.Writer, lp *active.Loaded) {
+	if lp == nil || lp.Set == nil {
 		io.WriteString(w, "# no policy set loaded\n")
 		return
 	}
-	set := lp.set
+	set := lp.Set
 	fmt.Fprintf(w, "# source: %s\n", commentValue(set.Source()))
 	fmt.Fprintf(w, "# digest: %s\n", commentValue(cmp.Or(set.Digest(), "none")))
-	fmt.Fprintf(w, "# loaded: %s\n", lp.loadedAt.UTC().Format(time.RFC3339))
-	fmt.Fprintf(w, "# generation: %d\n", lp.generation)
+	fmt.Fprintf(w, "# loaded: %s\n", lp.LoadedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "# generation: %d\n", lp.Generation)
 	fmt.Fprintf(w, "# policies: %s\n", commentValue(strings.Join(set.Names(), ", ")))
 	files := set.Files()
 	if files == nil {
