@@ -2,21 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,112 +21,20 @@ import (
 	"github.com/corsproc/corsproc/internal/testutil"
 )
 
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-var serials atomic.Int64
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serials.Add(1)),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a leaf certificate and key in PEM, for a server (localhost,
-// 127.0.0.1) or a client, and its serial number.
-func (ca *testCA) issue(t *testing.T, cn string, server bool) (certPEM, keyPEM []byte, serial int64) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial = serials.Add(1)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.DNSNames = []string{"localhost"}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), serial
-}
-
-func (ca *testCA) keyPair(t *testing.T, cn string) tls.Certificate {
-	t.Helper()
-	c, k, _ := ca.issue(t, cn, false)
-	kp, err := tls.X509KeyPair(c, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kp
-}
-
-// writeAtomic replaces path with data as a rotation tool does: a new file
-// renamed over the old one.
-func writeAtomic(t *testing.T, path string, data []byte) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // tlsServer writes a server certificate from ca into dir and returns the
 // serve flags that use it.
-func tlsServer(t *testing.T, dir string, ca *testCA) (args []string, certFile, keyFile string, serial int64) {
+func tlsServer(t *testing.T, dir string, ca *testutil.CA) (args []string, certFile, keyFile string, serial int64) {
 	t.Helper()
-	c, k, serial := ca.issue(t, "corsproc", true)
+	c, k, serial := ca.Issue(t, "corsproc", true)
 	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	writeAtomic(t, certFile, c)
-	writeAtomic(t, keyFile, k)
+	testutil.WriteAtomic(t, certFile, c)
+	testutil.WriteAtomic(t, keyFile, k)
 	return []string{"--tls-cert", certFile, "--tls-key", keyFile}, certFile, keyFile, serial
 }
 
-func clientTLS(ca *testCA, certs ...tls.Certificate) *tls.Config {
+func clientTLS(ca *testutil.CA, certs ...tls.Certificate) *tls.Config {
 	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
+	pool.AddCert(ca.Cert)
 	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
 	if len(certs) > 0 {
 		// Always present the certificate: Go's client would otherwise
@@ -186,7 +86,7 @@ func servedSerial(t *testing.T, addr string, cfg *tls.Config) int64 {
 func TestServeTLS(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	ca := newTestCA(t, "corsproc test CA")
+	ca := testutil.NewCA(t, "corsproc test CA")
 	args, certFile, keyFile, serial1 := tlsServer(t, dir, ca)
 	in := startServe(t, append(args, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")...)
 
@@ -197,7 +97,7 @@ func TestServeTLS(t *testing.T) {
 	if err := healthOver(t, in.addrs.grpc, insecureCreds()); err == nil {
 		t.Error("a plaintext client was served by a TLS listener")
 	}
-	otherCA := newTestCA(t, "another CA")
+	otherCA := testutil.NewCA(t, "another CA")
 	if err := healthOver(t, in.addrs.grpc, credentials.NewTLS(clientTLS(otherCA))); err == nil {
 		t.Error("a client that does not trust the certificate's CA connected")
 	}
@@ -209,9 +109,9 @@ func TestServeTLS(t *testing.T) {
 	}
 
 	// Rotation: a new certificate and key, written as rotation tools do.
-	c2, k2, serial2 := ca.issue(t, "corsproc", true)
-	writeAtomic(t, keyFile, k2)
-	writeAtomic(t, certFile, c2)
+	c2, k2, serial2 := ca.Issue(t, "corsproc", true)
+	testutil.WriteAtomic(t, keyFile, k2)
+	testutil.WriteAtomic(t, certFile, c2)
 	deadline := time.Now().Add(waitLimit)
 	for servedSerial(t, in.addrs.grpc, clientTLS(ca)) != serial2 {
 		if time.Now().After(deadline) {
@@ -225,7 +125,7 @@ func TestServeTLS(t *testing.T) {
 
 	// A broken rotation: the key does not parse. The last good certificate
 	// keeps serving, and the failure is logged and counted.
-	writeAtomic(t, keyFile, []byte("not a key"))
+	testutil.WriteAtomic(t, keyFile, []byte("not a key"))
 	deadline = time.Now().Add(waitLimit)
 	for !strings.Contains(in.logs.String(), "TLS files changed but cannot be loaded") {
 		if time.Now().After(deadline) {
@@ -251,19 +151,19 @@ func TestServeTLS(t *testing.T) {
 func TestServeMutualTLS(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	serverCA := newTestCA(t, "server CA")
-	clientCA := newTestCA(t, "envoy client CA")
-	rogueCA := newTestCA(t, "rogue CA")
+	serverCA := testutil.NewCA(t, "server CA")
+	clientCA := testutil.NewCA(t, "envoy client CA")
+	rogueCA := testutil.NewCA(t, "rogue CA")
 	args, _, _, _ := tlsServer(t, dir, serverCA)
 	caFile := filepath.Join(dir, "client-ca.crt")
-	writeAtomic(t, caFile, clientCA.pem)
+	testutil.WriteAtomic(t, caFile, clientCA.PEM)
 	in := startServe(t, append(args, "--client-ca", caFile, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")...)
 
-	envoy := clientCA.keyPair(t, "envoy")
+	envoy := clientCA.KeyPair(t, "envoy")
 	for name, cfg := range map[string]*tls.Config{
 		"no client certificate":          clientTLS(serverCA),
-		"certificate of an untrusted CA": clientTLS(serverCA, rogueCA.keyPair(t, "envoy")),
-		"certificate of the server's CA": clientTLS(serverCA, serverCA.keyPair(t, "envoy")),
+		"certificate of an untrusted CA": clientTLS(serverCA, rogueCA.KeyPair(t, "envoy")),
+		"certificate of the server's CA": clientTLS(serverCA, serverCA.KeyPair(t, "envoy")),
 		"self-signed client certificate": clientTLS(serverCA, selfSigned(t)),
 		"plaintext":                      nil,
 	} {
@@ -285,8 +185,8 @@ func TestServeMutualTLS(t *testing.T) {
 	}
 
 	// Rotate the client CA: the new CA's clients get in, the old one's not.
-	writeAtomic(t, caFile, rogueCA.pem)
-	rogue := credentials.NewTLS(clientTLS(serverCA, rogueCA.keyPair(t, "envoy-2")))
+	testutil.WriteAtomic(t, caFile, rogueCA.PEM)
+	rogue := credentials.NewTLS(clientTLS(serverCA, rogueCA.KeyPair(t, "envoy-2")))
 	deadline := time.Now().Add(waitLimit)
 	for healthOver(t, in.addrs.grpc, rogue) != nil {
 		if time.Now().After(deadline) {
@@ -302,18 +202,18 @@ func TestServeMutualTLS(t *testing.T) {
 func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
 
 func selfSigned(t *testing.T) tls.Certificate {
-	ca := newTestCA(t, "self")
-	return tls.Certificate{Certificate: [][]byte{ca.cert.Raw}, PrivateKey: ca.key}
+	ca := testutil.NewCA(t, "self")
+	return tls.Certificate{Certificate: [][]byte{ca.Cert.Raw}, PrivateKey: ca.Key}
 }
 
 // A TLS flag naming a missing or broken file stops serve before it binds.
 func TestServeTLSBadFiles(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	ca := newTestCA(t, "ca")
+	ca := testutil.NewCA(t, "ca")
 	args, _, keyFile, _ := tlsServer(t, dir, ca)
 	garbage := filepath.Join(dir, "garbage.pem")
-	writeAtomic(t, garbage, []byte("-----BEGIN NOTHING-----\n"))
+	testutil.WriteAtomic(t, garbage, []byte("-----BEGIN NOTHING-----\n"))
 	for name, extra := range map[string][]string{
 		"missing cert":   {"--tls-cert", filepath.Join(dir, "absent.crt"), "--tls-key", keyFile},
 		"garbage key":    {"--tls-cert", args[1], "--tls-key", garbage},
