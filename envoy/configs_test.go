@@ -61,7 +61,7 @@ const (
 	http2OptionsKey   = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 )
 
-// Limits of corsproc's gRPC server (cmd/corsproc/grpcserver.go) the corsproc
+// Limits of corsproc's gRPC server (processor/grpcoptions.go) the corsproc
 // cluster must respect.
 const (
 	// corsprocPingMinTime: grpc-go closes a connection whose client pings
