@@ -1,6 +1,6 @@
 package main
 
-// The gRPC server's bounds (grpcserver.go) and serve's bound flags: what
+// The gRPC server's bounds (processor/grpcoptions.go) and serve's bound flags: what
 // happens past each.
 
 import (
