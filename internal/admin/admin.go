@@ -66,13 +66,13 @@ func NewRegistry() *prometheus.Registry {
 }
 
 // New returns the admin server on lis, for an app.App to run after the gRPC
-// server g: metrics from reg, the policy set of active, and a /readyz that
+// server g: metrics from reg, the policy set of enforced, and a /readyz that
 // asks g's health service. Over plaintext it asks through g's listener, as
 // Envoy's health checker and a kubelet gRPC probe ask it; over TLS (tls
 // true: a certificate need not name the address, and may require a client
 // certificate corsproc does not hold) it asks the health service in
 // process.
-func New(log *slog.Logger, reg *prometheus.Registry, active *active.Set, g *app.GRPCServer, tls bool, lis net.Listener) (*app.HTTPServer, error) {
+func New(log *slog.Logger, reg *prometheus.Registry, enforced *active.Set, g *app.GRPCServer, tls bool, lis net.Listener) (*app.HTTPServer, error) {
 	var hc healthpb.HealthClient = inProcessHealth{g.Health}
 	var closers []io.Closer
 	if !tls {
@@ -83,10 +83,10 @@ func New(log *slog.Logger, reg *prometheus.Registry, active *active.Set, g *app.
 		hc = healthpb.NewHealthClient(self)
 		closers = append(closers, self)
 	}
-	ready := &readiness{active: active, health: hc}
+	ready := &readiness{active: enforced, health: hc}
 	return &app.HTTPServer{
 		Name:         "admin",
-		Server:       newServer(log, reg, active, ready.check),
+		Server:       newServer(log, reg, enforced, ready.check),
 		Listener:     lis,
 		DrainTimeout: ShutdownTimeout,
 		Close:        closers,
@@ -94,9 +94,9 @@ func New(log *slog.Logger, reg *prometheus.Registry, active *active.Set, g *app.
 }
 
 // newServer returns the admin HTTP server on newHandler.
-func newServer(log *slog.Logger, reg *prometheus.Registry, active *active.Set, ready func(context.Context) error) *http.Server {
+func newServer(log *slog.Logger, reg *prometheus.Registry, enforced *active.Set, ready func(context.Context) error) *http.Server {
 	return &http.Server{
-		Handler:           newHandler(log, reg, active, ready),
+		Handler:           newHandler(log, reg, enforced, ready),
 		ReadHeaderTimeout: adminReadHeaderTimeout,
 		WriteTimeout:      adminWriteTimeout,
 		IdleTimeout:       adminIdleTimeout,
@@ -114,7 +114,7 @@ func newServer(log *slog.Logger, reg *prometheus.Registry, active *active.Set, r
 //
 // Every route is read-only: GET and HEAD only (the mux answers 405 to any
 // other method), so nothing on the admin port changes state.
-func newHandler(log *slog.Logger, reg *prometheus.Registry, active *active.Set, ready func(context.Context) error) http.Handler {
+func newHandler(log *slog.Logger, reg *prometheus.Registry, enforced *active.Set, ready func(context.Context) error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -135,7 +135,7 @@ func newHandler(log *slog.Logger, reg *prometheus.Registry, active *active.Set, 
 		h.Set("Content-Type", "application/yaml; charset=utf-8")
 		h.Set("Cache-Control", "no-store")
 		h.Set("X-Content-Type-Options", "nosniff")
-		writePolicyYAML(w, active.Current())
+		writePolicyYAML(w, enforced.Current())
 	})
 	return mux
 }
