@@ -199,15 +199,12 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	// answers its requests in flight; then corsproc drains.
 	a := &app.App{Log: log, Servers: []app.Server{front, g}, ShutdownTimeout: devShutdownTimeout}
 	bound := listening{grpc: listen.String(g.Addr()), http: listen.String(front.Addr())}
-	return a.Run(ctx, func() {
+	return e.runApp(ctx, a, bound, func() {
 		log.Info("corsproc dev listening",
 			"listen", bound.http,
 			"upstream", o.upstream,
 			"policy", set.Source(),
 			"policies", len(set.Names()),
 			"grpc", bound.grpc)
-		if e.ready != nil {
-			e.ready(bound)
-		}
 	})
 }

@@ -370,12 +370,21 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		a.Servers = append(a.Servers, adm)
 		bound.admin = listen.String(adm.Addr())
 	}
-	return a.Run(ctx, func() {
+	return e.runApp(ctx, a, bound, func() {
 		log.Info("corsproc serving",
 			"grpc", bound.grpc,
 			"admin", cmp.Or(bound.admin, "disabled"),
 			"policy", set.Source(),
 			"policies", len(set.Names()))
+	})
+}
+
+// runApp runs a, the servers of serve or dev, until ctx is cancelled and
+// they have drained. Once they all serve, announce logs the startup line
+// and e.ready learns the addresses bound.
+func (e *env) runApp(ctx context.Context, a *app.App, bound listening, announce func()) error {
+	return a.Run(ctx, func() {
+		announce()
 		if e.ready != nil {
 			e.ready(bound)
 		}
