@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/corsproc/corsproc/internal/testutil"
 )
 
 // Under umask 000, the admin server's Unix socket gets --admin-mode (0660
@@ -31,7 +33,7 @@ func TestServeAdminSocketModeUmask000(t *testing.T) {
 		{nil, 0o660},
 		{[]string{"--admin-mode", "0600"}, 0o600},
 	} {
-		dir := shortTempDir(t)
+		dir := testutil.ShortTempDir(t)
 		admin := filepath.Join(dir, "admin.sock")
 		grpcSock := filepath.Join(dir, "grpc.sock")
 		in := startServe(t, append([]string{"--listen", "unix://" + grpcSock, "--admin", "unix://" + admin}, c.args...)...)

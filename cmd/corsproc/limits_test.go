@@ -28,6 +28,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/corsproc/corsproc/processor"
+
+	"github.com/corsproc/corsproc/internal/testutil"
 )
 
 // requestHeaders is an Envoy request_headers message.
@@ -452,7 +454,7 @@ func TestServeUnixSocketMode(t *testing.T) {
 		{[]string{"--listen-mode", "0600"}, 0o600},
 		{[]string{"--listen-mode", "666"}, 0o666},
 	} {
-		dir := shortTempDir(t)
+		dir := testutil.ShortTempDir(t)
 		sock := filepath.Join(dir, "corsproc.sock")
 		in := startServe(t, append([]string{"--listen", "unix://" + sock, "--admin", ""}, c.args...)...)
 		fi, err := os.Lstat(sock)

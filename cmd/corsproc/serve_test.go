@@ -447,21 +447,9 @@ func TestServeDrainDeadline(t *testing.T) {
 	}
 }
 
-// shortTempDir returns a temporary directory for Unix sockets, whose paths
-// must stay under about 100 bytes.
-func shortTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "corsproc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 func TestServeUnixSocket(t *testing.T) {
 	t.Parallel()
-	sock := filepath.Join(shortTempDir(t), "corsproc.sock")
+	sock := filepath.Join(testutil.ShortTempDir(t), "corsproc.sock")
 
 	// A stale socket file, as a killed corsproc leaves it.
 	stale, err := net.Listen("unix", sock)
@@ -489,7 +477,7 @@ func TestServeUnixSocket(t *testing.T) {
 
 func TestServeRefusesToTakeOverASocket(t *testing.T) {
 	t.Parallel()
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t)
 
 	live := filepath.Join(dir, "live.sock")
 	l, err := net.Listen("unix", live)
@@ -814,7 +802,7 @@ func TestServeDebugPolicy(t *testing.T) {
 // /readyz reaches the gRPC health service on a Unix socket too.
 func TestServeReadyzUnixSocket(t *testing.T) {
 	t.Parallel()
-	sock := filepath.Join(shortTempDir(t), "corsproc.sock")
+	sock := filepath.Join(testutil.ShortTempDir(t), "corsproc.sock")
 	in := startServe(t, "--listen", "unix://"+sock, "--admin", "127.0.0.1:0")
 	if code, body := get(t, "GET", "http://"+in.addrs.admin+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz = %d %q, want 200", code, body)

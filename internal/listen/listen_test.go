@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/corsproc/corsproc/internal/testutil"
 )
 
 func TestParse(t *testing.T) {
@@ -50,23 +52,11 @@ func TestParseFileMode(t *testing.T) {
 	}
 }
 
-// shortTempDir returns a directory for Unix sockets, whose paths must stay
-// under about 100 bytes.
-func shortTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "listen")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // ListenMode replaces a stale socket, gives the socket the mode asked for,
 // leaves nothing beside it, names it by its path, and removes it on Close.
 func TestListenModeUnix(t *testing.T) {
 	t.Parallel()
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t)
 	sock := filepath.Join(dir, "s.sock")
 	stale, err := net.Listen("unix", sock)
 	if err != nil {
@@ -111,7 +101,7 @@ func TestListenModeUnix(t *testing.T) {
 // on, or a file that is not a socket.
 func TestListenRefusesToTakeOver(t *testing.T) {
 	t.Parallel()
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t)
 	live := filepath.Join(dir, "live.sock")
 	l, err := net.Listen("unix", live)
 	if err != nil {

@@ -5,6 +5,7 @@ package testutil
 import (
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -62,4 +63,17 @@ func YAMLDocs(tb testing.TB, data string) []any {
 		}
 		docs = append(docs, v)
 	}
+}
+
+// ShortTempDir returns a new directory for Unix sockets, removed at the
+// test's end: a socket's path must stay under about 100 bytes, which
+// t.TempDir's long names can pass.
+func ShortTempDir(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "corsproc")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
