@@ -11,6 +11,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	corsprocv1 "github.com/corsproc/corsproc/proto/corsproc/v1"
+
+	"github.com/corsproc/corsproc/internal/origins"
 )
 
 // Limits on the values a policy holds, so that a compiled set stays cheap.
@@ -244,7 +246,7 @@ func compilePolicy(p *corsprocv1.Policy, path string, ds *diagnostics, shared *s
 func suggestName(name string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(name) {
-		if r < 0x80 && (isLowerAlpha(byte(r)) || isDigit(byte(r)) || r == '.' || r == '_' || r == '-') {
+		if r < 0x80 && (r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
 			b.WriteRune(r)
 		} else {
 			b.WriteByte('-')
@@ -305,11 +307,11 @@ func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnosti
 		default:
 			// matchOrigin looks exact origins up before it parses the
 			// request's Origin, so an entry that is not a serialized
-			// origin as parseOrigin accepts it must not be there: such an
+			// origin as origins.Parse accepts it must not be there: such an
 			// Origin is malformed, whatever the list says. (The checks
 			// above make it canonical; this keeps the lookup order from
 			// ever mattering.)
-			if parseOrigin(c.rawExact, new(origin)) || c.null {
+			if origins.Parse(c.rawExact, new(origins.Origin)) || c.null {
 				set.exact[c.rawExact] = i
 			}
 		}
@@ -543,7 +545,7 @@ func compileMatch(m *corsprocv1.Match, path string, ds *diagnostics) matcher {
 		case strings.Contains(base, "*"):
 			ds.errorf(item(path+".hosts", i), `write "*.example.com" or an exact host`, "host %q has a * that is not a leading \"*.\" label", h)
 			continue
-		case !isHostName(base) && !isBracketedIPv6(base):
+		case !origins.IsHostName(base) && !isBracketedIPv6(base):
 			ds.errorf(item(path+".hosts", i), "write a host name such as api.example.com", "%q is not a valid host", h)
 			continue
 		}
@@ -579,7 +581,7 @@ func compileMatch(m *corsprocv1.Match, path string, ds *diagnostics) matcher {
 }
 
 func isBracketedIPv6(s string) bool {
-	return len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' && isIPv6Literal(s[1:len(s)-1])
+	return len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' && origins.IsIPv6Literal(s[1:len(s)-1])
 }
 
 // isToken reports whether s is an RFC 9110 token, the syntax of method and

@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/corsproc/corsproc/internal/origins"
 )
 
 // configOrigin is an allowed_origins entry once checked: an exact origin or a
@@ -54,7 +56,7 @@ func parseConfigOrigin(s string) (configOrigin, *problem) {
 	if lower := strings.ToLower(scheme); lower != scheme {
 		return c, problemf(fmt.Sprintf("write %q", lower+"://"+rest), "scheme %q must be lower case", scheme)
 	}
-	if !isScheme(scheme) {
+	if !origins.IsScheme(scheme) {
 		return c, problemf("use a scheme such as https", "%q is not a valid scheme", scheme)
 	}
 	c.scheme = scheme
@@ -99,10 +101,10 @@ func parseConfigOrigin(s string) (configOrigin, *problem) {
 		}
 	}
 	if port != "" && port != anyPortSpec {
-		if !isPort(port) {
+		if !origins.IsPort(port) {
 			return c, problemf("write a port between 1 and 65535, or * for any port", "%q has an invalid port %q", s, port)
 		}
-		if isDefaultPort(scheme, port) {
+		if origins.IsDefaultPort(scheme, port) {
 			return c, problemf(fmt.Sprintf("write %q: browsers omit the default port", scheme+"://"+host), "%q has the default port %s", s, port)
 		}
 	}
@@ -124,7 +126,7 @@ func parseConfigOrigin(s string) (configOrigin, *problem) {
 		if lower := strings.ToLower(host); lower != host {
 			return c, problemf(fmt.Sprintf("write %q: browsers send host names in lower case", joinOrigin(scheme, wildPrefix(c.wildSub)+lower, port)), "%q has upper case in its host", s)
 		}
-		if !isHostName(host) || strings.HasSuffix(host, ".") {
+		if !origins.IsHostName(host) || strings.HasSuffix(host, ".") {
 			return c, problemf("write a host name of letters, digits, '-' and '.'", "%q has an invalid host %q", s, host)
 		}
 		if c.wildSub {
@@ -252,3 +254,6 @@ func checkOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp, rules regexRul
 	}
 	return errs, warns
 }
+
+func isLowerAlpha(c byte) bool { return c >= 'a' && c <= 'z' }
+func isDigit(c byte) bool      { return c >= '0' && c <= '9' }

@@ -12,9 +12,10 @@
 //     headers.go (header names).
 //   - §2 which policy governs a request: evaluate.go (selectPolicy,
 //     unknownPolicy); set.go holds the indexes it reads.
-//   - §3 origins: evaluate.go (matchOrigin), origin.go (the request's
-//     Origin, origin sets and patterns), config_origin.go (allowed_origins
-//     entries and the rules they obey), regex.go (what a regex matches).
+//   - §3 origins: evaluate.go (matchOrigin), origin.go (origin sets and
+//     patterns), config_origin.go (allowed_origins entries and the rules
+//     they obey), regex.go (what a regex matches); the request's Origin is
+//     parsed by internal/origins.
 //   - §4 to §8 classification, preflight, responses, managed headers,
 //     shadow mode: evaluate.go; decide.go (Remove, NeedsResponse,
 //     RespondImmediately); explain.go traces the same code.
@@ -22,6 +23,6 @@
 //     positions), compile.go (validation and compilation), diag.go
 //     (diagnostics), limits.go (size and count caps), set.go (files and
 //     directories).
-//   - §10 request bounds: evaluate.go (MaxACRHBytes, MaxACRHNames),
-//     origin.go (maxOriginLen).
+//   - §10 request bounds: evaluate.go (MaxACRHBytes, MaxACRHNames); the
+//     Origin's length is internal/origins's MaxLen.
 package policy

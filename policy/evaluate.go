@@ -1,6 +1,10 @@
 package policy
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/corsproc/corsproc/internal/origins"
+)
 
 // ACRH parsing bounds (docs/semantics.md, §5 and §10): beyond them a preflight fails. They keep
 // a hostile Access-Control-Request-Headers from costing more than a normal
@@ -202,7 +206,7 @@ func (p *policy) matchOrigin(r *Request) (bool, Reason, int) {
 		// The answer is "*" whatever the Origin says: nothing to match.
 		return true, ReasonNone, -1
 	}
-	if r.DuplicateOrigin || r.Truncated || len(r.Origin) > maxOriginLen {
+	if r.DuplicateOrigin || r.Truncated || len(r.Origin) > origins.MaxLen {
 		// No exact entry is that long (they are serialized origins): a
 		// hostile 1 MiB Origin is not even hashed.
 		return false, ReasonOriginMalformed, -1
@@ -218,8 +222,8 @@ func (p *policy) matchOrigin(r *Request) (bool, Reason, int) {
 		// parse, so it is malformed below.
 		return false, ReasonOriginNotAllowed, -1
 	}
-	var o origin
-	if !parseOrigin(r.Origin, &o) {
+	var o origins.Origin
+	if !origins.Parse(r.Origin, &o) {
 		return false, ReasonOriginMalformed, -1
 	}
 	if i, ok := p.origins.allowsPattern(r.Origin, &o); ok {

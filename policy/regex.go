@@ -8,6 +8,8 @@ import (
 	"unicode"
 
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/corsproc/corsproc/internal/origins"
 )
 
 // This file finds out what an allowed_origin_regexes entry actually lets
@@ -16,7 +18,7 @@ import (
 // the origins it matches, not by its spelling: it builds origins from the
 // parsed regex, with attacker-chosen text in each place where the regex
 // leaves a choice, and keeps those the compiled (anchored) regex really
-// matches and that parseOrigin accepts, the only ones a regex is ever asked
+// matches and that origins.Parse accepts, the only ones a regex is ever asked
 // about. Two such origins that differ only in the attacker's text show
 // whether that text can change the site: the public suffix (any host at
 // all), the label directly under a public suffix (anyone's site on
@@ -73,9 +75,9 @@ const (
 	siteCount                      // a repetition of anything else: how many times
 )
 
-// maxWitnessLen bounds the text a witness is built up to: parseOrigin
+// maxWitnessLen bounds the text a witness is built up to: origins.Parse
 // refuses longer origins anyway.
-const maxWitnessLen = maxOriginLen + 1
+const maxWitnessLen = origins.MaxLen + 1
 
 // maxRegexWork bounds the work of the analysis of one regex: a unit for each
 // node of the tree visited while building a string, and for each byte
@@ -127,18 +129,18 @@ type regexAnalyzer struct {
 	f          regexFindings
 }
 
-// witness is a built string the regex matches and parseOrigin accepts.
+// witness is a built string the regex matches and origins.Parse accepts.
 type witness struct {
 	s      string
-	origin origin
-	// site is siteOf(origin.host), once asked (known).
+	origin origins.Origin
+	// site is siteOf(origin.Host), once asked (known).
 	site          hostSite
 	known, siteOK bool
 }
 
 func (w *witness) hostSite() (hostSite, bool) {
 	if !w.known {
-		w.site, w.siteOK = siteOf(w.origin.host)
+		w.site, w.siteOK = siteOf(w.origin.Host)
 		w.known = true
 	}
 	return w.site, w.siteOK
@@ -231,8 +233,8 @@ func (a *regexAnalyzer) probeAddresses() {
 	src := a.re.String()
 	ports := []string{""}
 	for _, w := range a.seen {
-		if w != nil && w.origin.port != "" && !slices.Contains(ports, w.origin.port) && len(ports) < 4 {
-			ports = append(ports, w.origin.port)
+		if w != nil && w.origin.Port != "" && !slices.Contains(ports, w.origin.Port) && len(ports) < 4 {
+			ports = append(ports, w.origin.Port)
 		}
 	}
 	slices.Sort(ports[1:]) // a.seen is a map: keep the witness quoted stable
@@ -302,8 +304,8 @@ func (a *regexAnalyzer) tune(re *syntax.Regexp, dflt []int) []int {
 // originScore says how close s is to an origin: how much of "https://" or
 // "http://" it starts with, and more when it is one.
 func originScore(s string) int {
-	var o origin
-	if parseOrigin(s, &o) {
+	var o origins.Origin
+	if origins.Parse(s, &o) {
 		return 16
 	}
 	n := 0
@@ -417,15 +419,15 @@ func (a *regexAnalyzer) pair(re *syntax.Regexp, config []int, plan fill, site *s
 // check returns the witness s is when the regex matches it and it is an
 // origin, and records what a single origin shows: plain http.
 func (a *regexAnalyzer) check(s string) *witness {
-	if s == "" || len(s) > maxOriginLen {
+	if s == "" || len(s) > origins.MaxLen {
 		return nil
 	}
 	if w, ok := a.seen[s]; ok {
 		return w
 	}
 	var w *witness
-	var o origin
-	if parseOrigin(s, &o) && a.spend(a.matchCost(s)) && a.re.MatchString(s) {
+	var o origins.Origin
+	if origins.Parse(s, &o) && a.spend(a.matchCost(s)) && a.re.MatchString(s) {
 		w = &witness{s: s, origin: o}
 	}
 	a.seen[s] = w
@@ -433,12 +435,12 @@ func (a *regexAnalyzer) check(s string) *witness {
 		return nil
 	}
 	switch {
-	case isLoopback(o.host):
-	case o.scheme == "http":
+	case isLoopback(o.Host):
+	case o.Scheme == "http":
 		a.note(&a.f.insecure, s)
 	case a.f.insecure == "":
 		// The same origin over plain http.
-		if h := "http" + s[len(o.scheme):]; a.spend(a.matchCost(h)) && a.re.MatchString(h) {
+		if h := "http" + s[len(o.Scheme):]; a.spend(a.matchCost(h)) && a.re.MatchString(h) {
 			a.note(&a.f.insecure, h)
 		}
 	}
@@ -501,8 +503,8 @@ func (a *regexAnalyzer) classify(wa, wb *witness, p [2]string) {
 // overHTTPS returns the witness w over https, if the regex matches that
 // too: the plainer origin to quote.
 func (a *regexAnalyzer) overHTTPS(w *witness) *witness {
-	if w.origin.scheme != "https" {
-		if hw := a.check("https" + w.s[len(w.origin.scheme):]); hw != nil {
+	if w.origin.Scheme != "https" {
+		if hw := a.check("https" + w.s[len(w.origin.Scheme):]); hw != nil {
 			return hw
 		}
 	}
@@ -514,18 +516,18 @@ func (a *regexAnalyzer) overHTTPS(w *witness) *witness {
 // then the shorter.
 func plainer(s, old string) bool {
 	score := func(s string) int {
-		var o origin
-		if !parseOrigin(s, &o) {
+		var o origins.Origin
+		if !origins.Parse(s, &o) {
 			return 0
 		}
 		n := 0
-		if strings.HasSuffix(o.host, ".invalid") {
+		if strings.HasSuffix(o.Host, ".invalid") {
 			n += 4
 		}
-		if o.scheme == "https" {
+		if o.Scheme == "https" {
 			n += 2
 		}
-		if o.host == "evil.invalid" || strings.Contains(o.host, ".evil.invalid") {
+		if o.Host == "evil.invalid" || strings.Contains(o.Host, ".evil.invalid") {
 			n++
 		}
 		return n
@@ -550,7 +552,7 @@ func siteOf(host string) (hostSite, bool) {
 	if host == "" || host[0] == '[' {
 		return hostSite{}, false
 	}
-	if last := lastLabel(host); strings.Trim(last, "0123456789") == "" {
+	if last := origins.LastLabel(host); strings.Trim(last, "0123456789") == "" {
 		return hostSite{}, false
 	}
 	ps, icann := publicsuffix.PublicSuffix(host)

@@ -49,6 +49,7 @@ func TestInternalImportDirection(t *testing.T) {
 	allowed := map[string][]string{
 		"internal/listen":    nil,
 		"internal/tlsreload": nil,
+		"internal/origins":   nil,
 		"internal/active":    {"policy", "processor"},
 		"internal/app":       {"processor"},
 		"internal/admin":     {"internal/active", "internal/app", "internal/listen"},

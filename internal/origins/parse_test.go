@@ -1,4 +1,4 @@
-package policy
+package origins
 
 import (
 	"math/rand/v2"
@@ -8,51 +8,51 @@ import (
 	"testing"
 )
 
-// refParseOrigin restates parseOrigin's contract the plain way, with
+// refParse restates Parse's contract the plain way, with
 // strings' functions and no word-at-a-time reading: the tests below hold
-// parseOrigin to it.
-func refParseOrigin(s string) (origin, bool) {
-	if len(s) > maxOriginLen {
-		return origin{}, false
+// Parse to it.
+func refParse(s string) (Origin, bool) {
+	if len(s) > MaxLen {
+		return Origin{}, false
 	}
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok || !refScheme(scheme) {
-		return origin{}, false
+		return Origin{}, false
 	}
 	var host, port string
 	hasPort := false
 	if strings.HasPrefix(rest, "[") {
 		end := strings.IndexByte(rest, ']')
 		if end < 0 {
-			return origin{}, false
+			return Origin{}, false
 		}
 		a, err := netip.ParseAddr(rest[1:end])
 		if err != nil || !a.Is6() || a.Zone() != "" || a.String() != rest[1:end] {
-			return origin{}, false
+			return Origin{}, false
 		}
 		host, rest = rest[:end+1], rest[end+1:]
 		if rest != "" {
 			if rest[0] != ':' {
-				return origin{}, false
+				return Origin{}, false
 			}
 			port, hasPort = rest[1:], true
 		}
 	} else {
 		host, port, hasPort = strings.Cut(rest, ":")
 		if !refHostName(host) {
-			return origin{}, false
+			return Origin{}, false
 		}
 	}
 	if hasPort {
 		n, err := strconv.Atoi(port)
-		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port || isDefaultPort(scheme, port) {
-			return origin{}, false
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port || IsDefaultPort(scheme, port) {
+			return Origin{}, false
 		}
 	}
-	o := origin{scheme: scheme, host: host, port: port}
+	o := Origin{Scheme: scheme, Host: host, Port: port}
 	if host[0] != '[' {
 		labels := strings.Split(strings.TrimSuffix(host, "."), ".")
-		o.tld = labels[len(labels)-1]
+		o.TLD = labels[len(labels)-1]
 	}
 	return o, true
 }
@@ -66,7 +66,7 @@ func refScheme(s string) bool {
 	return s != ""
 }
 
-// refHostName is isHostName's contract: 1 to 253 bytes of labels of 1 to
+// refHostName is IsHostName's contract: 1 to 253 bytes of labels of 1 to
 // 63 bytes of a-z, 0-9, '-' and '_', perhaps with a trailing dot.
 func refHostName(h string) bool {
 	if h == "" || len(h) > 253 {
@@ -85,22 +85,22 @@ func refHostName(h string) bool {
 	return true
 }
 
-// checkParseOrigin fails t unless parseOrigin and isHostName agree with
+// checkParse fails t unless Parse and IsHostName agree with
 // the plain restatements on s.
-func checkParseOrigin(t *testing.T, s string) {
+func checkParse(t *testing.T, s string) {
 	t.Helper()
-	var got origin
-	ok := parseOrigin(s, &got)
-	want, wantOK := refParseOrigin(s)
+	var got Origin
+	ok := Parse(s, &got)
+	want, wantOK := refParse(s)
 	if ok != wantOK || ok && got != want {
-		t.Fatalf("parseOrigin(%q) = %+v, %v; want %+v, %v", s, got, ok, want, wantOK)
+		t.Fatalf("Parse(%q) = %+v, %v; want %+v, %v", s, got, ok, want, wantOK)
 	}
-	if got, want := isHostName(s), refHostName(s); got != want {
-		t.Fatalf("isHostName(%q) = %v, want %v", s, got, want)
+	if got, want := IsHostName(s), refHostName(s); got != want {
+		t.Fatalf("IsHostName(%q) = %v, want %v", s, got, want)
 	}
 }
 
-var parseOriginCases = []string{
+var parseCases = []string{
 	"https://app.example.com", "http://localhost", "http://localhost:3000", "https://a.b",
 	"https://evil.example.org", "https://app.example.com.", "https://a", "http://a:1",
 	"https://x.example.org:8443", "https://[::1]", "https://[::1]:8080", "https://[::ffff:1.2.3.4]",
@@ -121,22 +121,22 @@ var parseOriginCases = []string{
 }
 
 func TestParseOrigin(t *testing.T) {
-	for _, s := range parseOriginCases {
-		checkParseOrigin(t, s)
+	for _, s := range parseCases {
+		checkParse(t, s)
 		// Each case again at every offset of the 8-byte words the host
 		// is read in, and cut short at every length.
 		for pad := 1; pad < 8; pad++ {
 			if scheme, rest, ok := strings.Cut(s, "://"); ok {
-				checkParseOrigin(t, scheme+"://"+strings.Repeat("a", pad)+"."+rest)
+				checkParse(t, scheme+"://"+strings.Repeat("a", pad)+"."+rest)
 			}
 		}
 		for n := range len(s) {
-			checkParseOrigin(t, s[:n])
+			checkParse(t, s[:n])
 		}
 	}
 }
 
-// TestParseOriginRandom compares parseOrigin with refParseOrigin on origins
+// TestParseOriginRandom compares Parse with refParse on origins
 // built from the bytes that matter to a host name, at every length.
 func TestParseOriginRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -151,15 +151,15 @@ func TestParseOriginRandom(t *testing.T) {
 		if rng.IntN(4) == 0 {
 			b.WriteString(":" + strconv.Itoa(rng.IntN(70000)))
 		}
-		checkParseOrigin(t, b.String())
+		checkParse(t, b.String())
 	}
 }
 
 func FuzzParseOrigin(f *testing.F) {
-	for _, s := range parseOriginCases {
+	for _, s := range parseCases {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, s string) { checkParseOrigin(t, s) })
+	f.Fuzz(func(t *testing.T, s string) { checkParse(t, s) })
 }
 
 func TestWordPrefixes(t *testing.T) {
