@@ -273,37 +273,37 @@ func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnosti
 		ds.warnf(path+".allowed_origins", "list the origins that may read responses", "the policy allows no origin: every CORS request is refused")
 	}
 	for i, s := range p.GetAllowedOrigins() {
-		c, prob := parseConfigOrigin(s)
+		c, prob := origins.ParseConfig(s)
 		if prob != nil {
-			ds.errorf(item(path+".allowed_origins", i), prob.fix, "%s", prob.msg)
+			ds.errorf(item(path+".allowed_origins", i), prob.Fix, "%s", prob.Msg)
 			continue
 		}
 		switch {
-		case c.null && cp.creds:
+		case c.Null && cp.creds:
 			ds.errorf(item(path+".allowed_origins", i), "remove it, or set allow_credentials: false and dangerously_allow_null_origin: true",
 				"%q with credentials would let any sandboxed page or local file read a logged-in user's responses", s)
 			continue
-		case c.null && !p.GetDangerouslyAllowNullOrigin():
+		case c.Null && !p.GetDangerouslyAllowNullOrigin():
 			ds.errorf(item(path+".allowed_origins", i), "remove it, or set dangerously_allow_null_origin: true if you accept that",
 				"%q is the origin of every sandboxed iframe and local file, so any site can send it", s)
 			continue
-		case cp.creds && c.scheme == "http" && !isLoopback(c.host) && !p.GetDangerouslyAllowInsecureOrigins():
+		case cp.creds && c.Scheme == "http" && !origins.IsLoopback(c.Host) && !p.GetDangerouslyAllowInsecureOrigins():
 			ds.errorf(item(path+".allowed_origins", i), fmt.Sprintf("use %q, or set dangerously_allow_insecure_origins: true", "https://"+strings.TrimPrefix(s, "http://")),
 				"%q is plain http with credentials: anyone on the network path can inject a script into it", s)
 			continue
-		case cp.creds && c.wildSub && isPublicSuffix(c.host) && !p.GetDangerouslyAllowPublicSuffixWildcards():
+		case cp.creds && c.WildSub && origins.IsPublicSuffix(c.Host) && !p.GetDangerouslyAllowPublicSuffixWildcards():
 			ds.errorf(item(path+".allowed_origins", i), "list the sites you own exactly, or set dangerously_allow_public_suffix_wildcards: true",
-				"%q is a wildcard directly under the public suffix %q, where anyone can register a site", s, c.host)
+				"%q is a wildcard directly under the public suffix %q, where anyone can register a site", s, c.Host)
 			continue
 		}
 		switch {
-		case c.wildSub:
-			set.addWild(c.scheme, c.host, c.port, i)
-		case c.port == anyPortSpec:
+		case c.WildSub:
+			set.addWild(c.Scheme, c.Host, c.Port, i)
+		case c.Port == origins.AnyPort:
 			if set.anyPort == nil {
 				set.anyPort = map[schemeHost]int{}
 			}
-			set.anyPort[schemeHost{c.scheme, c.host}] = i
+			set.anyPort[schemeHost{c.Scheme, c.Host}] = i
 		default:
 			// matchOrigin looks exact origins up before it parses the
 			// request's Origin, so an entry that is not a serialized
@@ -311,8 +311,8 @@ func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnosti
 			// Origin is malformed, whatever the list says. (The checks
 			// above make it canonical; this keeps the lookup order from
 			// ever mattering.)
-			if origins.Parse(c.rawExact, new(origins.Origin)) || c.null {
-				set.exact[c.rawExact] = i
+			if origins.Parse(c.RawExact, new(origins.Origin)) || c.Null {
+				set.exact[c.RawExact] = i
 			}
 		}
 	}
@@ -329,17 +329,17 @@ func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnosti
 			continue
 		}
 		// Judged by what it matches, under the rules of allowed_origins.
-		errs, warns := checkOriginRegex(parsed, re, regexRules{
-			creds:          cp.creds,
-			insecureOK:     p.GetDangerouslyAllowInsecureOrigins(),
-			publicSuffixOK: p.GetDangerouslyAllowPublicSuffixWildcards(),
+		errs, warns := origins.CheckRegex(parsed, re, origins.RegexRules{
+			Creds:          cp.creds,
+			InsecureOK:     p.GetDangerouslyAllowInsecureOrigins(),
+			PublicSuffixOK: p.GetDangerouslyAllowPublicSuffixWildcards(),
 		})
 		if len(errs) > 0 {
-			ds.errorf(item(path+".allowed_origin_regexes", i), errs[0].fix, "%q: %s", src, errs[0].msg)
+			ds.errorf(item(path+".allowed_origin_regexes", i), errs[0].Fix, "%q: %s", src, errs[0].Msg)
 			continue
 		}
 		if len(warns) > 0 {
-			ds.warnf(item(path+".allowed_origin_regexes", i), warns[0].fix, "%q: %s", src, warns[0].msg)
+			ds.warnf(item(path+".allowed_origin_regexes", i), warns[0].Fix, "%q: %s", src, warns[0].Msg)
 		}
 		set.regexes = append(set.regexes, re)
 		set.regexIndex = append(set.regexIndex, i)

@@ -13,9 +13,9 @@
 //   - §2 which policy governs a request: evaluate.go (selectPolicy,
 //     unknownPolicy); set.go holds the indexes it reads.
 //   - §3 origins: evaluate.go (matchOrigin), origin.go (origin sets and
-//     patterns), config_origin.go (allowed_origins entries and the rules
-//     they obey), regex.go (what a regex matches); the request's Origin is
-//     parsed by internal/origins.
+//     patterns), compile.go (compileOrigins); internal/origins parses the
+//     request's Origin and the allowed_origins entries, and finds what a
+//     regex matches.
 //   - §4 to §8 classification, preflight, responses, managed headers,
 //     shadow mode: evaluate.go; decide.go (Remove, NeedsResponse,
 //     RespondImmediately); explain.go traces the same code.

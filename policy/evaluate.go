@@ -217,7 +217,7 @@ func (p *policy) matchOrigin(r *Request) (bool, Reason, int) {
 	if i, ok := p.origins.exact[r.Origin]; ok {
 		return true, ReasonNone, i
 	}
-	if r.Origin == nullOrigin {
+	if r.Origin == origins.Null {
 		// Opaque: it matches only an explicit entry. "file://" does not
 		// parse, so it is malformed below.
 		return false, ReasonOriginNotAllowed, -1

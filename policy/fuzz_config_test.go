@@ -257,7 +257,7 @@ func siblingAllowed(set *policy.Set, attacks []attack) bool {
 // directly under o's public suffix, when the Public Suffix List has it.
 // A policy with credentials lets in none (docs/policy.md, "Origins"); this
 // restates the rules with golang.org/x/net/publicsuffix, independently of
-// the analysis in regex.go.
+// the analysis in internal/origins/regex.go.
 func attacksOn(o string) []attack {
 	scheme, rest, ok := strings.Cut(o, "://")
 	if !ok {

@@ -8,10 +8,6 @@ import (
 	"github.com/corsproc/corsproc/internal/origins"
 )
 
-// nullOrigin is the opaque origin browsers send from sandboxed frames,
-// file:// pages and some redirects.
-const nullOrigin = "null"
-
 // originSet decides whether an origin is allowed. Exact origins are one hash
 // lookup; patterns are hash lookups keyed by the origin's parts, a few per
 // host label, so neither depends on how many origins are configured. Regexes
@@ -84,14 +80,12 @@ func wildIndex(es []wildEntry, scheme, port string) (int, bool) {
 		}
 	}
 	for _, e := range es {
-		if e.scheme == scheme && e.port == anyPortSpec {
+		if e.scheme == scheme && e.port == origins.AnyPort {
 			return e.index, true
 		}
 	}
 	return -1, false
 }
-
-const anyPortSpec = "*"
 
 // allowsPattern reports whether the serialized origin raw, parsed as o, is
 // allowed by a pattern or a regex, and by which entry: an index in

@@ -1,4 +1,4 @@
-package policy
+package origins
 
 import (
 	"regexp"
@@ -8,8 +8,6 @@ import (
 	"unicode"
 
 	"golang.org/x/net/publicsuffix"
-
-	"github.com/corsproc/corsproc/internal/origins"
 )
 
 // This file finds out what an allowed_origin_regexes entry actually lets
@@ -18,7 +16,7 @@ import (
 // the origins it matches, not by its spelling: it builds origins from the
 // parsed regex, with attacker-chosen text in each place where the regex
 // leaves a choice, and keeps those the compiled (anchored) regex really
-// matches and that origins.Parse accepts, the only ones a regex is ever asked
+// matches and that Parse accepts, the only ones a regex is ever asked
 // about. Two such origins that differ only in the attacker's text show
 // whether that text can change the site: the public suffix (any host at
 // all), the label directly under a public suffix (anyone's site on
@@ -75,9 +73,9 @@ const (
 	siteCount                      // a repetition of anything else: how many times
 )
 
-// maxWitnessLen bounds the text a witness is built up to: origins.Parse
+// maxWitnessLen bounds the text a witness is built up to: Parse
 // refuses longer origins anyway.
-const maxWitnessLen = origins.MaxLen + 1
+const maxWitnessLen = MaxLen + 1
 
 // maxRegexWork bounds the work of the analysis of one regex: a unit for each
 // node of the tree visited while building a string, and for each byte
@@ -129,10 +127,10 @@ type regexAnalyzer struct {
 	f          regexFindings
 }
 
-// witness is a built string the regex matches and origins.Parse accepts.
+// witness is a built string the regex matches and Parse accepts.
 type witness struct {
 	s      string
-	origin origins.Origin
+	origin Origin
 	// site is siteOf(origin.Host), once asked (known).
 	site          hostSite
 	known, siteOK bool
@@ -304,8 +302,8 @@ func (a *regexAnalyzer) tune(re *syntax.Regexp, dflt []int) []int {
 // originScore says how close s is to an origin: how much of "https://" or
 // "http://" it starts with, and more when it is one.
 func originScore(s string) int {
-	var o origins.Origin
-	if origins.Parse(s, &o) {
+	var o Origin
+	if Parse(s, &o) {
 		return 16
 	}
 	n := 0
@@ -419,15 +417,15 @@ func (a *regexAnalyzer) pair(re *syntax.Regexp, config []int, plan fill, site *s
 // check returns the witness s is when the regex matches it and it is an
 // origin, and records what a single origin shows: plain http.
 func (a *regexAnalyzer) check(s string) *witness {
-	if s == "" || len(s) > origins.MaxLen {
+	if s == "" || len(s) > MaxLen {
 		return nil
 	}
 	if w, ok := a.seen[s]; ok {
 		return w
 	}
 	var w *witness
-	var o origins.Origin
-	if origins.Parse(s, &o) && a.spend(a.matchCost(s)) && a.re.MatchString(s) {
+	var o Origin
+	if Parse(s, &o) && a.spend(a.matchCost(s)) && a.re.MatchString(s) {
 		w = &witness{s: s, origin: o}
 	}
 	a.seen[s] = w
@@ -435,7 +433,7 @@ func (a *regexAnalyzer) check(s string) *witness {
 		return nil
 	}
 	switch {
-	case isLoopback(o.Host):
+	case IsLoopback(o.Host):
 	case o.Scheme == "http":
 		a.note(&a.f.insecure, s)
 	case a.f.insecure == "":
@@ -516,8 +514,8 @@ func (a *regexAnalyzer) overHTTPS(w *witness) *witness {
 // then the shorter.
 func plainer(s, old string) bool {
 	score := func(s string) int {
-		var o origins.Origin
-		if !origins.Parse(s, &o) {
+		var o Origin
+		if !Parse(s, &o) {
 			return 0
 		}
 		n := 0
@@ -552,7 +550,7 @@ func siteOf(host string) (hostSite, bool) {
 	if host == "" || host[0] == '[' {
 		return hostSite{}, false
 	}
-	if last := origins.LastLabel(host); strings.Trim(last, "0123456789") == "" {
+	if last := LastLabel(host); strings.Trim(last, "0123456789") == "" {
 		return hostSite{}, false
 	}
 	ps, icann := publicsuffix.PublicSuffix(host)

@@ -1,4 +1,4 @@
-package policy
+package origins
 
 import (
 	"fmt"
@@ -9,42 +9,50 @@ import (
 
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
-
-	"github.com/corsproc/corsproc/internal/origins"
 )
 
-// configOrigin is an allowed_origins entry once checked: an exact origin or a
+// Config is an allowed_origins entry once checked: an exact origin or a
 // pattern.
-type configOrigin struct {
-	scheme   string
-	host     string // for a subdomain pattern, the base after "*."
-	port     string // "" none, "*" any, else digits
-	wildSub  bool   // host was "*.base"
-	null     bool   // "null" or "file://"
-	rawExact string // the canonical form, for exact origins
+type Config struct {
+	Scheme   string
+	Host     string // for a subdomain pattern, the base after "*."
+	Port     string // "" none, "*" any, else digits
+	WildSub  bool   // host was "*.base"
+	Null     bool   // "null" or "file://"
+	RawExact string // the canonical form, for exact origins
 }
 
-func (c configOrigin) pattern() bool { return c.wildSub || c.port == anyPortSpec }
+// Null is the opaque origin browsers send from sandboxed frames, file://
+// pages and some redirects.
+const Null = "null"
 
-// problem is a config error or warning before it gets a file position.
-type problem struct {
-	msg, fix string
+// AnyPort is the port of a pattern that matches any port or none
+// (http://localhost:*).
+const AnyPort = "*"
+
+// Pattern reports whether c is a pattern rather than an exact origin.
+func (c Config) Pattern() bool { return c.WildSub || c.Port == AnyPort }
+
+// Problem is an error or warning about a configured origin or regex,
+// before the policy file gives it a position.
+type Problem struct {
+	Msg, Fix string
 }
 
-func problemf(fix, format string, args ...any) *problem {
-	return &problem{msg: fmt.Sprintf(format, args...), fix: fix}
+func problemf(fix, format string, args ...any) *Problem {
+	return &Problem{Msg: fmt.Sprintf(format, args...), Fix: fix}
 }
 
-// parseConfigOrigin checks one allowed_origins entry against
+// ParseConfig checks one allowed_origins entry against
 // docs/semantics.md, §3: canonical, ASCII, no path, no default port, and only the
 // "*." subdomain and ":*" port patterns.
-func parseConfigOrigin(s string) (configOrigin, *problem) {
-	var c configOrigin
+func ParseConfig(s string) (Config, *Problem) {
+	var c Config
 	switch s {
 	case "*":
 		return c, problemf("set allow_all_origins: true (never with credentials)", `"*" is not an origin`)
-	case nullOrigin, "file://":
-		c.null, c.rawExact = true, s
+	case Null, "file://":
+		c.Null, c.RawExact = true, s
 		return c, nil
 	case "":
 		return c, problemf("remove the empty entry", "empty origin")
@@ -56,10 +64,10 @@ func parseConfigOrigin(s string) (configOrigin, *problem) {
 	if lower := strings.ToLower(scheme); lower != scheme {
 		return c, problemf(fmt.Sprintf("write %q", lower+"://"+rest), "scheme %q must be lower case", scheme)
 	}
-	if !origins.IsScheme(scheme) {
+	if !IsScheme(scheme) {
 		return c, problemf("use a scheme such as https", "%q is not a valid scheme", scheme)
 	}
-	c.scheme = scheme
+	c.Scheme = scheme
 	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
 		what := "a path"
 		switch {
@@ -100,17 +108,17 @@ func parseConfigOrigin(s string) (configOrigin, *problem) {
 			return c, problemf(fmt.Sprintf("write %q", scheme+"://"+host), "%q has an empty port", s)
 		}
 	}
-	if port != "" && port != anyPortSpec {
-		if !origins.IsPort(port) {
+	if port != "" && port != AnyPort {
+		if !IsPort(port) {
 			return c, problemf("write a port between 1 and 65535, or * for any port", "%q has an invalid port %q", s, port)
 		}
-		if origins.IsDefaultPort(scheme, port) {
+		if IsDefaultPort(scheme, port) {
 			return c, problemf(fmt.Sprintf("write %q: browsers omit the default port", scheme+"://"+host), "%q has the default port %s", s, port)
 		}
 	}
-	c.port = port
+	c.Port = port
 	if strings.HasPrefix(host, "*.") {
-		c.wildSub = true
+		c.WildSub = true
 		host = host[2:]
 	}
 	if strings.Contains(host, "*") {
@@ -121,25 +129,25 @@ func parseConfigOrigin(s string) (configOrigin, *problem) {
 	}
 	if host[0] != '[' {
 		if ascii, err := idna.Lookup.ToASCII(host); err == nil && ascii != host && strings.ToLower(host) != ascii {
-			return c, problemf(fmt.Sprintf("write %q: browsers send host names in punycode", joinOrigin(scheme, wildPrefix(c.wildSub)+ascii, port)), "%q has a non-ASCII host", s)
+			return c, problemf(fmt.Sprintf("write %q: browsers send host names in punycode", joinOrigin(scheme, wildPrefix(c.WildSub)+ascii, port)), "%q has a non-ASCII host", s)
 		}
 		if lower := strings.ToLower(host); lower != host {
-			return c, problemf(fmt.Sprintf("write %q: browsers send host names in lower case", joinOrigin(scheme, wildPrefix(c.wildSub)+lower, port)), "%q has upper case in its host", s)
+			return c, problemf(fmt.Sprintf("write %q: browsers send host names in lower case", joinOrigin(scheme, wildPrefix(c.WildSub)+lower, port)), "%q has upper case in its host", s)
 		}
-		if !origins.IsHostName(host) || strings.HasSuffix(host, ".") {
+		if !IsHostName(host) || strings.HasSuffix(host, ".") {
 			return c, problemf("write a host name of letters, digits, '-' and '.'", "%q has an invalid host %q", s, host)
 		}
-		if c.wildSub {
+		if c.WildSub {
 			if _, err := netip.ParseAddr(host); err == nil {
 				return c, problemf("list the address exactly", "%q puts a wildcard in front of an IP address", s)
 			}
 		}
-	} else if c.wildSub {
+	} else if c.WildSub {
 		return c, problemf("list the address exactly", "%q puts a wildcard in front of an IP address", s)
 	}
-	c.host = host
-	if !c.pattern() {
-		c.rawExact = s
+	c.Host = host
+	if !c.Pattern() {
+		c.RawExact = s
 	}
 	return c, nil
 }
@@ -158,10 +166,10 @@ func joinOrigin(scheme, host, port string) string {
 	return scheme + "://" + host + ":" + port
 }
 
-// isLoopback reports whether a config host is one that never leaves the
+// IsLoopback reports whether a config host is one that never leaves the
 // machine: localhost, a .localhost name, or a loopback address. Plain http is
 // acceptable with credentials there.
-func isLoopback(host string) bool {
+func IsLoopback(host string) bool {
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return true
 	}
@@ -172,22 +180,22 @@ func isLoopback(host string) bool {
 	return err == nil && addr.IsLoopback()
 }
 
-// isPublicSuffix reports whether base is on the Public Suffix List (com,
+// IsPublicSuffix reports whether base is on the Public Suffix List (com,
 // co.uk, github.io), so that *.base would let in sites run by anyone. A
 // single label the list does not know (localhost, internal, corp) is not
 // treated as one.
-func isPublicSuffix(base string) bool {
+func IsPublicSuffix(base string) bool {
 	ps, icann := publicsuffix.PublicSuffix(base)
 	return ps == base && (icann || strings.Contains(base, "."))
 }
 
-// regexRules are the policy's settings that decide what an
+// RegexRules are the policy's settings that decide what an
 // allowed_origin_regexes entry may match.
-type regexRules struct {
-	creds, insecureOK, publicSuffixOK bool
+type RegexRules struct {
+	Creds, InsecureOK, PublicSuffixOK bool
 }
 
-// checkOriginRegex applies to a parsed allowed_origin_regexes entry
+// CheckRegex applies to a parsed allowed_origin_regexes entry
 // (docs/semantics.md, §3) the rules exact origins and https://*. patterns obey, judging by the
 // origins it matches (analyzeOriginRegex), not by its spelling; anchored is
 // the entry compiled. A "." that is neither escaped nor a quantified
@@ -196,7 +204,7 @@ type regexRules struct {
 // (evilexample.com), plain http (but loopback) or any site directly under a
 // public suffix is an error, as the same origins listed would be; without,
 // the first two are warnings. The first of these is reported.
-func checkOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp, rules regexRules) (errs, warns []*problem) {
+func CheckRegex(re *syntax.Regexp, anchored *regexp.Regexp, rules RegexRules) (errs, warns []*Problem) {
 	var walk func(re, parent *syntax.Regexp)
 	walk = func(re, parent *syntax.Regexp) {
 		switch re.Op {
@@ -217,7 +225,7 @@ func checkOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp, rules regexRul
 	f := analyzeOriginRegex(re, anchored)
 	const listFix = `list the origins in allowed_origins, or use the pattern https://*.example.com, or a regex whose host ends in your domain after a dot, e.g. https://([a-z0-9-]+\.)*example\.com`
 	if f.arbitrary != "" {
-		if rules.creds {
+		if rules.Creds {
 			errs = append(errs, problemf(listFix,
 				"it matches hosts it does not name, e.g. %q: with credentials any site could read a logged-in user's responses", f.arbitrary))
 		} else {
@@ -227,7 +235,7 @@ func checkOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp, rules regexRul
 	}
 	if f.glued != "" {
 		const gluedFix = `put a dot between the free part and your domain, e.g. https://([a-z0-9-]+\.)?example\.com, or use the pattern https://*.example.com`
-		if rules.creds {
+		if rules.Creds {
 			errs = append(errs, problemf(gluedFix,
 				"it lets text run into the domain name: this also allows %q, a name anyone can register, and with credentials it could read a logged-in user's responses", f.glued))
 		} else {
@@ -235,18 +243,18 @@ func checkOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp, rules regexRul
 				"it lets text run into the domain name: this also allows %q, a name anyone can register", f.glued))
 		}
 	}
-	if rules.creds && f.insecure != "" && !rules.insecureOK {
+	if rules.Creds && f.insecure != "" && !rules.InsecureOK {
 		errs = append(errs, problemf("match https:// only (http:// is fine for localhost and loopback addresses), or set dangerously_allow_insecure_origins: true",
 			"it matches plain http origins such as %q with credentials: anyone on the network path can inject a script into them", f.insecure))
 	}
-	if rules.creds && f.psWild != "" && !rules.publicSuffixOK {
+	if rules.Creds && f.psWild != "" && !rules.PublicSuffixOK {
 		errs = append(errs, problemf("list the sites you own exactly, or set dangerously_allow_public_suffix_wildcards: true",
 			"it matches any site directly under the public suffix %q, e.g. %q, where anyone can register a site", f.psSuffix, f.psWild))
 	}
 	if f.incomplete {
 		const fix = "split it into simpler regexes, or list the origins in allowed_origins"
 		const msg = "it has more alternatives and repetitions than corsproc checks, so what it lets in is not known"
-		if rules.creds {
+		if rules.Creds {
 			errs = append(errs, problemf(fix, msg+"; with credentials that is refused"))
 		} else {
 			warns = append(warns, problemf(fix, msg))
@@ -254,6 +262,3 @@ func checkOriginRegex(re *syntax.Regexp, anchored *regexp.Regexp, rules regexRul
 	}
 	return errs, warns
 }
-
-func isLowerAlpha(c byte) bool { return c >= 'a' && c <= 'z' }
-func isDigit(c byte) bool      { return c >= '0' && c <= '9' }
