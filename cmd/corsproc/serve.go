@@ -88,13 +88,6 @@ func newServeFlags(c *serveConfig) *flag.FlagSet {
 		"bytes of header names and values of a request corsproc inspects\n"+
 			"(`N`); a request with more gets no CORS permission (its preflight\n"+
 			"is refused)")
-	defineBoundFlags(fs, c)
-	return fs
-}
-
-// defineBoundFlags defines the admin socket's mode and the gRPC server's
-// bounds (docs/security.md, "Bounds").
-func defineBoundFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.StringVar(&c.adminMode, "admin-mode", fmt.Sprintf("%#o", listen.DefaultSocketMode),
 		"permission bits (`MODE`, octal) of the Unix socket of --admin\n"+
 			"unix:///path: who may connect (connecting needs write permission)")
@@ -112,6 +105,7 @@ func defineBoundFlags(fs *flag.FlagSet, c *serveConfig) {
 		"gRPC connections open at once (`N`); more wait to be accepted. Envoy\n"+
 			"opens one per worker thread (and per 1000 streams on it); each costs\n"+
 			"under 60 KiB")
+	return fs
 }
 
 // defaultMaxConnections is the --max-connections default: a thousand Envoy
@@ -270,7 +264,8 @@ func parseServeFlags(args []string) (serveOptions, error) {
 	return o, nil
 }
 
-// checkBoundFlags checks the flags of defineBoundFlags into o.
+// checkBoundFlags checks the admin socket's mode and the gRPC server's
+// bounds (docs/security.md, "Bounds") into o.
 func checkBoundFlags(o *serveOptions, c serveConfig) []error {
 	var errs []error
 	var err error
