@@ -49,15 +49,13 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 )
 
-// Names the configs must use. metadataPolicy mirrors corsproc's processor
-// package (processor.MetadataPolicy), spelled out here so this test does not
-// depend on packages under development. The route attribute
-// (processor.AttributeRoute) is configcheck.AttributeRoute, which
-// configcheck.ExternalProcessorErrors requires.
+// Names the configs must use. The policy metadata key is
+// configcheck.MetadataPolicy and the route attribute
+// configcheck.AttributeRoute, which configcheck.ExternalProcessorErrors
+// requires.
 const (
 	extProcFilterName = "envoy.filters.http.ext_proc"
 	routerFilterName  = "envoy.filters.http.router"
-	metadataPolicy    = "x-corsproc-policy"
 	http2OptionsKey   = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 )
 
@@ -317,7 +315,7 @@ func checkRoutes(t *testing.T, bs *bootstrapv3.Bootstrap, hcm *hcmv3.HttpConnect
 		t.Errorf("%d named routes, want at least 2: the configs show policies selected by route name", len(names))
 	}
 	if bound == 0 {
-		t.Errorf("no route binds a policy with ExtProcPerRoute grpc_initial_metadata %s", metadataPolicy)
+		t.Errorf("no route binds a policy with ExtProcPerRoute grpc_initial_metadata %s", configcheck.MetadataPolicy)
 	}
 }
 
@@ -336,14 +334,14 @@ func checkPerFilterConfig(t *testing.T, where string, m map[string]*anypb.Any, f
 			t.Errorf("%s: ExtProcPerRoute keyed %q, but the ext_proc filter is named %q", where, key, filterName)
 		}
 		for _, md := range per.GetOverrides().GetGrpcInitialMetadata() {
-			if md.GetKey() != metadataPolicy {
+			if md.GetKey() != configcheck.MetadataPolicy {
 				continue
 			}
 			if md.GetValue() == "" {
-				t.Errorf("%s: %s with an empty value", where, metadataPolicy)
+				t.Errorf("%s: %s with an empty value", where, configcheck.MetadataPolicy)
 			}
 			if policy != "" {
-				t.Errorf("%s: %s given twice; corsproc treats several values as an unknown policy", where, metadataPolicy)
+				t.Errorf("%s: %s given twice; corsproc treats several values as an unknown policy", where, configcheck.MetadataPolicy)
 			}
 			policy = md.GetValue()
 		}
