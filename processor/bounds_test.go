@@ -5,7 +5,6 @@ package processor
 import (
 	"context"
 	"io"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,12 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
-	"google.golang.org/grpc/test/bufconn"
 )
 
 func pad(n int) [][2]string {
@@ -293,25 +290,10 @@ func TestGRPCStreamAndMessageBounds(t *testing.T) {
 	const maxStreams = 3
 	reg := prometheus.NewPedanticRegistry()
 	srv := New(mustParse(t, semanticsYAML), Options{Registerer: reg, GRPC: GRPCLimits{MaxStreams: maxStreams}})
-	register := func(s *grpc.Server) {
+	dial, _ := serveBufconn(t, func(s *grpc.Server) {
 		extprocv3.RegisterExternalProcessorServer(s, srv)
 		healthpb.RegisterHealthServer(s, health.NewServer())
-	}
-	gs := grpc.NewServer(srv.GRPCServerOptions()...)
-	register(gs)
-	lis := bufconn.Listen(1 << 20)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	dial := func() *grpc.ClientConn {
-		conn, err := grpc.NewClient("passthrough:///bufconn",
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-			grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return conn
-	}
+	}, srv.GRPCServerOptions()...)
 	conn1, conn2 := dial(), dial()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()

@@ -39,22 +39,31 @@ type grpcEnv struct {
 // ends.
 func newBufconn(tb testing.TB, register func(*grpc.Server), opts ...grpc.ServerOption) (*grpc.ClientConn, *grpc.Server) {
 	tb.Helper()
+	dial, gs := serveBufconn(tb, register, opts...)
+	return dial(), gs
+}
+
+// serveBufconn is newBufconn for a test that needs several connections to
+// one server: each call of dial opens one more, closed when the test ends.
+func serveBufconn(tb testing.TB, register func(*grpc.Server), opts ...grpc.ServerOption) (dial func() *grpc.ClientConn, gs *grpc.Server) {
+	tb.Helper()
 	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(opts...)
+	gs = grpc.NewServer(opts...)
 	register(gs)
 	go gs.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		gs.Stop()
-		tb.Fatal(err)
+	tb.Cleanup(gs.Stop)
+	dial = func() *grpc.ClientConn {
+		tb.Helper()
+		conn, err := grpc.NewClient("passthrough:///bufconn",
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+			grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { conn.Close() })
+		return conn
 	}
-	tb.Cleanup(func() {
-		conn.Close()
-		gs.Stop()
-	})
-	return conn, gs
+	return dial, gs
 }
 
 func newGRPCEnv(t *testing.T, yaml string) *grpcEnv {
