@@ -350,9 +350,15 @@ func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnosti
 var forbiddenMethods = []string{"CONNECT", "TRACE", "TRACK"}
 
 // IsForbiddenMethod reports whether browsers refuse to send method (in any
-// case), so that a policy may not list it.
+// case, strings.EqualFold), so that a policy may not list it. It allocates
+// nothing: allow_methods' * calls it per request (methodAllowed).
 func IsForbiddenMethod(method string) bool {
-	return slices.Contains(forbiddenMethods, strings.ToUpper(method))
+	for _, f := range forbiddenMethods {
+		if strings.EqualFold(method, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // normalizedMethods are the methods browsers upper-case before sending; a
@@ -398,16 +404,35 @@ var (
 	forbiddenRequestPrefixes = []string{"proxy-", "sec-"}
 )
 
-// IsForbiddenRequestHeader reports whether name (in any case) is a Fetch
-// forbidden request header, which scripts cannot set, so that a policy may
-// not list it in allow_headers.
+// IsForbiddenRequestHeader reports whether name (in any case,
+// strings.EqualFold) is a Fetch forbidden request header, which scripts
+// cannot set, so that a policy may not list it in allow_headers. It
+// allocates nothing: allow_headers' * calls it per request
+// (refusedRequestHeader).
 func IsForbiddenRequestHeader(name string) bool {
-	name = strings.ToLower(name)
-	return slices.Contains(forbiddenRequestHeaders, name) || hasAnyPrefix(name, forbiddenRequestPrefixes)
+	for _, f := range forbiddenRequestHeaders {
+		if strings.EqualFold(name, f) {
+			return true
+		}
+	}
+	for _, pre := range forbiddenRequestPrefixes {
+		if hasPrefixFold(name, pre) {
+			return true
+		}
+	}
+	return false
 }
 
+// isCORSResponseHeader reports whether name (in any case) is a CORS
+// response header, which a policy may not list in allow_headers.
 func isCORSResponseHeader(name string) bool {
-	return strings.HasPrefix(name, "access-control-allow-") || name == HeaderACEH || name == HeaderACMA
+	return hasPrefixFold(name, "access-control-allow-") ||
+		strings.EqualFold(name, HeaderACEH) || strings.EqualFold(name, HeaderACMA)
+}
+
+// hasPrefixFold is strings.HasPrefix under strings.EqualFold.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 func compileHeaders(cp *policy, headers []string, path string, ds *diagnostics) {
@@ -517,15 +542,6 @@ func compileExpose(cp *policy, headers []string, path string, ds *diagnostics) {
 		listed = append(listed, h)
 	}
 	cp.aceh = strings.Join(listed, ", ")
-}
-
-func hasAnyPrefix(s string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
 }
 
 func compileMatch(m *corsprocv1.Match, path string, ds *diagnostics) matcher {

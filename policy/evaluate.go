@@ -356,7 +356,7 @@ func (p *policy) methodAllowed(r *Request) bool {
 	if p.methodAll {
 		// * allows any method but those a policy may not list
 		// (compileMethods): corsproc never answers allowing them.
-		return !isForbiddenMethodFold(r.ACRM)
+		return !IsForbiddenMethod(r.ACRM)
 	}
 	_, ok := p.methods[r.ACRM]
 	return ok
@@ -420,37 +420,14 @@ func (p *policy) headersAllowed(lines []string, names *acrhNames) (Reason, strin
 	return ReasonNone, ""
 }
 
-// isForbiddenMethodFold is IsForbiddenMethod without allocating: CONNECT,
-// TRACE and TRACK in any case.
-func isForbiddenMethodFold(m string) bool {
-	for _, f := range forbiddenMethods {
-		if strings.EqualFold(m, f) {
-			return true
-		}
-	}
-	return false
-}
-
 // refusedRequestHeader reports, without allocating, whether name (any case)
 // is one compileHeaders refuses in allow_headers: a forbidden request
-// header (IsForbiddenRequestHeader) or a CORS response header. Browsers
-// never ask for them in Access-Control-Request-Headers (scripts cannot set
-// forbidden headers), but any other client can, and * must not answer it
-// with what a listed policy could never say.
+// header or a CORS response header. Browsers never ask for them in
+// Access-Control-Request-Headers (scripts cannot set forbidden headers),
+// but any other client can, and * must not answer it with what a listed
+// policy could never say.
 func refusedRequestHeader(name string) bool {
-	for _, f := range forbiddenRequestHeaders {
-		if strings.EqualFold(name, f) {
-			return true
-		}
-	}
-	for _, pre := range forbiddenRequestPrefixes {
-		if len(name) >= len(pre) && strings.EqualFold(name[:len(pre)], pre) {
-			return true
-		}
-	}
-	const acaPrefix = "access-control-allow-"
-	return len(name) >= len(acaPrefix) && strings.EqualFold(name[:len(acaPrefix)], acaPrefix) ||
-		strings.EqualFold(name, HeaderACEH) || strings.EqualFold(name, HeaderACMA)
+	return IsForbiddenRequestHeader(name) || isCORSResponseHeader(name)
 }
 
 // maxHeaderNameLen is the longest name headerAllowed lower-cases on the

@@ -111,7 +111,7 @@ func (tr *trace) method(p *policy, r *Request, ok bool) {
 	switch {
 	case r.DuplicateACRM:
 		tr.add("method", false, "the request has more than one Access-Control-Request-Method header")
-	case !ok && p.methodAll && isForbiddenMethodFold(r.ACRM):
+	case !ok && p.methodAll && IsForbiddenMethod(r.ACRM):
 		tr.add("method", false, "%q is a forbidden method: allow_methods' * never allows CONNECT, TRACE or TRACK, which a policy may not list", r.ACRM)
 	case !ok:
 		tr.add("method", false, "%q is not in allow_methods [%s] (methods are case-sensitive)", r.ACRM, p.acam)
