@@ -14,13 +14,16 @@ import (
 // HTTP/2 options with connection_keepalive {interval: 30s, timeout: 5s} find
 // a dead corsproc before a request stalls on it. grpc-go counts pings that
 // come faster than it allows as strikes and, after a few, answers GOAWAY
-// "too_many_pings" and closes the connection with every stream on it. These
-// values accept Envoy's pings and let corsproc find dead clients in turn.
+// "too_many_pings" and closes the connection with every stream on it
+// (http2Server.handlePing, maxPingStrikes = 2, in grpc-go's
+// internal/transport/http2_server.go, v1.85.0). These values accept Envoy's
+// pings and let corsproc find dead clients in turn.
 const (
 	// keepaliveMinTime is the shortest interval between client pings that
-	// grpc-go tolerates. Its default, 5 minutes, would cut off an Envoy
-	// pinging every 30s; 10s still accepts an interval a third as long, and
-	// Envoy's 15% interval jitter.
+	// grpc-go tolerates. Its default, 5 minutes
+	// (defaultKeepalivePolicyMinTime, internal/transport/defaults.go,
+	// v1.85.0), would cut off an Envoy pinging every 30s; 10s still
+	// accepts an interval a third as long, and Envoy's 15% interval jitter.
 	keepaliveMinTime = 10 * time.Second
 	// keepalivePermitWithoutStream accepts pings on connections with no
 	// stream open. Envoy pings idle connections too, and a connection to
@@ -39,7 +42,9 @@ const (
 const (
 	// MaxConcurrentStreams caps the streams on one HTTP/2 connection;
 	// grpc-go advertises it in SETTINGS_MAX_CONCURRENT_STREAMS and its
-	// default is no limit. Each HTTP request on a governed route is one
+	// default is no limit (newHTTP2Server sends the setting unless it is
+	// math.MaxUint32, the default of server.go's defaultServerOptions;
+	// v1.85.0). Each HTTP request on a governed route is one
 	// ext_proc stream, open from its request headers until its response
 	// headers are processed, so a connection carries one stream per request
 	// in flight through it, for as long as the upstream takes to answer.
@@ -63,9 +68,10 @@ const (
 const (
 	// DefaultMaxRecvMsgSize is corsproc serve's --max-message-bytes: the
 	// largest ProcessingRequest corsproc reads, down from grpc-go's 4 MiB
-	// default. A larger message fails its stream with RESOURCE_EXHAUSTED
-	// before it is read (Envoy: a processor error, failure_mode_allow
-	// applies). corsproc asks Envoy for headers only, never bodies, so the
+	// default (defaultServerMaxReceiveMessageSize, server.go). A larger
+	// message fails its stream with RESOURCE_EXHAUSTED before it is read
+	// (parser.recvMsg, rpc_util.go; grpc-go v1.85.0); Envoy takes that as
+	// a processor error, and failure_mode_allow applies. corsproc asks Envoy for headers only, never bodies, so the
 	// largest message Envoy sends it is one header map in ext_proc's
 	// encoding, one HeaderValue of key and raw_value per header entry, a
 	// few bytes each besides the name and value (MutationUtils::
@@ -155,7 +161,9 @@ func (s *Server) GRPCServerOptions() []grpc.ServerOption {
 		// of a stream's CPU. Measured: 16, 64 and 128 workers are alike.
 		grpc.NumStreamWorkers(streamWorkers),
 		// Static flow-control windows turn off grpc-go's bandwidth-probing
-		// PINGs, which cost CPU on every busy connection; header messages
+		// PINGs (newHTTP2Server makes no bdpEstimator when
+		// StaticWindowSize is set, internal/transport/http2_server.go,
+		// v1.85.0), which cost CPU on every busy connection; header messages
 		// are small, so 1 MiB never limits a stream.
 		grpc.StaticStreamWindowSize(flowControlWindow),
 		grpc.StaticConnWindowSize(flowControlWindow),

@@ -48,7 +48,8 @@ const (
 	// this means the server is not in a state to take traffic.
 	readyCheckTimeout = 2 * time.Second
 	// readyMaxBackoff caps the wait between the health client's attempts to
-	// (re)connect to the gRPC listener: grpc-go's default, 120s, would keep
+	// (re)connect to the gRPC listener: grpc-go's default, 120s
+	// (backoff.DefaultConfig.MaxDelay, backoff/backoff.go, v1.85.0), would keep
 	// /readyz failing long after the server took connections again.
 	readyMaxBackoff = time.Second
 )
