@@ -149,52 +149,15 @@ func readSources(path string) ([]File, string, error) {
 	return sources, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// policyFiles lists the policy files of a directory in name order. Names
-// starting with "." are skipped: a ConfigMap mount holds ..data and
-// ..2024_… entries beside the files, and editors leave hidden swap files.
-//
-// The directory is read a batch of entries at a time, and a directory of
-// more than MaxDirEntries entries, or more than MaxFiles policy files, is
-// refused before any file is opened: whoever can write to it cannot make a
-// load list millions of names.
+// policyFiles lists the policy files of a directory in name order
+// (FileNames), refusing any that cannot be read as a regular file.
 func policyFiles(dir string) ([]string, error) {
-	d, err := os.Open(dir)
+	candidates, err := FileNames(dir)
 	if err != nil {
 		return nil, err
 	}
-	defer d.Close()
-	var candidates []string
-	seen := 0
-	for {
-		batch, err := d.ReadDir(1024)
-		seen += len(batch)
-		if seen > maxDirEntries {
-			return nil, fmt.Errorf("%s: more than %d entries in the policy directory; see docs/policy.md", dir, maxDirEntries)
-		}
-		for _, e := range batch {
-			name := e.Name()
-			if strings.HasPrefix(name, ".") {
-				continue
-			}
-			if ext := filepath.Ext(name); ext != ".yaml" && ext != ".yml" {
-				continue
-			}
-			candidates = append(candidates, name)
-		}
-		if len(candidates) > maxFiles {
-			return nil, fmt.Errorf("%s: more than %d policy files (*.yaml, *.yml) in the directory; see docs/policy.md", dir, maxFiles)
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	slices.Sort(candidates)
 	var names []string
-	for _, name := range candidates {
-		full := filepath.Join(dir, name)
+	for _, full := range candidates {
 		// Follow symlinks (a ConfigMap's files are links into ..data). A
 		// policy file that cannot be reached (a dangling link, a link loop)
 		// is an error: skipping it would silently drop its policies.
@@ -213,6 +176,54 @@ func policyFiles(dir string) ([]string, error) {
 		}
 		names = append(names, full)
 	}
+	return names, nil
+}
+
+// FileNames returns the paths of the policy files of dir in name order:
+// *.yaml and *.yml, skipping names that start with "." (a ConfigMap mount
+// holds ..data and ..2024_… entries beside the files, and editors leave
+// hidden swap files). A load and the reloader's watch list both use it.
+//
+// The directory is read a batch of entries at a time, and a directory of
+// more than MaxDirEntries entries, or more than MaxFiles policy files, is
+// refused before any file is opened: whoever can write to it cannot make a
+// load list millions of names. On an error it returns the paths it found
+// before it too.
+func FileNames(dir string) ([]string, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	var names []string
+	seen := 0
+	for {
+		batch, err := d.ReadDir(1024)
+		seen += len(batch)
+		if seen > maxDirEntries {
+			return names, fmt.Errorf("%s: more than %d entries in the policy directory; see docs/policy.md", dir, maxDirEntries)
+		}
+		for _, e := range batch {
+			name := e.Name()
+			if strings.HasPrefix(name, ".") {
+				continue
+			}
+			if ext := filepath.Ext(name); ext != ".yaml" && ext != ".yml" {
+				continue
+			}
+			names = append(names, filepath.Join(dir, name))
+		}
+		if len(names) > maxFiles {
+			return names, fmt.Errorf("%s: more than %d policy files (*.yaml, *.yml) in the directory; see docs/policy.md", dir, maxFiles)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return names, err
+		}
+	}
+	slices.Sort(names)
 	return names, nil
 }
 

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -357,9 +356,7 @@ func (r *Reloader) rewatch(w *fsnotify.Watcher) error {
 
 // watchDirs returns the directories to watch for the policy path: the one
 // holding it, the one it resolves to if it is a directory, and those its
-// files resolve to through symlinks. It reads at most policy.MaxDirEntries
-// entries of the directory, as a load does: past that, the load fails
-// anyway.
+// files resolve to through symlinks.
 func watchDirs(path string) []string {
 	var dirs []string
 	seen := map[string]bool{}
@@ -384,29 +381,12 @@ func watchDirs(path string) []string {
 	return dirs
 }
 
-// policyNames returns the paths of the policy files (*.yaml, *.yml, not
-// hidden) of dir, reading at most policy.MaxDirEntries entries.
+// policyNames returns the paths of the policy files of dir, as a load lists
+// them (policy.FileNames). Past the load's caps it returns those it read:
+// the load fails anyway, and the directory itself is watched.
 func policyNames(dir string) []string {
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil
-	}
-	defer d.Close()
-	var files []string
-	for read := 0; read < policy.MaxDirEntries; {
-		batch, err := d.ReadDir(1024)
-		read += len(batch)
-		for _, e := range batch {
-			name := e.Name()
-			if ext := filepath.Ext(name); !strings.HasPrefix(name, ".") && (ext == ".yaml" || ext == ".yml") {
-				files = append(files, filepath.Join(dir, name))
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	return files
+	names, _ := policy.FileNames(dir)
+	return names
 }
 
 // relevant reports whether an event concerns the policy. The directory
