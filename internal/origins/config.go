@@ -223,25 +223,24 @@ func CheckRegex(re *syntax.Regexp, anchored *regexp.Regexp, rules RegexRules) (e
 		return errs, nil
 	}
 	f := analyzeOriginRegex(re, anchored)
-	const listFix = `list the origins in allowed_origins, or use the pattern https://*.example.com, or a regex whose host ends in your domain after a dot, e.g. https://([a-z0-9-]+\.)*example\.com`
-	if f.arbitrary != "" {
+	// risk is what a regex lets in that it should not: with credentials an
+	// error (withCreds), without them a warning (without).
+	risk := func(fix, withCreds, without string) {
 		if rules.Creds {
-			errs = append(errs, problemf(listFix,
-				"it matches hosts it does not name, e.g. %q: with credentials any site could read a logged-in user's responses", f.arbitrary))
+			errs = append(errs, &Problem{Msg: withCreds, Fix: fix})
 		} else {
-			warns = append(warns, problemf(listFix,
-				"it matches hosts it does not name: this also allows %q, so any site can read the responses", f.arbitrary))
+			warns = append(warns, &Problem{Msg: without, Fix: fix})
 		}
 	}
+	if f.arbitrary != "" {
+		risk(`list the origins in allowed_origins, or use the pattern https://*.example.com, or a regex whose host ends in your domain after a dot, e.g. https://([a-z0-9-]+\.)*example\.com`,
+			fmt.Sprintf("it matches hosts it does not name, e.g. %q: with credentials any site could read a logged-in user's responses", f.arbitrary),
+			fmt.Sprintf("it matches hosts it does not name: this also allows %q, so any site can read the responses", f.arbitrary))
+	}
 	if f.glued != "" {
-		const gluedFix = `put a dot between the free part and your domain, e.g. https://([a-z0-9-]+\.)?example\.com, or use the pattern https://*.example.com`
-		if rules.Creds {
-			errs = append(errs, problemf(gluedFix,
-				"it lets text run into the domain name: this also allows %q, a name anyone can register, and with credentials it could read a logged-in user's responses", f.glued))
-		} else {
-			warns = append(warns, problemf(gluedFix,
-				"it lets text run into the domain name: this also allows %q, a name anyone can register", f.glued))
-		}
+		msg := fmt.Sprintf("it lets text run into the domain name: this also allows %q, a name anyone can register", f.glued)
+		risk(`put a dot between the free part and your domain, e.g. https://([a-z0-9-]+\.)?example\.com, or use the pattern https://*.example.com`,
+			msg+", and with credentials it could read a logged-in user's responses", msg)
 	}
 	if rules.Creds && f.insecure != "" && !rules.InsecureOK {
 		errs = append(errs, problemf("match https:// only (http:// is fine for localhost and loopback addresses), or set dangerously_allow_insecure_origins: true",
@@ -252,13 +251,8 @@ func CheckRegex(re *syntax.Regexp, anchored *regexp.Regexp, rules RegexRules) (e
 			"it matches any site directly under the public suffix %q, e.g. %q, where anyone can register a site", f.psSuffix, f.psWild))
 	}
 	if f.incomplete {
-		const fix = "split it into simpler regexes, or list the origins in allowed_origins"
 		const msg = "it has more alternatives and repetitions than corsproc checks, so what it lets in is not known"
-		if rules.Creds {
-			errs = append(errs, problemf(fix, msg+"; with credentials that is refused"))
-		} else {
-			warns = append(warns, problemf(fix, msg))
-		}
+		risk("split it into simpler regexes, or list the origins in allowed_origins", msg+"; with credentials that is refused", msg)
 	}
 	return errs, warns
 }
