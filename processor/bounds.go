@@ -64,17 +64,34 @@ type headerBounds struct {
 func (b headerBounds) fit(hs []*corev3.HeaderValue) (int, string) {
 	total := 0
 	for i, hv := range hs {
-		if i == b.entries {
-			return i, LimitRequestHeaders
-		}
 		if hv != nil {
-			total += len(hv.Key) + len(hv.Value) + len(hv.RawValue)
+			total += headerSize(hv)
 		}
-		if total > b.bytes {
-			return i, LimitRequestHeaderBytes
+		if exceeded := b.past(i, total); exceeded != "" {
+			return i, exceeded
 		}
 	}
 	return len(hs), ""
+}
+
+// past returns the bound that entry i (counting from 0) of a header map
+// exceeds when the entries up to and including it hold total bytes, ""
+// when none. fit, and the Codec on the wire and while decoding, stop at
+// the same entry through it.
+func (b headerBounds) past(i, total int) string {
+	if i >= b.entries {
+		return LimitRequestHeaders
+	}
+	if total > b.bytes {
+		return LimitRequestHeaderBytes
+	}
+	return ""
+}
+
+// headerSize is what an entry counts towards the bytes bound: the lengths of
+// its key, value and raw value.
+func headerSize(hv *corev3.HeaderValue) int {
+	return len(hv.Key) + len(hv.Value) + len(hv.RawValue)
 }
 
 // extractBounded fills st.req from request headers, inspecting no more than

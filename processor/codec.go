@@ -376,7 +376,7 @@ func decodeHeaderMapBounded(b []byte, m *corev3.HeaderMap, count int, lim header
 	total, raws := 0, 0
 	rest := b
 	for i := range n {
-		if i == lim.entries {
+		if lim.past(i, total) == LimitRequestHeaders {
 			standIn = i // an empty entry
 			break
 		}
@@ -388,8 +388,8 @@ func decodeHeaderMapBounded(b []byte, m *corev3.HeaderMap, count int, lim header
 		if !decodeHeaderValue(v, hv) { // raw_value aliases b for now
 			return false
 		}
-		size := len(hv.Key) + len(hv.Value) + len(hv.RawValue)
-		if total+size > lim.bytes {
+		size := headerSize(hv)
+		if lim.past(i, total+size) != "" {
 			standIn = i
 			*hv = corev3.HeaderValue{RawValue: make([]byte, lim.bytes+1-total)}
 			break
@@ -651,11 +651,11 @@ func walkHeaderMap(b []byte, lim headerBounds) error {
 		if !ok {
 			return errMalformed
 		}
-		entries++
 		total += size
-		if entries > lim.entries || total > lim.bytes {
+		if lim.past(entries, total) != "" {
 			return errPastBounds
 		}
+		entries++
 	}
 	return nil
 }
