@@ -6,9 +6,10 @@
 // written in: assignments of literals (strings in every quoting, True and
 // False, integers and their +, - and *), lists and tuples with
 // star-unpacking and concatenation, list(), +=, .append() and .extend(),
-// and DCH's default_headers and default_methods. A value it cannot know without running Python (an
-// environment lookup, a function call, an f-string, another variable) is
-// left out of the policy with a warning, never guessed.
+// and DCH's default_headers and default_methods. A value it cannot know
+// without running Python (an environment lookup, a function call, an
+// f-string, another variable) is left out of the policy with a warning,
+// never guessed.
 //
 // Blocks under if DEBUG: (or if not DEBUG:) become two policies when the CORS
 // settings differ: django, for DEBUG = False, and django-debug. Every place
