@@ -477,19 +477,7 @@ func TestServeUnixSocket(t *testing.T) {
 
 func TestServeRefusesToTakeOverASocket(t *testing.T) {
 	t.Parallel()
-	dir := testutil.ShortTempDir(t)
-
-	live := filepath.Join(dir, "live.sock")
-	l, err := net.Listen("unix", live)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	notSocket := filepath.Join(dir, "file.sock")
-	if err := os.WriteFile(notSocket, []byte("keep me"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
+	live, notSocket := testutil.TakenSocketPaths(t)
 	for path, want := range map[string]string{
 		live:      "another process is listening",
 		notSocket: "not a socket",

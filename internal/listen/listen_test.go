@@ -101,17 +101,7 @@ func TestListenModeUnix(t *testing.T) {
 // on, or a file that is not a socket.
 func TestListenRefusesToTakeOver(t *testing.T) {
 	t.Parallel()
-	dir := testutil.ShortTempDir(t)
-	live := filepath.Join(dir, "live.sock")
-	l, err := net.Listen("unix", live)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	file := filepath.Join(dir, "file.sock")
-	if err := os.WriteFile(file, []byte("keep me"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	live, file := testutil.TakenSocketPaths(t)
 	for path, want := range map[string]string{live: "another process is listening", file: "not a socket"} {
 		a, err := Parse(UnixScheme + path)
 		if err != nil {

@@ -5,7 +5,9 @@ package testutil
 import (
 	"errors"
 	"io"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -76,4 +78,23 @@ func ShortTempDir(tb testing.TB) string {
 	}
 	tb.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
+}
+
+// TakenSocketPaths returns two paths in a new ShortTempDir where a Unix
+// socket must not be created over what is there: live, a socket another
+// listener (closed at the test's end) holds, and file, a regular file.
+func TakenSocketPaths(tb testing.TB) (live, file string) {
+	tb.Helper()
+	dir := ShortTempDir(tb)
+	live = filepath.Join(dir, "live.sock")
+	l, err := net.Listen("unix", live)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { l.Close() })
+	file = filepath.Join(dir, "file.sock")
+	if err := os.WriteFile(file, []byte("keep me"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return live, file
 }
