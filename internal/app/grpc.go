@@ -58,8 +58,9 @@ func (g *GRPCServer) Serve() error { return g.Server.Serve(g.Listener) }
 // Addr is the address of g.Listener.
 func (g *GRPCServer) Addr() net.Addr { return g.Listener.Addr() }
 
-// Unready turns the health service NOT_SERVING for every service, for good,
-// so that load balancers and Envoy's health checker steer new requests
+// Unready turns the health service NOT_SERVING for every service, for good
+// (health.Server.Shutdown ignores every later status change; grpc-go
+// health/server.go, v1.85.0), so that load balancers and Envoy's health checker steer new requests
 // elsewhere (and the admin server's /readyz, which asks it, answers 503).
 func (g *GRPCServer) Unready() { g.Health.Shutdown() }
 
