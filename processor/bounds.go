@@ -40,7 +40,7 @@ type limitMetrics struct {
 func newLimitMetrics(reg prometheus.Registerer) *limitMetrics {
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricLimitsExceeded,
-		Help: "Requests and streams past one of corsproc's bounds, by limit: request_headers and request_header_bytes (the request's CORS is refused), stream_idle_timeout (the stream is closed with DEADLINE_EXCEEDED), streams (a stream past --max-streams is refused with RESOURCE_EXHAUSTED), message (a message past the decoder's bounds is refused with RESOURCE_EXHAUSTED).",
+		Help: "Requests and streams past one of corsproc's bounds, by limit: request_headers and request_header_bytes (the request's CORS is refused), stream_idle_timeout (the stream is closed with DEADLINE_EXCEEDED), streams (a stream past --max-streams is refused with RESOURCE_EXHAUSTED), message (a message past the decoder's bounds is refused: its stream fails with INTERNAL).",
 	}, []string{"limit"})
 	if reg != nil {
 		vec = register(reg, vec)

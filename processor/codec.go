@@ -67,8 +67,8 @@ type Codec struct {
 // MaxOtherMessages bounds the protobuf messages of one ProcessingRequest
 // other than header entries: the attributes map's entries and Structs, the
 // metadata's, each Struct field and Value. Envoy sends a handful (one route
-// name attribute: four); past it the message is refused with
-// RESOURCE_EXHAUSTED.
+// name attribute: four); past it the message is refused (errPastBounds:
+// the stream fails with INTERNAL).
 const MaxOtherMessages = 1024
 
 // errPastBounds is the error of a message refused past the codec's bounds.
