@@ -1,7 +1,6 @@
 package processor
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	ctestutil "github.com/corsproc/corsproc/internal/testutil"
 )
 
 // fakeClock is a clock tests move by hand.
@@ -100,10 +101,10 @@ func TestLogLimiterConcurrent(t *testing.T) {
 	}
 }
 
-// logLines returns the lines of buf holding msg.
-func logLines(buf *bytes.Buffer, msg string) []string {
+// logLines returns the lines of logs holding msg.
+func logLines(logs, msg string) []string {
 	var out []string
-	for line := range strings.Lines(buf.String()) {
+	for line := range strings.Lines(logs) {
 		if strings.Contains(line, msg) {
 			out = append(out, line)
 		}
@@ -118,9 +119,8 @@ func logLines(buf *bytes.Buffer, msg string) []string {
 // metrics count every one. Before, each was logged: a client decided the
 // log volume.
 func TestWarnLogsRateLimited(t *testing.T) {
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, nil))
+	var buf ctestutil.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
 	srv := New(mustParse(t, semanticsYAML), Options{Logger: log, IdleTimeout: time.Hour})
 	clock := &fakeClock{t: time.Unix(1_000_000, 0)}
 	srv.logs = newLogLimiter(WarnLogInterval, clock.now)
@@ -156,27 +156,24 @@ func TestWarnLogsRateLimited(t *testing.T) {
 		"ext_proc stream ended: unknown message": "unknown_message",
 	}
 	burst()
-	mu.Lock()
+	first := buf.String()
 	for msg := range msgs {
-		if lines := logLines(&buf, msg); len(lines) != 1 || !strings.Contains(lines[0], "suppressed=0") || !strings.Contains(lines[0], "level=WARN") {
+		if lines := logLines(first, msg); len(lines) != 1 || !strings.Contains(lines[0], "suppressed=0") || !strings.Contains(lines[0], "level=WARN") {
 			t.Errorf("%q: %d lines after %d events within one interval, want 1 with suppressed=0:\n%s", msg, len(lines), n, strings.Join(lines, ""))
 		}
 	}
-	if line := logLines(&buf, "unknown CORS policy"); len(line) == 1 && !strings.Contains(line[0], "name=no-such-policy") {
+	if line := logLines(first, "unknown CORS policy"); len(line) == 1 && !strings.Contains(line[0], "name=no-such-policy") {
 		t.Errorf("the unknown policy's line does not name it: %s", line[0])
 	}
-	buf.Reset()
-	mu.Unlock()
 
 	clock.advance(WarnLogInterval)
 	burst()
-	mu.Lock()
+	second := strings.TrimPrefix(buf.String(), first)
 	for msg := range msgs {
-		if lines := logLines(&buf, msg); len(lines) != 1 || !strings.Contains(lines[0], "suppressed=49") {
+		if lines := logLines(second, msg); len(lines) != 1 || !strings.Contains(lines[0], "suppressed=49") {
 			t.Errorf("%q: after the interval, %d lines, want 1 with suppressed=49:\n%s", msg, len(lines), strings.Join(lines, ""))
 		}
 	}
-	mu.Unlock()
 
 	// The metrics count every event.
 	for name, c := range map[string]float64{
@@ -190,15 +187,4 @@ func TestWarnLogsRateLimited(t *testing.T) {
 			t.Errorf("%s counted %v, want %d", name, c, 2*n)
 		}
 	}
-}
-
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.Write(p)
 }
