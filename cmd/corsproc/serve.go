@@ -343,7 +343,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("gRPC listener: %w", err)
 	}
 	// --max-connections: past it, connections wait in the kernel's accept
-	// queue until one closes.
+	// queue until one closes (limitListener.Accept takes a slot before it
+	// accepts; golang.org/x/net/netutil/listen.go, v0.62.0).
 	g.Listener = netutil.LimitListener(grpcLis, o.maxConnections)
 	watchPolicyEvery(ctx, log, o.policy, set, enforced.Swap, reg, o.reloadInterval)
 	a := &app.App{Log: log, Servers: []app.Server{g}, ShutdownTimeout: o.shutdownTimeout}
