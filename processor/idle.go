@@ -30,7 +30,8 @@ const processMethod = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
 //
 // A gRPC handler blocked in Recv can only be woken by its stream's context.
 // grpc-go derives the stream's receive path from the context an in-tap
-// handle returns, so TapHandle returns a cancellable one for each ext_proc
+// handle returns (http2Server.operateHeaders replaces the stream's context
+// with it; internal/transport/http2_server.go, v1.85.0), so TapHandle returns a cancellable one for each ext_proc
 // stream, and the Server's idle sweeper cancels it when the stream has been
 // idle too long: Recv returns and the stream ends with DEADLINE_EXCEEDED.
 // Without IdleTimeout, or for other methods (health checks), it does
@@ -51,7 +52,8 @@ func withStreamCancel(ctx context.Context) context.Context {
 // the idle sweeper. Once the sweeper cancelled it, its Err is
 // DeadlineExceeded, not Canceled: grpc-go turns the error of the Recv it
 // interrupts into the stream's status (the client sees DEADLINE_EXCEEDED)
-// before Process can return its own.
+// before Process can return its own (recvBufferReader reads fail with
+// ContextErr(ctx.Err()), internal/transport/transport.go, v1.85.0).
 type streamCtx struct {
 	context.Context // from context.WithCancelCause
 	cancel          context.CancelCauseFunc
