@@ -52,8 +52,9 @@ func withStreamCancel(ctx context.Context) context.Context {
 // the idle sweeper. Once the sweeper cancelled it, its Err is
 // DeadlineExceeded, not Canceled: grpc-go turns the error of the Recv it
 // interrupts into the stream's status (the client sees DEADLINE_EXCEEDED)
-// before Process can return its own (recvBufferReader reads fail with
-// ContextErr(ctx.Err()), internal/transport/transport.go, v1.85.0).
+// before Process can return its own (recvBufferReader's read fails with
+// ContextErr(ctx.Err()), internal/transport/transport.go, and
+// serverStream.RecvMsg writes that status, stream.go; v1.85.0).
 type streamCtx struct {
 	context.Context // from context.WithCancelCause
 	cancel          context.CancelCauseFunc
