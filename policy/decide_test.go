@@ -107,6 +107,13 @@ func preflight(origin, method string, acrh ...string) policy.Request {
 	return policy.Request{Method: "OPTIONS", Origin: origin, ACRM: method, ACRH: acrh, Path: "/api/"}
 }
 
+// onPublic sends r to webPolicy's open policy, whose allow_methods and
+// allow_headers are *.
+func onPublic(r policy.Request) policy.Request {
+	r.Path = "/public/"
+	return r
+}
+
 const (
 	varyOrigin = "vary: +Origin"
 	varyPre    = "vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
@@ -491,6 +498,14 @@ func TestDecideAllocations(t *testing.T) {
 		"actual denied":   get("https://evil.com"),
 		"no origin":       get(""),
 		"preflight fixed": preflight("https://app.example.com", "PUT", "content-type"),
+		// allow_methods' and allow_headers' * check every requested name
+		// against the forbidden lists, in any case (IsForbiddenMethod,
+		// IsForbiddenRequestHeader), allowed or refused. (Allowing
+		// requested headers under * builds the echoed list: one string.)
+		"preflight wildcard":           onPublic(preflight("https://app.example.com", "purge")),
+		"preflight wildcard method":    onPublic(preflight("https://app.example.com", "Trace")),
+		"preflight wildcard header":    onPublic(preflight("https://app.example.com", "PUT", "x-ok, Sec-Fetch-Mode")),
+		"preflight wildcard acaheader": onPublic(preflight("https://app.example.com", "PUT", "Access-Control-Allow-Origin")),
 	} {
 		var d policy.Decision
 		if n := testing.AllocsPerRun(100, func() { set.Decide(&r, &d) }); n != 0 {
