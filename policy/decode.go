@@ -59,7 +59,8 @@ func decode(file string, data []byte, b *budget) parsedFile {
 func checkFile(file string, data []byte, b *budget) parsedFile {
 	f := parsedFile{ds: newDiagnostics(file)}
 	if len(data) > MaxFileSize {
-		f.ds.errorf("", "split the policy set or shorten it; see docs/policy.md", "file is %d bytes, more than the %d corsproc reads", len(data), MaxFileSize)
+		e := fileSizeCapError()
+		f.ds.errorf("", e.fix, "%s", e.msg)
 		f.capped = true
 		return f
 	}

@@ -73,7 +73,6 @@ var (
 // budget is what the files of one set loaded so far have used of the
 // bounds; the decoder of each file goes on from where the last one stopped.
 type budget struct {
-	bytes     int // read
 	yamlNodes int // yamlNodeBound of the files
 	nodes     int // visited by the decoder, aliases expanded
 	policies  int
@@ -84,6 +83,13 @@ type budget struct {
 
 // capError is an error that stops loading: a bound above was crossed.
 type capError struct{ fix, msg string }
+
+// fileSizeCapError is the error of MaxFileSize, for a file read from disk
+// (readFile) or handed to Parse (checkFile).
+func fileSizeCapError() *capError {
+	return &capError{"split the policy set or shorten it; see docs/policy.md",
+		fmt.Sprintf("file is larger than the %d bytes corsproc reads", MaxFileSize)}
+}
 
 // The errors of the bounds on counts.
 func policiesCapError() *capError {

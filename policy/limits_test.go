@@ -354,3 +354,26 @@ func TestDirectoryEntryCaps(t *testing.T) {
 		})
 	}
 }
+
+// TestFileSizeOneError: a file above MaxFileSize is refused with the same
+// message and fix whether Load reads it from disk or Parse is handed it.
+func TestFileSizeOneError(t *testing.T) {
+	data := []byte("policies: []\n" + strings.Repeat("#", MaxFileSize))
+	path := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("file is larger than the %d bytes corsproc reads", MaxFileSize)
+	const fix = "split the policy set or shorten it; see docs/policy.md"
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), fix) {
+		t.Errorf("Load = %v, want %q and %q", err, want, fix)
+	}
+	_, err := Parse("big.yaml", data)
+	var v *ValidationError
+	if !errors.As(err, &v) {
+		t.Fatalf("Parse = %v, want a ValidationError", err)
+	}
+	if errs := v.Errors(); len(errs) != 1 || errs[0].Message != want || errs[0].Fix != fix {
+		t.Errorf("Parse errors = %+v, want %q with fix %q", errs, want, fix)
+	}
+}

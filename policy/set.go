@@ -256,7 +256,8 @@ func readFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%s: file is larger than the %d bytes corsproc reads; see docs/policy.md", path, MaxFileSize)
+		e := fileSizeCapError()
+		return nil, fmt.Errorf("%s: %s: %s", path, e.msg, e.fix)
 	}
 	return data, nil
 }
