@@ -20,9 +20,8 @@ import (
 )
 
 // MetadataPolicy is the gRPC stream metadata key naming the policy that
-// governs the stream's request. Envoy sets it per route with
-// ExtProcPerRoute.overrides.grpc_initial_metadata.
-const MetadataPolicy = "x-corsproc-policy"
+// governs the stream's request (defined in internal/extproc).
+const MetadataPolicy = extproc.MetadataPolicy
 
 // Attribute names Envoy uses for request_attributes. The Struct is keyed by
 // the filter name, its fields by the attribute expression text.

@@ -266,8 +266,8 @@ func ExternalProcessorErrors(ep *extprocfilterv3.ExternalProcessor) []error {
 }
 
 // MetadataPolicy is the gRPC initial metadata key through which a route
-// names the corsproc policy that governs it (processor.MetadataPolicy).
-const MetadataPolicy = "x-corsproc-policy"
+// names the corsproc policy that governs it (defined in internal/extproc).
+const MetadataPolicy = extproc.MetadataPolicy
 
 // PolicyBinding is what one ExtProcPerRoute in a config says in
 // overrides.grpc_initial_metadata under MetadataPolicy.

@@ -12,3 +12,9 @@ package extproc
 // name of the Envoy route the request matched. Envoy sends it when the
 // filter's request_attributes lists it.
 const AttributeRoute = "xds.route_name"
+
+// MetadataPolicy is the gRPC initial metadata key through which a route
+// names the corsproc policy that governs it: Envoy sends the route's
+// ExtProcPerRoute.overrides.grpc_initial_metadata as the stream's initial
+// metadata (docs/extproc-protocol.md).
+const MetadataPolicy = "x-corsproc-policy"

@@ -11,25 +11,27 @@ import (
 	"github.com/corsproc/corsproc/internal/testutil"
 )
 
-// The route attribute's name is spelled in one place: every other package
-// (processor, envoy/emulator, envoy/configcheck) uses AttributeRoute, so
-// that the name corsproc reads and the name the emulator sends and the
-// config checks require cannot drift apart.
-func TestAttributeRouteDefinedOnce(t *testing.T) {
+// The protocol's names are spelled in one place: every other package
+// (processor, envoy/emulator, envoy/configcheck) uses AttributeRoute and
+// MetadataPolicy, so that the names corsproc reads and the names the
+// emulator sends and the config checks require cannot drift apart.
+func TestNamesDefinedOnce(t *testing.T) {
 	t.Parallel()
 	root := filepath.Join("..", "..") // the main module
-	var found []string
+	found := map[string][]string{}
 	testutil.WalkGoFiles(t, root, false, func(path string, f *ast.File) {
 		ast.Inspect(f, func(n ast.Node) bool {
 			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
-				if v, err := strconv.Unquote(lit.Value); err == nil && v == AttributeRoute {
-					found = append(found, filepath.ToSlash(path))
+				if v, err := strconv.Unquote(lit.Value); err == nil && (v == AttributeRoute || v == MetadataPolicy) {
+					found[v] = append(found[v], filepath.ToSlash(path))
 				}
 			}
 			return true
 		})
 	})
-	if len(found) != 1 || !strings.HasSuffix(found[0], "internal/extproc/extproc.go") {
-		t.Errorf("%q is spelled out in %q; want it in internal/extproc/extproc.go only, used through extproc.AttributeRoute", AttributeRoute, found)
+	for _, name := range []string{AttributeRoute, MetadataPolicy} {
+		if got := found[name]; len(got) != 1 || !strings.HasSuffix(got[0], "internal/extproc/extproc.go") {
+			t.Errorf("%q is spelled out in %q; want it in internal/extproc/extproc.go only", name, got)
+		}
 	}
 }
