@@ -31,7 +31,3 @@ const (
 // sees two Access-Control-Allow-Origin values, nor an upstream's answer to
 // what corsproc refused (docs/semantics.md, §7).
 var managedHeaders = []string{HeaderACAO, HeaderACAC, HeaderACEH, HeaderACAM, HeaderACAH, HeaderACMA, HeaderACAPN}
-
-// ManagedHeaders returns the CORS response headers corsproc removes from
-// the upstream's response on a governed route.
-func ManagedHeaders() []string { return append([]string(nil), managedHeaders...) }
