@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/corsproc/corsproc/policy"
@@ -114,15 +113,14 @@ func runCheck(_ context.Context, e *env, args []string) error {
 // "Which policy governs a request").
 func unknownPolicyDiagnostics(path string, set *policy.Set, names []string) []policy.Diagnostic {
 	var out []policy.Diagnostic
-	defined := set.Names()
 	for _, name := range names {
-		if slices.Contains(defined, name) {
+		if set.Has(name) {
 			continue
 		}
 		out = append(out, policy.Diagnostic{
 			Severity: policy.SeverityError, File: path, Path: processor.MetadataPolicy,
 			Message: fmt.Sprintf("%q names no policy of this set: corsproc would allow no CORS on the routes that send it (preflights get 403, the upstream's CORS headers are removed)", name),
-			Fix:     "define the policy, or correct the route's grpc_initial_metadata (policies: " + strings.Join(defined, ", ") + ")",
+			Fix:     "define the policy, or correct the route's grpc_initial_metadata (policies: " + strings.Join(set.Names(), ", ") + ")",
 		})
 	}
 	return out
