@@ -229,13 +229,16 @@ var addressProbes = [][]string{
 // one), and records an arbitrary host when two addresses of a family match.
 func (a *regexAnalyzer) probeAddresses() {
 	src := a.re.String()
-	ports := []string{""}
+	var found []string
 	for _, w := range a.seen {
-		if w != nil && w.origin.Port != "" && !slices.Contains(ports, w.origin.Port) && len(ports) < 4 {
-			ports = append(ports, w.origin.Port)
+		if w != nil && w.origin.Port != "" && !slices.Contains(found, w.origin.Port) {
+			found = append(found, w.origin.Port)
 		}
 	}
-	slices.Sort(ports[1:]) // a.seen is a map: keep the witness quoted stable
+	// a.seen is a map: sort before keeping three, so that the ports tried,
+	// and the finding and witness quoted, do not vary from run to run.
+	slices.Sort(found)
+	ports := append([]string{""}, found[:min(len(found), 3)]...)
 	for _, family := range addressProbes {
 		for _, scheme := range []string{"https://", "http://"} {
 			for _, port := range ports {
