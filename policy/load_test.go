@@ -191,3 +191,38 @@ func TestLargeFile(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadChanged: a reload reads the files once. Files whose digest is the
+// active set's give no set and no error, and are not decoded (a broken file
+// with that digest is not reported); other files load as Load loads them,
+// a broken set coming with its digest, unreadable files with none.
+func TestLoadChanged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.yaml")
+	good := "policies:\n  - name: a\n    allowed_origins: [https://a.example]\n"
+	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, digest, err := LoadChanged(path, "")
+	if err != nil || s == nil || digest != s.Digest() {
+		t.Fatalf("LoadChanged = %v, %q, %v; want the set and its digest", s, digest, err)
+	}
+	if s, d, err := LoadChanged(path, digest); s != nil || d != digest || err != nil {
+		t.Errorf("unchanged: LoadChanged = %v, %q, %v; want nil, %q, nil", s, d, err, digest)
+	}
+	if err := os.WriteFile(path, []byte("policies: [{name: a, unknown_key: 1}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad, err := Digest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, d, err := LoadChanged(path, bad); s != nil || d != bad || err != nil {
+		t.Errorf("broken but active: LoadChanged = %v, %q, %v; want nil, %q, nil (not decoded)", s, d, err, bad)
+	}
+	if s, d, err := LoadChanged(path, digest); s != nil || d != bad || err == nil {
+		t.Errorf("broken: LoadChanged = %v, %q, %v; want nil, %q and the error", s, d, err, bad)
+	}
+	if s, d, err := LoadChanged(filepath.Join(t.TempDir(), "missing.yaml"), digest); s != nil || d != "" || err == nil {
+		t.Errorf("missing: LoadChanged = %v, %q, %v; want nil, \"\" and the error", s, d, err)
+	}
+}

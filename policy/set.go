@@ -40,17 +40,30 @@ type Set struct {
 // GOMAXPROCS), one file each; everything else happens in order, so the
 // result and diagnostics are those of loading the files one after another.
 func Load(path string) (*Set, error) {
+	s, _, err := LoadChanged(path, "")
+	return s, err
+}
+
+// LoadChanged is Load for a reload: it reads the files once, and when their
+// digest is active (the active set's Digest) it returns a nil Set, the
+// digest and no error, without decoding them. The digest is "" only when
+// the files could not be read; a set they give that fails to load comes
+// with its digest and the error.
+func LoadChanged(path, active string) (*Set, string, error) {
 	sources, digest, err := readSources(path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
+	}
+	if digest == active {
+		return nil, digest, nil
 	}
 	s, err := build(path, decodeFiles(sources))
 	if err != nil {
-		return nil, err
+		return nil, digest, err
 	}
 	// The data was read here and is not kept elsewhere: no copy needed.
 	s.digest, s.files = digest, sources
-	return s, nil
+	return s, digest, nil
 }
 
 // decodeFiles decodes the files of a set, in order. The files share the

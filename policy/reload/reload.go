@@ -128,21 +128,15 @@ func (r *Reloader) Reload() (Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
-	digest, err := policy.Digest(r.path)
-	if err == nil && digest == r.digest {
-		return r.unchanged(), nil
-	}
-	key := failKey(digest, err)
-	set, err := policy.Load(r.path)
+	set, digest, err := policy.LoadChanged(r.path, r.digest)
 	if err != nil {
-		r.failed = key
+		r.failed = failKey(digest, err)
 		r.reloads.WithLabelValues("failure").Inc()
 		r.healthy.Set(0)
 		r.logFailure(err)
 		return Failed, err
 	}
-	if set.Digest() == r.digest {
-		// Changed back between the digest and the load.
+	if set == nil {
 		return r.unchanged(), nil
 	}
 	r.swap(set)
@@ -172,9 +166,10 @@ func (r *Reloader) Reload() (Result, error) {
 	return Swapped, nil
 }
 
-// failKey identifies what a reload read: the digest, or why there was none.
+// failKey identifies what a reload read: the digest, or, when the files
+// could not be read (digest ""), why.
 func failKey(digest string, err error) string {
-	if err != nil {
+	if digest == "" && err != nil {
 		return "error: " + err.Error()
 	}
 	return digest
