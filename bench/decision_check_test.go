@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // decisionGroup is a set of cases of BenchmarkDecision or
@@ -120,7 +121,7 @@ func TestCorsprocHTTP(t *testing.T) {
 	base := corsprocYAML(benchOrigins(1000))
 	outer := http.Header{"Vary": {"Accept-Encoding"}, "Access-Control-Allow-Origin": {"https://stale.example"}}
 	for _, mode := range []string{"", "mode: shadow", "unmatched_preflight: forward"} {
-		set, err := policy.Parse("bench.yaml", []byte(strings.Replace(base, "    allow_credentials:", "    "+mode+"\n    allow_credentials:", 1)))
+		set, err := policyfile.Parse("bench.yaml", []byte(strings.Replace(base, "    allow_credentials:", "    "+mode+"\n    allow_credentials:", 1)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	rscors "github.com/rs/cors"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // The policy every implementation enforces: n allowed origins (n-1 exact ones
@@ -287,7 +288,7 @@ type decisionSetup struct {
 
 func newDecisionSetup(tb testing.TB, n int) decisionSetup {
 	origins := benchOrigins(n)
-	set, err := policy.Parse("bench.yaml", []byte(corsprocYAML(origins)))
+	set, err := policyfile.Parse("bench.yaml", []byte(corsprocYAML(origins)))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/processor"
 )
 
@@ -38,7 +38,7 @@ func serveInMemory(tb testing.TB, svc extprocv3.ExternalProcessorServer, opts ..
 
 func newCorsproc(tb testing.TB, yaml string) *processor.Server {
 	tb.Helper()
-	set, err := policy.Parse("bench.yaml", []byte(yaml))
+	set, err := policyfile.Parse("bench.yaml", []byte(yaml))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/processor"
 )
 
@@ -70,7 +71,7 @@ var scaleSizes = []int{10, 10000}
 func BenchmarkScaleDecide(b *testing.B) {
 	for _, dim := range []string{"policies", "origins"} {
 		for _, n := range scaleSizes {
-			set, err := policy.Parse("scale.yaml", []byte(scaleYAML(dim, n)))
+			set, err := policyfile.Parse("scale.yaml", []byte(scaleYAML(dim, n)))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -102,7 +103,7 @@ func BenchmarkScaleCompile(b *testing.B) {
 				size := setBytes(b, data)
 				b.ReportAllocs()
 				for b.Loop() {
-					if _, err := policy.Parse("scale.yaml", data); err != nil {
+					if _, err := policyfile.Parse("scale.yaml", data); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -114,7 +115,7 @@ func BenchmarkScaleCompile(b *testing.B) {
 }
 
 // BenchmarkScaleStages splits BenchmarkScaleCompile into its two stages:
-// decoding the YAML into the policy schema (policy.Decode) and validating
+// decoding the YAML into the policy schema (policyfile.Decode) and validating
 // and compiling the decoded policies, then swapping the set in
 // (policy.Compile and processor.Server.Swap).
 func BenchmarkScaleStages(b *testing.B) {
@@ -124,12 +125,12 @@ func BenchmarkScaleStages(b *testing.B) {
 			b.Run(fmt.Sprintf("stage=decode/dim=%s/n=%d", dim, n), func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					if _, err := policy.Decode("scale.yaml", data); err != nil {
+					if _, err := policyfile.Decode("scale.yaml", data); err != nil {
 						b.Fatal(err)
 					}
 				}
 			})
-			pf, err := policy.Decode("scale.yaml", data)
+			pf, err := policyfile.Decode("scale.yaml", data)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -137,7 +138,7 @@ func BenchmarkScaleStages(b *testing.B) {
 				srv := processor.New(nil, processor.Options{Registerer: prometheus.NewRegistry()})
 				b.ReportAllocs()
 				for b.Loop() {
-					set, err := policy.Compile("scale.yaml", pf)
+					set, err := policy.Compile(policy.Source{Name: "scale.yaml", Files: []policy.Input{{File: "scale.yaml", Schema: pf}}})
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -153,7 +154,7 @@ func setBytes(tb testing.TB, data []byte) uint64 {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	set, err := policy.Parse("scale.yaml", data)
+	set, err := policyfile.Parse("scale.yaml", data)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -167,7 +168,7 @@ func setBytes(tb testing.TB, data []byte) uint64 {
 }
 
 // BenchmarkScaleReload measures what a reload does before and when it
-// swaps: policy.Load of the file from disk (read, decode, validate,
+// swaps: policyfile.Load of the file from disk (read, decode, validate,
 // compile) and processor.Server.Swap.
 func BenchmarkScaleReload(b *testing.B) {
 	for _, dim := range []string{"policies", "origins"} {
@@ -180,7 +181,7 @@ func BenchmarkScaleReload(b *testing.B) {
 				srv := processor.New(nil, processor.Options{Registerer: prometheus.NewRegistry()})
 				b.ReportAllocs()
 				for b.Loop() {
-					set, err := policy.Load(path)
+					set, err := policyfile.Load(path)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -214,7 +215,7 @@ func BenchmarkScaleReloadFiles(b *testing.B) {
 			srv := processor.New(nil, processor.Options{Registerer: prometheus.NewRegistry()})
 			b.ReportAllocs()
 			for b.Loop() {
-				set, err := policy.Load(dir)
+				set, err := policyfile.Load(dir)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/corsproc/corsproc/bench/loadgen"
-	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/policy/reload"
 	"github.com/corsproc/corsproc/processor"
 )
@@ -40,7 +40,7 @@ func TestSwapUnderLoad(t *testing.T) {
 		}
 	}
 	write(0)
-	set, err := policy.Load(path)
+	set, err := policyfile.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

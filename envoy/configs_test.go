@@ -40,7 +40,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/corsproc/corsproc/envoy/configcheck"
-	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 
 	// Types that appear only inside typed_config and are not imported above
 	// for assertions must still be linked in, or their "@type" cannot be
@@ -130,7 +130,7 @@ func checkPolicyNames(t *testing.T, nodes []configcheck.Node) {
 	t.Helper()
 	bindings := configcheck.PolicyBindings(nodes)
 	for _, file := range shippedPolicies {
-		set, err := policy.Load(file)
+		set, err := policyfile.Load(file)
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}

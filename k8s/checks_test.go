@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -606,7 +606,7 @@ func mountFor(c *corev1.Container, file string) string {
 
 // checkPolicyConfigMap validates the policy set a ConfigMap holds with
 // corsproc's own code: its keys are written to a directory, as the kubelet
-// mounts them, and loaded with policy.Load, as `corsproc serve --policy DIR`
+// mounts them, and loaded with policyfile.Load, as `corsproc serve --policy DIR`
 // does. Warnings fail too (corsproc check --strict). Diagnostics name the
 // source file the generator read the key from, with its line.
 func checkPolicyConfigMap(r *report, cm *object) {
@@ -649,7 +649,7 @@ func checkPolicyConfigMap(r *report, cm *object) {
 		src = path.Dir(gen) + "/"
 	}
 	rename := func(s string) string { return strings.ReplaceAll(s, dir+string(filepath.Separator), src) }
-	set, err := policy.Load(dir)
+	set, err := policyfile.Load(dir)
 	if err != nil {
 		r.add(cm, "the policy does not pass corsproc's validation (corsproc would refuse it):\n%s", rename(err.Error()))
 		return

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	corsprocv1 "github.com/corsproc/corsproc/proto/corsproc/v1"
 	egv1a1 "github.com/envoyproxy/gateway/api/v1alpha1"
 	istioapinetworking "istio.io/api/networking/v1alpha3"
@@ -252,7 +252,7 @@ func wantPolicyFrom(r *report, tr tree, objs []*object, namespace, file string) 
 		r.add(cm, "want exactly the key %q holding k8s/%s; has keys %q", policyKey, file, keys)
 		return nil
 	}
-	pf, err := policy.Decode("k8s/"+file, tr[file])
+	pf, err := policyfile.Decode("k8s/"+file, tr[file])
 	if err != nil {
 		return nil // checkPolicyConfigMap reports it
 	}

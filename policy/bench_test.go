@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // benchPolicy returns a policy file whose one policy allows n exact origins
@@ -59,7 +60,7 @@ func BenchmarkCompile(b *testing.B) {
 	data := []byte(benchPolicy(10000))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := policy.Parse("bench.yaml", data); err != nil {
+		if _, err := policyfile.Parse("bench.yaml", data); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -77,7 +78,7 @@ func BenchmarkCompileRegexes(b *testing.B) {
 	data := []byte(s.String())
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := policy.Parse("bench.yaml", data); err != nil {
+		if _, err := policyfile.Parse("bench.yaml", data); err != nil {
 			b.Fatal(err)
 		}
 	}

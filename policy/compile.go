@@ -17,6 +17,12 @@ import (
 
 // Limits on the values a policy holds, so that a compiled set stays cheap.
 const (
+	// MaxPolicies is the most policies a set may have.
+	MaxPolicies = 20_000
+	// MaxOrigins is the most entries of allowed_origins and
+	// allowed_origin_regexes a set may have, all policies together.
+	MaxOrigins = 50_000
+
 	// MaxPreflightMaxAge is the largest preflight_max_age accepted: Firefox's
 	// cap. Chromium caps at 7200, so values above that are a warning.
 	MaxPreflightMaxAge = 86400
@@ -25,9 +31,9 @@ const (
 
 var policyNameRE = regexp.MustCompile(`^[a-z0-9._-]+$`)
 
-// policy is one compiled policy. Everything the decision needs is computed
+// compiledPolicy is one policy, compiled. Everything the decision needs is computed
 // here once: the header values are ready-made strings.
-type policy struct {
+type compiledPolicy struct {
 	name      string
 	file      string // the file that defines it
 	index     int    // in its file's policies list
@@ -67,80 +73,136 @@ func (m *matcher) given() bool {
 	return len(m.hosts) > 0 || len(m.wildHosts) > 0 || len(m.prefixes) > 0 || m.urls != nil
 }
 
-// Compile validates a decoded policy file against docs/semantics.md, §3 and
-// §9, and compiles it. Every problem is reported at once in a
-// *ValidationError; warnings of a valid file are kept in Set.Warnings.
-func Compile(file string, pf *corsprocv1.PolicyFile) (*Set, error) {
-	f := parsedFile{pf: pf, ds: newDiagnostics(file)}
-	f.capped = checkDecoded(pf, f.ds)
-	return build(file, []parsedFile{f})
+// A Source is a policy set to compile: the schema of each of its files,
+// and where the set came from. policy/policyfile builds one from YAML
+// files; a program may build one in code.
+type Source struct {
+	// Name is the set's Source: a path, or a description.
+	Name string
+	// Digest is the set's Digest, computed by whoever read the files; ""
+	// for a set built in code.
+	Digest string
+	// Files are the set's files, in load order.
+	Files []Input
 }
 
-// parsedFile is one decoded policy file and the diagnostics found so far.
-type parsedFile struct {
-	pf     *corsprocv1.PolicyFile // nil when the file could not be decoded at all
-	ds     *diagnostics
-	capped bool // a bound of limits.go was crossed: nothing is compiled
+// Input is one file of a Source.
+type Input struct {
+	// File names the file in diagnostics.
+	File string
+	// Schema is the file's policies; nil when the file could not be decoded
+	// (its Diagnostics say why).
+	Schema *corsprocv1.PolicyFile
+	// Data is the file's text, which the set's Files returns; nil for a
+	// schema built in code. The set keeps it: it must not change after.
+	Data []byte
+	// Locator gives the positions of the file's fields for diagnostics;
+	// nil when there are none.
+	Locator Locator
+	// Diagnostics are the problems decoding the file found. When one is
+	// an error, Compile keeps only its own errors: a key that failed to
+	// decode could make it warn about the key's absence.
+	Diagnostics []Diagnostic
 }
 
-// build validates and compiles decoded files into one set, and gathers every
-// file's diagnostics.
-func build(source string, files []parsedFile) (*Set, error) {
-	// Validate even after decoding errors, so that one run reports every
-	// problem; but a key that failed to decode can make validation warn
-	// about its absence, so keep only validation's errors then.
-	if i := slices.IndexFunc(files, func(f parsedFile) bool { return f.capped }); i >= 0 {
-		return nil, capFailure(files[:i+1])
-	}
+// Compile validates the schema of every file of src against
+// docs/semantics.md, §3 and §9, and compiles them into one Set. Every
+// problem of every file is reported at once in a *ValidationError, in
+// file order; the warnings of a valid set are kept in Set.Warnings.
+//
+// A set whose policies or origins, all files together, are more than
+// MaxPolicies or MaxOrigins is refused without being compiled.
+func Compile(src Source) (*Set, error) {
+	files := make([]compileFile, len(src.Files))
 	decodeFailed := false
-	marks := make([]int, len(files))
-	for i, f := range files {
-		decodeFailed = decodeFailed || f.pf == nil || f.ds.hasErrors()
-		marks[i] = len(f.ds.list)
+	for i, in := range src.Files {
+		files[i] = compileFile{in: in, ds: &diagnostics{file: in.File, loc: in.Locator}}
+		decodeFailed = decodeFailed || in.Schema == nil || hasErrors(in.Diagnostics)
 	}
-	s := compile(source, files)
+	var s *Set
+	if !overCaps(files) {
+		s = compile(src.Name, files)
+	}
 	var all []Diagnostic
 	failed := false
-	for i, f := range files {
+	for _, f := range files {
 		list := f.ds.list
 		if decodeFailed {
-			list = append(list[:marks[i]:marks[i]], filter(list[marks[i]:], SeverityError)...)
+			list = filter(list, SeverityError)
 		}
-		for _, d := range list {
-			failed = failed || d.Severity == SeverityError
-		}
+		list = append(slices.Clip(f.in.Diagnostics), list...)
+		failed = failed || hasErrors(list)
 		all = append(all, sortByPosition(list)...)
 	}
 	if failed {
 		return nil, &ValidationError{Diagnostics: all, files: len(files)}
 	}
 	s.warnings = all
+	s.digest = src.Digest
+	for _, f := range src.Files {
+		if f.Data != nil {
+			s.files = append(s.files, File{Name: f.File, Data: f.Data})
+		}
+	}
 	return s, nil
+}
+
+// compileFile is one file being compiled, and the problems found in it.
+type compileFile struct {
+	in Input
+	ds *diagnostics
+}
+
+// overCaps holds the set to MaxPolicies and MaxOrigins, all files
+// together, reporting at the file that crosses one; it reports whether one
+// is crossed. (policyfile's decoder holds a YAML file to them as it reads
+// it; this holds a schema built in code to them too.)
+func overCaps(files []compileFile) bool {
+	policies, origins := 0, 0
+	for _, f := range files {
+		for _, p := range f.in.Schema.GetPolicies() {
+			origins += len(p.GetAllowedOrigins()) + len(p.GetAllowedOriginRegexes())
+		}
+		policies += len(f.in.Schema.GetPolicies())
+		switch {
+		case policies > MaxPolicies:
+			f.ds.errorf("policies", "split the policies over several corsproc deployments, or bind routes to fewer policies; see docs/policy.md",
+				"the policy set has more than %d policies", MaxPolicies)
+		case origins > MaxOrigins:
+			f.ds.errorf("policies", "use *.example.com patterns or fewer policies; see docs/policy.md",
+				"the policy set has more than %d allowed_origins and allowed_origin_regexes entries", MaxOrigins)
+		default:
+			continue
+		}
+		return true
+	}
+	return false
 }
 
 // compile compiles the policies of every file, in order, into one set,
 // reporting problems in the diagnostics of the file they are in.
-func compile(source string, files []parsedFile) *Set {
+func compile(source string, files []compileFile) *Set {
 	n := 0
 	for _, f := range files {
-		n += len(f.pf.GetPolicies())
+		n += len(f.in.Schema.GetPolicies())
 	}
 	s := &Set{
 		source:  source,
-		byName:  make(map[string]*policy, n),
-		byRoute: make(map[string]*policy, n),
+		byName:  make(map[string]*compiledPolicy, n),
+		byRoute: make(map[string]*compiledPolicy, n),
 		names:   make([]string, 0, n),
 	}
 	var defaultName string
-	var defaultFile *parsedFile
+	var defaultFile *compileFile
 	for fi := range files {
 		f := &files[fi]
-		if f.pf == nil {
+		pf := f.in.Schema
+		if pf == nil {
 			continue
 		}
 		ds := f.ds
 		shared := newSharedLists()
-		for i, p := range f.pf.GetPolicies() {
+		for i, p := range pf.GetPolicies() {
 			path := item("policies", i)
 			cp := compilePolicy(p, path, ds, shared)
 			cp.index = i
@@ -177,14 +239,14 @@ func compile(source string, files []parsedFile) *Set {
 			}
 			s.names = append(s.names, cp.name)
 		}
-		if name := f.pf.GetDefaultPolicy(); name != "" {
+		if name := pf.GetDefaultPolicy(); name != "" {
 			if defaultFile != nil {
 				ds.errorf("default_policy", "set default_policy in one file only", "default_policy is also set in %s", defaultFile.ds.file)
 			} else {
 				defaultName, defaultFile = name, f
 			}
 		}
-		if len(f.pf.GetPolicies()) == 0 {
+		if len(pf.GetPolicies()) == 0 {
 			ds.warnf("policies", "add a policy", "the file has no policies")
 		}
 	}
@@ -198,8 +260,8 @@ func compile(source string, files []parsedFile) *Set {
 	return s
 }
 
-func compilePolicy(p *corsprocv1.Policy, path string, ds *diagnostics, shared *sharedLists) *policy {
-	cp := &policy{
+func compilePolicy(p *corsprocv1.Policy, path string, ds *diagnostics, shared *sharedLists) *compiledPolicy {
+	cp := &compiledPolicy{
 		name:     p.GetName(),
 		shadow:   p.GetMode() == corsprocv1.Mode_MODE_SHADOW,
 		forward:  p.GetUnmatchedPreflight() == corsprocv1.UnmatchedPreflight_UNMATCHED_PREFLIGHT_FORWARD,
@@ -255,7 +317,7 @@ func suggestName(name string) string {
 	return b.String()
 }
 
-func compileOrigins(cp *policy, p *corsprocv1.Policy, path string, ds *diagnostics) {
+func compileOrigins(cp *compiledPolicy, p *corsprocv1.Policy, path string, ds *diagnostics) {
 	set := &cp.origins
 	set.exact = map[string]int{}
 	set.origins = slices.Clone(p.GetAllowedOrigins())
@@ -365,7 +427,7 @@ func IsForbiddenMethod(method string) bool {
 // lower-case entry for one of them never matches.
 var normalizedMethods = []string{"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"}
 
-func compileMethods(cp *policy, methods []string, path string, ds *diagnostics) {
+func compileMethods(cp *compiledPolicy, methods []string, path string, ds *diagnostics) {
 	cp.methods = map[string]struct{}{"GET": {}, "HEAD": {}, "POST": {}}
 	var listed []string
 	for i, m := range methods {
@@ -435,7 +497,7 @@ func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
-func compileHeaders(cp *policy, headers []string, path string, ds *diagnostics) {
+func compileHeaders(cp *compiledPolicy, headers []string, path string, ds *diagnostics) {
 	cp.headers = map[string]struct{}{}
 	var listed []string
 	for i, h := range headers {
@@ -480,7 +542,7 @@ type sharedLists struct {
 // lists are equal.
 type sharedList struct {
 	list []string
-	from *policy
+	from *compiledPolicy
 }
 
 func newSharedLists() *sharedLists {
@@ -489,7 +551,7 @@ func newSharedLists() *sharedLists {
 
 // compiledList returns the policy whose list in sets equals list, and the key
 // of list.
-func compiledList(sets map[string]sharedList, list []string) (*policy, string) {
+func compiledList(sets map[string]sharedList, list []string) (*compiledPolicy, string) {
 	key := strings.Join(list, "\x00")
 	if c, ok := sets[key]; ok && slices.Equal(c.list, list) {
 		return c.from, key
@@ -497,7 +559,7 @@ func compiledList(sets map[string]sharedList, list []string) (*policy, string) {
 	return nil, key
 }
 
-func (sl *sharedLists) methods(cp *policy, list []string, path string, ds *diagnostics) {
+func (sl *sharedLists) methods(cp *compiledPolicy, list []string, path string, ds *diagnostics) {
 	c, key := compiledList(sl.methodSets, list)
 	if c != nil {
 		cp.methods, cp.methodAll, cp.acam = c.methods, c.methodAll, c.acam
@@ -510,7 +572,7 @@ func (sl *sharedLists) methods(cp *policy, list []string, path string, ds *diagn
 	}
 }
 
-func (sl *sharedLists) headers(cp *policy, list []string, path string, ds *diagnostics) {
+func (sl *sharedLists) headers(cp *compiledPolicy, list []string, path string, ds *diagnostics) {
 	c, key := compiledList(sl.headerSets, list)
 	if c != nil {
 		cp.headers, cp.headerAll, cp.headerMaxLen, cp.acah = c.headers, c.headerAll, c.headerMaxLen, c.acah
@@ -523,7 +585,7 @@ func (sl *sharedLists) headers(cp *policy, list []string, path string, ds *diagn
 	}
 }
 
-func compileExpose(cp *policy, headers []string, path string, ds *diagnostics) {
+func compileExpose(cp *compiledPolicy, headers []string, path string, ds *diagnostics) {
 	var listed []string
 	for i, h := range headers {
 		lower := strings.ToLower(h)

@@ -1,303 +1,372 @@
 package policy
 
-// Request holds the few facts of an HTTP request that CORS needs. The
-// processor fills it from Envoy's request headers; explain and tests fill it
-// by hand. Strings are used as given: Decide never modifies or retains them
-// beyond the Decision it fills.
-type Request struct {
-	// Method is the :method pseudo-header.
-	Method string
-	// Origin is the value of the Origin header; "" when absent.
-	Origin string
-	// DuplicateOrigin is set when the request carried more than one Origin
-	// header. Such a request matches no origin.
-	DuplicateOrigin bool
-	// ACRM is the Access-Control-Request-Method value; "" when absent.
-	ACRM string
-	// DuplicateACRM is set when the request carried more than one
-	// Access-Control-Request-Method header. Such a preflight fails.
-	DuplicateACRM bool
-	// Truncated is set when the request's headers were not all inspected
-	// (they exceed the processor's bounds): its Origin and preflight
-	// headers are unknown, so CORS is refused, never allowed for what was
-	// not read. The request is taken as a CORS request whose origin is
-	// malformed, and an OPTIONS request as a preflight that fails.
-	Truncated bool
-	// ACRH holds every Access-Control-Request-Headers line, in order.
-	ACRH []string
-	// ACRPN is the Access-Control-Request-Private-Network value.
-	ACRPN string
-	// Host is the :authority pseudo-header (a port is ignored).
-	Host string
-	// Path is the :path pseudo-header; a query is ignored.
-	Path string
-	// Route is the Envoy route name (attribute xds.route_name); "" if absent.
-	Route string
-	// PolicyName is the x-corsproc-policy stream metadata; "" if absent.
-	PolicyName string
-	// AmbiguousPolicyName is set when the metadata held several values.
-	AmbiguousPolicyName bool
-}
+import (
+	"strings"
 
-// Outcome is what corsproc does with a request. A governed request gets
-// one of the outcomes after OutcomeUngoverned; so does a request whose
-// x-corsproc-policy stream metadata names a policy the set does not hold
-// (Selection SelectedUnknown, Reason ReasonUnknownPolicy): such a request
-// is governed and refused, its preflight OutcomePreflightRejected, its
-// actual request OutcomeDenied, a request without Origin OutcomeNotCORS
-// (docs/policy.md, "Which policy governs a request").
-type Outcome uint8
-
-const (
-	// OutcomeUngoverned: no policy governs the request; corsproc leaves it
-	// and its response alone.
-	OutcomeUngoverned Outcome = iota
-	// OutcomeNotCORS: a governed request without an Origin. Its response
-	// gets Vary: Origin (or ACAO: * when all origins are allowed), and the
-	// upstream's CORS headers are removed.
-	OutcomeNotCORS
-	// OutcomePreflightAllowed: answered by corsproc with the preflight
-	// headers and the policy's preflight status.
-	OutcomePreflightAllowed
-	// OutcomePreflightRejected: answered by corsproc with a 403 and no CORS
-	// headers.
-	OutcomePreflightRejected
-	// OutcomePreflightForwarded: a failed preflight passed to the upstream
-	// (unmatched_preflight: forward), whose response gets every CORS
-	// header removed and Vary: Origin appended: the upstream can answer
-	// the OPTIONS request, never allow what corsproc refused.
-	OutcomePreflightForwarded
-	// OutcomeAllowed: an actual CORS request from an allowed origin; its
-	// response gets the CORS headers.
-	OutcomeAllowed
-	// OutcomeDenied: an actual CORS request from an origin the policy does
-	// not allow (or under an unknown policy); its response gets only
-	// Vary: Origin, the upstream's CORS headers removed.
-	OutcomeDenied
-	numOutcomes
+	"github.com/corsproc/corsproc/internal/origins"
 )
 
-var outcomeNames = [numOutcomes]string{
-	OutcomeUngoverned:         "ungoverned",
-	OutcomeNotCORS:            "non_cors",
-	OutcomePreflightAllowed:   "preflight_allowed",
-	OutcomePreflightRejected:  "preflight_rejected",
-	OutcomePreflightForwarded: "preflight_forwarded",
-	OutcomeAllowed:            "allowed",
-	OutcomeDenied:             "disallowed_origin",
-}
-
-// String returns the outcome's name as used in metrics and logs.
-func (o Outcome) String() string {
-	if o < numOutcomes {
-		return outcomeNames[o]
-	}
-	return "invalid"
-}
-
-// Reason says why a request was refused; ReasonNone when it was not.
-// ReasonUnknownPolicy is set on every decision under an unknown policy,
-// requests without Origin included: nothing is granted to them.
-type Reason uint8
-
+// ACRH parsing bounds (docs/semantics.md, §5 and §10): beyond them a preflight fails. They keep
+// a hostile Access-Control-Request-Headers from costing more than a normal
+// one; browsers send a few names.
 const (
-	ReasonNone Reason = iota
-	// ReasonOriginNotAllowed: the origin is well formed but not allowed.
-	ReasonOriginNotAllowed
-	// ReasonOriginMalformed: the Origin is not a serialized origin (upper
-	// case, path, trailing slash, default port, several values...).
-	ReasonOriginMalformed
-	// ReasonMethodNotAllowed: the preflight asked for a method not allowed.
-	ReasonMethodNotAllowed
-	// ReasonHeaderNotAllowed: the preflight asked for a header not allowed.
-	ReasonHeaderNotAllowed
-	// ReasonHeadersMalformed: Access-Control-Request-Headers holds a name
-	// that is not a token, or exceeds the parsing bounds.
-	ReasonHeadersMalformed
-	// ReasonPrivateNetworkNotAllowed: the preflight asked for private network
-	// access and the policy does not allow it.
-	ReasonPrivateNetworkNotAllowed
-	// ReasonUnknownPolicy: the x-corsproc-policy stream metadata names a
-	// policy the set does not hold, or holds several values. corsproc
-	// governs the request and grants nothing.
-	ReasonUnknownPolicy
-	numReasons
+	MaxACRHBytes = 1024
+	MaxACRHNames = 64
 )
 
-var reasonNames = [numReasons]string{
-	ReasonNone:                     "none",
-	ReasonOriginNotAllowed:         "origin_not_allowed",
-	ReasonOriginMalformed:          "origin_malformed",
-	ReasonMethodNotAllowed:         "method_not_allowed",
-	ReasonHeaderNotAllowed:         "header_not_allowed",
-	ReasonHeadersMalformed:         "headers_malformed",
-	ReasonPrivateNetworkNotAllowed: "private_network_not_allowed",
-	ReasonUnknownPolicy:            "unknown_policy",
-}
+// Decide selects the policy governing r (docs/semantics.md, §2) and decides
+// what corsproc does with it (§4 to §8), filling d. It allocates nothing
+// for actual requests and requests without an Origin.
+func (s *Set) Decide(r *Request, d *Decision) { s.decide(r, d, nil) }
 
-// String returns the reason's name as used in metrics and logs.
-func (r Reason) String() string {
-	if r < numReasons {
-		return reasonNames[r]
+// decide is Decide, recording each check in tr when tr is not nil: explain
+// runs the very code the server runs.
+func (s *Set) decide(r *Request, d *Decision, tr *trace) {
+	d.reset()
+	p := s.selectPolicy(r, d)
+	if p == nil {
+		if d.Selection == SelectedUnknown {
+			unknownPolicy(r, d, tr)
+		}
+		return
 	}
-	return "invalid"
-}
-
-// Reasons lists every reason, for metrics that pre-declare label values.
-func Reasons() []Reason {
-	out := make([]Reason, numReasons)
-	for i := range out {
-		out[i] = Reason(i)
+	if tr != nil {
+		tr.policy = p
 	}
-	return out
-}
-
-// Selection says how the governing policy was chosen (docs/semantics.md,
-// §2).
-type Selection uint8
-
-const (
-	// SelectedNone: no policy governs the request.
-	SelectedNone Selection = iota
-	// SelectedByMetadata: the x-corsproc-policy stream metadata named it.
-	SelectedByMetadata
-	// SelectedByRoute: the route name is in its match.routes.
-	SelectedByRoute
-	// SelectedByMatch: its match held on host and path.
-	SelectedByMatch
-	// SelectedByDefault: it is the default_policy.
-	SelectedByDefault
-	// SelectedUnknown: the x-corsproc-policy stream metadata names a policy
-	// the set does not hold (a typo in the Envoy route, or a reload that
-	// renamed the policy), or has several values. The request is governed
-	// and refused; Decision.Policy is "" (the name is Envoy configuration,
-	// kept out of metric labels).
-	SelectedUnknown
-	numSelections
-)
-
-var selectionNames = [numSelections]string{
-	SelectedNone:       "none",
-	SelectedByMetadata: "metadata",
-	SelectedByRoute:    "route",
-	SelectedByMatch:    "match",
-	SelectedByDefault:  "default",
-	SelectedUnknown:    "unknown",
-}
-
-// String returns the selection's name.
-func (s Selection) String() string {
-	if s < numSelections {
-		return selectionNames[s]
+	d.Policy, d.Shadow = p.name, p.shadow
+	switch r.kind() {
+	case kindNonCORS:
+		p.notCORS(d)
+	case kindPreflight:
+		p.preflight(r, d, tr)
+	default:
+		p.actual(r, d, tr)
 	}
-	return "invalid"
 }
 
-// Header is one response header corsproc sets. Append adds a value to the
-// header (Vary); otherwise the value replaces every existing one.
-type Header struct {
-	Name   string
-	Value  string
-	Append bool
-}
-
-// maxHeaders bounds the headers of one decision: a preflight sets at most
-// ACAO, ACAC, ACAM, ACAH, ACMA, ACAPN and Vary.
-const maxHeaders = 8
-
-// Decision is the plain-data result of deciding a request. The processor
-// renders it as Envoy messages, explain prints it, tests compare it.
-//
-// A Decision is filled in place by Set.Decide so that deciding allocates
-// nothing; copy it by value freely.
-type Decision struct {
-	// Policy is the governing policy's name; "" when none governs, and
-	// when the metadata names an unknown policy (Selection
-	// SelectedUnknown; the name is in Request.PolicyName, never here,
-	// since metric labels are taken from this field).
-	Policy string
-	// Selection says how the policy was chosen.
-	Selection Selection
-	// Outcome is what happens to the request (as if enforced, in shadow
-	// mode).
-	Outcome Outcome
-	// Reason says why a request was refused.
-	Reason Reason
-	// Shadow is set when the policy is in shadow mode: the outcome is only
-	// recorded, nothing is changed.
-	Shadow bool
-	// Status is the status of the immediate response to a preflight.
-	Status int
-
-	n       int
-	headers [maxHeaders]Header
-}
-
-// Headers returns the headers of the immediate response (preflights) or the
-// headers to add to the upstream response (everything else). The slice
-// aliases d: do not keep it beyond d's lifetime.
-func (d *Decision) Headers() []Header { return d.headers[:d.n] }
-
-// Remove returns the headers to remove from the upstream response before
-// Headers are added: corsproc is the one source of CORS headers on a
-// governed route (docs/semantics.md, §7). The slice is shared: do not
-// modify it.
-func (d *Decision) Remove() []string {
-	if d.NeedsResponse() {
-		return managedHeaders
+// unknownPolicy decides a request whose x-corsproc-policy metadata names a
+// policy the set does not hold (or has several values): it is governed and
+// refused, so that a typo in the Envoy route or a reload that renamed a
+// policy never hands CORS to the upstream (docs/policy.md, "Unknown
+// policy"). A preflight is answered 403 by corsproc, whatever
+// unmatched_preflight the meant policy had; any other request goes to the
+// upstream, and its response gets the upstream's CORS headers removed and
+// Vary: Origin appended. No unmatched_preflight, allow_all_origins or
+// shadow mode applies: there is no policy to take them from.
+func unknownPolicy(r *Request, d *Decision, tr *trace) {
+	d.Reason = ReasonUnknownPolicy
+	tr.unknownPolicy(r)
+	switch r.kind() {
+	case kindPreflight:
+		d.Outcome, d.Status = OutcomePreflightRejected, 403
+	case kindNonCORS:
+		d.Outcome = OutcomeNotCORS
+		d.add(HeaderVary, VaryOrigin, true)
+	default:
+		d.Outcome = OutcomeDenied
+		d.add(HeaderVary, VaryOrigin, true)
 	}
-	return nil
 }
 
-// RespondImmediately reports whether corsproc answers the request itself,
-// with Status and Headers, so that the upstream never sees it
-// (docs/semantics.md, §5 and §8).
-func (d *Decision) RespondImmediately() bool {
-	return !d.Shadow && (d.Outcome == OutcomePreflightAllowed || d.Outcome == OutcomePreflightRejected)
+// originAllowed applies docs/semantics.md, §3 to the request's Origin.
+func (p *compiledPolicy) originAllowed(r *Request, tr *trace) (bool, Reason) {
+	ok, reason, entry := p.matchOrigin(r)
+	if tr != nil {
+		tr.origin(p, r, ok, reason, entry)
+	}
+	return ok, reason
 }
 
-// NeedsResponse reports whether corsproc must see the upstream response to
-// add its headers. When false the response phase can be skipped
-// (docs/semantics.md, §7 and §8).
-func (d *Decision) NeedsResponse() bool {
-	if d.Shadow {
+// matchOrigin returns whether the origin is allowed, why not, and the
+// allowed_origins entry that let it in (-1 for none or for all origins).
+func (p *compiledPolicy) matchOrigin(r *Request) (bool, Reason, int) {
+	if p.allowAll {
+		// The answer is "*" whatever the Origin says: nothing to match.
+		return true, ReasonNone, -1
+	}
+	if r.DuplicateOrigin || r.Truncated || len(r.Origin) > origins.MaxLen {
+		// No exact entry is that long (they are serialized origins): a
+		// hostile 1 MiB Origin is not even hashed.
+		return false, ReasonOriginMalformed, -1
+	}
+	// An exact entry is a serialized origin or an explicit opaque one
+	// ("null", "file://"; compileOrigins keeps no other), so a hit needs no
+	// parsing.
+	if i, ok := p.origins.exact[r.Origin]; ok {
+		return true, ReasonNone, i
+	}
+	if r.Origin == origins.Null {
+		// Opaque: it matches only an explicit entry. "file://" does not
+		// parse, so it is malformed below.
+		return false, ReasonOriginNotAllowed, -1
+	}
+	var o origins.Origin
+	if !origins.Parse(r.Origin, &o) {
+		return false, ReasonOriginMalformed, -1
+	}
+	if i, ok := p.origins.allowsPattern(r.Origin, &o); ok {
+		return true, ReasonNone, i
+	}
+	return false, ReasonOriginNotAllowed, -1
+}
+
+// acao is the Access-Control-Allow-Origin value for an allowed origin.
+func (p *compiledPolicy) acao(r *Request) string {
+	if p.allowAll {
+		return "*"
+	}
+	return r.Origin
+}
+
+// notCORS handles a governed request without an Origin (docs/semantics.md,
+// §6).
+func (p *compiledPolicy) notCORS(d *Decision) {
+	d.Outcome = OutcomeNotCORS
+	if p.allowAll {
+		d.add(HeaderACAO, "*", false)
+		if p.aceh != "" {
+			d.add(HeaderACEH, p.aceh, false)
+		}
+		return
+	}
+	d.add(HeaderVary, VaryOrigin, true)
+}
+
+// actual handles an actual CORS request (docs/semantics.md, §6).
+func (p *compiledPolicy) actual(r *Request, d *Decision, tr *trace) {
+	ok, reason := p.originAllowed(r, tr)
+	if !ok {
+		d.Outcome, d.Reason = OutcomeDenied, reason
+		d.add(HeaderVary, VaryOrigin, true)
+		return
+	}
+	d.Outcome = OutcomeAllowed
+	d.add(HeaderACAO, p.acao(r), false)
+	if p.creds {
+		d.add(HeaderACAC, "true", false)
+	}
+	if p.aceh != "" {
+		d.add(HeaderACEH, p.aceh, false)
+	}
+	if !p.allowAll {
+		d.add(HeaderVary, VaryOrigin, true)
+	}
+}
+
+// preflight handles a preflight (docs/semantics.md, §5): the checks in
+// Fetch order, the first failure decides.
+func (p *compiledPolicy) preflight(r *Request, d *Decision, tr *trace) {
+	// The requested names are collected only when something reads them:
+	// the answer when allow_headers holds *, and explain. Otherwise the
+	// buffer is not even zeroed.
+	var names *acrhNames
+	if p.headerAll || tr != nil {
+		names = new(acrhNames)
+	}
+	if reason := p.preflightChecks(r, names, tr); reason != ReasonNone {
+		d.Reason = reason
+		if p.forward {
+			// The upstream answers the OPTIONS request, and corsproc
+			// removes every CORS header from its answer (Remove): the
+			// upstream can never allow what corsproc refused. Vary as for
+			// any governed response.
+			d.Outcome = OutcomePreflightForwarded
+			d.add(HeaderVary, VaryOrigin, true)
+			return
+		}
+		d.Outcome, d.Status = OutcomePreflightRejected, 403
+		return
+	}
+	d.Outcome, d.Status = OutcomePreflightAllowed, p.status
+	d.add(HeaderACAO, p.acao(r), false)
+	if p.creds {
+		d.add(HeaderACAC, "true", false)
+	}
+	if p.methodAll {
+		d.add(HeaderACAM, r.ACRM, false)
+	} else if p.acam != "" {
+		d.add(HeaderACAM, p.acam, false)
+	}
+	if p.headerAll {
+		if names.n > 0 { // names is not nil when headerAll
+			d.add(HeaderACAH, names.join(), false)
+		}
+	} else if p.acah != "" {
+		d.add(HeaderACAH, p.acah, false)
+	}
+	if p.acma != "" {
+		d.add(HeaderACMA, p.acma, false)
+	}
+	if r.ACRPN == "true" {
+		d.add(HeaderACAPN, "true", false)
+	}
+	d.add(HeaderVary, VaryPreflight, false)
+}
+
+// preflightChecks runs the checks of docs/semantics.md, §5 in order and returns the
+// reason of the first failure, ReasonNone when all pass.
+func (p *compiledPolicy) preflightChecks(r *Request, names *acrhNames, tr *trace) Reason {
+	if ok, why := p.originAllowed(r, tr); !ok {
+		return why
+	}
+	ok := p.methodAllowed(r)
+	tr.method(p, r, ok)
+	if !ok {
+		return ReasonMethodNotAllowed
+	}
+	why, name := p.headersAllowed(r.ACRH, names)
+	tr.headers(p, why, name, names)
+	if why != ReasonNone {
+		return why
+	}
+	ok = r.ACRPN != "true" || p.pna
+	tr.privateNetwork(r, ok)
+	if !ok {
+		return ReasonPrivateNetworkNotAllowed
+	}
+	return ReasonNone
+}
+
+func (p *compiledPolicy) methodAllowed(r *Request) bool {
+	if r.DuplicateACRM || r.Truncated || !isToken(r.ACRM) {
 		return false
 	}
-	switch d.Outcome {
-	case OutcomeNotCORS, OutcomeAllowed, OutcomeDenied, OutcomePreflightForwarded:
-		return true
+	if p.methodAll {
+		// * allows any method but those a policy may not list
+		// (compileMethods): corsproc never answers allowing them.
+		return !IsForbiddenMethod(r.ACRM)
 	}
-	return false
+	_, ok := p.methods[r.ACRM]
+	return ok
 }
 
-// reset makes d the zero Decision. Only the headers in use are cleared:
-// the others are zero already, so a decision costs no more than its headers.
-func (d *Decision) reset() {
-	// A loop, not clear: clear calls into the runtime's bulk clearing of
-	// pointers, which costs more than the one or few headers a decision
-	// uses.
-	for i := range d.n {
-		d.headers[i] = Header{}
-	}
-	d.Policy, d.Selection, d.Outcome, d.Reason = "", SelectedNone, OutcomeUngoverned, ReasonNone
-	d.Shadow, d.Status, d.n = false, 0, 0
+// acrhNames collects the requested header names, lower case and joined with
+// ", ", in a fixed buffer: parsing allocates nothing per element. The names
+// hold at most MaxACRHBytes; each separator needs two more. A nil
+// *acrhNames collects nothing.
+type acrhNames struct {
+	buf [MaxACRHBytes + 2*MaxACRHNames]byte
+	len int
+	n   int
 }
 
-func (d *Decision) add(name, value string, appendValue bool) {
-	// Field by field: a Header literal is built on the stack and copied in
-	// 16-byte moves that stall on the 8-byte stores just made to it.
-	h := &d.headers[d.n]
-	h.Name, h.Value, h.Append = name, value, appendValue
-	d.n++
+func (a *acrhNames) join() string {
+	return string(a.buf[:a.len])
 }
 
-// Header returns the value of the named header in Headers, and whether it
-// is there.
-func (d *Decision) Header(name string) (string, bool) {
-	for _, h := range d.Headers() {
-		if h.Name == name {
-			return h.Value, true
+// headersAllowed applies docs/semantics.md, §5 step 3 to every name of every ACRH line,
+// collecting the names in names unless it is nil. When it fails on one name,
+// it returns that name too.
+func (p *compiledPolicy) headersAllowed(lines []string, names *acrhNames) (Reason, string) {
+	total, n := 0, 0
+	for _, line := range lines {
+		total += len(line)
+		if total > MaxACRHBytes {
+			return ReasonHeadersMalformed, ""
+		}
+		for len(line) > 0 {
+			var name string
+			if i := strings.IndexByte(line, ','); i >= 0 {
+				name, line = line[:i], line[i+1:]
+			} else {
+				name, line = line, ""
+			}
+			name = trimOWS(name)
+			if name == "" {
+				continue
+			}
+			if n++; n > MaxACRHNames {
+				return ReasonHeadersMalformed, ""
+			}
+			if !isToken(name) {
+				return ReasonHeadersMalformed, name
+			}
+			if names != nil {
+				names.add(name)
+			}
+			if p.headerAll {
+				// * allows any name but those a policy may not list
+				// (compileHeaders): corsproc never answers allowing them.
+				if refusedRequestHeader(name) {
+					return ReasonHeaderNotAllowed, name
+				}
+			} else if !p.headerAllowed(name) {
+				return ReasonHeaderNotAllowed, name
+			}
 		}
 	}
-	return "", false
+	return ReasonNone, ""
+}
+
+// refusedRequestHeader reports, without allocating, whether name (any case)
+// is one compileHeaders refuses in allow_headers: a forbidden request
+// header or a CORS response header. Browsers never ask for them in
+// Access-Control-Request-Headers (scripts cannot set forbidden headers),
+// but any other client can, and * must not answer it with what a listed
+// policy could never say.
+func refusedRequestHeader(name string) bool {
+	return IsForbiddenRequestHeader(name) || isCORSResponseHeader(name)
+}
+
+// maxHeaderNameLen is the longest name headerAllowed lower-cases on the
+// stack; longer ones (only possible when allow_headers lists such a name)
+// take an allocation.
+const maxHeaderNameLen = 128
+
+// trimOWS trims spaces and tabs.
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// add appends name, lower-cased, to the collected names. The bounds
+// headersAllowed checks keep it within buf.
+func (a *acrhNames) add(name string) {
+	if a.n++; a.n > 1 {
+		a.len += copy(a.buf[a.len:], ", ")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		a.buf[a.len] = c
+		a.len++
+	}
+}
+
+// headerAllowed reports whether the header name (a token, any case) is in
+// allow_headers. Browsers send lower-case names, which are looked up as
+// they are; others are lower-cased on the stack first. A name longer than
+// every allowed one is not looked up at all.
+func (p *compiledPolicy) headerAllowed(name string) bool {
+	if len(name) > p.headerMaxLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c >= 'A' && c <= 'Z' {
+			if len(name) > maxHeaderNameLen {
+				_, ok := p.headers[strings.ToLower(name)]
+				return ok
+			}
+			var buf [maxHeaderNameLen]byte
+			lower := buf[:len(name)]
+			for j := 0; j < len(name); j++ {
+				c := name[j]
+				if c >= 'A' && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				lower[j] = c
+			}
+			_, ok := p.headers[string(lower)]
+			return ok
+		}
+	}
+	_, ok := p.headers[name]
+	return ok
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/corsproc/corsproc/internal/testutil"
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // mustParse compiles a policy file for a test.
@@ -449,7 +450,7 @@ func TestDecideWildcardNeverAllowsRefused(t *testing.T) {
 		var d policy.Decision
 		r := onOpen(preflight(app, m))
 		set.Decide(&r, &d)
-		_, listErr := policy.Parse("m.yaml", []byte("policies:\n  - name: m\n    allowed_origins: [https://a.example]\n    allow_methods: [\""+m+"\"]\n"))
+		_, listErr := policyfile.Parse("m.yaml", []byte("policies:\n  - name: m\n    allowed_origins: [https://a.example]\n    allow_methods: [\""+m+"\"]\n"))
 		refused := d.Outcome == policy.OutcomePreflightRejected && d.Reason == policy.ReasonMethodNotAllowed
 		if refused != (listErr != nil) || d.Policy != "open" {
 			t.Errorf("method %s under *: %v/%v; listing it: %v", m, d.Outcome, d.Reason, listErr)
@@ -465,7 +466,7 @@ func TestDecideWildcardNeverAllowsRefused(t *testing.T) {
 		var d policy.Decision
 		r := onOpen(preflight(app, "PUT", "x-ok, "+h))
 		set.Decide(&r, &d)
-		_, listErr := policy.Parse("h.yaml", []byte("policies:\n  - name: h\n    allowed_origins: [https://a.example]\n    allow_headers: [\""+h+"\"]\n"))
+		_, listErr := policyfile.Parse("h.yaml", []byte("policies:\n  - name: h\n    allowed_origins: [https://a.example]\n    allow_headers: [\""+h+"\"]\n"))
 		refused := d.Outcome == policy.OutcomePreflightRejected && d.Reason == policy.ReasonHeaderNotAllowed
 		if refused != (listErr != nil) {
 			t.Errorf("header %s under *: %v/%v; listing it: %v", h, d.Outcome, d.Reason, listErr)

@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // Severity tells an error from a warning.
@@ -124,105 +121,57 @@ func filter(ds []Diagnostic, s Severity) []Diagnostic {
 	return out
 }
 
-// diagnostics collects the problems of one file. Positions come from the
-// decoder, keyed by field path.
-//
-// Positions are not recorded per field, which would cost a path string and
-// a map entry for every key and item of a large file: the decoder records
-// the YAML node of each mapping (nodes) and list (lists), and a
-// diagnostic's position is looked up through them when it is reported.
+// A Locator says where a policy file wrote each field, so that diagnostics
+// point at lines: policy/policyfile's decoder gives one for every file it
+// decodes. Paths are field paths, as in Diagnostic.Path.
+type Locator interface {
+	// Locate returns the 1-based line and column of the value the file
+	// wrote at path (for a list item, the item; for a key whose value is
+	// a mapping or list, the key), and false when the file did not write
+	// path: a default, an absent key.
+	Locate(path string) (line, column int, ok bool)
+}
+
+// Locate sets d's Line and Column from loc: the position of d.Path, or,
+// for a path the file did not write (a default, an absent key), of its
+// closest parent that it did write. The whole file ("") is its first line.
+func (d *Diagnostic) Locate(loc Locator) {
+	if loc == nil {
+		return
+	}
+	for p := d.Path; ; {
+		if p == "" {
+			d.Line, d.Column = 1, 1
+			return
+		}
+		if line, col, ok := loc.Locate(p); ok {
+			d.Line, d.Column = line, col
+			return
+		}
+		p = p[:max(strings.LastIndexAny(p, ".["), 0)]
+	}
+}
+
+// diagnostics collects the problems compiling one file finds.
 type diagnostics struct {
 	file string
-	*positions
+	loc  Locator // nil for a schema built in code: no positions
 	list []Diagnostic
-}
-
-// positions are the YAML nodes the decoder recorded, by path.
-type positions struct {
-	nodes map[string]*yaml.Node // mapping nodes by path
-	lists map[string]*yaml.Node // list nodes by path
-	// merged holds the keys a merge key (<<) brought into a mapping, by
-	// path: they are not among the mapping's own keys. nil until one is.
-	merged map[string]entry
-}
-
-func newDiagnostics(file string) *diagnostics {
-	return &diagnostics{file: file, positions: &positions{nodes: map[string]*yaml.Node{}, lists: map[string]*yaml.Node{}}}
-}
-
-// position returns where the file wrote the value at path: a mapping's own
-// position, a scalar value's, the key of a list or of a key the decoder
-// rejected, a list item's.
-func (ds *diagnostics) position(path string) (position, bool) {
-	if path == "" {
-		return position{1, 1}, true // the whole file: its first line
-	}
-	if n, ok := ds.nodes[path]; ok {
-		return position{n.Line, n.Column}, true
-	}
-	if strings.HasSuffix(path, "]") {
-		open := strings.LastIndexByte(path, '[')
-		if n, ok := ds.lists[path[:max(open, 0)]]; ok && open > 0 {
-			if i, err := strconv.Atoi(path[open+1 : len(path)-1]); err == nil && i >= 0 && i < len(n.Content) {
-				return position{n.Content[i].Line, n.Content[i].Column}, true
-			}
-		}
-		return position{}, false
-	}
-	if k, v := ds.key(path); k != nil {
-		if v.Kind == yaml.ScalarNode {
-			return position{v.Line, v.Column}, true
-		}
-		return position{k.Line, k.Column}, true
-	}
-	return position{}, false
-}
-
-// key returns the key and value nodes of the key path names: as written in
-// its mapping, or where a merge key (<<) brought it from.
-func (ds *diagnostics) key(path string) (key, value *yaml.Node) {
-	parent, name := "", path
-	if dot := strings.LastIndexByte(path, '.'); dot >= 0 {
-		parent, name = path[:dot], path[dot+1:]
-	}
-	m, ok := ds.nodes[parent]
-	if !ok {
-		return nil, nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == name {
-			return m.Content[i], m.Content[i+1]
-		}
-	}
-	if e, ok := ds.merged[path]; ok {
-		return e.key, e.value
-	}
-	return nil, nil
 }
 
 // written reports whether the file writes the key at path itself (rather
 // than the key taking its default).
 func (ds *diagnostics) written(path string) bool {
-	k, _ := ds.key(path)
-	return k != nil
+	if ds.loc == nil {
+		return false
+	}
+	_, _, ok := ds.loc.Locate(path)
+	return ok
 }
-
-type position struct{ line, column int }
 
 func (ds *diagnostics) add(sev Severity, path, fix, format string, args ...any) {
 	d := Diagnostic{Severity: sev, File: ds.file, Path: path, Message: fmt.Sprintf(format, args...), Fix: fix}
-	// A path the decoder never saw (a default, or an absent key) takes the
-	// position of its closest parent that was written.
-	for p := path; ; {
-		if pos, ok := ds.position(p); ok {
-			d.Line, d.Column = pos.line, pos.column
-			break
-		}
-		if p == "" {
-			break
-		}
-		p = p[:max(strings.LastIndexAny(p, ".["), 0)]
-	}
+	d.Locate(ds.loc)
 	ds.list = append(ds.list, d)
 }
 
@@ -234,13 +183,9 @@ func (ds *diagnostics) warnf(path, fix, format string, args ...any) {
 	ds.add(SeverityWarning, path, fix, format, args...)
 }
 
-func (ds *diagnostics) hasErrors() bool {
-	for _, d := range ds.list {
-		if d.Severity == SeverityError {
-			return true
-		}
-	}
-	return false
+// hasErrors reports whether ds holds an error.
+func hasErrors(ds []Diagnostic) bool {
+	return slices.ContainsFunc(ds, func(d Diagnostic) bool { return d.Severity == SeverityError })
 }
 
 // sortByPosition sorts one file's diagnostics in file order.

@@ -4,10 +4,11 @@ import (
 	"fmt"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 func Example() {
-	set, err := policy.Parse("policy.yaml", []byte(`
+	set, err := policyfile.Parse("policy.yaml", []byte(`
 default_policy: web
 policies:
   - name: web
@@ -40,7 +41,7 @@ policies:
 }
 
 func ExampleParse_error() {
-	_, err := policy.Parse("policy.yaml", []byte(`
+	_, err := policyfile.Parse("policy.yaml", []byte(`
 policies:
   - name: web
     allowed_origins: [https://app.example.com/]

@@ -59,7 +59,7 @@ type ExplainRequest struct {
 
 // trace records the checks of one decision for Explain.
 type trace struct {
-	policy *policy
+	policy *compiledPolicy
 	checks []Check
 	header string // the requested header that failed
 }
@@ -72,7 +72,7 @@ func (tr *trace) add(name string, ok bool, format string, args ...any) {
 	tr.checks = append(tr.checks, Check{Name: name, Result: result, Detail: fmt.Sprintf(format, args...)})
 }
 
-func (tr *trace) origin(p *policy, r *Request, ok bool, reason Reason, entry int) {
+func (tr *trace) origin(p *compiledPolicy, r *Request, ok bool, reason Reason, entry int) {
 	if tr == nil {
 		return
 	}
@@ -104,7 +104,7 @@ func (tr *trace) unknownPolicy(r *Request) {
 	tr.add("policy", false, "the stream metadata x-corsproc-policy names %q, which the policy set does not define: corsproc governs the request and allows nothing", r.PolicyName)
 }
 
-func (tr *trace) method(p *policy, r *Request, ok bool) {
+func (tr *trace) method(p *compiledPolicy, r *Request, ok bool) {
 	if tr == nil {
 		return
 	}
@@ -124,7 +124,7 @@ func (tr *trace) method(p *policy, r *Request, ok bool) {
 	}
 }
 
-func (tr *trace) headers(p *policy, why Reason, name string, names *acrhNames) {
+func (tr *trace) headers(p *compiledPolicy, why Reason, name string, names *acrhNames) {
 	if tr == nil {
 		return
 	}
@@ -204,7 +204,7 @@ func (s *Set) Explain(er *ExplainRequest) *Explanation {
 	return e
 }
 
-func (s *Set) why(r *Request, d *Decision, p *policy) string {
+func (s *Set) why(r *Request, d *Decision, p *compiledPolicy) string {
 	switch d.Selection {
 	case SelectedByMetadata:
 		return fmt.Sprintf("the stream metadata x-corsproc-policy names %q", r.PolicyName)
@@ -241,7 +241,7 @@ func response(d *Decision) string {
 }
 
 // browserView fills in what the browser makes of the response, and the fix.
-func (s *Set) browserView(er *ExplainRequest, d *Decision, p *policy, e *Explanation, failedHeader string) {
+func (s *Set) browserView(er *ExplainRequest, d *Decision, p *compiledPolicy, e *Explanation, failedHeader string) {
 	r := &er.Request
 	if r.kind() == kindNonCORS {
 		return // not a CORS request: the browser applies no CORS check

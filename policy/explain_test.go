@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 func checksString(cs []policy.Check) string {
@@ -158,7 +159,7 @@ func TestExplainRouteIndexInDirectory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	set, err := policy.Load(dir)
+	set, err := policyfile.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // entryMatches is a plain restatement of what one allowed_origins entry
@@ -106,7 +107,7 @@ func FuzzAllowedOrigin(f *testing.F) {
 		}
 		yaml := "default_policy: p\npolicies:\n  - name: p\n    allowed_origins: [" + strconv.Quote(entry) + "]\n" +
 			"    allow_credentials: " + strconv.FormatBool(creds) + "\n"
-		set, err := policy.Parse("fuzz.yaml", []byte(yaml))
+		set, err := policyfile.Parse("fuzz.yaml", []byte(yaml))
 		if err != nil {
 			return
 		}
@@ -178,7 +179,7 @@ func FuzzAllowedOriginRegex(f *testing.F) {
 		for _, creds := range []bool{false, true} {
 			yaml := "default_policy: p\npolicies:\n  - name: p\n    allowed_origin_regexes: [" + strconv.Quote(re) + "]\n" +
 				"    allow_credentials: " + strconv.FormatBool(creds) + "\n"
-			set, err := policy.Parse("fuzz.yaml", []byte(yaml))
+			set, err := policyfile.Parse("fuzz.yaml", []byte(yaml))
 			if err != nil {
 				continue
 			}

@@ -9,14 +9,14 @@ import (
 )
 
 // CORSPROC_WRITE_FUZZ_CORPUS=1 go test -run TestWriteFuzzCorpus ./policy/
-// writes every validation fixture (testdata/*.yaml, one per configuration
+// writes every validation fixture (policyfile/testdata/*.yaml, one per configuration
 // mistake) as a seed of FuzzParse into testdata/fuzz/FuzzParse, in Go's
 // corpus format.
 func TestWriteFuzzCorpus(t *testing.T) {
 	if os.Getenv("CORSPROC_WRITE_FUZZ_CORPUS") != "1" {
 		t.Skip("set CORSPROC_WRITE_FUZZ_CORPUS=1 to write the seed corpus")
 	}
-	files, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join("policyfile", "testdata", "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // oracleAllowed is a deliberately simple restatement of which origins
@@ -138,7 +139,7 @@ func FuzzACRH(f *testing.F) {
 	web := mustParse(f, webPolicy)
 	open := mustParse(f, "default_policy: open\npolicies:\n  - name: open\n    allow_all_origins: true\n    allow_headers: ['*']\n")
 	allowed := map[string]bool{}
-	for _, h := range policy.DefaultAllowHeaders {
+	for _, h := range policyfile.DefaultAllowHeaders {
 		allowed[h] = true
 	}
 	f.Fuzz(func(t *testing.T, line1, line2 string) {
@@ -182,7 +183,7 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte("default_policy: web\npolicies:\n  - name: web\n    allow_credentials: true\n    allowed_origin_regexes: ['" + re + "']\n"))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		set, err := policy.Parse("fuzz.yaml", data)
+		set, err := policyfile.Parse("fuzz.yaml", data)
 		if (set == nil) == (err == nil) {
 			t.Fatalf("Parse returned set=%v err=%v", set, err)
 		}

@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/corsproc/corsproc/internal/testutil"
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // regexPolicy is a policy file with one allowed_origin_regexes entry, and
@@ -24,7 +26,7 @@ func regexPolicy(re string, keys ...string) string {
 // set when it loads.
 func loadRegex(t *testing.T, re string, keys ...string) (*policy.Set, []policy.Diagnostic) {
 	t.Helper()
-	set, err := policy.Parse("re.yaml", []byte(regexPolicy(re, keys...)))
+	set, err := policyfile.Parse("re.yaml", []byte(regexPolicy(re, keys...)))
 	var verr *policy.ValidationError
 	switch {
 	case err == nil:
@@ -127,30 +129,30 @@ func TestRegexUnsafe(t *testing.T) {
 			set, diags := loadRegex(t, c.re, "allow_credentials: true")
 			if set != nil || len(diags) != 1 || diags[0].Severity != policy.SeverityError ||
 				diags[0].Path != "policies[0].allowed_origin_regexes[0]" || !strings.Contains(diags[0].Message, c.witness) || diags[0].Fix == "" {
-				t.Errorf("with credentials: want one error at allowed_origin_regexes[0] quoting %s; got:\n%s", c.witness, render(diags))
+				t.Errorf("with credentials: want one error at allowed_origin_regexes[0] quoting %s; got:\n%s", c.witness, testutil.Diagnostics(diags))
 			}
 			set, diags = loadRegex(t, c.re)
 			switch {
 			case set == nil:
-				t.Errorf("without credentials: refused:\n%s", render(diags))
+				t.Errorf("without credentials: refused:\n%s", testutil.Diagnostics(diags))
 			case c.warnWithout && (len(diags) != 1 || diags[0].Severity != policy.SeverityWarning ||
 				!strings.Contains(diags[0].Message, "this also allows "+c.witness)):
-				t.Errorf("without credentials: want one warning saying it also allows %s; got:\n%s", c.witness, render(diags))
+				t.Errorf("without credentials: want one warning saying it also allows %s; got:\n%s", c.witness, testutil.Diagnostics(diags))
 			case !c.warnWithout && len(diags) != 0:
-				t.Errorf("without credentials: want no diagnostic; got:\n%s", render(diags))
+				t.Errorf("without credentials: want no diagnostic; got:\n%s", testutil.Diagnostics(diags))
 			}
 			set, diags = loadRegex(t, c.re, "allow_credentials: true", "dangerously_allow_insecure_origins: true", "dangerously_allow_public_suffix_wildcards: true")
 			switch {
 			case c.dangerous != "" && set == nil:
 				// Allowed by its own setting; the other one is
 				// there to show it does not matter.
-				t.Errorf("with %s: refused:\n%s", c.dangerous, render(diags))
+				t.Errorf("with %s: refused:\n%s", c.dangerous, testutil.Diagnostics(diags))
 			case c.dangerous == "" && set != nil:
-				t.Errorf("the dangerously_… settings allowed it: %s", render(diags))
+				t.Errorf("the dangerously_… settings allowed it: %s", testutil.Diagnostics(diags))
 			}
 			if c.dangerous != "" {
 				if set, diags := loadRegex(t, c.re, "allow_credentials: true", c.dangerous); set == nil {
-					t.Errorf("with %s: refused:\n%s", c.dangerous, render(diags))
+					t.Errorf("with %s: refused:\n%s", c.dangerous, testutil.Diagnostics(diags))
 				}
 			}
 		})
@@ -234,10 +236,10 @@ var safeRegexes = []string{
 func TestRegexSafe(t *testing.T) {
 	for _, re := range safeRegexes {
 		if set, diags := loadRegex(t, re, "allow_credentials: true"); set == nil || len(diags) != 0 {
-			t.Errorf("%q with credentials: want no diagnostic; got:\n%s", re, render(diags))
+			t.Errorf("%q with credentials: want no diagnostic; got:\n%s", re, testutil.Diagnostics(diags))
 		}
 		if set, diags := loadRegex(t, re); set == nil || len(diags) != 0 {
-			t.Errorf("%q: want no diagnostic; got:\n%s", re, render(diags))
+			t.Errorf("%q: want no diagnostic; got:\n%s", re, testutil.Diagnostics(diags))
 		}
 	}
 }
@@ -273,7 +275,7 @@ func TestRegexTooComplex(t *testing.T) {
 	b.WriteString(`\.example\.com`)
 	set, diags := loadRegex(t, b.String(), "allow_credentials: true")
 	if set != nil || len(diags) != 1 || !strings.Contains(diags[0].Message, "more alternatives and repetitions than corsproc checks") {
-		t.Errorf("want one error saying the regex is too complex; got:\n%s", render(diags))
+		t.Errorf("want one error saying the regex is too complex; got:\n%s", testutil.Diagnostics(diags))
 	}
 }
 
@@ -318,7 +320,7 @@ func TestRegexComposed(t *testing.T) {
 			if creds {
 				keys = append(keys, "allow_credentials: true")
 			}
-			set, err := policy.Parse("r.yaml", []byte(regexPolicy(re, keys...)))
+			set, err := policyfile.Parse("r.yaml", []byte(regexPolicy(re, keys...)))
 			if err != nil {
 				continue
 			}

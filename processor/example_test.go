@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
-	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/processor"
 )
 
@@ -17,9 +17,9 @@ import (
 // reloading a policy file swaps the set without disturbing streams in
 // flight.
 func ExampleNew() {
-	set, err := policy.Load("policy.yaml")
+	set, err := policyfile.Load("policy.yaml")
 	if err != nil {
-		set = policy.Development()
+		set = policyfile.Development()
 	}
 	reg := prometheus.NewRegistry()
 	srv := processor.New(set, processor.Options{
@@ -30,7 +30,7 @@ func ExampleNew() {
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 
 	// On reload:
-	if next, err := policy.Load("policy.yaml"); err == nil {
+	if next, err := policyfile.Load("policy.yaml"); err == nil {
 		srv.Swap(next)
 	}
 

@@ -33,6 +33,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/policy/reload"
 )
 
@@ -211,7 +212,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	write(soakPolicyA)
-	loaded, err := policy.Load(path)
+	loaded, err := policyfile.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

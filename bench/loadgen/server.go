@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
-	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/processor"
 )
 
@@ -176,7 +176,7 @@ func NewServer(kind, spec string) (*grpc.Server, error) {
 	var svc extprocv3.ExternalProcessorServer
 	switch kind {
 	case "corsproc":
-		set, err := policy.Parse("loadgen.yaml", []byte(PolicyYAML))
+		set, err := policyfile.Parse("loadgen.yaml", []byte(PolicyYAML))
 		if err != nil {
 			return nil, err
 		}

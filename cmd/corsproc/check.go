@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/processor"
 )
 
@@ -49,7 +50,7 @@ func runCheck(_ context.Context, e *env, args []string) error {
 		return usageErrorf("check: --format %q: want text or json", c.format)
 	}
 	path := pos[0]
-	set, err := policy.Load(path)
+	set, err := policyfile.Load(path)
 	var diags []policy.Diagnostic
 	var verr *policy.ValidationError
 	switch {

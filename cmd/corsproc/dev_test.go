@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // devUpstream is the application behind dev: it records the paths it
@@ -122,7 +123,7 @@ func TestDevEnforcesTheDevelopmentPolicy(t *testing.T) {
 	for _, s := range []string{
 		`level=WARN msg="no --policy given: enforcing the embedded development policy`,
 		`level=INFO msg="corsproc dev listening" listen=` + in.addrs.http + " upstream=" + up.srv.URL,
-		`policy="` + policy.DevelopmentSource + `" policies=1`,
+		`policy="` + policyfile.DevelopmentSource + `" policies=1`,
 	} {
 		if !strings.Contains(logs, s) {
 			t.Errorf("logs do not contain %q:\n%s", s, logs)

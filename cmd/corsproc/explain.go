@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // explainConfig is what explain's flags set.
@@ -55,10 +56,10 @@ func runExplain(_ context.Context, e *env, args []string) error {
 	if c.format != "text" && c.format != "json" {
 		return usageErrorf("explain: --format %q: want text or json", c.format)
 	}
-	set := policy.Development()
+	set := policyfile.Development()
 	if c.policy != "" {
 		var err error
-		if set, err = policy.Load(c.policy); err != nil {
+		if set, err = policyfile.Load(c.policy); err != nil {
 			return fmt.Errorf("explain: %w", err)
 		}
 	}

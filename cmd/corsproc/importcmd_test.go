@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 func TestImportDjango(t *testing.T) {
@@ -25,7 +26,7 @@ CORS_PREFLIGHT_MAX_AGE = int(os.environ["MAX_AGE"])
 	if err := Run(t.Context(), []string{"import", "django", settings}, &stdout, &stderr); err != nil {
 		t.Fatalf("import: %v\n%s", err, stderr.String())
 	}
-	set, err := policy.Parse("imported.yaml", stdout.Bytes())
+	set, err := policyfile.Parse("imported.yaml", stdout.Bytes())
 	if err != nil {
 		t.Fatalf("the imported policy does not load: %v\n%s", err, stdout.String())
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/corsproc/corsproc/internal/listen"
 	"github.com/corsproc/corsproc/internal/tlsreload"
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/policy/reload"
 	"github.com/corsproc/corsproc/processor"
 )
@@ -393,9 +394,9 @@ func loadPolicy(log *slog.Logger, path string) (*policy.Set, error) {
 	if path == "" {
 		log.Warn("no --policy given: enforcing the embedded development policy, " +
 			"which allows only the origins http://localhost:*, http://127.0.0.1:* and http://[::1]:*")
-		return policy.Development(), nil
+		return policyfile.Development(), nil
 	}
-	set, err := policy.Load(path)
+	set, err := policyfile.Load(path)
 	if err != nil {
 		return nil, fmt.Errorf("not serving: %w", err)
 	}

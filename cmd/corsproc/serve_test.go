@@ -25,6 +25,7 @@ import (
 
 	"github.com/corsproc/corsproc/internal/testutil"
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // waitLimit bounds every wait in these tests; nothing should come close.
@@ -197,10 +198,10 @@ func TestServeAnswersHealthAndAdmin(t *testing.T) {
 			`corsproc_processing_seconds_bucket{message="request_headers",le="1e-05"} 0`,
 		}},
 		{"GET", "/debug/policy", 200, []string{
-			"# source: " + policy.DevelopmentSource + "\n",
-			"# digest: " + policy.Development().Digest() + "\n",
+			"# source: " + policyfile.DevelopmentSource + "\n",
+			"# digest: " + policyfile.Development().Digest() + "\n",
 			"# generation: 1\n",
-			"# file: " + policy.DevelopmentSource + "\n" + string(policy.DevelopmentYAML()),
+			"# file: " + policyfile.DevelopmentSource + "\n" + string(policyfile.DevelopmentYAML()),
 		}},
 		{"HEAD", "/debug/policy", 200, nil},
 		// The admin port is read-only.
@@ -227,7 +228,7 @@ func TestServeAnswersHealthAndAdmin(t *testing.T) {
 		`level=WARN msg="no --policy given: enforcing the embedded development policy`,
 		"http://localhost:*, http://127.0.0.1:* and http://[::1]:*",
 		`level=INFO msg="corsproc serving" grpc=` + in.addrs.grpc + " admin=" + in.addrs.admin,
-		`policy="` + policy.DevelopmentSource + `" policies=1`,
+		`policy="` + policyfile.DevelopmentSource + `" policies=1`,
 	} {
 		if !strings.Contains(logs, s) {
 			t.Errorf("logs do not contain %q:\n%s", s, logs)
@@ -697,7 +698,7 @@ func TestServeDebugPolicy(t *testing.T) {
 	write("10-web.yaml", web)
 	write("20-api.yaml", api)
 	digest := func() string {
-		set, err := policy.Load(dir)
+		set, err := policyfile.Load(dir)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,7 +32,7 @@ import (
 
 	"github.com/corsproc/corsproc/envoy/emulator"
 	"github.com/corsproc/corsproc/internal/testutil"
-	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/processor"
 )
 
@@ -207,9 +207,9 @@ func (e *env) wantHealthyPath(t *testing.T) {
 // and returns a client connection to it, as Envoy's gRPC service would have.
 func startCorsproc(t *testing.T, yaml string) *grpc.ClientConn {
 	t.Helper()
-	set, err := policy.Parse("browser-test.yaml", []byte(yaml))
+	set, err := policyfile.Parse("browser-test.yaml", []byte(yaml))
 	if err != nil {
-		t.Fatalf("policy.Parse: %v", err)
+		t.Fatalf("policyfile.Parse: %v", err)
 	}
 	gs := grpc.NewServer()
 	extprocv3.RegisterExternalProcessorServer(gs, processor.New(set, processor.Options{}))

@@ -25,7 +25,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/corsproc/corsproc/envoy/emulator"
-	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/processor"
 )
 
@@ -111,7 +111,7 @@ func baseConfig() emulator.Config {
 // and an emulated Envoy configured by baseConfig and then mod.
 func newStack(t *testing.T, mod func(*emulator.Config)) *stack {
 	t.Helper()
-	set, err := policy.Parse("e2e.yaml", []byte(policyYAML))
+	set, err := policyfile.Parse("e2e.yaml", []byte(policyYAML))
 	if err != nil {
 		t.Fatal(err)
 	}

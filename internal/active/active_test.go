@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/processor"
 )
 
@@ -16,7 +16,7 @@ import (
 func TestActivePolicyMetrics(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewPedanticRegistry()
-	dev := policy.Development()
+	dev := policyfile.Development()
 	proc := processor.New(dev, processor.Options{})
 	active := New(proc, dev, time.Unix(1700000000, 500_000_000), reg)
 	compare := func(generation, loaded, policies string) {
@@ -40,7 +40,7 @@ corsproc_policy_loaded_timestamp_seconds `+loaded+`
 		t.Errorf("current = %+v", lp)
 	}
 
-	two, err := policy.Parse("two.yaml", []byte("policies:\n  - name: a\n    allowed_origins: [https://a.example]\n  - name: b\n    allowed_origins: [https://b.example]\n"))
+	two, err := policyfile.Parse("two.yaml", []byte("policies:\n  - name: a\n    allowed_origins: [https://a.example]\n  - name: b\n    allowed_origins: [https://b.example]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/corsproc/corsproc/internal/app"
 	"github.com/corsproc/corsproc/internal/testutil"
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/processor"
 )
 
@@ -78,7 +79,7 @@ func (e *adminEnv) wantReady(code int, body string) {
 // /readyz is what the gRPC health service says, asked over gRPC.
 func TestReadyzFollowsGRPCHealth(t *testing.T) {
 	t.Parallel()
-	e := newAdminEnv(t, policy.Development())
+	e := newAdminEnv(t, policyfile.Development())
 	e.wantReady(http.StatusOK, "ok")
 
 	e.hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -105,7 +106,7 @@ func TestReadyzWithoutPolicy(t *testing.T) {
 	t.Parallel()
 	e := newAdminEnv(t, nil)
 	e.wantReady(http.StatusServiceUnavailable, "no policy set loaded")
-	e.active.Swap(policy.Development())
+	e.active.Swap(policyfile.Development())
 	e.wantReady(http.StatusOK, "ok")
 }
 
@@ -136,7 +137,7 @@ func TestWritePolicyYAML(t *testing.T) {
 	for name, data := range files {
 		writeFile(t, dir, name, data)
 	}
-	set, err := policy.Load(dir)
+	set, err := policyfile.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,11 +167,11 @@ func TestWritePolicyYAML(t *testing.T) {
 	}
 
 	// A set compiled from a decoded file has no source text: said so.
-	pf, err := policy.Decode("decoded.yaml", []byte(files["a.yaml"]))
+	pf, err := policyfile.Decode("decoded.yaml", []byte(files["a.yaml"]))
 	if err != nil {
 		t.Fatal(err)
 	}
-	compiled, err := policy.Compile("decoded.yaml", pf)
+	compiled, err := policy.Compile(policy.Source{Name: "decoded.yaml", Files: []policy.Input{{File: "decoded.yaml", Schema: pf}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/corsproc/corsproc/internal/testutil"
-	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/processor"
 )
 
@@ -27,7 +27,7 @@ func TestShutdownClosesAdminRequestsPastDeadline(t *testing.T) {
 	t.Parallel()
 	var logs testutil.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	g := NewGRPCServer(processor.New(policy.Development(), processor.Options{}), nil)
+	g := NewGRPCServer(processor.New(policyfile.Development(), processor.Options{}), nil)
 	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

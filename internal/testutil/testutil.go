@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // SyncBuffer is a strings.Builder that goroutines (a logger, a server, a
@@ -41,11 +42,23 @@ func (b *SyncBuffer) String() string {
 // not valid.
 func MustParse(tb testing.TB, yaml string) *policy.Set {
 	tb.Helper()
-	set, err := policy.Parse("test.yaml", []byte(yaml))
+	set, err := policyfile.Parse("test.yaml", []byte(yaml))
 	if err != nil {
-		tb.Fatalf("policy.Parse: %v", err)
+		tb.Fatalf("policyfile.Parse: %v", err)
 	}
 	return set
+}
+
+// Diagnostics renders diagnostics one a line, indented, for a test's
+// failure message.
+func Diagnostics(ds []policy.Diagnostic) string {
+	var b strings.Builder
+	for _, d := range ds {
+		b.WriteString("  ")
+		b.WriteString(d.String())
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // YAMLDocs decodes a YAML stream into its documents, failing the test if it

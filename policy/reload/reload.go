@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // debounce is how long the watcher waits after a file event before it
@@ -128,7 +129,7 @@ func (r *Reloader) Reload() (Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
-	set, digest, err := policy.LoadChanged(r.path, r.digest)
+	set, digest, err := policyfile.LoadChanged(r.path, r.digest)
 	if err != nil {
 		r.failed = failKey(digest, err)
 		r.reloads.WithLabelValues("failure").Inc()
@@ -178,7 +179,7 @@ func failKey(digest string, err error) string {
 // check reloads if the files' digest is neither the active set's nor that
 // of files a reload already refused: the Interval backstop.
 func (r *Reloader) check() {
-	digest, err := policy.Digest(r.path)
+	digest, err := policyfile.Digest(r.path)
 	key := failKey(digest, err)
 	r.mu.Lock()
 	// The active set's files back after a refusal: a reload finds them
@@ -377,10 +378,10 @@ func watchDirs(path string) []string {
 }
 
 // policyNames returns the paths of the policy files of dir, as a load lists
-// them (policy.FileNames). Past the load's caps it returns those it read:
+// them (policyfile.FileNames). Past the load's caps it returns those it read:
 // the load fails anyway, and the directory itself is watched.
 func policyNames(dir string) []string {
-	names, _ := policy.FileNames(dir)
+	names, _ := policyfile.FileNames(dir)
 	return names
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/corsproc/corsproc/internal/testutil"
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/policy/reload"
 )
 
@@ -46,7 +47,7 @@ type harness struct {
 
 func start(t *testing.T, path string) *harness {
 	t.Helper()
-	set, err := policy.Load(path)
+	set, err := policyfile.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func writeAtomic(t *testing.T, path, content string) {
 func TestChangeBeforeRun(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	writeAtomic(t, path, policyYAML("x-old"))
-	set, err := policy.Load(path)
+	set, err := policyfile.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +158,7 @@ func TestUnwatchableReloadsOnSIGHUP(t *testing.T) {
 	}
 	path := filepath.Join(dir, "policy.yaml")
 	writeAtomic(t, path, policyYAML("x-old"))
-	set, err := policy.Load(path)
+	set, err := policyfile.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +289,7 @@ func TestInvalidFileKeptOut(t *testing.T) {
 func TestRevertAfterFailure(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	writeAtomic(t, path, policyYAML("x-good"))
-	set, err := policy.Load(path)
+	set, err := policyfile.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +326,7 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 func unwatched(t *testing.T, path, expose string) (*reload.Reloader, *atomic.Pointer[policy.Set]) {
 	t.Helper()
 	writeAtomic(t, path, policyYAML(expose))
-	set, err := policy.Load(path)
+	set, err := policyfile.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +420,7 @@ func TestBadReplacementsKeepServing(t *testing.T) {
 		{"aliases to a million policies", func() {
 			writeAtomic(t, path, "x: &p {name: a, allowed_origins: [https://a.example]}\npolicies: ["+strings.Repeat("*p, ", 1_000_000)+"]\n")
 		}},
-		{"larger than MaxFileSize", func() { writeAtomic(t, path, policyYAML("x-a")+strings.Repeat("#", policy.MaxFileSize)) }},
+		{"larger than MaxFileSize", func() { writeAtomic(t, path, policyYAML("x-a")+strings.Repeat("#", policyfile.MaxFileSize)) }},
 	} {
 		c.replace()
 		if res, err := r.Reload(); res != reload.Failed || err == nil {

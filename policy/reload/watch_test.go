@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/policy/reload"
 )
 
@@ -109,7 +109,7 @@ func TestIntervalBackstop(t *testing.T) {
 	reload.DisableWatch(t)
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	writeAtomic(t, path, policyYAML("x-old"))
-	set, err := policy.Load(path)
+	set, err := policyfile.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/net/idna"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // The settings DCH reads, and the policy key each becomes. Old names are
@@ -161,7 +162,7 @@ func closestSetting(name string) string {
 		if abs(len(name)-len(k)) > bestDist {
 			continue
 		}
-		if d := policy.EditDistance(name, k); d < bestDist || d == bestDist && k < best {
+		if d := policyfile.EditDistance(name, k); d < bestDist || d == bestDist && k < best {
 			best, bestDist = k, d
 		}
 	}
@@ -537,7 +538,7 @@ func (c *converter) methods() {
 		}
 		out = append(out, it)
 	}
-	if !equalItems(out, policy.DefaultAllowMethods) {
+	if !equalItems(out, policyfile.DefaultAllowMethods) {
 		c.p.methods, c.p.methodsSrc = out, settingSource(st)
 	}
 }
@@ -562,7 +563,7 @@ func (c *converter) headers() {
 		}
 		out = append(out, it)
 	}
-	if !equalItems(out, policy.DefaultAllowHeaders) {
+	if !equalItems(out, policyfile.DefaultAllowHeaders) {
 		c.p.headers, c.p.headersSrc = out, settingSource(st)
 	}
 }
@@ -609,7 +610,7 @@ func (c *converter) maxAge() {
 			"%d is above %d, the longest any browser caches a preflight (Firefox; Chromium stops at 7200), so the policy says %d, which changes nothing", n, policy.MaxPreflightMaxAge, policy.MaxPreflightMaxAge)
 		n = policy.MaxPreflightMaxAge
 	}
-	if n != policy.DefaultPreflightMaxAge {
+	if n != policyfile.DefaultPreflightMaxAge {
 		c.p.maxAge, c.p.maxAgeSrc = n, settingSource(st)
 	}
 }

@@ -14,7 +14,7 @@
 // Blocks under if DEBUG: (or if not DEBUG:) become two policies when the CORS
 // settings differ: django, for DEBUG = False, and django-debug. Every place
 // where DCH and corsproc behave differently is a Warning with the settings
-// line; the generated file is checked with policy.Parse before it is
+// line; the generated file is checked with policyfile.Parse before it is
 // returned.
 package django
 
@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // MaxFileSize is the largest settings file Import reads.
@@ -284,7 +285,7 @@ func build(filename string, stmts []*stmt) (*Result, error) {
 		res.Policies = append(res.Policies, p.name)
 	}
 	var diags []policy.Diagnostic
-	set, err := policy.Parse(filename, yaml)
+	set, err := policyfile.Parse(filename, yaml)
 	if err != nil {
 		ve, ok := err.(*policy.ValidationError)
 		if !ok {

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // The interpreter runs the parsed statements the way Python would for the
@@ -422,8 +422,8 @@ const dchDefaults = "corsheaders.defaults"
 // DCH's defaults, as corsheaders.defaults defines them: corsproc's defaults
 // are DCH's. Read only.
 var dchDefaultValues = map[string][]string{
-	"default_headers": policy.DefaultAllowHeaders,
-	"default_methods": policy.DefaultAllowMethods,
+	"default_headers": policyfile.DefaultAllowHeaders,
+	"default_methods": policyfile.DefaultAllowMethods,
 }
 
 // resolveDefault reports which DCH default a name refers to: a name

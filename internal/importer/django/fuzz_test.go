@@ -7,10 +7,11 @@ import (
 
 	"github.com/corsproc/corsproc/internal/importer/django"
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // FuzzImport feeds any bytes to Import: the result is an error, or YAML that
-// decodes (syntax, keys and types always right) and that policy.Parse
+// decodes (syntax, keys and types always right) and that policyfile.Parse
 // accepts or refuses with a ValidationError, as Result.LoadError says.
 // Never a panic, and never a hang: every step is bounded by the input.
 func FuzzImport(f *testing.F) {
@@ -35,10 +36,10 @@ func FuzzImport(f *testing.F) {
 			}
 			return
 		}
-		if _, err := policy.Decode("generated.yaml", res.YAML); err != nil {
+		if _, err := policyfile.Decode("generated.yaml", res.YAML); err != nil {
 			t.Fatalf("generated YAML does not decode: %v\n%s", err, res.YAML)
 		}
-		_, err = policy.Parse("generated.yaml", res.YAML)
+		_, err = policyfile.Parse("generated.yaml", res.YAML)
 		var ve *policy.ValidationError
 		switch {
 		case err == nil && res.LoadError != nil:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/corsproc/corsproc/internal/importer/django"
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // header starts every generated file imported from settings.py.
@@ -1024,7 +1025,7 @@ func TestImport(t *testing.T) {
 			if got := string(res.YAML); got != tt.yaml {
 				t.Errorf("YAML:\n%s\nwant:\n%s", got, tt.yaml)
 			}
-			set, err := policy.Parse("generated.yaml", res.YAML)
+			set, err := policyfile.Parse("generated.yaml", res.YAML)
 			switch {
 			case tt.refused && (err == nil || res.LoadError == nil):
 				t.Errorf("corsproc loads the generated file (LoadError %v); want it refused", res.LoadError)
@@ -1317,7 +1318,7 @@ func TestDebugSplitAdvice(t *testing.T) {
 			}
 			selected := func(yaml, metadata string) string {
 				t.Helper()
-				set, err := policy.Parse("cors.yaml", []byte(yaml))
+				set, err := policyfile.Parse("cors.yaml", []byte(yaml))
 				if err != nil {
 					t.Fatalf("%v\n%s", err, yaml)
 				}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package policy_test
+package policyfile_test
 
 import (
 	"net"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // loadWithin runs Load(path) and Digest(path) on another goroutine and
@@ -21,8 +21,8 @@ func loadWithin(t *testing.T, path string) error {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() {
-		_, err := policy.Load(path)
-		if _, derr := policy.Digest(path); (derr == nil) != (err == nil) {
+		_, err := policyfile.Load(path)
+		if _, derr := policyfile.Digest(path); (derr == nil) != (err == nil) {
 			t.Errorf("Digest(%s) = %v, but Load = %v", path, derr, err)
 		}
 		done <- err

@@ -1,9 +1,9 @@
-package policy
+package policyfile
 
 import (
 	"fmt"
 
-	corsprocv1 "github.com/corsproc/corsproc/proto/corsproc/v1"
+	"github.com/corsproc/corsproc/policy"
 )
 
 // Bounds on what loading a policy set reads and builds, so that a hostile
@@ -39,12 +39,6 @@ const (
 	// file is up to twice the nodes it holds: 10,000 route-bound policies
 	// come to about 220,000.
 	MaxYAMLNodes = 500_000
-	// MaxPolicies is the most policies a set may have, aliases expanded.
-	MaxPolicies = 20_000
-	// MaxOrigins is the most entries of allowed_origins and
-	// allowed_origin_regexes a set may have, all policies together and
-	// aliases expanded.
-	MaxOrigins = 50_000
 	// MaxListEntries is the most entries all the lists of a set's
 	// policies may have together (origins, routes, hosts, methods,
 	// headers, ...), aliases expanded: each may cost a diagnostic.
@@ -64,8 +58,8 @@ var (
 	maxFiles        = MaxFiles
 	maxDirEntries   = MaxDirEntries
 	maxYAMLNodes    = MaxYAMLNodes
-	maxPolicies     = MaxPolicies
-	maxOrigins      = MaxOrigins
+	maxPolicies     = policy.MaxPolicies // aliases expanded
+	maxOrigins      = policy.MaxOrigins  // aliases expanded
 	maxItems        = MaxListEntries
 	maxDecodeErrors = MaxDecodeErrors
 )
@@ -187,36 +181,3 @@ func isFlowIndicator(c byte) bool {
 
 // blankAt reports whether data has a blank at i, or ends before it.
 func blankAt(data []byte, i int) bool { return i >= len(data) || isBlank(data[i]) }
-
-// capFailure is the error of a load stopped by a bound in the last of
-// files: what decoding them found, the bound's error last, and nothing
-// compiled.
-func capFailure(files []parsedFile) *ValidationError {
-	var all []Diagnostic
-	for _, f := range files {
-		all = append(all, sortByPosition(f.ds.list)...)
-	}
-	return &ValidationError{Diagnostics: all, files: len(files)}
-}
-
-// checkDecoded holds a policy file decoded elsewhere (Compile) to the bounds
-// on policies and origins, reporting in ds; it reports whether one is
-// crossed.
-func checkDecoded(pf *corsprocv1.PolicyFile, ds *diagnostics) bool {
-	policies := pf.GetPolicies()
-	origins := 0
-	for _, p := range policies {
-		origins += len(p.GetAllowedOrigins()) + len(p.GetAllowedOriginRegexes())
-	}
-	var e *capError
-	switch {
-	case len(policies) > maxPolicies:
-		e = policiesCapError()
-	case origins > maxOrigins:
-		e = originsCapError()
-	default:
-		return false
-	}
-	ds.errorf("policies", e.fix, "%s", e.msg)
-	return true
-}

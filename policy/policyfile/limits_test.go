@@ -1,4 +1,4 @@
-package policy
+package policyfile
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corsproc/corsproc/policy"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -294,9 +295,9 @@ func TestCapStopsLoading(t *testing.T) {
 		}
 	}
 	_, err := Load(dir)
-	var v *ValidationError
+	var v *policy.ValidationError
 	if !errors.As(err, &v) {
-		t.Fatalf("Load = %v, want a ValidationError", err)
+		t.Fatalf("Load = %v, want a policy.ValidationError", err)
 	}
 	errs := v.Errors()
 	if len(errs) != 1 || !strings.Contains(errs[0].Message, "expands to more than 40 YAML nodes") || filepath.Base(errs[0].File) != "b.yaml" {
@@ -369,9 +370,9 @@ func TestFileSizeOneError(t *testing.T) {
 		t.Errorf("Load = %v, want %q and %q", err, want, fix)
 	}
 	_, err := Parse("big.yaml", data)
-	var v *ValidationError
+	var v *policy.ValidationError
 	if !errors.As(err, &v) {
-		t.Fatalf("Parse = %v, want a ValidationError", err)
+		t.Fatalf("Parse = %v, want a policy.ValidationError", err)
 	}
 	if errs := v.Errors(); len(errs) != 1 || errs[0].Message != want || errs[0].Fix != fix {
 		t.Errorf("Parse errors = %+v, want %q with fix %q", errs, want, fix)

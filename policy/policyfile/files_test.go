@@ -1,4 +1,4 @@
-package policy_test
+package policyfile_test
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 const filesYAML = "default_policy: web\npolicies:\n  - name: web\n    allowed_origins: [https://app.example.com]\n"
@@ -14,7 +15,7 @@ const filesYAML = "default_policy: web\npolicies:\n  - name: web\n    allowed_or
 // Parse keeps its own copy of the file: the caller may reuse its buffer.
 func TestFilesParse(t *testing.T) {
 	data := []byte(filesYAML)
-	set, err := policy.Parse("policy.yaml", data)
+	set, err := policyfile.Parse("policy.yaml", data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func TestFilesLoad(t *testing.T) {
 		".swap.yaml":  "not: [valid",
 		"README.txt":  "ignored",
 	})
-	set, err := policy.Load(dir)
+	set, err := policyfile.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func TestFilesLoad(t *testing.T) {
 
 	// A file given by path.
 	path := filepath.Join(dir, "10-web.yaml")
-	set, err = policy.Load(path)
+	set, err = policyfile.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,19 +77,19 @@ func TestFilesLoad(t *testing.T) {
 }
 
 func TestFilesDevelopment(t *testing.T) {
-	files := policy.Development().Files()
-	if len(files) != 1 || files[0].Name != policy.DevelopmentSource || !bytes.Equal(files[0].Data, policy.DevelopmentYAML()) {
+	files := policyfile.Development().Files()
+	if len(files) != 1 || files[0].Name != policyfile.DevelopmentSource || !bytes.Equal(files[0].Data, policyfile.DevelopmentYAML()) {
 		t.Errorf("Files = %q, want the embedded development policy", files)
 	}
 }
 
 // A set compiled from a decoded file has no source text.
 func TestFilesCompile(t *testing.T) {
-	pf, err := policy.Decode("decoded.yaml", []byte(filesYAML))
+	pf, err := policyfile.Decode("decoded.yaml", []byte(filesYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := policy.Compile("decoded.yaml", pf)
+	set, err := policy.Compile(policy.Source{Name: "decoded.yaml", Files: []policy.Input{{File: "decoded.yaml", Schema: pf}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,23 +108,23 @@ func TestDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{file, dir} {
-		set, err := policy.Load(path)
+		set, err := policyfile.Load(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := policy.Digest(path)
+		got, err := policyfile.Digest(path)
 		if err != nil || got != set.Digest() {
 			t.Errorf("Digest(%s) = %q, %v; Load gives %q", path, got, err, set.Digest())
 		}
 	}
-	before, _ := policy.Digest(dir)
+	before, _ := policyfile.Digest(dir)
 	if err := os.WriteFile(file, []byte(filesYAML+"# changed\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if after, _ := policy.Digest(dir); after == before {
+	if after, _ := policyfile.Digest(dir); after == before {
 		t.Error("Digest did not change with the file")
 	}
-	if _, err := policy.Digest(filepath.Join(dir, "missing.yaml")); err == nil {
+	if _, err := policyfile.Digest(filepath.Join(dir, "missing.yaml")); err == nil {
 		t.Error("Digest of a missing file: no error")
 	}
 }

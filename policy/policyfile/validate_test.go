@@ -1,4 +1,4 @@
-package policy_test
+package policyfile_test
 
 import (
 	"errors"
@@ -10,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/corsproc/corsproc/internal/testutil"
 	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // wantRE reads a fixture's expectations, one per line:
@@ -61,7 +63,7 @@ func TestFixtures(t *testing.T) {
 				t.Fatal(err)
 			}
 			wants := readWants(t, data)
-			set, err := policy.Load(file)
+			set, err := policyfile.Load(file)
 			var got []policy.Diagnostic
 			var verr *policy.ValidationError
 			switch {
@@ -88,11 +90,11 @@ func TestFixtures(t *testing.T) {
 				t.Fatalf("Load failed; want only warnings:\n%v", err)
 			}
 			if len(got) != len(wants) {
-				t.Errorf("got %d diagnostics, want %d:\n%s", len(got), len(wants), render(got))
+				t.Errorf("got %d diagnostics, want %d:\n%s", len(got), len(wants), testutil.Diagnostics(got))
 			}
 			for _, w := range wants {
 				if !hasDiagnostic(got, w) {
-					t.Errorf("missing %s at %q containing %q; got:\n%s", w.severity, w.path, w.text, render(got))
+					t.Errorf("missing %s at %q containing %q; got:\n%s", w.severity, w.path, w.text, testutil.Diagnostics(got))
 				}
 			}
 			for _, d := range got {
@@ -125,20 +127,10 @@ func hasDiagnostic(got []policy.Diagnostic, w want) bool {
 	return false
 }
 
-func render(ds []policy.Diagnostic) string {
-	var b strings.Builder
-	for _, d := range ds {
-		b.WriteString("  ")
-		b.WriteString(d.String())
-		b.WriteString("\n")
-	}
-	return b.String()
-}
-
 // TestAllErrorsAtOnce checks that one file with many problems reports them
 // all, decoding and validation alike, in file order.
 func TestAllErrorsAtOnce(t *testing.T) {
-	_, err := policy.Parse("many.yaml", []byte(`
+	_, err := policyfile.Parse("many.yaml", []byte(`
 default_policy: missing
 policies:
   - name: web
@@ -174,7 +166,7 @@ policies:
 }
 
 func TestDefaults(t *testing.T) {
-	pf, err := policy.Decode("d.yaml", []byte("policies:\n  - name: web\n  - name: api\n    allow_headers: []\n    allow_methods: [GET]\n    preflight_max_age: 0\n"))
+	pf, err := policyfile.Decode("d.yaml", []byte("policies:\n  - name: web\n  - name: api\n    allow_headers: []\n    allow_methods: [GET]\n    preflight_max_age: 0\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +177,7 @@ func TestDefaults(t *testing.T) {
 	if got := strings.Join(web.AllowHeaders, ","); got != "accept,authorization,content-type,user-agent,x-csrftoken,x-requested-with" {
 		t.Errorf("default allow_headers = %s", got)
 	}
-	if web.PreflightMaxAge != 86400 || web.PreflightStatus != 204 || policy.EnumName(web.Mode) != "enforce" || policy.EnumName(web.UnmatchedPreflight) != "reject" {
+	if web.PreflightMaxAge != 86400 || web.PreflightStatus != 204 || policyfile.EnumName(web.Mode) != "enforce" || policyfile.EnumName(web.UnmatchedPreflight) != "reject" {
 		t.Errorf("scalar defaults wrong: %v", web)
 	}
 	if len(api.AllowHeaders) != 0 || len(api.AllowMethods) != 1 || api.PreflightMaxAge != 0 {
@@ -194,7 +186,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestMergeKeys(t *testing.T) {
-	set, err := policy.Parse("merge.yaml", []byte(`
+	set, err := policyfile.Parse("merge.yaml", []byte(`
 default_policy: api
 policies:
   - &base
@@ -218,10 +210,10 @@ policies:
 }
 
 func TestLoadErrors(t *testing.T) {
-	if _, err := policy.Load(filepath.Join(t.TempDir(), "absent.yaml")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := policyfile.Load(filepath.Join(t.TempDir(), "absent.yaml")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("absent file: %v", err)
 	}
-	if _, err := policy.Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no policy files") {
+	if _, err := policyfile.Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no policy files") {
 		t.Errorf("empty directory: %v", err)
 	}
 }
@@ -246,7 +238,7 @@ func TestLoadDirectory(t *testing.T) {
 		"README.txt":   "ignored",
 		"30-open.yaml": "policies:\n  - name: open\n    match: {path_prefixes: [/public/]}\n    allow_all_origins: true\n",
 	})
-	set, err := policy.Load(dir)
+	set, err := policyfile.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +261,7 @@ func TestLoadDirectoryErrors(t *testing.T) {
 		"a.yaml": "default_policy: web\npolicies:\n  - name: web\n    match: {routes: [shop]}\n    allowed_origins: [https://app.example.com]\n",
 		"b.yaml": "default_policy: web\npolicies:\n  - name: web\n    allowed_origins: [https://app.example.com]\n  - name: shop\n    match: {routes: [shop]}\n    allowed_origins: [https://app.example.com/]\n",
 	})
-	_, err := policy.Load(dir)
+	_, err := policyfile.Load(dir)
 	var verr *policy.ValidationError
 	if !errors.As(err, &verr) {
 		t.Fatalf("got %v, want a ValidationError", err)
@@ -306,7 +298,7 @@ func TestLoadConfigMapLayout(t *testing.T) {
 	if err := os.Symlink(filepath.Join("..data", "policy.yaml"), filepath.Join(dir, "policy.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	set, err := policy.Load(dir)
+	set, err := policyfile.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,8 +308,8 @@ func TestLoadConfigMapLayout(t *testing.T) {
 }
 
 func TestDevelopmentPolicy(t *testing.T) {
-	set := policy.Development()
-	if set.Source() != policy.DevelopmentSource || len(set.Warnings()) != 0 {
+	set := policyfile.Development()
+	if set.Source() != policyfile.DevelopmentSource || len(set.Warnings()) != 0 {
 		t.Fatalf("development set: %q %v", set.Source(), set.Warnings())
 	}
 	for origin, allowed := range map[string]bool{
@@ -345,24 +337,24 @@ func TestLoadBadPaths(t *testing.T) {
 	if err := os.Symlink(loop, loop); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := policy.Load(loop); err == nil || !strings.Contains(err.Error(), "loop.yaml") {
+	if _, err := policyfile.Load(loop); err == nil || !strings.Contains(err.Error(), "loop.yaml") {
 		t.Errorf("symlink loop: %v", err)
 	}
-	if _, err := policy.Load(dir); err == nil || !strings.Contains(err.Error(), "loop.yaml") {
+	if _, err := policyfile.Load(dir); err == nil || !strings.Contains(err.Error(), "loop.yaml") {
 		t.Errorf("directory with a symlink loop: %v", err)
 	}
 	dangling := t.TempDir()
 	if err := os.Symlink(filepath.Join(dangling, "gone"), filepath.Join(dangling, "policy.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := policy.Load(dangling); err == nil || !strings.Contains(err.Error(), "policy.yaml") {
+	if _, err := policyfile.Load(dangling); err == nil || !strings.Contains(err.Error(), "policy.yaml") {
 		t.Errorf("dangling link: %v", err)
 	}
 	empty := filepath.Join(t.TempDir(), "empty.yaml")
 	if err := os.WriteFile(empty, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := policy.Load(empty); err == nil || !strings.Contains(err.Error(), "file is empty") {
+	if _, err := policyfile.Load(empty); err == nil || !strings.Contains(err.Error(), "file is empty") {
 		t.Errorf("empty file: %v", err)
 	}
 	if os.Geteuid() != 0 { // root reads every file
@@ -370,7 +362,7 @@ func TestLoadBadPaths(t *testing.T) {
 		if err := os.WriteFile(unreadable, []byte("policies: []\n"), 0o000); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := policy.Load(unreadable); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		if _, err := policyfile.Load(unreadable); err == nil || !strings.Contains(err.Error(), "permission denied") {
 			t.Errorf("unreadable file: %v", err)
 		}
 	}
@@ -388,7 +380,7 @@ func TestSharedListsKeepValidation(t *testing.T) {
 			data := "policies:\n" +
 				"  - {name: a, allowed_origins: [https://a.example], " + c.first + "}\n" +
 				"  - {name: b, allowed_origins: [https://a.example], " + c.second + "}\n"
-			_, err := policy.Parse("p.yaml", []byte(data))
+			_, err := policyfile.Parse("p.yaml", []byte(data))
 			if err == nil || !strings.Contains(err.Error(), "policies[1]") || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("Parse = %v, want an error in policies[1]: %s", err, c.want)
 			}
@@ -409,7 +401,7 @@ func TestMergedKeyDiagnostics(t *testing.T) {
   - <<: *p
     name: b
 `
-	_, err := policy.Parse("p.yaml", []byte(src))
+	_, err := policyfile.Parse("p.yaml", []byte(src))
 	var verr *policy.ValidationError
 	if !errors.As(err, &verr) {
 		t.Fatalf("Parse: %v, want a *ValidationError", err)
@@ -433,7 +425,7 @@ func TestMergedKeyDiagnostics(t *testing.T) {
 			}
 		}
 		if !found {
-			t.Errorf("no diagnostic at %s; got:\n%s", w.path, render(verr.Diagnostics))
+			t.Errorf("no diagnostic at %s; got:\n%s", w.path, testutil.Diagnostics(verr.Diagnostics))
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package policy
+package policyfile
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/corsproc/corsproc/policy"
 	corsprocv1 "github.com/corsproc/corsproc/proto/corsproc/v1"
 )
 
@@ -34,8 +35,8 @@ const (
 // that.
 func Decode(file string, data []byte) (*corsprocv1.PolicyFile, error) {
 	f := decode(file, data, new(budget))
-	if f.pf == nil || f.ds.hasErrors() {
-		return nil, &ValidationError{Diagnostics: sortByPosition(f.ds.list)}
+	if f.pf == nil || f.hasErrors() {
+		return nil, &policy.ValidationError{Diagnostics: sortByPosition(f.list)}
 	}
 	return f.pf, nil
 }
@@ -44,10 +45,10 @@ func Decode(file string, data []byte) (*corsprocv1.PolicyFile, error) {
 // bounds so far (limits.go), and adds what it uses to b. The result has no
 // PolicyFile when data could not be decoded at all; it is capped, and
 // nothing more may be loaded or compiled, when a bound was crossed.
-func decode(file string, data []byte, b *budget) parsedFile {
+func decode(file string, data []byte, b *budget) *decoded {
 	f := checkFile(file, data, b)
 	if !f.capped {
-		f.decodeDoc(parseWhole(data, f.ds), b)
+		f.decodeDoc(parseWhole(data, f), b)
 	}
 	return f
 }
@@ -56,16 +57,16 @@ func decode(file string, data []byte, b *budget) parsedFile {
 // bounds so far, to the bounds checked before yaml/v3 builds a tree of it:
 // its size and its YAML node bound, which it adds to b. The result is
 // capped when one is crossed.
-func checkFile(file string, data []byte, b *budget) parsedFile {
-	f := parsedFile{ds: newDiagnostics(file)}
+func checkFile(file string, data []byte, b *budget) *decoded {
+	f := newDecoded(file)
 	if len(data) > MaxFileSize {
 		e := fileSizeCapError()
-		f.ds.errorf("", e.fix, "%s", e.msg)
+		f.errorf("", e.fix, "%s", e.msg)
 		f.capped = true
 		return f
 	}
 	if e := b.checkYAML(data); e != nil {
-		f.ds.errorf("", e.fix, "%s", e.msg)
+		f.errorf("", e.fix, "%s", e.msg)
 		f.capped = true
 	}
 	return f
@@ -74,17 +75,17 @@ func checkFile(file string, data []byte, b *budget) parsedFile {
 // decodeDoc decodes the YAML document of f that parseWhole returned (nil
 // when it reported why there is none), going on from b, the bounds the set
 // has used so far, and adds what it uses to b.
-func (f *parsedFile) decodeDoc(doc *yaml.Node, b *budget) {
+func (f *decoded) decodeDoc(doc *yaml.Node, b *budget) {
 	if doc == nil {
 		return
 	}
 	root := doc.Content[0]
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
-		f.ds.errorf("", "write at least one policy; see docs/policy.md", "file is empty")
+		f.errorf("", "write at least one policy; see docs/policy.md", "file is empty")
 		return
 	}
 	pf := &corsprocv1.PolicyFile{}
-	d := &decoder{ds: f.ds, used: *b, merging: map[*yaml.Node]bool{}}
+	d := &decoder{ds: f, used: *b, merging: map[*yaml.Node]bool{}}
 	d.message(root, "", pf.ProtoReflect())
 	*b = d.used
 	f.capped = d.capped
@@ -95,7 +96,7 @@ func (f *parsedFile) decodeDoc(doc *yaml.Node, b *budget) {
 
 // parseWhole parses data as one YAML document, or reports in ds why it
 // cannot and returns nil.
-func parseWhole(data []byte, ds *diagnostics) *yaml.Node {
+func parseWhole(data []byte, ds *decoded) *yaml.Node {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -127,7 +128,7 @@ func parseWhole(data []byte, ds *diagnostics) *yaml.Node {
 }
 
 type decoder struct {
-	ds      *diagnostics
+	ds      *decoded
 	used    budget              // by the set so far, this file included
 	capped  bool                // a bound was crossed: decode no further
 	merging map[*yaml.Node]bool // mappings whose merge keys are being expanded
@@ -187,11 +188,11 @@ func (d *decoder) countItems(list *yaml.Node, path string, fd protoreflect.Field
 // Past maxDecodeErrors, decoding stops (the load is capped) with one more
 // error that says so.
 func (d *decoder) errorAt(n *yaml.Node, path, fix, format string, args ...any) {
-	d.ds.list = append(d.ds.list, Diagnostic{Severity: SeverityError, File: d.ds.file, Line: n.Line, Column: n.Column,
+	d.ds.list = append(d.ds.list, policy.Diagnostic{Severity: policy.SeverityError, File: d.ds.file, Line: n.Line, Column: n.Column,
 		Path: path, Message: fmt.Sprintf(format, args...), Fix: fix})
 	if d.used.errors++; d.used.errors == maxDecodeErrors && !d.capped {
 		d.capped = true
-		d.ds.list = append(d.ds.list, Diagnostic{Severity: SeverityError, File: d.ds.file, Line: n.Line, Column: n.Column,
+		d.ds.list = append(d.ds.list, policy.Diagnostic{Severity: policy.SeverityError, File: d.ds.file, Line: n.Line, Column: n.Column,
 			Path: path, Message: fmt.Sprintf("more than %d errors: decoding stopped here", maxDecodeErrors), Fix: "fix these first"})
 	}
 }
@@ -632,4 +633,8 @@ func EditDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+func item(path string, i int) string {
+	return path + "[" + strconv.Itoa(i) + "]"
 }

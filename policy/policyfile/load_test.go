@@ -1,4 +1,4 @@
-package policy
+package policyfile
 
 import (
 	"errors"
@@ -8,31 +8,28 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/corsproc/corsproc/policy"
 )
 
 // loadInOrder is what Load does, one file after another on this goroutine:
 // each file decoded on the budget the files before it left, the load
 // stopped at the first bound crossed.
-func loadInOrder(t *testing.T, path string) (*Set, error) {
+func loadInOrder(t *testing.T, path string) (*policy.Set, error) {
 	t.Helper()
 	sources, digest, err := readSources(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b budget
-	var files []parsedFile
+	var files []*decoded
 	for _, f := range sources {
-		files = append(files, decode(f.Name, f.Data, &b))
+		files = append(files, decode(f.name, f.data, &b))
 		if files[len(files)-1].capped {
 			break
 		}
 	}
-	s, err := build(path, files)
-	if err != nil {
-		return nil, err
-	}
-	s.digest, s.files = digest, sources
-	return s, nil
+	return policy.Compile(policy.Source{Name: path, Digest: digest, Files: inputs(files, sources)})
 }
 
 // TestLoadDirectoryInOrder: a directory whose files are parsed on several
@@ -121,7 +118,7 @@ func checkLoadInOrder(t *testing.T, path string) {
 	t.Helper()
 	got, gotErr := Load(path)
 	want, wantErr := loadInOrder(t, path)
-	var gotV, wantV *ValidationError
+	var gotV, wantV *policy.ValidationError
 	errors.As(gotErr, &gotV)
 	errors.As(wantErr, &wantV)
 	switch {
@@ -161,18 +158,18 @@ func TestLargeFile(t *testing.T) {
 		t.Errorf("%d warnings, want one for each preflight_max_age: 86400", n)
 	}
 	for i, name := range set.Names() {
-		r := Request{Method: "GET", Origin: fmt.Sprintf("https://app%d.example.com", i), Route: fmt.Sprintf("route-%d", i)}
-		var d Decision
+		r := policy.Request{Method: "GET", Origin: fmt.Sprintf("https://app%d.example.com", i), Route: fmt.Sprintf("route-%d", i)}
+		var d policy.Decision
 		set.Decide(&r, &d)
-		if d.Policy != name || d.Outcome != OutcomeAllowed {
+		if d.Policy != name || d.Outcome != policy.OutcomeAllowed {
 			t.Fatalf("route-%d: policy %q, %v; want %q allowed", i, d.Policy, d.Outcome, name)
 		}
 	}
 
 	_, err = Parse("p.yaml", large(true))
-	var v *ValidationError
+	var v *policy.ValidationError
 	if !errors.As(err, &v) {
-		t.Fatalf("Parse = %v, want a ValidationError", err)
+		t.Fatalf("Parse = %v, want a policy.ValidationError", err)
 	}
 	// Each broken policy lists TRACE and writes match twice (a decoding
 	// error, so that validation reports its errors only).

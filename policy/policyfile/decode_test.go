@@ -1,4 +1,4 @@
-package policy
+package policyfile
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/corsproc/corsproc/policy"
 	corsprocv1 "github.com/corsproc/corsproc/proto/corsproc/v1"
 )
 
@@ -53,7 +54,7 @@ func TestEnumValues(t *testing.T) {
 		{"mode: 1", "write one of: enforce, shadow"},
 	} {
 		_, err := Decode("p.yaml", []byte("policies:\n  - name: p\n    "+c.value+"\n"))
-		var v *ValidationError
+		var v *policy.ValidationError
 		if !errors.As(err, &v) || len(v.Errors()) != 1 || v.Errors()[0].Fix != c.fix {
 			t.Errorf("%s: %v; want one error with fix %q", c.value, err, c.fix)
 		}
