@@ -5,7 +5,11 @@ package k8s_test
 // `docker build` uses) and checks what can be checked without building: the
 // build flags match `make build` plus the static-build ones, the Go version
 // matches go.mod, the runtime image is distroless as a numeric non-root user,
-// and the entrypoint is the binary the build stage produced.
+// and the entrypoint is the binary the build stage produced. And the build is
+// the one a multi-platform `docker buildx build` needs: the build stage runs
+// on $BUILDPLATFORM and cross-compiles for TARGETOS/TARGETARCH/TARGETVARIANT,
+// both base images are pinned by digest, and the Go caches are BuildKit
+// cache mounts.
 
 import (
 	"bufio"
@@ -27,8 +31,21 @@ import (
 const (
 	dockerfile   = "../Dockerfile"
 	dockerignore = "../.dockerignore"
-	runtimeImage = "gcr.io/distroless/static-debian12:nonroot"
+	// The current distroless release line: Debian 13.
+	runtimeImage = "gcr.io/distroless/static-debian13:nonroot"
 )
+
+// pinned matches an image reference pinned by digest: name[:tag]@sha256:hex.
+var pinned = regexp.MustCompile(`^([^@]+)@sha256:[0-9a-f]{64}$`)
+
+// Sentinels the build arguments expand to when the check reads the RUN
+// lines, so that GOOS=${TARGETOS} can be told from GOOS=linux.
+var buildArgSentinels = map[string]string{
+	"BUILDPLATFORM": "<BUILDPLATFORM>",
+	"TARGETOS":      "<TARGETOS>",
+	"TARGETARCH":    "<TARGETARCH>",
+	"TARGETVARIANT": "<TARGETVARIANT>",
+}
 
 // dockerFiles are the files the Dockerfile check reads, relative to k8s/.
 var dockerFiles = []string{dockerfile, dockerignore, "../Makefile", "../go.mod"}
@@ -76,13 +93,23 @@ func dockerfileProblems(files map[string][]byte) (ps problems) {
 	}
 	build, final := stages[0], stages[1]
 
-	// The build stage: golang:<go.mod's minor version>.
+	// The build stage: golang:<go.mod's minor version>, pinned, on the
+	// builder's platform.
 	goVersion, err := goModMinor(files["../go.mod"])
 	if err != nil {
 		ps.errorf("%v", err)
 	}
-	if want := "golang:" + goVersion; build.BaseName != want && !strings.HasPrefix(build.BaseName, want+"-") && !strings.HasPrefix(build.BaseName, want+".") {
+	buildImage := build.BaseName
+	if m := pinned.FindStringSubmatch(buildImage); m == nil {
+		ps.errorf("Dockerfile: build stage FROM %s is not pinned by digest (name:tag@sha256:...): a rebuild would take whatever the tag points at that day", build.BaseName)
+	} else {
+		buildImage = m[1]
+	}
+	if want := "golang:" + goVersion; buildImage != want && !strings.HasPrefix(buildImage, want+"-") && !strings.HasPrefix(buildImage, want+".") {
 		ps.errorf("Dockerfile: build stage FROM %s, want %s (go.mod says go %s)", build.BaseName, want, goVersion)
+	}
+	if build.Platform != "$BUILDPLATFORM" && build.Platform != "${BUILDPLATFORM}" {
+		ps.errorf("Dockerfile: build stage FROM --platform=%q, want --platform=$BUILDPLATFORM: otherwise `buildx build --platform linux/arm64` runs the Go toolchain itself under emulation instead of cross-compiling", build.Platform)
 	}
 
 	// The go build command: make build's arguments, plus -trimpath, with
@@ -94,19 +121,43 @@ func dockerfileProblems(files map[string][]byte) (ps problems) {
 	}
 	var goBuild []string
 	env := map[string]string{}
+	args := map[string]bool{}
+	var sentinels []string
+	for k, v := range buildArgSentinels {
+		sentinels = append(sentinels, k+"="+v)
+	}
 	for _, cmd := range build.Commands {
 		switch c := cmd.(type) {
 		case *instructions.EnvCommand:
 			for _, kv := range c.Env {
 				env[kv.Key] = kv.Value
 			}
+		case *instructions.ArgCommand:
+			for _, a := range c.Args {
+				args[a.Key] = true
+			}
 		case *instructions.RunCommand:
-			words, err := shell.NewLex('\\').ProcessWords(strings.Join(c.CmdLine, " "), shell.EnvsFromSlice(nil))
+			line := strings.Join(c.CmdLine, " ")
+			words, err := shell.NewLex('\\').ProcessWords(line, shell.EnvsFromSlice(sentinels))
 			if err != nil {
 				ps.errorf("Dockerfile: RUN %s: %v", c.CmdLine, err)
 			}
+			// The --mount flags are parsed when the command is expanded.
+			if err := c.Expand(func(word string) (string, error) { return word, nil }); err != nil {
+				ps.errorf("Dockerfile: RUN %s: %v", c.CmdLine, err)
+			}
+			caches := map[string]bool{}
+			for _, m := range instructions.GetMounts(c) {
+				if m.Type == instructions.MountTypeCache {
+					caches[m.Target] = true
+				}
+			}
 			for i := range words {
-				if words[i] == "go" && i+1 < len(words) && words[i+1] == "build" {
+				if words[i] != "go" || i+1 >= len(words) {
+					continue
+				}
+				switch words[i+1] {
+				case "build":
 					if goBuild != nil {
 						ps.errorf("Dockerfile: go build runs twice")
 					}
@@ -116,9 +167,29 @@ func dockerfileProblems(files map[string][]byte) (ps problems) {
 							env[k] = v
 						}
 					}
+					for _, dir := range []string{"/go/pkg/mod", "/root/.cache/go-build"} {
+						if !caches[dir] {
+							ps.errorf("Dockerfile: the go build RUN has no --mount=type=cache,target=%s: every build would compile (or download) from scratch", dir)
+						}
+					}
+					if !strings.Contains(line, "GOARM=") || !strings.Contains(line, "${TARGETVARIANT#v}") {
+						ps.errorf("Dockerfile: go build does not set GOARM from TARGETVARIANT: --platform linux/arm/v6 and linux/arm/v7 would get the same binary")
+					}
+				case "mod":
+					if !caches["/go/pkg/mod"] {
+						ps.errorf("Dockerfile: go mod download has no --mount=type=cache,target=/go/pkg/mod")
+					}
 				}
 			}
 		}
+	}
+	for _, a := range []string{"TARGETOS", "TARGETARCH", "TARGETVARIANT"} {
+		if !args[a] {
+			ps.errorf("Dockerfile: the build stage does not declare ARG %s: BuildKit sets it from --platform only for a stage that declares it", a)
+		}
+	}
+	if env["GOOS"] != buildArgSentinels["TARGETOS"] || env["GOARCH"] != buildArgSentinels["TARGETARCH"] {
+		ps.errorf("Dockerfile: go build with GOOS=%q GOARCH=%q, want GOOS=${TARGETOS} GOARCH=${TARGETARCH}: the binary must be built for the target platform, not the builder's", env["GOOS"], env["GOARCH"])
 	}
 	if goBuild == nil {
 		ps.errorf("Dockerfile: the build stage runs no go build")
@@ -140,8 +211,11 @@ func dockerfileProblems(files map[string][]byte) (ps problems) {
 		return ps
 	}
 
-	// The runtime stage: distroless static, the binary, a numeric non-root user.
-	if final.BaseName != runtimeImage {
+	// The runtime stage: distroless static, pinned, the binary, a numeric
+	// non-root user.
+	if m := pinned.FindStringSubmatch(final.BaseName); m == nil {
+		ps.errorf("Dockerfile: runtime stage FROM %s is not pinned by digest (%s@sha256:...)", final.BaseName, runtimeImage)
+	} else if m[1] != runtimeImage {
 		ps.errorf("Dockerfile: runtime stage FROM %s, want %s", final.BaseName, runtimeImage)
 	}
 	var user, bin string
@@ -236,12 +310,20 @@ func goModMinor(data []byte) (string, error) {
 func TestDockerfileMutations(t *testing.T) {
 	orig := readDockerFiles(t)
 	cases := []struct{ name, file, old, new, want string }{
-		{"cgo left on", dockerfile, "RUN CGO_ENABLED=0", "RUN CGO_ENABLED=1", "without CGO_ENABLED=0"},
+		{"cgo left on", dockerfile, "CGO_ENABLED=0 GOOS", "CGO_ENABLED=1 GOOS", "without CGO_ENABLED=0"},
 		{"no -trimpath", dockerfile, "go build -trimpath -o", "go build -o", "-trimpath"},
 		{"flags drift from make build", "../Makefile", "$(GO) build -o bin/corsproc ./cmd/corsproc", "$(GO) build -race -o bin/corsproc ./cmd/corsproc", "make build's flags"},
 		{"runs as root", dockerfile, "USER 65532:65532", "USER root", "numeric non-root uid"},
-		{"another Go", dockerfile, "FROM golang:1.26 AS build", "FROM golang:1.25 AS build", "go.mod says go 1.26"},
-		{"not distroless", dockerfile, "FROM gcr.io/distroless/static-debian12:nonroot", "FROM debian:12", "want gcr.io/distroless/static-debian12:nonroot"},
+		{"another Go", dockerfile, "golang:1.26.8@", "golang:1.25.9@", "go.mod says go 1.26"},
+		{"not distroless", dockerfile, "FROM gcr.io/distroless/static-debian13:nonroot@", "FROM debian:13@", "want gcr.io/distroless/static-debian13:nonroot"},
+		{"the old distroless", dockerfile, "static-debian13:nonroot@", "static-debian12:nonroot@", "want gcr.io/distroless/static-debian13:nonroot"},
+		{"runtime base by tag only", dockerfile, "static-debian13:nonroot@sha256:1c2c046bc09ed40fad370b599a0b1ae7987f55b01e247cf27a7c27cd97e5bbc7", "static-debian13:nonroot", "runtime stage FROM gcr.io/distroless/static-debian13:nonroot is not pinned by digest"},
+		{"build base by tag only", dockerfile, "golang:1.26.8@sha256:3c3e25a4da13fd0478eed2df1eb35a0e667094a7124d3993a6a1d30f71c17e79", "golang:1.26.8", "build stage FROM golang:1.26.8 is not pinned by digest"},
+		{"build stage emulated", dockerfile, "FROM --platform=$BUILDPLATFORM golang", "FROM golang", "want --platform=$BUILDPLATFORM"},
+		{"no TARGETVARIANT", dockerfile, "ARG TARGETOS TARGETARCH TARGETVARIANT", "ARG TARGETOS TARGETARCH", "does not declare ARG TARGETVARIANT"},
+		{"GOARM ignored", dockerfile, `arm) export GOARM="${TARGETVARIANT#v}" ;;`, `arm) ;;`, "GOARM from TARGETVARIANT"},
+		{"built for the builder", dockerfile, "GOOS=${TARGETOS} GOARCH=${TARGETARCH}", "GOOS=linux GOARCH=amd64", "want GOOS=${TARGETOS} GOARCH=${TARGETARCH}"},
+		{"no build cache", dockerfile, "    --mount=type=cache,target=/root/.cache/go-build \\\n", "", "target=/root/.cache/go-build"},
 		{"shell-form entrypoint", dockerfile, `ENTRYPOINT ["/usr/local/bin/corsproc"]`, "ENTRYPOINT /usr/local/bin/corsproc", "shell form"},
 	}
 	for _, c := range cases {
