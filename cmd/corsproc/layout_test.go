@@ -53,12 +53,29 @@ func TestInternalImportDirection(t *testing.T) {
 		"internal/active":    {"policy", "processor"},
 		"internal/app":       {"processor"},
 		"internal/admin":     {"internal/active", "internal/app", "internal/listen"},
+		"policy":             {"internal/origins", "proto/corsproc/v1"},
+		"policy/policyfile":  {"policy", "proto/corsproc/v1"},
+		"processor":          {"internal/extproc", "policy"},
 	}
 	for dir, ok := range allowed {
 		for _, imp := range imports(t, dir) {
 			rel, ours := strings.CutPrefix(imp, module)
 			if ours && !slices.Contains(ok, rel) {
 				t.Errorf("%s imports %s; it may use only %q", dir, rel, ok)
+			}
+		}
+	}
+}
+
+// The CORS engine (package policy) does no I/O and knows nothing of the
+// policy file's YAML, gRPC or Envoy: policy/policyfile reads and decodes
+// the files, the processor speaks ext_proc (docs/architecture.md).
+func TestEngineDoesNoIO(t *testing.T) {
+	t.Parallel()
+	for _, imp := range imports(t, "policy") {
+		for _, banned := range []string{"os", "io", "io/fs", "net", "go.yaml.in/", "google.golang.org/grpc", "github.com/envoyproxy/"} {
+			if imp == banned || strings.HasSuffix(banned, "/") && strings.HasPrefix(imp, banned) || imp != banned && strings.HasPrefix(imp, banned+"/") {
+				t.Errorf("package policy imports %s", imp)
 			}
 		}
 	}
