@@ -43,7 +43,7 @@ const (
 	envoyYAML         = "../envoy/envoy.yaml"
 	corsprocCluster   = "corsproc"
 	appCluster        = "app"
-	extProcFilterName = "envoy.filters.http.ext_proc"
+	extProcFilterName = "corsproc.ext_proc" // in Istio's EnvoyFilters: not Istio's own envoy.filters.http.ext_proc (docs/istio.md)
 	hcmFilterName     = "envoy.filters.network.http_connection_manager"
 )
 

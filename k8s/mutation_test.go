@@ -154,8 +154,8 @@ func TestMutations(t *testing.T) {
 			want: []string{"EnvoyFilter istio-system/corsproc", "does not lead to corsproc's \"grpc\" port"},
 		},
 		{
-			name: "EnvoyFilter cluster in the wrong namespace", overlay: "istio-mesh", file: "istio-mesh/envoyfilter.yaml",
-			old: "outbound|9001||corsproc.corsproc.svc.cluster.local", new: "outbound|9001||corsproc.default.svc.cluster.local",
+			name: "EnvoyFilter cluster in the wrong namespace", overlay: "istio-mesh", file: "istio-mesh/corsproc-service.yaml",
+			old: "  host: corsproc.corsproc.svc.cluster.local\n", new: "  host: corsproc.default.svc.cluster.local\n",
 			want: []string{"EnvoyFilter istio-system/corsproc", `no Service "corsproc" in namespace "default"`},
 		},
 		{
