@@ -135,8 +135,8 @@ var expectations = map[string]func(env *testEnv, r *report, tr tree, objs []*obj
 			for _, t := range as[*egv1a1.EnvoyExtensionPolicy](o).Spec.TargetRefs {
 				kinds = append(kinds, string(t.Kind))
 			}
-			if !slices.Contains(kinds, "Gateway") || !slices.Contains(kinds, "HTTPRoute") {
-				r.add(o, "targetRefs kinds %q, want a Gateway and an HTTPRoute", kinds)
+			if !slices.Equal(kinds, []string{"Gateway"}) {
+				r.add(o, "targetRefs kinds %q, want the Gateway only: a route-level attachment without mergeType takes the route's one EnvoyExtensionPolicy slot (docs/envoy-gateway.md)", kinds)
 			}
 		}
 		if len(typed[*egv1a1.EnvoyProxy](objs)) != 1 {
