@@ -19,7 +19,9 @@ import (
 type HeaderMode int
 
 const (
-	// HeaderModeDefault is Envoy's default for header phases: SEND.
+	// HeaderModeDefault is Envoy's default for header phases: SEND in the
+	// filter's configuration; in a mode_override, "no change" since 1.34
+	// (Release.ModeOverrideKeepsDefault).
 	HeaderModeDefault HeaderMode = iota
 	// HeaderModeSend sends the headers to the processor.
 	HeaderModeSend
@@ -53,12 +55,28 @@ type ProcessingMode struct {
 // Metadata is one gRPC initial metadata entry.
 type Metadata struct{ Key, Value string }
 
-// HeaderValueOption is one of a route's response_headers_to_add. Append
-// true adds a value; false replaces every value of the header (Envoy's
-// OVERWRITE_IF_EXISTS_OR_ADD).
+// HeaderValueOption is one header of a response_headers_to_add, of a
+// local_reply_config mapper's headers_to_add, or of a LocalReply. Append
+// true adds a value (Envoy's APPEND_IF_EXISTS_OR_ADD; a header Envoy keeps
+// inline, such as Vary, gets it joined to its one line with ","); false
+// replaces every value of the header (OVERWRITE_IF_EXISTS_OR_ADD).
 type HeaderValueOption struct {
 	Key, Value string
 	Append     bool
+}
+
+// VirtualHost holds the settings of the emulated virtual host that apply to
+// every route.
+type VirtualHost struct {
+	// GRPCInitialMetadata is the virtual host's ExtProcPerRoute
+	// overrides.grpc_initial_metadata. A route's entry with the same key
+	// replaces it (mergeGrpcInitialMetadata, ext_proc.cc).
+	GRPCInitialMetadata []Metadata
+	// ResponseHeadersToAdd and ResponseHeadersToRemove are the virtual
+	// host's response_headers_to_add/_remove, applied after the route's
+	// (most_specific_header_mutations_wins false, Envoy's default).
+	ResponseHeadersToAdd    []HeaderValueOption
+	ResponseHeadersToRemove []string
 }
 
 // Route is one route of the emulated virtual host.
@@ -66,17 +84,63 @@ type Route struct {
 	// Name is the route name, sent as the attribute xds.route_name when
 	// Config.RequestAttributes asks for it.
 	Name string
+	// Path is an exact match against the path (query excluded); if set,
+	// PathPrefix is not used.
+	Path string
 	// PathPrefix is the route's prefix match against :path (query
 	// included, as Envoy matches); "" matches every path. The first
 	// matching route wins.
 	PathPrefix string
 	// GRPCInitialMetadata is ExtProcPerRoute.overrides.grpc_initial_metadata:
-	// added to the ext_proc stream of the route's requests.
+	// added to the ext_proc stream of the route's requests, merged with the
+	// virtual host's.
 	GRPCInitialMetadata []Metadata
-	// ResponseHeadersToAdd is the route's response_headers_to_add, applied by
-	// Envoy to every response of the route (upstream responses and local
-	// replies alike) after ext_proc.
-	ResponseHeadersToAdd []HeaderValueOption
+	// ExtProcDisabled is ExtProcPerRoute.disabled: both header phases are
+	// skipped on the route (Filter::mergePerRouteConfig, allDisabledMode).
+	ExtProcDisabled bool
+	// ResponseHeadersToAdd and ResponseHeadersToRemove are the route's
+	// response_headers_to_add/_remove. Envoy applies them to every response
+	// of the route (upstream responses and local replies alike) before the
+	// encoder filters, ext_proc included, see it: the router's
+	// Filter::onUpstreamHeaders calls finalizeResponseHeaders before
+	// encodeHeaders, and DownstreamFilterManager::prepareLocalReplyViaFilterChain
+	// does the same for local replies.
+	ResponseHeadersToAdd    []HeaderValueOption
+	ResponseHeadersToRemove []string
+	// Timeout is the route's timeout: an upstream that has not answered
+	// with headers by then gets the router's 504 local reply
+	// (upstream_response_timeout). 0 is Envoy's default, 15s; NoTimeout
+	// disables it.
+	Timeout time.Duration
+}
+
+// NoTimeout disables a Route's Timeout (Envoy's timeout: 0s).
+const NoTimeout time.Duration = -1
+
+// DefaultRouteTimeout is Envoy's default route timeout.
+const DefaultRouteTimeout = 15 * time.Second
+
+// LocalReply is the reply a filter placed after ext_proc sends instead of
+// passing the request on: jwt_authn's 401, ext_authz's or rbac's 403.
+type LocalReply struct {
+	Status  int
+	Body    string
+	Headers []HeaderValueOption
+	// Details is the reply's %RESPONSE_CODE_DETAILS%.
+	Details string
+}
+
+// LocalReplyMapper is one mapper of the connection manager's
+// local_reply_config. The first mapper whose Filter matches a local reply
+// applies its HeadersToAdd to it. Envoy applies them in
+// Utility::prepareLocalReply (source/common/http/utility.cc), after the
+// reply's own headers (an immediate response's mutation included) and
+// before the reply goes through the encoder filters.
+type LocalReplyMapper struct {
+	// Filter reports whether the mapper applies to a local reply of status
+	// to a request with the given headers (as ext_proc left them).
+	Filter       func(status int, request http.Header) bool
+	HeadersToAdd []HeaderValueOption
 }
 
 // AttributeRouteName is the only request attribute the emulator supports:
@@ -91,19 +155,44 @@ const attributesKey = "envoy.filters.http.ext_proc"
 // DefaultMessageTimeout is Envoy's default message_timeout.
 const DefaultMessageTimeout = 200 * time.Millisecond
 
+// DefaultMaxHeadersCount and DefaultMaxHeadersKB are Envoy's default limits
+// of a header map (DEFAULT_MAX_HEADERS_COUNT and
+// DEFAULT_MAX_REQUEST_HEADERS_KB in envoy/http/codec.h): the listener's and
+// the cluster's common_http_protocol_options.max_headers_count, the
+// connection manager's max_request_headers_kb and the cluster's
+// max_response_headers_kb.
+const (
+	DefaultMaxHeadersCount = 100
+	DefaultMaxHeadersKB    = 60
+)
+
 // Config is an emulated Envoy: one listener, one virtual host with Routes,
 // one ext_proc filter, one upstream cluster.
 type Config struct {
+	// Release is the Envoy release whose behaviour is emulated; the zero
+	// value means Newest.
+	Release Release
 	// Upstream is the base URL of the single upstream cluster, e.g.
 	// http://127.0.0.1:8000: scheme http or https, a host, no path.
 	Upstream string
-	// Routes is the route table. A request no route matches gets Envoy's
-	// 404 local reply (response flag NR) and no ext_proc message.
+	// VirtualHost holds the settings shared by every route.
+	VirtualHost VirtualHost
+	// Routes is the route table. A request no route matches still goes
+	// through ext_proc's request phase (the filter runs before the
+	// router), then gets the router's 404 local reply (route_not_found).
 	Routes []Route
+	// NormalizePath and MergeSlashes are the connection manager's
+	// normalize_path and merge_slashes: :path is normalized before route
+	// matching and before any filter sees it.
+	NormalizePath, MergeSlashes bool
 	// ProcessingMode is the filter's processing_mode.
 	ProcessingMode ProcessingMode
 	// AllowModeOverride is the filter's allow_mode_override.
 	AllowModeOverride bool
+	// AllowedOverrideModes is the filter's allowed_override_modes: when
+	// set, a mode_override is honoured only if the resulting mode equals
+	// one of them.
+	AllowedOverrideModes []ProcessingMode
 	// RequestAttributes is the filter's request_attributes; only
 	// "xds.route_name" is supported, anything else is an error from New.
 	RequestAttributes []string
@@ -116,6 +205,18 @@ type Config struct {
 	// ships: a request without an Origin header skips the filter entirely,
 	// costing no ext_proc message.
 	SkipWithoutOrigin bool
+	// LaterFilter, if set, is a filter placed between ext_proc and the
+	// router (an authentication filter): called with the request headers
+	// as ext_proc left them, it returns the local reply that refuses the
+	// request, or nil to pass it on.
+	LaterFilter func(method, path string, header http.Header) *LocalReply
+	// LocalReplyMappers is the connection manager's local_reply_config.
+	LocalReplyMappers []LocalReplyMapper
+	// MaxHeadersCount and MaxHeadersKB bound the request header map and the
+	// upstream's response header map; 0 means Envoy's defaults. The codec
+	// refuses a message past them, and a header mutation that takes a map
+	// past them fails the request with 500.
+	MaxHeadersCount, MaxHeadersKB int
 	// Transport, if set, carries the requests to the upstream. nil uses a
 	// dedicated HTTP/1.1 transport that connects directly (no proxy from
 	// the environment) and leaves Accept-Encoding alone.
@@ -175,6 +276,14 @@ type Stats struct {
 	RejectedMutations int
 	UpstreamRequests  int // requests sent to the upstream
 	UpstreamErrors    int // upstream requests that failed before a response (503)
+	UpstreamTimeouts  int // upstream requests past the route's timeout (504)
+	// LocalReplies counts the replies Envoy generated itself after
+	// ext_proc's request phase: the router's 404, 502, 503 and 504, and
+	// LaterFilter's replies.
+	LocalReplies int
+	// LocalRepliesProcessed counts those that went through ext_proc's
+	// response phase (Release.LocalRepliesToProcessor).
+	LocalRepliesProcessed int
 }
 
 // counters backs Stats.
@@ -182,7 +291,8 @@ type counters struct {
 	requests, noRoute, filterSkipped, streams, messagesSent, responsesReceived,
 	immediateResponses, modeOverrides, closedByProcessor, processorErrors,
 	spuriousResponses, timeouts, failOpen, invalidMutations, rejectedMutations,
-	upstreamRequests, upstreamErrors atomic.Int64
+	upstreamRequests, upstreamErrors, upstreamTimeouts, localReplies,
+	localRepliesProcessed atomic.Int64
 }
 
 // Proxy is an emulated Envoy listener. It is safe for concurrent use.
@@ -211,13 +321,20 @@ func New(cfg Config, conn grpc.ClientConnInterface) (*Proxy, error) {
 	for i, r := range cfg.Routes {
 		errs = append(errs, checkRoute(i, r)...)
 	}
-	for name, m := range map[string]HeaderMode{
-		"RequestHeaderMode":  cfg.ProcessingMode.RequestHeaderMode,
-		"ResponseHeaderMode": cfg.ProcessingMode.ResponseHeaderMode,
-	} {
-		if m < HeaderModeDefault || m > HeaderModeSkip {
-			errs = append(errs, fmt.Errorf("emulator: ProcessingMode.%s %v: want HeaderModeDefault, HeaderModeSend or HeaderModeSkip", name, m))
+	errs = append(errs, checkMetadata("VirtualHost.GRPCInitialMetadata", cfg.VirtualHost.GRPCInitialMetadata)...)
+	errs = append(errs, checkHeaders("VirtualHost", cfg.VirtualHost.ResponseHeadersToAdd, cfg.VirtualHost.ResponseHeadersToRemove)...)
+	errs = append(errs, checkMode("ProcessingMode", cfg.ProcessingMode)...)
+	for i, m := range cfg.AllowedOverrideModes {
+		errs = append(errs, checkMode(fmt.Sprintf("AllowedOverrideModes[%d]", i), m)...)
+	}
+	for i, m := range cfg.LocalReplyMappers {
+		if m.Filter == nil {
+			errs = append(errs, fmt.Errorf("emulator: LocalReplyMappers[%d]: no Filter", i))
 		}
+		errs = append(errs, checkHeaders(fmt.Sprintf("LocalReplyMappers[%d]", i), m.HeadersToAdd, nil)...)
+	}
+	if cfg.MaxHeadersCount < 0 || cfg.MaxHeadersKB < 0 {
+		errs = append(errs, fmt.Errorf("emulator: MaxHeadersCount %d, MaxHeadersKB %d: want positive limits, or 0 for Envoy's defaults", cfg.MaxHeadersCount, cfg.MaxHeadersKB))
 	}
 	sendRoute := false
 	for i, a := range cfg.RequestAttributes {
@@ -246,6 +363,15 @@ func New(cfg Config, conn grpc.ClientConnInterface) (*Proxy, error) {
 	p.cfg.Routes = cloneRoutes(cfg.Routes)
 	if p.timeout == 0 {
 		p.timeout = DefaultMessageTimeout
+	}
+	if p.cfg.Release.Name == "" {
+		p.cfg.Release = Newest
+	}
+	if p.cfg.MaxHeadersCount == 0 {
+		p.cfg.MaxHeadersCount = DefaultMaxHeadersCount
+	}
+	if p.cfg.MaxHeadersKB == 0 {
+		p.cfg.MaxHeadersKB = DefaultMaxHeadersKB
 	}
 	p.transport = cfg.Transport
 	if p.transport == nil {
@@ -279,17 +405,53 @@ func checkRoute(i int, r Route) []error {
 	if r.PathPrefix != "" && !strings.HasPrefix(r.PathPrefix, "/") {
 		errs = append(errs, fmt.Errorf("emulator: Routes[%d].PathPrefix %q: want \"\" or a prefix starting with /", i, r.PathPrefix))
 	}
-	for j, m := range r.GRPCInitialMetadata {
+	if r.Path != "" && !strings.HasPrefix(r.Path, "/") {
+		errs = append(errs, fmt.Errorf("emulator: Routes[%d].Path %q: want a path starting with /", i, r.Path))
+	}
+	if r.Timeout < NoTimeout {
+		errs = append(errs, fmt.Errorf("emulator: Routes[%d].Timeout %v: want a positive duration, 0 for Envoy's default or NoTimeout", i, r.Timeout))
+	}
+	errs = append(errs, checkMetadata(fmt.Sprintf("Routes[%d].GRPCInitialMetadata", i), r.GRPCInitialMetadata)...)
+	errs = append(errs, checkHeaders(fmt.Sprintf("Routes[%d]", i), r.ResponseHeadersToAdd, r.ResponseHeadersToRemove)...)
+	return errs
+}
+
+func checkMetadata(where string, md []Metadata) []error {
+	var errs []error
+	for j, m := range md {
 		if m.Key == "" || strings.HasPrefix(m.Key, ":") || !validHeaderName(strings.ToLower(m.Key)) {
-			errs = append(errs, fmt.Errorf("emulator: Routes[%d].GRPCInitialMetadata[%d] key %q: want a metadata key such as x-corsproc-policy", i, j, m.Key))
+			errs = append(errs, fmt.Errorf("emulator: %s[%d] key %q: want a metadata key such as x-corsproc-policy", where, j, m.Key))
 		}
 	}
-	for j, h := range r.ResponseHeadersToAdd {
+	return errs
+}
+
+func checkHeaders(where string, add []HeaderValueOption, remove []string) []error {
+	var errs []error
+	for j, h := range add {
 		if h.Key == "" || strings.HasPrefix(h.Key, ":") || !validHeaderName(strings.ToLower(h.Key)) {
-			errs = append(errs, fmt.Errorf("emulator: Routes[%d].ResponseHeadersToAdd[%d] key %q: want a header name", i, j, h.Key))
+			errs = append(errs, fmt.Errorf("emulator: %s.ResponseHeadersToAdd[%d] key %q: want a header name", where, j, h.Key))
 		}
 		if !validHeaderValue(h.Value) {
-			errs = append(errs, fmt.Errorf("emulator: Routes[%d].ResponseHeadersToAdd[%d] value %q: CR, LF and NUL are not allowed", i, j, h.Value))
+			errs = append(errs, fmt.Errorf("emulator: %s.ResponseHeadersToAdd[%d] value %q: control characters other than tab are not allowed", where, j, h.Value))
+		}
+	}
+	for j, k := range remove {
+		if k == "" || strings.HasPrefix(k, ":") || !validHeaderName(strings.ToLower(k)) {
+			errs = append(errs, fmt.Errorf("emulator: %s.ResponseHeadersToRemove[%d] %q: want a header name", where, j, k))
+		}
+	}
+	return errs
+}
+
+func checkMode(where string, m ProcessingMode) []error {
+	var errs []error
+	for name, hm := range map[string]HeaderMode{
+		"RequestHeaderMode":  m.RequestHeaderMode,
+		"ResponseHeaderMode": m.ResponseHeaderMode,
+	} {
+		if hm < HeaderModeDefault || hm > HeaderModeSkip {
+			errs = append(errs, fmt.Errorf("emulator: %s.%s %v: want HeaderModeDefault, HeaderModeSend or HeaderModeSkip", where, name, hm))
 		}
 	}
 	return errs
@@ -301,18 +463,27 @@ func cloneRoutes(rs []Route) []Route {
 		out[i] = r
 		out[i].GRPCInitialMetadata = append([]Metadata(nil), r.GRPCInitialMetadata...)
 		out[i].ResponseHeadersToAdd = append([]HeaderValueOption(nil), r.ResponseHeadersToAdd...)
+		out[i].ResponseHeadersToRemove = append([]string(nil), r.ResponseHeadersToRemove...)
 	}
 	return out
 }
 
-// route returns the first route whose prefix matches path, or nil. Envoy
-// matches a prefix route against :path including the query string, and
-// selects the route before ext_proc runs: a :path mutation does not change
-// it (that needs clear_route_cache, which is not emulated).
+// route returns the first route that matches path, or nil. Envoy matches a
+// prefix route against :path including the query string, a path route
+// against the path without it, and selects the route before ext_proc runs:
+// a :path mutation does not change it (that needs clear_route_cache, which
+// is not emulated).
 func (p *Proxy) route(path string) *Route {
 	for i := range p.cfg.Routes {
-		if strings.HasPrefix(path, p.cfg.Routes[i].PathPrefix) {
-			return &p.cfg.Routes[i]
+		r := &p.cfg.Routes[i]
+		if r.Path != "" {
+			if pathOnly, _, _ := strings.Cut(path, "?"); pathOnly == r.Path {
+				return r
+			}
+			continue
+		}
+		if strings.HasPrefix(path, r.PathPrefix) {
+			return r
 		}
 	}
 	return nil
@@ -322,23 +493,26 @@ func (p *Proxy) route(path string) *Route {
 func (p *Proxy) Stats() Stats {
 	c := &p.c
 	return Stats{
-		Requests:           int(c.requests.Load()),
-		NoRoute:            int(c.noRoute.Load()),
-		FilterSkipped:      int(c.filterSkipped.Load()),
-		Streams:            int(c.streams.Load()),
-		MessagesSent:       int(c.messagesSent.Load()),
-		ResponsesReceived:  int(c.responsesReceived.Load()),
-		ImmediateResponses: int(c.immediateResponses.Load()),
-		ModeOverrides:      int(c.modeOverrides.Load()),
-		ClosedByProcessor:  int(c.closedByProcessor.Load()),
-		ProcessorErrors:    int(c.processorErrors.Load()),
-		SpuriousResponses:  int(c.spuriousResponses.Load()),
-		Timeouts:           int(c.timeouts.Load()),
-		FailOpen:           int(c.failOpen.Load()),
-		InvalidMutations:   int(c.invalidMutations.Load()),
-		RejectedMutations:  int(c.rejectedMutations.Load()),
-		UpstreamRequests:   int(c.upstreamRequests.Load()),
-		UpstreamErrors:     int(c.upstreamErrors.Load()),
+		Requests:              int(c.requests.Load()),
+		NoRoute:               int(c.noRoute.Load()),
+		FilterSkipped:         int(c.filterSkipped.Load()),
+		Streams:               int(c.streams.Load()),
+		MessagesSent:          int(c.messagesSent.Load()),
+		ResponsesReceived:     int(c.responsesReceived.Load()),
+		ImmediateResponses:    int(c.immediateResponses.Load()),
+		ModeOverrides:         int(c.modeOverrides.Load()),
+		ClosedByProcessor:     int(c.closedByProcessor.Load()),
+		ProcessorErrors:       int(c.processorErrors.Load()),
+		SpuriousResponses:     int(c.spuriousResponses.Load()),
+		Timeouts:              int(c.timeouts.Load()),
+		FailOpen:              int(c.failOpen.Load()),
+		InvalidMutations:      int(c.invalidMutations.Load()),
+		RejectedMutations:     int(c.rejectedMutations.Load()),
+		UpstreamRequests:      int(c.upstreamRequests.Load()),
+		UpstreamErrors:        int(c.upstreamErrors.Load()),
+		UpstreamTimeouts:      int(c.upstreamTimeouts.Load()),
+		LocalReplies:          int(c.localReplies.Load()),
+		LocalRepliesProcessed: int(c.localRepliesProcessed.Load()),
 	}
 }
 

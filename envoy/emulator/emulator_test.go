@@ -137,8 +137,40 @@ func TestRequestHeadersMessage(t *testing.T) {
 	if !hh.EndOfStream {
 		t.Error("end_of_stream false for a request without a body")
 	}
-	if m.ObservabilityMode || m.ProtocolConfig != nil || m.MetadataContext != nil {
-		t.Errorf("unexpected fields in %v", m)
+	// Filter::addDynamicMetadata always sets metadata_context, empty
+	// without forwarding namespaces; Filter::encodeProtocolConfig puts an
+	// all-default protocol_config on the first message (1.34+).
+	if m.ObservabilityMode || m.MetadataContext == nil || !proto.Equal(m.MetadataContext, &corev3.Metadata{}) ||
+		m.ProtocolConfig == nil || !proto.Equal(m.ProtocolConfig, &extprocv3.ProtocolConfiguration{}) {
+		t.Errorf("fields of %v: want an empty metadata_context and protocol_config, nothing else", m)
+	}
+}
+
+// protocol_config travels on the first message of a stream only, since
+// 1.34; metadata_context on every message.
+func TestProtocolConfigByRelease(t *testing.T) {
+	t.Parallel()
+	for _, rel := range emulator.Releases() {
+		t.Run(rel.Name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, emulator.Config{Release: rel}, answer(continueRequest(nil), continueResponse(nil)))
+			h.get("/")
+			ms := h.stream().messages()
+			if len(ms) != 2 {
+				t.Fatalf("messages %s", kinds(ms))
+			}
+			if got := ms[0].ProtocolConfig != nil; got != rel.SendsProtocolConfig {
+				t.Errorf("protocol_config on request_headers: %v, want %v", got, rel.SendsProtocolConfig)
+			}
+			if ms[1].ProtocolConfig != nil {
+				t.Error("protocol_config on the second message")
+			}
+			for _, m := range ms {
+				if m.MetadataContext == nil {
+					t.Errorf("no metadata_context on %s", kinds([]*extprocv3.ProcessingRequest{m}))
+				}
+			}
+		})
 	}
 }
 
@@ -228,9 +260,21 @@ func TestRouteNameAttribute(t *testing.T) {
 		t.Errorf("response_headers carries attributes %v: Envoy sends them on the first request message only", ms[1].Attributes)
 	}
 
+	// A route without a name has the name "": the CEL value exists.
 	h.get("/anon/x")
-	if a := h.stream().messages()[0].Attributes; a != nil {
-		t.Errorf("a route without a name sent attributes %v: absent attributes are omitted", a)
+	want = map[string]*structpb.Struct{"envoy.filters.http.ext_proc": {Fields: map[string]*structpb.Value{
+		"xds.route_name": structpb.NewStringValue(""),
+	}}}
+	if a := h.stream().messages()[0].Attributes; len(a) != 1 || !proto.Equal(a["envoy.filters.http.ext_proc"], want["envoy.filters.http.ext_proc"]) {
+		t.Errorf("a route without a name sent attributes %v, want %v", a, want)
+	}
+
+	// No route at all: xds.route_name has no value and is left out of the
+	// Struct, which is still sent.
+	h.get("/nowhere")
+	want = map[string]*structpb.Struct{"envoy.filters.http.ext_proc": {}}
+	if a := h.stream().messages()[0].Attributes; len(a) != 1 || !proto.Equal(a["envoy.filters.http.ext_proc"], want["envoy.filters.http.ext_proc"]) {
+		t.Errorf("an unrouted request sent attributes %v, want an empty Struct", a)
 	}
 
 	h2 := newHarness(t, emulator.Config{Routes: routes}, answer(continueRequest(nil), continueResponse(nil)))
@@ -355,19 +399,74 @@ func TestModeOverride(t *testing.T) {
 		}
 		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 2, ResponsesReceived: 2, UpstreamRequests: 1})
 	})
-	t.Run("default_means_send", func(t *testing.T) {
+	// An override whose header modes are left DEFAULT: before 1.34 it
+	// replaced the whole mode and DEFAULT meant SEND, turning the response
+	// phase on though the filter said SKIP; since 1.34 DEFAULT keeps the
+	// configured mode (effectiveModeOverride, ext_proc.cc).
+	for _, rel := range emulator.Releases() {
+		t.Run("default/"+rel.Name, func(t *testing.T) {
+			t.Parallel()
+			r := continueRequest(nil)
+			r.ModeOverride = &extprocfilterv3.ProcessingMode{}
+			h := newHarness(t, emulator.Config{
+				Release:           rel,
+				AllowModeOverride: true,
+				ProcessingMode:    emulator.ProcessingMode{ResponseHeaderMode: emulator.HeaderModeSkip},
+			}, answer(r, continueResponse(nil)))
+			h.get("/")
+			want := "request_headers,response_headers"
+			if rel.ModeOverrideKeepsDefault {
+				want = "request_headers"
+			}
+			if k := kinds(h.stream().messages()); k != want {
+				t.Errorf("messages %s, want %s", k, want)
+			}
+		})
+	}
+	// allowed_override_modes: an override whose resulting mode is not
+	// listed is ignored. Since 1.34 request_header_mode is not compared.
+	for _, rel := range emulator.Releases() {
+		t.Run("allowed_override_modes/"+rel.Name, func(t *testing.T) {
+			t.Parallel()
+			cfg := emulator.Config{
+				Release:           rel,
+				AllowModeOverride: true,
+				AllowedOverrideModes: []emulator.ProcessingMode{
+					{RequestHeaderMode: emulator.HeaderModeSend, ResponseHeaderMode: emulator.HeaderModeSkip},
+				},
+			}
+			// SKIP with request_header_mode left DEFAULT: the resulting
+			// mode is {DEFAULT→configured DEFAULT, SKIP} since 1.34, which
+			// matches ignoring request_header_mode; before, {DEFAULT,
+			// SKIP}, which does not match {SEND, SKIP}.
+			h := newHarness(t, cfg, answer(skipResponsePhase(continueRequest(nil)), continueResponse(nil)))
+			h.get("/")
+			want := "request_headers,response_headers"
+			if rel.ModeOverrideKeepsDefault {
+				want = "request_headers"
+			}
+			if k := kinds(h.stream().messages()); k != want {
+				t.Errorf("messages %s, want %s", k, want)
+			}
+			// An override not in the list at all is ignored everywhere.
+			cfg.AllowedOverrideModes = []emulator.ProcessingMode{{ResponseHeaderMode: emulator.HeaderModeSend}}
+			h2 := newHarness(t, cfg, answer(skipResponsePhase(continueRequest(nil)), continueResponse(nil)))
+			h2.get("/")
+			if k := kinds(h2.stream().messages()); k != "request_headers,response_headers" {
+				t.Errorf("messages %s: an override not allowed was honoured", k)
+			}
+		})
+	}
+	// A mode_override on the answer to response_headers has nothing left to
+	// change, and one on an immediate response is not a headers answer.
+	t.Run("on_response_headers", func(t *testing.T) {
 		t.Parallel()
-		// The override replaces the whole mode: an unset response header
-		// mode is DEFAULT, which is SEND, though the filter said SKIP.
-		r := continueRequest(nil)
-		r.ModeOverride = &extprocfilterv3.ProcessingMode{}
-		h := newHarness(t, emulator.Config{
-			AllowModeOverride: true,
-			ProcessingMode:    emulator.ProcessingMode{ResponseHeaderMode: emulator.HeaderModeSkip},
-		}, answer(r, continueResponse(nil)))
-		h.get("/")
+		h := newHarness(t, emulator.Config{AllowModeOverride: true},
+			answer(continueRequest(nil), skipResponsePhase(continueResponse(nil))))
+		resp, _, _ := h.get("/")
+		wantStatus(t, resp, 200)
 		if k := kinds(h.stream().messages()); k != "request_headers,response_headers" {
-			t.Errorf("messages %s, want the response phase turned on by the override", k)
+			t.Errorf("messages %s", k)
 		}
 	})
 }
@@ -392,7 +491,12 @@ func TestMutationRemoveThenSet(t *testing.T) {
 }
 
 // Only the deprecated append BoolValue counts: unset or false replaces every
-// value, true adds one; append_action is ignored.
+// value, true adds one; append_action is ignored. Envoy's
+// MutationUtils::applyHeaderMutations (source/extensions/filters/http/
+// ext_proc/mutation_utils.cc) reads PROTOBUF_GET_WRAPPED_OR_DEFAULT(sh,
+// append, false) and never append_action, in every release corsproc
+// supports. corsproc relies on it (processor/render.go). Appending to a
+// header Envoy keeps inline (Vary) joins the values with "," on one line.
 func TestMutationAppendField(t *testing.T) {
 	t.Parallel()
 	appendFalse := set("x-s", "two")
@@ -415,7 +519,7 @@ func TestMutationAppendField(t *testing.T) {
 	for k, want := range map[string][]string{
 		"X-R":  {"only"},
 		"X-S":  {"two"},
-		"Vary": {"Accept-Encoding", "Origin"},
+		"Vary": {"Accept-Encoding,Origin"},
 		"X-T":  {"1", "two"},
 		"X-W":  {"two"},
 		"X-U":  {"new"},
@@ -502,7 +606,9 @@ func TestMutationBothValueAndRawValue(t *testing.T) {
 			if k := kinds(h.stream().messages()); k != "request_headers" {
 				t.Errorf("messages %s", k)
 			}
-			wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, ResponsesReceived: 1, InvalidMutations: 1})
+			// Envoy counts the refused entry in rejected_header_mutations
+			// too.
+			wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, ResponsesReceived: 1, InvalidMutations: 1, RejectedMutations: 1})
 		})
 	}
 	t.Run("response", func(t *testing.T) {
@@ -513,7 +619,7 @@ func TestMutationBothValueAndRawValue(t *testing.T) {
 		if body == "upstream" {
 			t.Error("the upstream body went downstream")
 		}
-		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 2, ResponsesReceived: 2, InvalidMutations: 1, UpstreamRequests: 1})
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 2, ResponsesReceived: 2, InvalidMutations: 1, RejectedMutations: 1, UpstreamRequests: 1})
 	})
 	t.Run("immediate_response", func(t *testing.T) {
 		t.Parallel()
@@ -525,7 +631,7 @@ func TestMutationBothValueAndRawValue(t *testing.T) {
 		if resp.Header.Get("X-First") != "1" || resp.Header.Get("X-After") != "" || resp.Header.Get("X-Both") != "" {
 			t.Errorf("headers %v, want X-First only", resp.Header)
 		}
-		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, ResponsesReceived: 1, ImmediateResponses: 1, InvalidMutations: 1})
+		wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, ResponsesReceived: 1, ImmediateResponses: 1, InvalidMutations: 1, RejectedMutations: 1})
 	})
 }
 
@@ -850,25 +956,17 @@ func TestProcessorClosesCleanly(t *testing.T) {
 	})
 }
 
-// A request no route matches gets Envoy's 404 and costs no ext_proc
-// message; the first matching route wins.
+// The first matching route wins; a path route matches the path without
+// the query exactly. A request no route matches still goes through
+// ext_proc's request phase (the filter runs before the router, which then
+// answers 404), without a route name attribute.
 func TestRouting(t *testing.T) {
 	t.Parallel()
-	routes := []emulator.Route{{Name: "a", PathPrefix: "/api/"}, {Name: "b", PathPrefix: "/api/v2/"}, {Name: "c", PathPrefix: "/web"}}
-	h := newHarness(t, emulator.Config{Routes: routes, RequestAttributes: []string{"xds.route_name"}},
+	routes := []emulator.Route{{Name: "a", PathPrefix: "/api/"}, {Name: "b", PathPrefix: "/api/v2/"},
+		{Name: "h", Path: "/healthz"}, {Name: "c", PathPrefix: "/web"}}
+	h := newHarness(t, emulator.Config{Routes: routes, RequestAttributes: []string{"xds.route_name"}, Release: emulator.Envoy1_35},
 		answer(continueRequest(nil), continueResponse(nil)))
-	resp, _, e := h.get("/other")
-	wantStatus(t, resp, 404)
-	if e.Details != "route_not_found" || e.Route != "" || e.Messages != 0 {
-		t.Errorf("log %+v", e)
-	}
-	h.noMoreStreams(0)
-	if n := len(h.up.requests()); n != 0 {
-		t.Errorf("upstream saw %d requests", n)
-	}
-	wantStats(t, h.proxy, emulator.Stats{Requests: 1, NoRoute: 1})
-
-	for path, want := range map[string]string{"/api/v2/items": "a", "/web?x=1": "c", "/webshop": "c"} {
+	for path, want := range map[string]string{"/api/v2/items": "a", "/web?x=1": "c", "/webshop": "c", "/healthz?full=1": "h"} {
 		_, _, e := h.get(path)
 		if e.Route != want {
 			t.Errorf("%s routed to %q, want %q", path, e.Route, want)
@@ -877,45 +975,95 @@ func TestRouting(t *testing.T) {
 			t.Errorf("%s: route name attribute %q, want %q", path, got, want)
 		}
 	}
-}
 
-// response_headers_to_add is applied after ext_proc, to every response of
-// the route, local replies included; ext_proc never sees it.
-func TestRouteResponseHeadersToAdd(t *testing.T) {
-	t.Parallel()
-	routes := []emulator.Route{{Name: "r", ResponseHeadersToAdd: []emulator.HeaderValueOption{
-		{Key: "x-route", Value: "r"},
-		{Key: "X-Proc", Value: "route"},
-		{Key: "vary", Value: "X-Route", Append: true},
-	}}}
-	h := newHarness(t, emulator.Config{Routes: routes},
-		answer(continueRequest(nil), continueResponse(mutation(nil, set("x-proc", "proc"), add("vary", "Origin")))))
-	resp, _, _ := h.get("/")
-	if got := resp.Header.Values("X-Proc"); !slices.Equal(got, []string{"route"}) {
-		t.Errorf("X-Proc %q: the route's header applies after ext_proc and replaces", got)
-	}
-	if got := resp.Header.Values("Vary"); !slices.Equal(got, []string{"Origin", "X-Route"}) {
-		t.Errorf("Vary %q", got)
-	}
-	if resp.Header.Get("X-Route") != "r" || resp.Header.Get("Server") != "envoy" {
-		t.Errorf("headers %v", resp.Header)
-	}
-	for _, l := range headerLines(t, responseHeadersOf(t, h.stream().messages()[1])) {
-		if strings.HasPrefix(l, "x-route") {
-			t.Errorf("ext_proc saw the route's header %q", l)
+	h2 := newHarness(t, emulator.Config{Routes: routes, RequestAttributes: []string{"xds.route_name"}, Release: emulator.Envoy1_35},
+		answer(continueRequest(mutation(nil, set("x-seen", "1")))))
+	for _, path := range []string{"/other", "/healthz/x"} {
+		resp, body, e := h2.get(path)
+		wantStatus(t, resp, 404)
+		if body != "" || e.Details != "route_not_found" || e.Route != "" || e.Messages != 1 || e.Upstream {
+			t.Errorf("%s: body %q, log %+v", path, body, e)
+		}
+		m := h2.stream().messages()
+		if k := kinds(m); k != "request_headers" {
+			t.Errorf("%s: messages %s", path, k)
+		}
+		if _, ok := m[0].Attributes["envoy.filters.http.ext_proc"].GetFields()["xds.route_name"]; ok {
+			t.Errorf("%s: a route name attribute without a route", path)
 		}
 	}
+	if n := len(h2.up.requests()); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+	wantStats(t, h2.proxy, emulator.Stats{Requests: 2, NoRoute: 2, Streams: 2, MessagesSent: 2, ResponsesReceived: 2, LocalReplies: 2})
+}
 
-	h2 := newHarness(t, emulator.Config{Routes: routes}, answer(immediate(204, nil, "", "preflight")))
+// A route's and its virtual host's response_headers_to_add/_remove are
+// applied before ext_proc's response phase sees the response (the router's
+// Filter::onUpstreamHeaders calls finalizeResponseHeaders before
+// encodeHeaders), the route's first, each level removing then adding; so the
+// processor sees them and its mutation wins. Local replies (an immediate
+// response, the router's own) get them too.
+func TestRouteResponseHeaders(t *testing.T) {
+	t.Parallel()
+	cfg := emulator.Config{
+		VirtualHost: emulator.VirtualHost{
+			ResponseHeadersToAdd:    []emulator.HeaderValueOption{{Key: "x-vhost", Value: "v"}, {Key: "x-level", Value: "vhost"}},
+			ResponseHeadersToRemove: []string{"x-vhost-removes"},
+		},
+		Routes: []emulator.Route{{Name: "r", ResponseHeadersToAdd: []emulator.HeaderValueOption{
+			{Key: "x-route", Value: "r"},
+			{Key: "X-Proc", Value: "route"},
+			{Key: "x-level", Value: "route"},
+			{Key: "vary", Value: "X-Route", Append: true},
+		}, ResponseHeadersToRemove: []string{"x-upstream-secret", "x-vhost"}}},
+	}
+	h := newHarness(t, cfg, answer(continueRequest(nil), continueResponse(mutation(nil, set("x-proc", "proc"), add("vary", "Origin")))))
+	h.up.setRespond(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Upstream-Secret", "s")
+		w.Header().Set("X-Vhost-Removes", "s")
+		w.Header().Set("Vary", "Accept-Encoding")
+	})
+	resp, _, _ := h.get("/")
+	for k, want := range map[string][]string{
+		"X-Proc":            {"proc"}, // the processor's mutation wins
+		"Vary":              {"Accept-Encoding,X-Route,Origin"},
+		"X-Route":           {"r"},
+		"X-Vhost":           {"v"}, // the route removes before the vhost adds
+		"X-Level":           {"vhost"},
+		"X-Upstream-Secret": nil,
+		"X-Vhost-Removes":   nil,
+	} {
+		if got := resp.Header.Values(k); !slices.Equal(got, want) {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	lines := headerLines(t, responseHeadersOf(t, h.stream().messages()[1]))
+	for _, want := range []string{"x-route: r", "x-proc: route", "vary: Accept-Encoding,X-Route", "x-vhost: v"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("ext_proc did not see %q: %q", want, lines)
+		}
+	}
+	if slices.Contains(lines, "x-upstream-secret: s") {
+		t.Errorf("ext_proc saw a header the route removes: %q", lines)
+	}
+
+	// An immediate response gets the route's headers first, then the
+	// processor's mutation.
+	h2 := newHarness(t, cfg, answer(immediate(204, mutation(nil, set("x-level", "proc")), "", "preflight")))
 	resp, _, _ = h2.get("/")
-	if resp.Header.Get("X-Route") != "r" {
-		t.Errorf("immediate response without the route's headers: %v", resp.Header)
+	wantStatus(t, resp, 204)
+	if resp.Header.Get("X-Route") != "r" || resp.Header.Get("X-Level") != "proc" {
+		t.Errorf("immediate response headers %v", resp.Header)
 	}
 }
 
-// An upstream Envoy cannot reach gets the router's 503; it is a local reply
-// Envoy generates, so it is not sent to ext_proc.
-func TestUpstreamUnreachable(t *testing.T) {
+// An upstream Envoy cannot reach gets the router's 503, an upstream slower
+// than the route's timeout its 504. These local replies go through
+// ext_proc's response phase in the releases that send local replies to the
+// processor (up to 1.33.0, and 1.37 on), where the processor's mutation
+// reaches the client; in 1.33.1 to 1.36 they do not.
+func TestRouterLocalRepliesByRelease(t *testing.T) {
 	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -923,16 +1071,194 @@ func TestUpstreamUnreachable(t *testing.T) {
 	}
 	dead := "http://" + l.Addr().String()
 	l.Close()
-	h := newHarness(t, emulator.Config{Upstream: dead}, answer(continueRequest(nil)))
-	resp, body, e := h.get("/")
-	wantStatus(t, resp, 503)
-	if !strings.HasPrefix(body, "upstream connect error") || !strings.HasPrefix(e.Details, "upstream_reset_before_response_started") {
-		t.Errorf("body %q details %q", body, e.Details)
+	for _, rel := range emulator.Releases() {
+		for _, sc := range []struct {
+			name, path, details, body string
+			status                    int
+		}{
+			{"upstream_down", "/down", "upstream_reset_before_response_started", "upstream connect error", 503},
+			{"upstream_timeout", "/slow", "upstream_response_timeout", "upstream request timeout", 504},
+			{"no_route", "/nowhere", "route_not_found", "", 404},
+		} {
+			t.Run(rel.Name+"/"+sc.name, func(t *testing.T) {
+				t.Parallel()
+				release := make(chan struct{})
+				defer close(release)
+				cfg := emulator.Config{Release: rel, Routes: []emulator.Route{
+					{Name: "slow", PathPrefix: "/slow", Timeout: time.Millisecond},
+					{Name: "down", PathPrefix: "/down"},
+				}}
+				if sc.name == "upstream_down" {
+					cfg.Upstream = dead
+				}
+				h := newHarness(t, cfg, answer(continueRequest(nil), continueResponse(mutation(nil, set("x-cors", "yes")))))
+				h.up.setRespond(func(w http.ResponseWriter, r *http.Request) {
+					select { // never answers within the timeout
+					case <-release:
+					case <-r.Context().Done():
+					}
+				})
+				resp, body, e := h.get(sc.path)
+				wantStatus(t, resp, sc.status)
+				if !strings.HasPrefix(body, sc.body) || !strings.HasPrefix(e.Details, sc.details) {
+					t.Errorf("body %q details %q", body, e.Details)
+				}
+				want, cors := "request_headers", ""
+				if rel.LocalRepliesToProcessor {
+					want, cors = "request_headers,response_headers", "yes"
+				}
+				ms := h.stream().messages()
+				if k := kinds(ms); k != want {
+					t.Errorf("messages %s, want %s", k, want)
+				}
+				if got := resp.Header.Get("X-Cors"); got != cors {
+					t.Errorf("X-Cors %q, want %q", got, cors)
+				}
+				if rel.LocalRepliesToProcessor {
+					lines := headerLines(t, responseHeadersOf(t, ms[1]))
+					if lines[0] != ":status: "+strconv.Itoa(sc.status) {
+						t.Errorf("response_headers %q", lines)
+					}
+				}
+				st := h.proxy.Stats()
+				if st.LocalReplies != 1 || (st.LocalRepliesProcessed == 1) != rel.LocalRepliesToProcessor {
+					t.Errorf("stats %+v", st)
+				}
+			})
+		}
 	}
-	if k := kinds(h.stream().messages()); k != "request_headers" {
-		t.Errorf("messages %s: the 503 must not go to ext_proc", k)
+}
+
+// A filter after ext_proc that refuses the request (jwt_authn's 401) sends
+// a local reply the processor sees, or not, as the router's.
+func TestLaterFilterReplyByRelease(t *testing.T) {
+	t.Parallel()
+	for _, rel := range emulator.Releases() {
+		t.Run(rel.Name, func(t *testing.T) {
+			t.Parallel()
+			var seen http.Header
+			cfg := emulator.Config{Release: rel, LaterFilter: func(method, path string, h http.Header) *emulator.LocalReply {
+				seen = h
+				if h.Get("Authorization") != "" {
+					return nil
+				}
+				return &emulator.LocalReply{Status: 401, Body: "Jwt is missing", Details: "jwt_authn_access_denied{Jwt_is_missing}",
+					Headers: []emulator.HeaderValueOption{{Key: "www-authenticate", Value: "Bearer realm=\"x\""}}}
+			}}
+			h := newHarness(t, cfg, answer(continueRequest(mutation(nil, set("x-from-proc", "1"))), continueResponse(mutation(nil, set("x-cors", "yes")))))
+			resp, body, e := h.get("/")
+			wantStatus(t, resp, 401)
+			if body != "Jwt is missing" || e.Upstream || resp.Header.Get("Www-Authenticate") == "" {
+				t.Errorf("reply %q %v, log %+v", body, resp.Header, e)
+			}
+			if seen.Get("X-From-Proc") != "1" {
+				t.Errorf("the later filter saw %v, not the request as ext_proc left it", seen)
+			}
+			want, cors := "request_headers", ""
+			if rel.LocalRepliesToProcessor {
+				want, cors = "request_headers,response_headers", "yes"
+			}
+			if k := kinds(h.stream().messages()); k != want {
+				t.Errorf("messages %s, want %s", k, want)
+			}
+			if got := resp.Header.Get("X-Cors"); got != cors {
+				t.Errorf("X-Cors %q, want %q", got, cors)
+			}
+		})
 	}
-	wantStats(t, h.proxy, emulator.Stats{Requests: 1, Streams: 1, MessagesSent: 1, ResponsesReceived: 1, UpstreamRequests: 1, UpstreamErrors: 1})
+}
+
+// Even where local replies go to the processor, one is not sent when
+// processing is complete or the response phase is off: after the
+// processor's own immediate response (it never comes back through
+// ext_proc), after a failure with failure_mode_allow, after a
+// mode_override that skips the response phase, and on a route where the
+// filter is disabled.
+func TestLocalReplyNotSentWhenProcessingIsOver(t *testing.T) {
+	t.Parallel()
+	downstream := emulator.Config{Routes: []emulator.Route{
+		{Name: "off", PathPrefix: "/off", ExtProcDisabled: true},
+		{Name: "r", PathPrefix: "/"},
+	}, AllowModeOverride: true, FailureModeAllow: true, LaterFilter: func(method, path string, h http.Header) *emulator.LocalReply {
+		return &emulator.LocalReply{Status: 401, Details: "denied"}
+	}}
+	t.Run("immediate_response", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, downstream, answer(immediate(403, nil, "", "refused")))
+		resp, _, _ := h.get("/")
+		wantStatus(t, resp, 403)
+		if k := kinds(h.stream().messages()); k != "request_headers" {
+			t.Errorf("messages %s", k)
+		}
+	})
+	t.Run("mode_override_skip", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, downstream, answer(skipResponsePhase(continueRequest(nil))))
+		resp, _, _ := h.get("/")
+		wantStatus(t, resp, 401)
+		if k := kinds(h.stream().messages()); k != "request_headers" {
+			t.Errorf("messages %s", k)
+		}
+	})
+	t.Run("fail_open", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, downstream, func(s *procStream) error {
+			s.Recv()
+			return status.Error(codes.Internal, "boom")
+		})
+		resp, _, _ := h.get("/")
+		wantStatus(t, resp, 401)
+		if k := kinds(h.stream().messages()); k != "request_headers" {
+			t.Errorf("messages %s", k)
+		}
+	})
+	t.Run("disabled_route", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, downstream, answer())
+		resp, _, e := h.get("/off")
+		wantStatus(t, resp, 401)
+		if e.Messages != 0 {
+			t.Errorf("%d messages on a route where ext_proc is disabled", e.Messages)
+		}
+		h.noMoreStreams(0)
+	})
+}
+
+// local_reply_config applies to every local reply, the processor's own
+// immediate responses included, after their headers (so it can override
+// them) and before ext_proc's response phase sees a router reply (so the
+// processor's mutation wins there, where it runs).
+func TestLocalReplyConfig(t *testing.T) {
+	t.Parallel()
+	mapper := emulator.LocalReplyMapper{
+		Filter: func(status int, req http.Header) bool {
+			return req.Get("Origin") == "https://app.example.com" && req.Get("Access-Control-Request-Method") == ""
+		},
+		HeadersToAdd: []emulator.HeaderValueOption{{Key: "access-control-allow-origin", Value: "https://app.example.com"}},
+	}
+	for _, rel := range []emulator.Release{emulator.Envoy1_35, emulator.Envoy1_37} {
+		t.Run(rel.Name, func(t *testing.T) {
+			t.Parallel()
+			cfg := emulator.Config{Release: rel, LocalReplyMappers: []emulator.LocalReplyMapper{mapper}}
+			h := newHarness(t, cfg, answer(continueRequest(nil), continueResponse(mutation([]string{"access-control-allow-origin"}, set("x-cors", "proc")))))
+			h.up.setRespond(func(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) })
+			resp, _, _ := h.get("/", "Origin: https://app.example.com")
+			wantStatus(t, resp, 503)
+			want := "https://app.example.com"
+			if rel.LocalRepliesToProcessor {
+				want = "" // the processor removed it
+			}
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); got != want {
+				t.Errorf("ACAO %q, want %q", got, want)
+			}
+
+			h2 := newHarness(t, cfg, answer(immediate(403, mutation(nil, set("access-control-allow-origin", "https://other.example")), "", "refused")))
+			resp, _, _ = h2.get("/", "Origin: https://app.example.com")
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://app.example.com" {
+				t.Errorf("immediate response ACAO %q: local_reply_config applies after its mutation", got)
+			}
+		})
+	}
 }
 
 // SkipWithoutOrigin: no Origin, no ext_proc at all.

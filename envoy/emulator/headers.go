@@ -58,8 +58,58 @@ func (m *headerMap) set(key, value string) {
 	m.add(key, value)
 }
 
-// add is Envoy's HeaderMap::addCopy: one more entry at the end.
-func (m *headerMap) add(key, value string) { *m = append(*m, header{key, value}) }
+// add is Envoy's HeaderMap::addCopy: one more entry at the end, except for
+// a header Envoy keeps inline (see inlineHeaders) that is already present,
+// whose value gets the new one joined with "," (HeaderMapImpl::insertByKey
+// and appendToHeader, source/common/http/header_map_impl.cc). Envoy's
+// codecs add the header lines they parse the same way.
+func (m *headerMap) add(key, value string) {
+	if inlineHeaders[key] {
+		for i, h := range *m {
+			if h.key == key {
+				if h.value == "" {
+					(*m)[i].value = value
+				} else if value != "" {
+					(*m)[i].value = h.value + "," + value
+				}
+				return
+			}
+		}
+	}
+	*m = append(*m, header{key, value})
+}
+
+// inlineHeaders are the headers corsproc deals with that Envoy keeps as
+// "inline" headers, one entry per map: the CORS request and response
+// headers (registered by the CORS filter, the RegisterCustomInlineHeader
+// handles of source/extensions/filters/http/cors/cors_filter.cc) and Vary
+// (registered by the compressor, source/extensions/filters/http/common/
+// compressor/compressor.cc). Both extensions are in Envoy's standard build,
+// so the registrations hold whether or not the filters are configured.
+var inlineHeaders = map[string]bool{
+	"origin":                                 true,
+	"access-control-request-method":          true,
+	"access-control-request-headers":         true,
+	"access-control-request-private-network": true,
+	"access-control-allow-origin":            true,
+	"access-control-allow-credentials":       true,
+	"access-control-allow-methods":           true,
+	"access-control-allow-headers":           true,
+	"access-control-max-age":                 true,
+	"access-control-expose-headers":          true,
+	"access-control-allow-private-network":   true,
+	"vary":                                   true,
+	"etag":                                   true,
+}
+
+// byteSize is Envoy's HeaderMap::byteSize: the keys' and values' lengths.
+func (m headerMap) byteSize() int {
+	n := 0
+	for _, h := range m {
+		n += len(h.key) + len(h.value)
+	}
+	return n
+}
 
 // proto renders the map as Envoy sends it: one HeaderValue per entry, the
 // value in raw_value only (Envoy 1.27 and later), value empty.
@@ -161,7 +211,7 @@ func appendHeaders(m headerMap, h http.Header) headerMap {
 			if isHopByHop(lk, v) {
 				continue
 			}
-			m = append(m, header{lk, v})
+			m.add(lk, v)
 		}
 	}
 	return m
@@ -192,17 +242,36 @@ type mutationError struct{ msg string }
 
 func (e *mutationError) Error() string { return e.msg }
 
+// limits are a header map's bounds; zero means unbounded (the header map
+// of a local reply, created without the codec's limits).
+type limits struct{ count, bytes int }
+
 // applyMutation applies an ext_proc HeaderMutation to m as Envoy's
-// MutationUtils::applyHeaderMutations does with the default mutation rules
-// (no mutation_rules configured). It returns how many changes the rules
-// silently ignored, and a *mutationError for a HeaderValue with both value
-// and raw_value set, after which nothing more is applied.
-func applyMutation(m *headerMap, mu *extprocv3.HeaderMutation, dir direction) (rejected int, err error) {
+// MutationUtils::applyHeaderMutations (mutation_utils.cc) does with the
+// default mutation rules (no mutation_rules configured). It returns how many
+// changes the rules silently ignored, and a *mutationError for what Envoy
+// refuses outright, after which nothing more is applied:
+//
+//   - more remove_headers or set_headers entries than the map's count limit
+//     (responseHeaderSizeCheck);
+//   - a name in remove_headers or set_headers, or a value, that
+//     headerNameIsValid/headerValueIsValid refuse;
+//   - a HeaderValue with both value and raw_value set;
+//   - a map past its count or byte limit once the mutation is applied
+//     (headerMutationResultCheck).
+func applyMutation(m *headerMap, mu *extprocv3.HeaderMutation, dir direction, lim limits) (rejected int, err error) {
+	if lim.count > 0 && (len(mu.GetRemoveHeaders()) > lim.count || len(mu.GetSetHeaders()) > lim.count) {
+		return 1, &mutationError{fmt.Sprintf("%d removals or %d sets exceed the header count limit %d",
+			len(mu.GetRemoveHeaders()), len(mu.GetSetHeaders()), lim.count)}
+	}
 	// remove_headers first. Envoy refuses to remove pseudo-headers and
 	// host, and the default rules ignore changes to x-envoy-* headers.
 	for _, name := range mu.GetRemoveHeaders() {
+		if !validHeaderName(name) {
+			return rejected + 1, &mutationError{fmt.Sprintf("invalid header name %q in remove_headers", name)}
+		}
 		key := strings.ToLower(name)
-		if strings.HasPrefix(key, ":") || key == "host" || !allowedChange(key) || !validHeaderName(key) {
+		if strings.HasPrefix(key, ":") || key == "host" || !allowedChange(key) {
 			rejected++
 			continue
 		}
@@ -217,24 +286,32 @@ func applyMutation(m *headerMap, mu *extprocv3.HeaderMutation, dir direction) (r
 		// Envoy reads values from raw_value only, and refuses a
 		// HeaderValue with both fields set: the request fails.
 		if hv.GetValue() != "" && len(hv.GetRawValue()) > 0 {
-			return rejected, &mutationError{fmt.Sprintf("header %q sets both value and raw_value", hv.GetKey())}
+			return rejected + 1, &mutationError{fmt.Sprintf("header %q sets both value and raw_value", hv.GetKey())}
 		}
-		key := strings.ToLower(hv.GetKey())
 		// value alone is not read: the header gets an empty value.
 		value := string(hv.GetRawValue())
+		if !validHeaderValue(value) || !validHeaderName(hv.GetKey()) {
+			return rejected + 1, &mutationError{fmt.Sprintf("invalid character in set_headers %q", hv.GetKey())}
+		}
+		key := strings.ToLower(hv.GetKey())
 		if !setAllowed(key, value, dir) {
 			rejected++
 			continue
 		}
 		// Envoy's ext_proc looks only at the deprecated append
-		// BoolValue: unset or false replaces every value, true adds
-		// one. append_action is ignored (envoyproxy/envoy#36982), and
-		// so is keep_empty_value.
+		// BoolValue (PROTOBUF_GET_WRAPPED_OR_DEFAULT(sh, append, false)
+		// in applyHeaderMutations): unset or false replaces every
+		// value, true adds one. append_action and keep_empty_value are
+		// never read.
 		if o.GetAppend().GetValue() {
 			m.add(key, value)
 		} else {
 			m.set(key, value)
 		}
+	}
+	if lim.count > 0 && (len(*m) > lim.count || m.byteSize() > lim.bytes) {
+		return rejected + 1, &mutationError{fmt.Sprintf("header count %d or size %d bytes exceeds the limit of %d headers or %d bytes",
+			len(*m), m.byteSize(), lim.count, lim.bytes)}
 	}
 	return rejected, nil
 }
@@ -245,12 +322,11 @@ func allowedChange(key string) bool { return !strings.HasPrefix(key, "x-envoy-")
 
 // setAllowed applies the default mutation rules to a set: host, :authority,
 // :method and :scheme are routing headers (allow_all_routing false) and are
-// ignored; so are x-envoy-* headers, invalid names and values, and
-// pseudo-headers other than :path on requests and a valid :status on
-// responses.
+// ignored; so are x-envoy-* headers and pseudo-headers other than :path on
+// requests and a valid :status on responses.
 func setAllowed(key, value string, dir direction) bool {
 	switch {
-	case key == "" || !allowedChange(key) || !validHeaderValue(value):
+	case key == "" || !allowedChange(key):
 		return false
 	case key == "host":
 		return false
@@ -269,8 +345,93 @@ func setAllowed(key, value string, dir direction) bool {
 	return validHeaderName(key)
 }
 
-// validHeaderName reports whether key is a header name Envoy accepts.
-func validHeaderName(key string) bool { return httpguts.ValidHeaderFieldName(key) }
+// validHeaderName reports whether key is a header name Envoy accepts:
+// Http::HeaderUtility::headerNameIsValid checks a pseudo-header (":path")
+// with HTTP/2's rules, any other name as an HTTP/1 token, upper case
+// allowed.
+func validHeaderName(key string) bool {
+	if rest, ok := strings.CutPrefix(key, ":"); ok {
+		return rest != "" && rest == strings.ToLower(rest) && httpguts.ValidHeaderFieldName(rest)
+	}
+	return httpguts.ValidHeaderFieldName(key)
+}
 
-// validHeaderValue reports whether v can be a header value: no CR, LF or NUL.
-func validHeaderValue(v string) bool { return !strings.ContainsAny(v, "\r\n\x00") }
+// validHeaderValue reports whether Envoy accepts v as a header value
+// (Http::HeaderUtility::headerValueIsValid, the nghttp2/oghttp2 field value
+// check): no control character but tab, no DEL.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizePath applies the connection manager's normalize_path and
+// merge_slashes to a :path before routing
+// (ConnectionManagerUtility::maybeNormalizePath,
+// source/common/http/conn_manager_utility.cc): the path part, not the query,
+// has its "." and ".." segments resolved (RFC 3986 remove_dot_segments,
+// PathUtil::canonicalPath; "%2e" counts as a dot) and, with merge, runs of
+// slashes merged into one (PathUtil::mergeSlashes). Envoy's canonicalizer
+// does more (it decodes some percent-encodings and rejects some paths with
+// a 400); corsproc's tests do not rely on that.
+func normalizePath(p string, normalize, merge bool) string {
+	path, query, hasQuery := strings.Cut(p, "?")
+	if normalize {
+		path = removeDotSegments(path)
+	}
+	if merge {
+		for strings.Contains(path, "//") {
+			path = strings.ReplaceAll(path, "//", "/")
+		}
+	}
+	if hasQuery {
+		return path + "?" + query
+	}
+	return path
+}
+
+// removeDotSegments is RFC 3986's remove_dot_segments for an absolute path.
+func removeDotSegments(path string) string {
+	segs := strings.Split(path, "/")
+	out := make([]string, 0, len(segs))
+	for i, s := range segs {
+		last := i == len(segs)-1
+		switch strings.ToLower(strings.ReplaceAll(strings.ReplaceAll(s, "%2e", "."), "%2E", ".")) {
+		case ".":
+			if last {
+				out = append(out, "")
+			}
+		case "..":
+			if len(out) > 1 {
+				out = out[:len(out)-1]
+			}
+			if last {
+				out = append(out, "")
+			}
+		default:
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 || out[0] != "" {
+		out = append([]string{""}, out...)
+	}
+	if len(out) == 1 {
+		return "/"
+	}
+	return strings.Join(out, "/")
+}
+
+// httpHeader returns the map's regular headers as an http.Header, one value
+// per entry (an inline header's merged line is one value).
+func (m headerMap) httpHeader() http.Header {
+	h := make(http.Header, len(m))
+	for _, e := range m {
+		if !strings.HasPrefix(e.key, ":") {
+			h.Add(e.key, e.value)
+		}
+	}
+	return h
+}

@@ -3,6 +3,7 @@ package emulator
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -18,7 +19,10 @@ import (
 type exchange struct {
 	p     *Proxy
 	r     *http.Request
-	route *Route
+	route *Route // nil: no route matched
+
+	// reqH is the request header map as the filters left it.
+	reqH headerMap
 
 	// ctx is the ext_proc stream's context; cancel resets the stream.
 	ctx          context.Context
@@ -30,17 +34,20 @@ type exchange struct {
 	// failure, a spurious message or a close by the processor, no more
 	// ext_proc messages are sent for this request.
 	done bool
-	// sendResponse says whether the response headers are sent: the
-	// filter's response_header_mode, possibly changed by a mode_override.
-	sendResponse bool
-	messages     int  // ext_proc messages sent
-	upstream     bool // the request was sent upstream
+	// sendRequest and sendResponse say whether the header phases are
+	// sent: the filter's processing_mode, turned off for the route by
+	// ExtProcPerRoute.disabled, the response one possibly changed by a
+	// mode_override.
+	sendRequest, sendResponse bool
+	protocolConfigSent        bool
+	messages                  int  // ext_proc messages sent
+	upstream                  bool // the request was sent upstream
 }
 
 // reply is what goes downstream.
 type reply struct {
 	status  int
-	headers headerMap // without pseudo-headers
+	headers headerMap // pseudo-headers are not written
 	body    []byte    // local replies
 	resp    *http.Response
 	details string
@@ -62,9 +69,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Processing is complete before the response goes downstream: Envoy
 	// half-closes the stream and resets it.
 	x.closeStream()
-	if x.route != nil {
-		rep.addRouteHeaders(x.route)
-	}
 	err := rep.write(w)
 
 	if p.cfg.AccessLog != nil {
@@ -94,49 +98,99 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// limits returns the bounds of the request and upstream response header
+// maps.
+func (p *Proxy) limits() limits {
+	return limits{count: p.cfg.MaxHeadersCount, bytes: p.cfg.MaxHeadersKB * 1024}
+}
+
 // serve runs the request through routing, ext_proc and the upstream, and
 // returns the reply to send downstream.
 func (x *exchange) serve() *reply {
 	p := x.p
-	reqH := requestHeaders(x.r)
-	path, _ := reqH.get(hdrPath)
-	x.route = p.route(path)
-	if x.route == nil {
-		// Envoy's router answers a request no route matches with a 404
-		// local reply (response flag NR). Since Envoy 1.34 the local
-		// replies Envoy generates are not sent to ext_proc.
-		p.c.noRoute.Add(1)
-		return localReply(http.StatusNotFound, "route_not_found", nil)
+	x.reqH = requestHeaders(x.r)
+	if p.cfg.NormalizePath || p.cfg.MergeSlashes {
+		// The connection manager normalizes :path before routing and
+		// before the filters run.
+		path, _ := x.reqH.get(hdrPath)
+		x.reqH.set(hdrPath, normalizePath(path, p.cfg.NormalizePath, p.cfg.MergeSlashes))
 	}
+	path, _ := x.reqH.get(hdrPath)
+	x.route = p.route(path)
+	x.sendRequest = p.cfg.ProcessingMode.RequestHeaderMode.send()
 	x.sendResponse = p.cfg.ProcessingMode.ResponseHeaderMode.send()
+	if x.route != nil && x.route.ExtProcDisabled {
+		// ExtProcPerRoute.disabled: both header phases SKIP.
+		x.sendRequest, x.sendResponse = false, false
+	}
 	if p.cfg.SkipWithoutOrigin && len(x.r.Header.Values("Origin")) == 0 {
 		// The shipped ExtensionWithMatcher skips the filter for requests
-		// without an Origin header: no stream, no message.
+		// without an Origin header, in both directions: no stream, no
+		// message.
 		p.c.filterSkipped.Add(1)
-		x.done = true
+		x.sendRequest, x.sendResponse = false, false
 	}
 
-	// The request headers phase.
-	if !x.done && p.cfg.ProcessingMode.RequestHeaderMode.send() {
-		msg := x.headersMessage(phaseRequest, reqH, x.r.ContentLength == 0)
-		if rep := x.apply(x.process(phaseRequest, msg), &reqH, dirRequest, nil); rep != nil {
+	// The request headers phase. It runs whether or not a route matched:
+	// ext_proc sits before the router, which answers a request without a
+	// route.
+	if x.sendRequest {
+		msg := x.headersMessage(phaseRequest, x.reqH, x.r.ContentLength == 0)
+		if rep := x.apply(x.process(phaseRequest, msg), &x.reqH, dirRequest, nil); rep != nil {
 			return rep
+		}
+		if !x.done && !x.sendResponse && p.cfg.Release.ClosesStreamWhenDone {
+			// Nothing more to send on this stream: since 1.37 Envoy
+			// closes it now rather than when the request ends.
+			x.done = true
+			x.closeStream()
+		}
+	}
+
+	if x.route == nil {
+		// The router's 404 (response flag NR).
+		p.c.noRoute.Add(1)
+		return x.generatedReply(http.StatusNotFound, "route_not_found", nil, nil)
+	}
+	if f := p.cfg.LaterFilter; f != nil {
+		method, _ := x.reqH.get(hdrMethod)
+		path, _ := x.reqH.get(hdrPath)
+		if lr := f(method, path, x.reqH.httpHeader()); lr != nil {
+			return x.generatedReply(lr.Status, lr.Details, []byte(lr.Body), lr.Headers)
 		}
 	}
 
 	// The upstream.
-	resp, err := x.forward(reqH)
-	if err != nil {
-		// Envoy's router answers 503 itself; as a local reply Envoy
-		// generates, it is not sent to ext_proc (Envoy 1.34+).
+	resp, err := x.forward(x.reqH)
+	switch {
+	case errors.Is(err, errUpstreamTimeout):
+		// Router::Filter::onResponseTimeout: 504, "upstream request
+		// timeout".
+		p.c.upstreamTimeouts.Add(1)
+		return x.generatedReply(http.StatusGatewayTimeout, "upstream_response_timeout",
+			[]byte("upstream request timeout"), nil)
+	case err != nil:
+		// The router's 503 when the upstream cannot be reached
+		// (Router::Filter::onUpstreamReset).
 		p.c.upstreamErrors.Add(1)
-		x.done = true
-		return localReply(http.StatusServiceUnavailable, "upstream_reset_before_response_started{connection_failure}",
-			[]byte("upstream connect error or disconnect/reset before headers. reset reason: connection failure"))
+		return x.generatedReply(http.StatusServiceUnavailable, "upstream_reset_before_response_started{connection_failure}",
+			[]byte("upstream connect error or disconnect/reset before headers. reset reason: connection failure"), nil)
 	}
 
-	// The response headers phase.
 	respH := responseHeaders(resp)
+	lim := p.limits()
+	if len(respH)-1 > lim.count || respH.byteSize() > lim.bytes {
+		// Envoy's HTTP/1 codec refuses a response past the cluster's
+		// limits; the router answers 502.
+		resp.Body.Close()
+		p.c.upstreamErrors.Add(1)
+		return x.generatedReply(http.StatusBadGateway, "upstream_reset_before_response_started{protocol_error}",
+			[]byte("upstream connect error or disconnect/reset before headers. reset reason: protocol error"), nil)
+	}
+	// The route's response headers, before the encoder filters.
+	x.finalizeRoute(&respH)
+
+	// The response headers phase.
 	if !x.done && x.sendResponse {
 		msg := x.headersMessage(phaseResponse, respH, responseEndOfStream(x.r, resp))
 		if rep := x.apply(x.process(phaseResponse, msg), &respH, dirResponse, resp); rep != nil {
@@ -144,6 +198,125 @@ func (x *exchange) serve() *reply {
 		}
 	}
 	return upstreamReply(resp, respH)
+}
+
+// generatedReply is a local reply Envoy generates after ext_proc's request
+// phase: the router's 404, 502, 503 and 504, or a later filter's reply. Its
+// header map gets the route's response headers and local_reply_config, then
+// goes through the encoder filters, ext_proc among them: its response phase
+// sees the reply when the Release sends local replies to the processor and
+// processing is not complete (Filter::encodeHeaders).
+func (x *exchange) generatedReply(status int, details string, body []byte, extra []HeaderValueOption) *reply {
+	p := x.p
+	p.c.localReplies.Add(1)
+	m := localReplyHeaders(status, body)
+	applyOptions(&m, extra)
+	x.finalizeRoute(&m)
+	x.mapLocalReply(&m, status)
+	if p.cfg.Release.LocalRepliesToProcessor && !x.done && x.sendResponse {
+		p.c.localRepliesProcessed.Add(1)
+		msg := x.headersMessage(phaseResponse, m, len(body) == 0)
+		if rep := x.apply(x.process(phaseResponse, msg), &m, dirResponse, nil); rep != nil {
+			return rep
+		}
+	}
+	return &reply{status: statusOf(m, status), headers: m, body: body, details: cleanDetails(details)}
+}
+
+// extprocReply is a local reply ext_proc itself sends: an immediate
+// response, or the error reply of a failed exchange. It never comes back
+// through ext_proc (processing is complete), but it does get the route's
+// response headers, then mut (an immediate response's header mutation),
+// then local_reply_config, in that order (the modify_headers wrapper of
+// DownstreamFilterManager::prepareLocalReplyViaFilterChain, then
+// Utility::prepareLocalReply).
+func (x *exchange) extprocReply(status int, details string, body []byte, mut *extprocv3.HeaderMutation) *reply {
+	m := localReplyHeaders(status, body)
+	x.finalizeRoute(&m)
+	if mut != nil {
+		// Filter::sendImmediateResponse applies the mutation in the
+		// local reply's header callback, to a header map without the
+		// codec's limits; a mutation it refuses is only logged, and the
+		// reply goes out with the changes made before it.
+		rejected, err := applyMutation(&m, mut, dirImmediate, limits{})
+		x.p.c.rejectedMutations.Add(int64(rejected))
+		if err != nil {
+			x.p.c.invalidMutations.Add(1)
+		}
+	}
+	x.mapLocalReply(&m, status)
+	return &reply{status: status, headers: m, body: body, details: cleanDetails(details)}
+}
+
+// localReplyHeaders is the header map of a local reply: :status, and for a
+// body its length and type text/plain (Utility::prepareLocalReply).
+func localReplyHeaders(status int, body []byte) headerMap {
+	m := headerMap{{hdrStatus, strconv.Itoa(status)}}
+	if len(body) > 0 {
+		m.add("content-length", strconv.Itoa(len(body)))
+		m.add("content-type", "text/plain")
+	}
+	return m
+}
+
+// finalizeRoute applies the response_headers_to_remove and
+// response_headers_to_add of the request's route, then of its virtual host
+// (RouteEntryImplBase::finalizeResponseHeaders, most specific first by
+// default; each level removes, then adds: HeaderParser::evaluateHeaders). A
+// request without a route gets neither.
+func (x *exchange) finalizeRoute(m *headerMap) {
+	if x.route == nil {
+		return
+	}
+	for _, lvl := range []struct {
+		add    []HeaderValueOption
+		remove []string
+	}{
+		{x.route.ResponseHeadersToAdd, x.route.ResponseHeadersToRemove},
+		{x.p.cfg.VirtualHost.ResponseHeadersToAdd, x.p.cfg.VirtualHost.ResponseHeadersToRemove},
+	} {
+		for _, k := range lvl.remove {
+			m.remove(strings.ToLower(k))
+		}
+		applyOptions(m, lvl.add)
+	}
+}
+
+// mapLocalReply applies the first local_reply_config mapper whose filter
+// matches.
+func (x *exchange) mapLocalReply(m *headerMap, status int) {
+	if len(x.p.cfg.LocalReplyMappers) == 0 {
+		return
+	}
+	req := x.reqH.httpHeader()
+	for _, mp := range x.p.cfg.LocalReplyMappers {
+		if mp.Filter(status, req) {
+			applyOptions(m, mp.HeadersToAdd)
+			return
+		}
+	}
+}
+
+// applyOptions adds or replaces headers as HeaderValueOptions say.
+func applyOptions(m *headerMap, opts []HeaderValueOption) {
+	for _, h := range opts {
+		key := strings.ToLower(h.Key)
+		if h.Append {
+			m.add(key, h.Value)
+		} else {
+			m.set(key, h.Value)
+		}
+	}
+}
+
+// statusOf returns the :status of m, or def.
+func statusOf(m headerMap, def int) int {
+	if s, ok := m.get(hdrStatus); ok {
+		if n, err := strconv.Atoi(s); err == nil {
+			return n
+		}
+	}
+	return def
 }
 
 // apply acts on the answer to a header message: it mutates m and returns
@@ -157,17 +330,21 @@ func (x *exchange) apply(a answer, m *headerMap, dir direction, resp *http.Respo
 		// CONTINUE applies the header mutation and continues.
 		// CONTINUE_AND_REPLACE is applied the same way: its body part is
 		// not emulated.
-		rejected, err := applyMutation(m, a.common.GetHeaderMutation(), dir)
+		if a.common.GetHeaderMutation() == nil {
+			return nil
+		}
+		rejected, err := applyMutation(m, a.common.GetHeaderMutation(), dir, p.limits())
 		p.c.rejectedMutations.Add(int64(rejected))
 		if err != nil {
 			// A mutation Envoy refuses is a processing error, not an
-			// unavailable processor: Envoy's filter answers 500 without
-			// consulting failure_mode_allow.
+			// unavailable processor: Filter::onReceiveMessage answers
+			// 500 (status_on_error) without consulting
+			// failure_mode_allow.
 			p.c.invalidMutations.Add(1)
 			x.done = true
 			x.closeStream()
 			discard(resp)
-			return localReply(http.StatusInternalServerError, errorPrefix+"_invalid_header_mutation{"+err.Error()+"}", nil)
+			return x.extprocReply(http.StatusInternalServerError, errorPrefix+"_invalid_header_mutation{"+err.Error()+"}", nil, nil)
 		}
 		return nil
 	case answerClosed:
@@ -184,7 +361,7 @@ func (x *exchange) apply(a answer, m *headerMap, dir direction, resp *http.Respo
 			return nil
 		}
 		discard(resp)
-		return localReply(a.status, a.details, nil)
+		return x.extprocReply(a.status, a.details, nil, nil)
 	}
 }
 
@@ -202,38 +379,12 @@ func (x *exchange) immediateReply(ir *extprocv3.ImmediateResponse) *reply {
 		// cannot. Not something a processor does.
 		code = http.StatusInternalServerError
 	}
-	rep := localReply(code, ir.GetDetails(), ir.GetBody())
-	// For an immediate response Envoy applies the mutation in the local
-	// reply's header callback, where a refused mutation is only logged:
-	// the reply goes out with the changes made before it.
-	rejected, err := applyMutation(&rep.headers, ir.GetHeaders(), dirImmediate)
-	x.p.c.rejectedMutations.Add(int64(rejected))
-	if err != nil {
-		x.p.c.invalidMutations.Add(1)
-	}
-	return rep
-}
-
-// localReply is a reply Envoy generates itself: the status, a body sent as
-// text/plain, and details for the access log (whitespace replaced by '_', as
-// Envoy does).
-func localReply(status int, details string, body []byte) *reply {
-	rep := &reply{status: status, body: body, details: cleanDetails(details)}
-	if len(body) > 0 {
-		rep.headers.add("content-type", "text/plain")
-	}
-	return rep
+	return x.extprocReply(code, ir.GetDetails(), ir.GetBody(), ir.GetHeaders())
 }
 
 func upstreamReply(resp *http.Response, m headerMap) *reply {
-	status := resp.StatusCode
 	// A response_headers mutation may have changed :status.
-	if s, ok := m.get(hdrStatus); ok {
-		if n, err := strconv.Atoi(s); err == nil {
-			status = n
-		}
-	}
-	return &reply{status: status, headers: m, resp: resp, details: "via_upstream"}
+	return &reply{status: statusOf(m, resp.StatusCode), headers: m, resp: resp, details: "via_upstream"}
 }
 
 // cleanDetails replaces whitespace in response code details, as Envoy does.
@@ -244,20 +395,6 @@ func cleanDetails(s string) string {
 		}
 		return r
 	}, s)
-}
-
-// addRouteHeaders applies the route's response_headers_to_add. Envoy does
-// this after the encoder filters ran, ext_proc included, on every response
-// of the route, local replies included.
-func (rep *reply) addRouteHeaders(rt *Route) {
-	for _, h := range rt.ResponseHeadersToAdd {
-		key := strings.ToLower(h.Key)
-		if h.Append {
-			rep.headers.add(key, h.Value)
-		} else {
-			rep.headers.set(key, h.Value)
-		}
-	}
 }
 
 // write sends the reply downstream. Envoy's HTTP/1.1 codec writes one line
@@ -326,13 +463,32 @@ func (f flushWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// errUpstreamTimeout is the route's timeout expiring before the upstream's
+// response headers.
+var errUpstreamTimeout = errors.New("upstream request timeout")
+
 // forward sends the request to the upstream: the method, :path and
-// :authority as ext_proc left them, the other headers, and the body.
+// :authority as ext_proc left them, the other headers, and the body. The
+// route's timeout runs from the request until the whole response: Envoy
+// answers 504 if it expires before the response headers, and resets the
+// stream if it expires after.
 func (x *exchange) forward(m headerMap) (*http.Response, error) {
 	method, _ := m.get(hdrMethod)
 	path, _ := m.get(hdrPath)
 	authority, _ := m.get(hdrAuthority)
-	req, err := http.NewRequestWithContext(x.r.Context(), method, x.p.upstreamBase+path, nil)
+	ctx := x.r.Context()
+	timeout := x.route.Timeout
+	if timeout == 0 {
+		timeout = DefaultRouteTimeout
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, timeout, errUpstreamTimeout)
+		// The timer is released when the request ends: the response body
+		// is read under it.
+		context.AfterFunc(x.r.Context(), cancel)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, x.p.upstreamBase+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -357,7 +513,11 @@ func (x *exchange) forward(m headerMap) (*http.Response, error) {
 	}
 	x.p.c.upstreamRequests.Add(1)
 	x.upstream = true
-	return x.p.transport.RoundTrip(req)
+	resp, err := x.p.transport.RoundTrip(req)
+	if err != nil && errors.Is(context.Cause(ctx), errUpstreamTimeout) {
+		return nil, errUpstreamTimeout
+	}
+	return resp, err
 }
 
 // responseEndOfStream reports whether an upstream response has no body.

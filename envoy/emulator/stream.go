@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/codes"
@@ -62,21 +63,37 @@ const errorPrefix = "ext_proc_error"
 // headersMessage builds the ProcessingRequest of a header phase.
 func (x *exchange) headersMessage(ph phase, m headerMap, endOfStream bool) *extprocv3.ProcessingRequest {
 	h := &extprocv3.HttpHeaders{Headers: m.proto(), EndOfStream: endOfStream}
-	msg := &extprocv3.ProcessingRequest{}
+	// Filter::addDynamicMetadata sets metadata_context on every message,
+	// empty when no forwarding namespace is configured.
+	msg := &extprocv3.ProcessingRequest{MetadataContext: &corev3.Metadata{}}
 	if ph == phaseRequest {
 		msg.Request = &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: h}
 		// Envoy sends request_attributes on the first message of the
 		// request direction only (with bodies NONE and trailers SKIP,
 		// request_headers is the only one), keyed by the filter name and
-		// then by the expression text. An absent attribute is omitted,
-		// not sent empty.
-		if x.p.sendRoute && x.route.Name != "" {
-			msg.Attributes = map[string]*structpb.Struct{attributesKey: {
-				Fields: map[string]*structpb.Value{extproc.AttributeRoute: structpb.NewStringValue(x.route.Name)},
-			}}
+		// then by the expression text (Filter::addAttributes). The
+		// Struct is there whenever attributes are configured; an
+		// expression that has no value is left out of it
+		// (ExpressionManager::evaluateAttributes skips an error value):
+		// xds.route_name has none when no route matched (XDSLookup's
+		// RouteName, source/extensions/filters/common/expr/context.cc),
+		// and is "" for a route without a name.
+		if x.p.sendRoute {
+			attrs := &structpb.Struct{Fields: map[string]*structpb.Value{}}
+			if x.route != nil {
+				attrs.Fields[extproc.AttributeRoute] = structpb.NewStringValue(x.route.Name)
+			}
+			msg.Attributes = map[string]*structpb.Struct{attributesKey: attrs}
 		}
 	} else {
 		msg.Request = &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: h}
+	}
+	if x.p.cfg.Release.SendsProtocolConfig && !x.protocolConfigSent {
+		// Filter::encodeProtocolConfig: on the first message only; with
+		// bodies NONE and no send_body_without_waiting_for_header_response
+		// every field is at its zero value.
+		msg.ProtocolConfig = &extprocv3.ProtocolConfiguration{}
+		x.protocolConfigSent = true
 	}
 	return msg
 }
@@ -114,29 +131,76 @@ func (x *exchange) process(ph phase, msg *extprocv3.ProcessingRequest) answer {
 	}
 	// Anything else (another message's type, a body or trailers response,
 	// a response with no response case at all) is spurious: Envoy stops
-	// talking to the processor for this request, and the request fails
-	// unless failure_mode_allow.
+	// talking to the processor for this request. Since 1.35 the request
+	// fails unless failure_mode_allow; before, it went on untouched.
 	x.p.c.spuriousResponses.Add(1)
 	x.done = true
 	x.closeStream()
+	if !x.p.cfg.Release.SpuriousFailsClosed {
+		return answer{kind: answerClosed}
+	}
 	return answer{kind: answerFailed, status: 500,
 		details: fmt.Sprintf("%s_spurious_message{%s_answered_by_%s}", errorPrefix, ph, responseKind(resp))}
 }
 
-// modeOverride applies a headers response's mode_override. Envoy honours it
-// only with allow_mode_override, and only on a headers response. When
-// honoured it replaces the whole processing mode for the rest of the
-// request: a response header mode left unset (DEFAULT) means SEND, whatever
-// the filter's configuration said. Body and trailer modes are not emulated
-// (always NONE and SKIP). On a response_headers answer there is no later
-// header phase left to change.
+// modeOverride applies a headers response's mode_override as
+// Filter::onReceiveMessage does: only with allow_mode_override, only on the
+// answer to a headers message (inHeaderProcessState; bodies are NONE here,
+// so neither send_body_without_waiting_for_header_response nor
+// FULL_DUPLEX_STREAMED applies), and only if the resulting mode is one of
+// allowed_override_modes when those are set. Since 1.34 a header mode left
+// DEFAULT keeps the filter's configured mode (effectiveModeOverride) and the
+// allowed_override_modes comparison ignores request_header_mode; before,
+// the override replaced the whole mode, DEFAULT meaning SEND. Body and
+// trailer modes are not emulated (always NONE and SKIP). On a
+// response_headers answer there is no later header phase left to change.
 func (x *exchange) modeOverride(resp *extprocv3.ProcessingResponse) {
 	mo := resp.GetModeOverride()
 	if mo == nil || !x.p.cfg.AllowModeOverride {
 		return
 	}
+	rel := x.p.cfg.Release
+	cfg := x.p.cfg.ProcessingMode
+	eff := ProcessingMode{
+		RequestHeaderMode:  headerMode(mo.GetRequestHeaderMode()),
+		ResponseHeaderMode: headerMode(mo.GetResponseHeaderMode()),
+	}
+	if rel.ModeOverrideKeepsDefault {
+		if eff.RequestHeaderMode == HeaderModeDefault {
+			eff.RequestHeaderMode = cfg.RequestHeaderMode
+		}
+		if eff.ResponseHeaderMode == HeaderModeDefault {
+			eff.ResponseHeaderMode = cfg.ResponseHeaderMode
+		}
+	}
+	if allowed := x.p.cfg.AllowedOverrideModes; len(allowed) > 0 {
+		ok := false
+		for _, a := range allowed {
+			// The comparison is of the enum values as configured:
+			// DEFAULT and SEND differ.
+			if a.ResponseHeaderMode == eff.ResponseHeaderMode &&
+				(rel.ModeOverrideKeepsDefault || a.RequestHeaderMode == eff.RequestHeaderMode) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return
+		}
+	}
 	x.p.c.modeOverrides.Add(1)
-	x.sendResponse = mo.GetResponseHeaderMode() != extprocfilterv3.ProcessingMode_SKIP
+	x.sendResponse = eff.ResponseHeaderMode.send()
+}
+
+// headerMode converts the API's header send mode.
+func headerMode(m extprocfilterv3.ProcessingMode_HeaderSendMode) HeaderMode {
+	switch m {
+	case extprocfilterv3.ProcessingMode_SEND:
+		return HeaderModeSend
+	case extprocfilterv3.ProcessingMode_SKIP:
+		return HeaderModeSkip
+	}
+	return HeaderModeDefault
 }
 
 // roundTrip opens the stream if needed, sends msg and waits for one
@@ -188,7 +252,7 @@ func (x *exchange) sendAndRecv(msg *extprocv3.ProcessingRequest) (*extprocv3.Pro
 		// One stream per HTTP request, opened on the first message Envoy
 		// needs to send, carrying the route's grpc_initial_metadata.
 		ctx := x.ctx
-		if md := x.route.GRPCInitialMetadata; len(md) > 0 {
+		if md := x.p.initialMetadata(x.route); len(md) > 0 {
 			kv := make([]string, 0, 2*len(md))
 			for _, m := range md {
 				kv = append(kv, strings.ToLower(m.Key), m.Value)
@@ -216,6 +280,32 @@ func (x *exchange) sendAndRecv(msg *extprocv3.ProcessingRequest) (*extprocv3.Pro
 		err = status.Error(codes.Unknown, err.Error())
 	}
 	return resp, err
+}
+
+// initialMetadata is the gRPC initial metadata of the stream of a request on
+// rt (nil: no route): the virtual host's entries, each replaced by the
+// route's entry of the same key, then the route's other entries
+// (mergeGrpcInitialMetadata and mergeHeaderValues, ext_proc.cc).
+func (p *Proxy) initialMetadata(rt *Route) []Metadata {
+	md := append([]Metadata(nil), p.cfg.VirtualHost.GRPCInitialMetadata...)
+	if rt == nil {
+		// No route, no per-route config at all: Envoy's
+		// getAllPerFilterConfig finds nothing.
+		return nil
+	}
+	for _, m := range rt.GRPCInitialMetadata {
+		replaced := false
+		for i := range md {
+			if md[i].Key == m.Key {
+				md[i] = m
+				replaced = true
+			}
+		}
+		if !replaced {
+			md = append(md, m)
+		}
+	}
+	return md
 }
 
 // closeStream ends the stream as Envoy does once processing is complete: a
