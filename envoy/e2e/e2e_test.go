@@ -273,6 +273,11 @@ func newUpstream(t *testing.T) *upstream {
 		u.got = append(u.got, r.Method+" "+r.URL.RequestURI())
 		u.mu.Unlock()
 		q := r.URL.Query()
+		if q.Get("hang") != "" {
+			// Never answers: Envoy gives up first (the route's timeout).
+			<-r.Context().Done()
+			return
+		}
 		if v := q.Get("acao"); v != "" {
 			w.Header().Set("Access-Control-Allow-Origin", v)
 			w.Header().Set("Access-Control-Allow-Credentials", "true")
@@ -406,6 +411,9 @@ func TestUpstreamACAOReplaced(t *testing.T) {
 	wantCORS(t, resp, varyOnly)
 }
 
+// corsproc appends Origin to the upstream's Vary. Vary is a header Envoy
+// keeps inline, so the append joins the values on one line
+// (docs/extproc-protocol.md, "Header mutations").
 func TestVaryAppendedToUpstreamVary(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, nil)
@@ -413,7 +421,7 @@ func TestVaryAppendedToUpstreamVary(t *testing.T) {
 	want := hdrs{
 		"Access-Control-Allow-Origin":   {appOrigin},
 		"Access-Control-Expose-Headers": {"x-request-id"},
-		"Vary":                          {"Accept-Encoding", "Origin"},
+		"Vary":                          {"Accept-Encoding,Origin"},
 	}
 	wantCORS(t, resp, want)
 }
@@ -549,6 +557,95 @@ func TestProcessorDown(t *testing.T) {
 	}
 }
 
+// The scenarios a browser meets, under each Envoy release profile, with
+// envoy/envoy.yaml's filter settings: what the browser receives. Replies
+// Envoy generates itself after corsproc's request phase (the upstream down,
+// the route's timeout, an authentication filter's 401, a path no route
+// matches) carry corsproc's CORS headers only in the releases that send
+// local replies to ext_proc (up to 1.33.0, and 1.37 on); in 1.33.1 to 1.36
+// they carry none, and the browser reports a CORS error
+// (docs/envoy.md, "Envoy releases").
+func TestScenariosByRelease(t *testing.T) {
+	t.Parallel()
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := "http://" + dead.Addr().String()
+	dead.Close()
+	for _, rel := range emulator.Releases() {
+		t.Run(rel.Name, func(t *testing.T) {
+			t.Parallel()
+			mod := func(c *emulator.Config) {
+				c.Release = rel
+				c.FailureModeAllow = true
+				c.NormalizePath, c.MergeSlashes = true, true
+				// No catch-all route: /elsewhere/ matches nothing.
+				c.Routes = []emulator.Route{
+					{Name: "slow", PathPrefix: "/slow/", Timeout: time.Millisecond},
+					{Name: "private", PathPrefix: "/private/"},
+					{Name: "api", PathPrefix: "/api/"},
+				}
+				c.LaterFilter = func(method, path string, h http.Header) *emulator.LocalReply {
+					if strings.HasPrefix(path, "/private/") && h.Get("Authorization") == "" {
+						return &emulator.LocalReply{Status: 401, Body: "Jwt is missing", Details: "jwt_authn_access_denied{Jwt_is_missing}"}
+					}
+					return nil
+				}
+			}
+			s := newStack(t, mod)
+			down := newStack(t, func(c *emulator.Config) { mod(c); c.Upstream = deadAddr })
+			// What corsproc puts on a response to appOrigin, where the
+			// release lets it see the response.
+			generated := hdrs(nil)
+			if rel.LocalRepliesToProcessor {
+				generated = allowedApp
+			}
+			for _, sc := range []struct {
+				name   string
+				s      *stack
+				r      browserRequest
+				status int
+				want   hdrs
+				// upstream is what the app must have seen.
+				upstream []string
+			}{
+				{"preflight", s, browserRequest{method: "OPTIONS", path: "/api/items", origin: appOrigin, acrm: "PUT", acrh: "content-type"},
+					204, preflightAllowApp, nil},
+				{"allowed", s, browserRequest{path: "/api/items", origin: appOrigin}, 200, allowedApp, []string{"GET /api/items"}},
+				{"refused", s, browserRequest{path: "/api/items?acao=" + evilOrigin, origin: evilOrigin}, 200, varyOnly,
+					[]string{"GET /api/items?acao=" + evilOrigin}},
+				{"upstream_down", down, browserRequest{path: "/api/items", origin: appOrigin}, 503, generated, nil},
+				{"upstream_timeout", s, browserRequest{path: "/slow/x?hang=1", origin: appOrigin}, 504, generated,
+					[]string{"GET /slow/x?hang=1"}},
+				{"later_filter_401", s, browserRequest{path: "/private/x", origin: appOrigin}, 401, generated, nil},
+				{"unrouted", s, browserRequest{path: "/elsewhere/x", origin: appOrigin}, 404, generated, nil},
+				// corsproc answers a preflight on a path no route matches
+				// with the policy the host selects: the actual request then
+				// gets the 404 above.
+				{"unrouted_preflight", s, browserRequest{method: "OPTIONS", path: "/elsewhere/x", origin: appOrigin, acrm: "PUT", acrh: "content-type"},
+					204, preflightAllowApp, nil},
+				// The path is normalized before routing and before corsproc
+				// sees it.
+				{"normalized_path", s, browserRequest{path: "/elsewhere/..//api/items", origin: appOrigin}, 200, allowedApp,
+					[]string{"GET /api/items"}},
+			} {
+				before := len(sc.s.up.seen())
+				resp, _ := sc.s.mustDo(sc.r)
+				if resp.StatusCode != sc.status {
+					t.Errorf("%s: status %d, want %d", sc.name, resp.StatusCode, sc.status)
+				}
+				if p := checkCORS(resp, sc.want); p != "" {
+					t.Errorf("%s: %s", sc.name, p)
+				}
+				if got := sc.s.up.seen()[before:]; !slices.Equal(got, sc.upstream) {
+					t.Errorf("%s: the upstream saw %q, want %q", sc.name, got, sc.upstream)
+				}
+			}
+		})
+	}
+}
+
 // The shipped ExtensionWithMatcher keeps requests without Origin away from
 // corsproc; CORS requests cost two messages, preflights one. As in
 // envoy/envoy-origin-only.yaml, every route appends Vary: Origin itself, so a
@@ -557,11 +654,10 @@ func TestProcessorDown(t *testing.T) {
 func TestSkipWithoutOriginMessageCost(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, func(c *emulator.Config) {
+		// envoy/envoy-origin-only.yaml: the virtual host appends Vary:
+		// Origin, before ext_proc sees the response.
 		c.SkipWithoutOrigin = true
-		for i := range c.Routes {
-			c.Routes[i].ResponseHeadersToAdd = append(c.Routes[i].ResponseHeadersToAdd,
-				emulator.HeaderValueOption{Key: "vary", Value: "Origin", Append: true})
-		}
+		c.VirtualHost.ResponseHeadersToAdd = []emulator.HeaderValueOption{{Key: "vary", Value: "Origin", Append: true}}
 	})
 	for _, tc := range []struct {
 		name string
@@ -571,8 +667,14 @@ func TestSkipWithoutOriginMessageCost(t *testing.T) {
 		cors hdrs
 	}{
 		{"no_origin", browserRequest{}, 0, varyOnly},
-		{"no_origin_upstream_vary", browserRequest{path: "/?vary=Accept-Encoding"}, 0, hdrs{"Vary": {"Accept-Encoding", "Origin"}}},
-		{"actual_request", browserRequest{origin: appOrigin}, 2, nil},
+		{"no_origin_upstream_vary", browserRequest{path: "/?vary=Accept-Encoding"}, 0, hdrs{"Vary": {"Accept-Encoding,Origin"}}},
+		// corsproc sees Envoy's Vary: Origin and appends its own to the
+		// same line (docs/envoy.md, "A repeated Vary").
+		{"actual_request", browserRequest{origin: appOrigin}, 2, hdrs{
+			"Access-Control-Allow-Origin":   {appOrigin},
+			"Access-Control-Expose-Headers": {"x-request-id"},
+			"Vary":                          {"Origin,Origin"},
+		}},
 		{"preflight", browserRequest{method: "OPTIONS", origin: appOrigin, acrm: "PUT"}, 1, nil},
 	} {
 		streams := s.proxy.Stats().Streams
