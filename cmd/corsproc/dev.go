@@ -10,6 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -108,13 +111,23 @@ const (
 	devIdleTimeout       = 2 * time.Minute
 )
 
-// devEmulatorConfig is the emulated Envoy's configuration. failure_mode_allow
-// is on: a corsproc that fails leaves requests without CORS headers, which
-// the browser refuses, as in production.
+// devEmulatorConfig is the emulated Envoy's configuration. It emulates the
+// newest Envoy release (emulator.Newest), where the replies Envoy generates
+// itself, such as its 503 for an upstream it cannot reach, go through
+// corsproc's response phase: the developer's browser shows the real error
+// with the CORS headers the policy gives, not a CORS error
+// (docs/envoy.md, "Envoy releases"). failure_mode_allow is on: a corsproc
+// that fails leaves requests without CORS headers, which the browser
+// refuses, as in production. normalize_path and merge_slashes are on, as in
+// envoy/envoy.yaml.
 func devEmulatorConfig(upstream string, log *slog.Logger) emulator.Config {
+	var lastWarn atomic.Int64 // unix seconds of the last upstream warning
 	return emulator.Config{
+		Release:           emulator.Newest,
 		Upstream:          upstream,
 		Routes:            []emulator.Route{{Name: devRouteName}},
+		NormalizePath:     true,
+		MergeSlashes:      true,
 		AllowModeOverride: true,
 		RequestAttributes: []string{processor.AttributeRoute},
 		MessageTimeout:    devMessageTimeout,
@@ -129,8 +142,31 @@ func devEmulatorConfig(upstream string, log *slog.Logger) emulator.Config {
 				"ext_proc_messages", e.Messages,
 				"upstream", e.Upstream,
 				"duration", e.Duration)
+			if msg := upstreamProblem(e); msg != "" {
+				// At most one warning a second: a page load can send
+				// dozens of requests to an application that is down.
+				now := time.Now().Unix()
+				if last := lastWarn.Load(); now != last && lastWarn.CompareAndSwap(last, now) {
+					log.Warn(msg, "upstream", upstream, "method", e.Method, "path", e.Path, "status", e.Status)
+				}
+			}
 		},
 	}
+}
+
+// upstreamProblem returns the warning dev logs for a request whose upstream
+// failed (Envoy's 503 when it cannot connect, 502 for a response it
+// refuses, 504 past the route's timeout), or "".
+func upstreamProblem(e emulator.LogEntry) string {
+	switch {
+	case strings.HasPrefix(e.Details, "upstream_reset_before_response_started{connection_failure"):
+		return "upstream unreachable: is the application running at --upstream? answered 503"
+	case strings.HasPrefix(e.Details, "upstream_reset_before_response_started"):
+		return "upstream reset the request before answering: answered " + strconv.Itoa(e.Status)
+	case e.Details == "upstream_response_timeout":
+		return "upstream did not answer within Envoy's route timeout (" + emulator.DefaultRouteTimeout.String() + "): answered 504"
+	}
+	return ""
 }
 
 // runDev is the dev command: corsproc on an in-process gRPC server on

@@ -388,3 +388,39 @@ func TestDevDrainsRequestsInFlight(t *testing.T) {
 		t.Errorf("want a drain within the deadlines, nothing cut:\n%s", logs)
 	}
 }
+
+// With its application down, dev answers as the newest Envoy release does:
+// Envoy's 503, which goes through corsproc's response phase and so carries
+// the CORS headers the policy gives an allowed origin; the browser shows the
+// real error, not a CORS error. dev also warns that the upstream is
+// unreachable.
+func TestDevUpstreamUnreachable(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close()
+	in := startDev(t, "--upstream", dead, "--listen", "127.0.0.1:0")
+	const origin = "http://localhost:3000"
+	resp, body := devDo(t, "GET", "http://"+in.addrs.http+"/api/items", "Origin: "+origin)
+	if resp.StatusCode != 503 || !strings.HasPrefix(body, "upstream connect error") {
+		t.Errorf("%d %q, want Envoy's 503", resp.StatusCode, body)
+	}
+	if got := resp.Header.Values("Access-Control-Allow-Origin"); !slices.Equal(got, []string{origin}) {
+		t.Errorf("ACAO %q, want [%s]: the browser would report a CORS error instead of the 503", got, origin)
+	}
+	if got := resp.Header.Get("Vary"); got != "Origin" {
+		t.Errorf("Vary %q, want Origin", got)
+	}
+	// The access log, and so the warning, follows the response.
+	const want = `level=WARN msg="upstream unreachable: is the application running at --upstream? answered 503" upstream=`
+	deadline := time.Now().Add(waitLimit)
+	for !strings.Contains(in.logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning %q in the logs:\n%s", want, in.logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
