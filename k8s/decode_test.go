@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwapiv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 	sigsjson "sigs.k8s.io/json"
 )
@@ -37,6 +38,7 @@ var scheme = func() *runtime.Scheme {
 		networkingv1.AddToScheme,
 		egv1a1.AddToScheme,
 		gwapiv1beta1.Install,
+		gwapiv1.Install, // HTTPRoute, in docs/envoy-gateway.md
 	} {
 		if err := add(s); err != nil {
 			panic(err)
