@@ -101,6 +101,8 @@ func pods(objs []*object) []*pod {
 		replicas := int32(1)
 		if d.Spec.Replicas != nil {
 			replicas = *d.Spec.Replicas
+		} else if hpa := autoscalerOf(objs, o); hpa != nil && hpa.Spec.MinReplicas != nil {
+			replicas = *hpa.Spec.MinReplicas // the HPA sets the count (platform_test.go)
 		}
 		ps = append(ps, &pod{owner: o, namespace: d.Namespace, labels: d.Spec.Template.Labels,
 			meta: &d.Spec.Template.ObjectMeta, spec: &d.Spec.Template.Spec, replicas: replicas})
@@ -165,6 +167,7 @@ func checkObjects(env *testEnv, r *report, tr tree, objs []*object) {
 		}
 	}
 	checkGatewayObjects(r, objs, ps)
+	checkPlatform(env, r, tr, objs, ps)
 }
 
 var psaEvaluator = func() psapolicy.Evaluator {
@@ -455,8 +458,8 @@ func checkCorsproc(env *testEnv, r *report, tr tree, objs []*object, p *pod, c *
 	where := fmt.Sprintf("container %q", c.Name)
 	if env.corsprocImageErr != nil {
 		r.add(o, "%s: %v", where, env.corsprocImageErr)
-	} else if c.Image != env.corsprocImage {
-		r.add(o, "%s: image %q, want %q, the one k8s/base/kustomization.yaml sets with images: (the manifests name it %q)", where, c.Image, env.corsprocImage, corsprocImageName)
+	} else if want, from := overlayImage(tr, r.overlay, env.corsprocImage); c.Image != want {
+		r.add(o, "%s: image %q, want %q, the one k8s/%s sets with images: (the manifests name it %q)", where, c.Image, want, from, corsprocImageName)
 	}
 	flags := serveArgs(env, r, o, c)
 	if flags == nil {

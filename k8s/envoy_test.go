@@ -100,8 +100,10 @@ func checkEnvoyContainer(r *report, objs []*object, ps []*pod, p *pod, c *corev1
 		return
 	}
 
-	// Compare with envoy/envoy.yaml, the two clusters' addresses aside.
+	// Compare with envoy/envoy.yaml, the two clusters' addresses and the
+	// k8s additions (platform_test.go, k8sEnvoyAdditions) aside.
 	got := proto.Clone(bs).(*bootstrapv3.Bootstrap)
+	k8sEnvoyAdditions(got)
 	for _, name := range []string{corsprocCluster, appCluster} {
 		g, w := clusterByName(got, name), clusterByName(want, name)
 		if g == nil || w == nil {

@@ -79,11 +79,16 @@ func (tr tree) clone() tree {
 	return c
 }
 
-// kustomizations lists the directories of tr holding a kustomization.
+// kustomizations lists the directories of tr holding a kustomization
+// (components, kind: Component, are not built on their own: components_test.go
+// renders them inside overlays).
 func (tr tree) kustomizations() []string {
 	var dirs []string
 	for p := range tr {
 		if path.Base(p) == "kustomization.yaml" || path.Base(p) == "kustomization.yml" || path.Base(p) == "Kustomization" {
+			if isComponent(tr[p]) {
+				continue
+			}
 			dirs = append(dirs, path.Dir(p))
 		}
 	}
