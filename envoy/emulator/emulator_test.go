@@ -6,6 +6,7 @@ package emulator_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -736,15 +737,35 @@ func TestSpuriousResponse(t *testing.T) {
 		t.Parallel()
 		// A standalone mode_override: its only use in Envoy is switching
 		// bodies to FULL_DUPLEX_STREAMED, which the emulator does not do.
+		// Envoy applies the override (before it looks at the response
+		// case), then finds no response case: spurious.
 		h := newHarness(t, emulator.Config{AllowModeOverride: true}, answer(&extprocv3.ProcessingResponse{
 			ModeOverride: &extprocfilterv3.ProcessingMode{ResponseHeaderMode: extprocfilterv3.ProcessingMode_SKIP},
 		}))
 		resp, _, _ := h.get("/")
 		wantStatus(t, resp, 500)
-		if got := h.proxy.Stats(); got.SpuriousResponses != 1 || got.ModeOverrides != 0 {
+		if got := h.proxy.Stats(); got.SpuriousResponses != 1 || got.ModeOverrides != 1 {
 			t.Errorf("stats %+v", got)
 		}
 	})
+	// Before 1.35 (ext_proc_fail_close_spurious_resp) a spurious response
+	// made Envoy ignore the processor for the rest of the request and go
+	// on, whatever failure_mode_allow said.
+	for _, rel := range emulator.Releases() {
+		t.Run("release/"+rel.Name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, emulator.Config{Release: rel}, answer(continueResponse(mutation(nil, set("x-a", "1")))))
+			resp, body, _ := h.get("/")
+			if rel.SpuriousFailsClosed {
+				wantStatus(t, resp, 500)
+			} else if resp.StatusCode != 200 || body != "upstream" {
+				t.Errorf("%d %q, want the upstream's answer", resp.StatusCode, body)
+			}
+			if k := kinds(h.stream().messages()); k != "request_headers" {
+				t.Errorf("messages %s", k)
+			}
+		})
+	}
 }
 
 // No answer within message_timeout: 504, or continue with
@@ -1346,5 +1367,230 @@ func TestNewValidates(t *testing.T) {
 	}
 	if _, err := emulator.New(emulator.Config{Upstream: "https://127.0.0.1:8000/", RequestAttributes: []string{"xds.route_name"}}, conn); err != nil {
 		t.Errorf("a valid config refused: %v", err)
+	}
+}
+
+// A set_headers value with a control character other than tab (or DEL), or
+// an invalid name in set_headers or remove_headers, fails the request with
+// 500 whatever failure_mode_allow says (applyHeaderMutations:
+// headerNameIsValid, headerValueIsValid). A tab is a valid value character.
+func TestMutationInvalidCharacters(t *testing.T) {
+	t.Parallel()
+	for name, mu := range map[string]*extprocv3.HeaderMutation{
+		"value_ctl":    mutation(nil, set("x-a", "a\x01b")),
+		"value_del":    mutation(nil, set("x-a", "a\x7fb")),
+		"value_lf":     mutation(nil, set("x-a", "a\nb")),
+		"name_space":   mutation(nil, set("x a", "1")),
+		"name_empty":   mutation(nil, set("", "1")),
+		"remove_name":  mutation([]string{"bad name"}),
+		"remove_empty": mutation([]string{""}),
+		"pseudo_upper": mutation(nil, set(":Path", "/x")),
+	} {
+		for _, fma := range []bool{false, true} {
+			t.Run(name+"/failure_mode_allow="+strconv.FormatBool(fma), func(t *testing.T) {
+				t.Parallel()
+				h := newHarness(t, emulator.Config{FailureModeAllow: fma}, answer(continueRequest(nil), continueResponse(mu)))
+				resp, _, e := h.get("/")
+				wantStatus(t, resp, 500)
+				if !strings.HasPrefix(e.Details, "ext_proc_error_invalid_header_mutation") {
+					t.Errorf("details %q", e.Details)
+				}
+			})
+		}
+	}
+	t.Run("tab", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, emulator.Config{}, answer(continueRequest(nil), continueResponse(mutation([]string{"X-Upper-Ok"}, set("x-a", "a\tb"), set("X-Mixed", "1")))))
+		resp, _, _ := h.get("/")
+		wantStatus(t, resp, 200)
+		if resp.Header.Get("X-A") != "a\tb" || resp.Header.Get("X-Mixed") != "1" {
+			t.Errorf("headers %v", resp.Header)
+		}
+	})
+}
+
+// The header map limits (common_http_protocol_options.max_headers_count,
+// 100 by default, and the size limit, 60 KiB): a mutation with more
+// entries than the count limit, or one that takes the map past a limit,
+// fails the request with 500 (responseHeaderSizeCheck,
+// headerMutationResultCheck). An upstream response already past the
+// limits is refused by the codec: the router answers 502.
+func TestHeaderMapLimits(t *testing.T) {
+	t.Parallel()
+	respondWith := func(n int) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header()["Date"] = nil
+			w.Header()["Content-Type"] = nil
+			for i := range n {
+				w.Header().Set(fmt.Sprintf("X-H%03d", i), "v")
+			}
+			w.WriteHeader(204) // no content-length either
+		}
+	}
+	// 98 headers and :status: 99 entries. One more fits, two do not.
+	for _, tc := range []struct {
+		name   string
+		mu     *extprocv3.HeaderMutation
+		status int
+	}{
+		{"one_more_fits", mutation(nil, set("x-new1", "1")), 204},
+		{"two_more_exceed", mutation(nil, set("x-new1", "1"), set("x-new2", "1")), 500},
+		{"replace_fits", mutation([]string{"x-h000"}, set("x-new1", "1"), set("x-new2", "1")), 204},
+		{"vary_merges", mutation(nil, set("vary", "Origin"), add("vary", "Accept")), 204},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, emulator.Config{FailureModeAllow: true}, answer(continueRequest(nil), continueResponse(tc.mu)))
+			h.up.setRespond(respondWith(98))
+			resp, _, e := h.get("/")
+			wantStatus(t, resp, tc.status)
+			if tc.status == 500 && !strings.Contains(e.Details, "exceeds_the_limit") {
+				t.Errorf("details %q", e.Details)
+			}
+		})
+	}
+	t.Run("too_many_set_headers", func(t *testing.T) {
+		t.Parallel()
+		var sets []*corev3.HeaderValueOption
+		for i := range 101 {
+			sets = append(sets, set("x-s", strconv.Itoa(i)))
+		}
+		h := newHarness(t, emulator.Config{}, answer(continueRequest(mutation(nil, sets...))))
+		resp, _, _ := h.get("/")
+		wantStatus(t, resp, 500)
+	})
+	t.Run("size", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, emulator.Config{MaxHeadersKB: 1}, answer(continueRequest(nil), continueResponse(mutation(nil, set("x-big", strings.Repeat("b", 1024))))))
+		resp, _, _ := h.get("/")
+		wantStatus(t, resp, 500)
+	})
+	t.Run("upstream_past_the_limit", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, emulator.Config{}, answer(continueRequest(nil), continueResponse(nil)))
+		h.up.setRespond(respondWith(101))
+		resp, _, e := h.get("/")
+		wantStatus(t, resp, 502)
+		if !strings.Contains(e.Details, "protocol_error") {
+			t.Errorf("details %q", e.Details)
+		}
+	})
+}
+
+// Envoy keeps the CORS request headers inline: repeated lines reach the
+// processor as one entry joined with ",".
+func TestInlineRequestHeadersMerged(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emulator.Config{}, answer(continueRequest(nil), continueResponse(nil)))
+	h.do(newRequest("OPTIONS", "/", "", "Origin: https://a.example", "Origin: https://b.example",
+		"Access-Control-Request-Headers: x-a", "Access-Control-Request-Headers: x-b", "X-Other: 1", "X-Other: 2"))
+	lines := headerLines(t, requestHeadersOf(t, h.stream().messages()[0]))
+	for _, want := range []string{"origin: https://a.example,https://b.example", "access-control-request-headers: x-a,x-b", "x-other: 1", "x-other: 2"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("no %q in %q", want, lines)
+		}
+	}
+}
+
+// normalize_path and merge_slashes rewrite :path before routing and before
+// ext_proc sees it; the query is left alone.
+func TestNormalizePath(t *testing.T) {
+	t.Parallel()
+	routes := []emulator.Route{{Name: "shop", PathPrefix: "/shop/"}, {Name: "api", PathPrefix: "/api/"}}
+	h := newHarness(t, emulator.Config{Routes: routes, NormalizePath: true, MergeSlashes: true, RequestAttributes: []string{"xds.route_name"}},
+		answer(continueRequest(nil), continueResponse(nil)))
+	for path, want := range map[string]string{
+		"/shop/../api/orders?x=/../": "/api/orders?x=/../",
+		"/shop//./cart":              "/shop/cart",
+		"/shop/%2e%2e/api/x":         "/api/x",
+		"//api///v1/":                "/api/v1/",
+	} {
+		_, _, e := h.get(path)
+		lines := headerLines(t, requestHeadersOf(t, h.stream().messages()[0]))
+		if lines[1] != ":path: "+want {
+			t.Errorf("%s: ext_proc saw %q, want %q", path, lines[1], want)
+		}
+		if got := h.up.requests(); got[len(got)-1].RequestURI != want {
+			t.Errorf("%s: upstream got %q", path, got[len(got)-1].RequestURI)
+		}
+		if wantRoute := strings.Split(want, "/")[1]; e.Route != wantRoute {
+			t.Errorf("%s: route %q, want %q", path, e.Route, wantRoute)
+		}
+	}
+}
+
+// The stream's gRPC initial metadata merges the virtual host's entries with
+// the route's, the route's winning per key; a request without a route has
+// none.
+func TestGRPCInitialMetadataMerge(t *testing.T) {
+	t.Parallel()
+	cfg := emulator.Config{
+		VirtualHost: emulator.VirtualHost{GRPCInitialMetadata: []emulator.Metadata{
+			{Key: "x-corsproc-policy", Value: "vhost"}, {Key: "x-vhost", Value: "1"},
+		}},
+		Routes: []emulator.Route{
+			{Name: "admin", PathPrefix: "/admin/", GRPCInitialMetadata: []emulator.Metadata{{Key: "x-corsproc-policy", Value: "admin"}}},
+			{Name: "plain", PathPrefix: "/plain/"},
+		},
+	}
+	h := newHarness(t, cfg, answer(continueRequest(nil), continueResponse(nil)))
+	for path, want := range map[string]map[string]string{
+		"/admin/x": {"x-corsproc-policy": "admin", "x-vhost": "1"},
+		"/plain/x": {"x-corsproc-policy": "vhost", "x-vhost": "1"},
+		"/none":    {},
+	} {
+		h.get(path)
+		md := h.stream().md
+		for k, v := range want {
+			if got := md.Get(k); !slices.Equal(got, []string{v}) {
+				t.Errorf("%s: %s = %q, want [%s]", path, k, got, v)
+			}
+		}
+		if len(want) == 0 && (len(md.Get("x-corsproc-policy")) != 0 || len(md.Get("x-vhost")) != 0) {
+			t.Errorf("%s: metadata %v without a route", path, md)
+		}
+	}
+}
+
+// Since 1.37 Envoy closes the stream as soon as no further message is
+// needed: right after the request_headers answer that skips the response
+// phase, before the upstream is even asked. Before, the stream stayed open
+// until the request ended.
+func TestStreamClosedWhenDone(t *testing.T) {
+	t.Parallel()
+	for _, rel := range emulator.Releases() {
+		t.Run(rel.Name, func(t *testing.T) {
+			t.Parallel()
+			ended := make(chan struct{})
+			h := newHarness(t, emulator.Config{Release: rel, AllowModeOverride: true}, func(s *procStream) error {
+				s.Recv()
+				s.Send(skipResponsePhase(continueRequest(nil)))
+				s.WaitEnd()
+				close(ended)
+				return nil
+			})
+			var endedFirst bool
+			h.up.setRespond(func(w http.ResponseWriter, r *http.Request) {
+				if rel.ClosesStreamWhenDone {
+					select {
+					case <-ended:
+						endedFirst = true
+					case <-time.After(waitLimit):
+					}
+					return
+				}
+				select {
+				case <-ended:
+					endedFirst = true
+				default:
+				}
+			})
+			resp, _, _ := h.get("/")
+			wantStatus(t, resp, 200)
+			h.stream()
+			if endedFirst != rel.ClosesStreamWhenDone {
+				t.Errorf("stream ended before the upstream answered: %v, want %v", endedFirst, rel.ClosesStreamWhenDone)
+			}
+		})
 	}
 }

@@ -106,18 +106,20 @@ func (x *exchange) process(ph phase, msg *extprocv3.ProcessingRequest) answer {
 	if resp == nil {
 		return a
 	}
+	// Filter::onReceiveMessage applies a mode_override before it looks at
+	// the response case: whatever answers a headers message, a spurious
+	// one included.
+	x.modeOverride(resp)
 
 	switch r := resp.Response.(type) {
 	case *extprocv3.ProcessingResponse_RequestHeaders:
 		if ph == phaseRequest {
 			x.p.c.responsesReceived.Add(1)
-			x.modeOverride(resp)
 			return answer{kind: answerHeaders, common: r.RequestHeaders.GetResponse()}
 		}
 	case *extprocv3.ProcessingResponse_ResponseHeaders:
 		if ph == phaseResponse {
 			x.p.c.responsesReceived.Add(1)
-			x.modeOverride(resp)
 			return answer{kind: answerHeaders, common: r.ResponseHeaders.GetResponse()}
 		}
 	case *extprocv3.ProcessingResponse_ImmediateResponse:
