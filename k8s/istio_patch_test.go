@@ -258,9 +258,9 @@ type istioPatchSet struct {
 // sortIstioPatchSets orders patch sets as istiod does for one proxy (Istio
 // 1.31, pilot/pkg/model/push_context.go EnvoyFilters): priority, then the
 // root namespace's before the workload namespace's, then creation time,
-// then name. Without rootFirst it leaves the namespace out, as the priority
-// field's documentation in istio.io/api does (priority, creation time,
-// name): corsproc's order must follow from priorities alone.
+// then name. Without rootFirst it leaves the namespace out, as the sort key
+// in the priority field's documentation in istio.io/api does (priority,
+// creation time, name): corsproc's order must follow from priorities alone.
 func sortIstioPatchSets(sets []istioPatchSet, root string, rootFirst bool) {
 	slices.SortStableFunc(sets, func(a, b istioPatchSet) int {
 		if a.priority != b.priority {
