@@ -36,6 +36,8 @@
 //	Envoy1_35    no              keeps config   500         yes        no
 //	Envoy1_37    yes             keeps config   500         yes        yes
 //
+// In detail:
+//
 //   - Local replies (Release.LocalRepliesToProcessor). A reply Envoy
 //     generates after ext_proc's request phase (the router's 404 for no
 //     route, 503 for an upstream it cannot connect to, 504 for the route's
