@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/corsproc/corsproc/internal/importer"
 	"github.com/corsproc/corsproc/policy"
 	"github.com/corsproc/corsproc/policy/policyfile"
 )
@@ -62,47 +63,11 @@ type Result struct {
 	noSettings bool // the file sets no CORS_* setting
 }
 
-// Warning is one thing the user must know about the import.
-type Warning struct {
-	File    string
-	Line    int    // 1-based line in the settings file; 0 for the whole file
-	Setting string // the Django setting(s) concerned, e.g. CORS_ALLOWED_ORIGINS
-	Policy  string // the policy concerned, when the file has a DEBUG split and only one is
-	Message string
-	Fix     string // what to do; "" when nothing needs doing
-	// Error is set when corsproc refuses the generated policy for what
-	// this warning says (the problem is in LoadError too): the settings
-	// hold something corsproc never serves, such as a regex that allows
-	// any origin with credentials.
-	Error bool
-}
-
-// String renders the warning as one line:
-//
-//	settings.py:12: CORS_ALLOWED_ORIGIN_REGEXES: "^https://.*\\.example\\.com" is not anchored at the end: ...; fix: ...
-func (w Warning) String() string {
-	var b strings.Builder
-	b.WriteString(w.File)
-	if w.Line > 0 {
-		b.WriteString(":" + strconv.Itoa(w.Line))
-	}
-	b.WriteString(": ")
-	if w.Setting != "" {
-		b.WriteString(w.Setting)
-		if w.Policy != "" {
-			b.WriteString(" (policy " + w.Policy + ")")
-		}
-		b.WriteString(": ")
-	} else if w.Policy != "" {
-		b.WriteString("policy " + w.Policy + ": ")
-	}
-	b.WriteString(w.Message)
-	if w.Fix != "" {
-		b.WriteString("; fix: ")
-		b.WriteString(w.Fix)
-	}
-	return b.String()
-}
+// Warning is one thing the user must know about the import: the warning
+// every importer reports (internal/importer), whose Setting is the Django
+// setting concerned (CORS_ALLOWED_ORIGINS) and whose Policy is set when the
+// file has a DEBUG split and only one policy is concerned.
+type Warning = importer.Warning
 
 // maxRecoveries is the number of syntax errors Import steps over before it
 // stops reading the file. Each costs a pass over the file, so the bound keeps

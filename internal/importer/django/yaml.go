@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/corsproc/corsproc/internal/importer"
 )
 
 // render writes the policy file by hand, so that it reads like one a person
@@ -14,14 +14,8 @@ import (
 // list entry by field path (policies[0].allowed_origins[1]), so that
 // corsproc's diagnostics on the file can point at the settings.
 //
-// yaml/v3's encoder (yaml.Node with LineComment) would build the same
-// structure in as many lines, but writes a file that is worse to review:
-// one space before a comment (yamllint's default asks for two), invisible
-// characters such as U+00A0 and U+2028 unescaped, on, yes and y unquoted
-// (booleans to YAML 1.1 readers), and a key's line comment put on the line
-// of the key after it when the value is a flow sequence. So the file is
-// written here, and yamlString is checked against yaml/v3's reader
-// (TestYAMLString, FuzzYAMLString).
+// The scalars, lists and comments are written by the writer every importer
+// shares (internal/importer/yaml.go says why by hand).
 func render(file string, pols []*pol, def string, debugSplit bool) ([]byte, map[string]source) {
 	prov := map[string]source{}
 	var b strings.Builder
@@ -80,14 +74,6 @@ func key(b *strings.Builder, prov map[string]source, path, name, value string, s
 	prov[path+"."+name] = src
 }
 
-func scalar(b *strings.Builder, indent, name, value, comment string) {
-	fmt.Fprintf(b, "%s%s: %s", indent, name, value)
-	if comment != "" {
-		b.WriteString("  # " + comment)
-	}
-	b.WriteByte('\n')
-}
-
 // list writes a list key. Empty origin and expose lists are the default
 // and are left out, unless a note asks the user to fill them.
 func list(b *strings.Builder, prov map[string]source, path, name string, items []item, src source, note string) {
@@ -106,26 +92,15 @@ func list(b *strings.Builder, prov map[string]source, path, name string, items [
 	}
 	// Methods and header names read best on one line, as the reference
 	// writes them; origins and regexes one per line.
-	if !strings.Contains(name, "origin") {
-		flow := make([]string, len(items))
-		for j, it := range items {
-			flow[j] = yamlString(it.s)
-			prov[fmt.Sprintf("%s.%s[%d]", path, name, j)] = source{setting: src.setting, lines: []int{it.line}}
-		}
-		if line := "[" + strings.Join(flow, ", ") + "]"; len(name)+len(line) <= 110 {
-			scalar(b, "    ", name, line, c)
-			return
-		}
-	}
-	fmt.Fprintf(b, "    %s:", name)
-	if c != "" {
-		b.WriteString("  # " + c)
-	}
-	b.WriteByte('\n')
+	values := make([]string, len(items))
 	for j, it := range items {
-		fmt.Fprintf(b, "      - %s\n", yamlString(it.s))
+		values[j] = it.s
 		prov[fmt.Sprintf("%s.%s[%d]", path, name, j)] = source{setting: src.setting, lines: []int{it.line}}
 	}
+	if !strings.Contains(name, "origin") && importer.WriteFlowList(b, "    ", name, values, c, 110) {
+		return
+	}
+	importer.WriteBlockList(b, "    ", name, values, c, nil)
 }
 
 // comment names where a key came from: "CORS_ALLOWED_ORIGINS, lines 3, 20".
@@ -150,50 +125,12 @@ func comment(src source) string {
 	return src.setting + ", lines " + strings.Join(nums, ", ")
 }
 
-// commentSafe makes a file name safe inside a YAML comment.
-func commentSafe(s string) string {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError || !unicode.IsPrint(r) && r != ' ' {
-			return strconv.Quote(s)
-		}
-	}
-	return s
-}
+// commentSafe, yamlString and scalar are the shared writer's
+// (internal/importer), which every importer writes its policy file with.
+func commentSafe(s string) string { return importer.CommentSafe(s) }
 
-// yamlString returns s as a YAML scalar that reads back as the string s:
-// plain when nothing in it means anything to YAML, single-quoted when it is
-// printable, double-quoted with escapes otherwise.
-func yamlString(s string) string {
-	if plainSafe(s) {
-		return s
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || r == 0xfeff || r >= 0x80 && !unicode.IsPrint(r) || r == utf8.RuneError {
-			return strconv.Quote(s)
-		}
-	}
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
-}
+func yamlString(s string) string { return importer.YAMLString(s) }
 
-func plainSafe(s string) bool {
-	if s == "" || len(s) > 256 {
-		return false
-	}
-	switch strings.ToLower(s) {
-	case "true", "false", "yes", "no", "on", "off", "y", "n", "null", "~":
-		return false
-	}
-	if c := s[0]; !isASCIILetter(c) && c != '/' {
-		return false
-	}
-	if s[len(s)-1] == ':' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !isASCIILetter(c) && !isDigit(c) && !strings.ContainsRune("-._/:~+*@=", rune(c)) {
-			return false
-		}
-	}
-	return true
+func scalar(b *strings.Builder, indent, name, value, comment string) {
+	importer.WriteScalar(b, indent, name, value, comment)
 }
