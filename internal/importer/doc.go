@@ -9,8 +9,15 @@
 // # Writing a source importer
 //
 // A source importer lives in a package beside this one
-// (internal/importer/nginx, internal/importer/envoy, ...). It reads its
-// files, and for each rule set it finds builds a *Policy:
+// (internal/importer/nginx, internal/importer/envoy, ...) and exports its
+// entry point as
+//
+//	func Read(files []importer.File) (*importer.RuleSet, error)
+//
+// (a Reader), which cmd/corsproc's import and audit call with the files
+// ReadFiles gave (one file, every matching file of a directory in name
+// order, or "-" for standard input). It reads its files, and for each rule
+// set it finds builds a *Policy:
 //
 //   - Name: a suggested name (the host and location, the route, the
 //     VirtualService's namespace and name). Build makes it valid and
