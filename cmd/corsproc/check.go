@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/corsproc/corsproc/envoy/configcheck"
 	"github.com/corsproc/corsproc/policy"
 	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/processor"
@@ -19,6 +20,9 @@ type checkConfig struct {
 	format string
 	// names are the x-corsproc-policy values the Envoy routes send.
 	names []string
+	// routeNames is the platform whose route names match.routes must have
+	// the form of: "" for any, or envoy-gateway.
+	routeNames string
 }
 
 func newCheckFlags(c *checkConfig) *flag.FlagSet {
@@ -27,6 +31,13 @@ func newCheckFlags(c *checkConfig) *flag.FlagSet {
 	fs.StringVar(&c.format, "format", "text", "output `FORMAT`: text or json")
 	fs.Func("metadata-policy", "a policy `NAME` an Envoy route sends in x-corsproc-policy; an error when the set does not define it (repeat for each route's name)", func(v string) error {
 		c.names = append(c.names, v)
+		return nil
+	})
+	fs.Func("route-names", "warn about match.routes entries that cannot be route names of `PLATFORM`: envoy-gateway (docs/envoy-gateway.md, \"Route names\")", func(v string) error {
+		if v != "envoy-gateway" {
+			return fmt.Errorf("%q: want envoy-gateway", v)
+		}
+		c.routeNames = v
 		return nil
 	})
 	return fs
@@ -60,6 +71,9 @@ func runCheck(_ context.Context, e *env, args []string) error {
 		return fmt.Errorf("check: %w", err)
 	default:
 		diags = append(set.Warnings(), unknownPolicyDiagnostics(path, set, c.names)...)
+		if c.routeNames != "" {
+			diags = append(diags, routeNameDiagnostics(set)...)
+		}
 	}
 	errs, warns := 0, 0
 	for _, d := range diags {
@@ -123,6 +137,32 @@ func unknownPolicyDiagnostics(path string, set *policy.Set, names []string) []po
 			Message: fmt.Sprintf("%q names no policy of this set: corsproc would allow no CORS on the routes that send it (preflights get 403, the upstream's CORS headers are removed)", name),
 			Fix:     "define the policy, or correct the route's grpc_initial_metadata (policies: " + strings.Join(set.Names(), ", ") + ")",
 		})
+	}
+	return out
+}
+
+// routeNameDiagnostics returns a warning for each match.routes entry of set
+// that Envoy Gateway cannot give a route (configcheck.EnvoyGatewayRouteName):
+// such a policy is never selected by its routes there.
+func routeNameDiagnostics(set *policy.Set) []policy.Diagnostic {
+	var out []policy.Diagnostic
+	for _, f := range set.Files() {
+		pf, err := policyfile.Decode(f.Name, f.Data)
+		if err != nil {
+			continue // Load decoded it already; nothing new to say
+		}
+		for i, p := range pf.GetPolicies() {
+			for j, route := range p.GetMatch().GetRoutes() {
+				if configcheck.EnvoyGatewayRouteName.MatchString(route) {
+					continue
+				}
+				out = append(out, policy.Diagnostic{
+					Severity: policy.SeverityWarning, File: f.Name, Path: fmt.Sprintf("policies[%d].match.routes[%d]", i, j),
+					Message: fmt.Sprintf("%q is no Envoy Gateway route name (those are httproute/<namespace>/<name>/rule/<i>/match/<j>/<host with dots as underscores>): policy %q is never selected by it", route, p.GetName()),
+					Fix:     "select by match.hosts and match.path_prefixes (docs/envoy-gateway.md, \"Route names\")",
+				})
+			}
+		}
 	}
 	return out
 }
