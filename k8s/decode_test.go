@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	egv1a1 "github.com/envoyproxy/gateway/api/v1alpha1"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -37,6 +38,9 @@ var scheme = func() *runtime.Scheme {
 		policyv1.AddToScheme,
 		networkingv1.AddToScheme,
 		egv1a1.AddToScheme,
+		// The Prometheus Operator's PodMonitor and PrometheusRule
+		// (k8s/components/monitoring), with its own Go API types.
+		monitoringv1.AddToScheme,
 		gwapiv1beta1.Install,
 		gwapiv1.Install, // HTTPRoute, in docs/envoy-gateway.md
 	} {

@@ -24,6 +24,11 @@ type testEnv struct {
 	// render to, from the images: entry of k8s/base/kustomization.yaml.
 	corsprocImage    string
 	corsprocImageErr error
+	// metrics are the metric names corsproc exports, read from a running
+	// corsproc on first use (components_test.go, exportedMetrics).
+	metricsOnce sync.Once
+	metrics     map[string]bool
+	metricsErr  error
 }
 
 var (
