@@ -18,18 +18,15 @@ import (
 	"go.yaml.in/yaml/v3"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	sigsjson "sigs.k8s.io/json"
+
+	"github.com/corsproc/corsproc/envoy/configcheck"
 )
 
 const egDoc = "../docs/envoy-gateway.md"
 
-// egRouteName is the form of Envoy Gateway's route names (v1.9.1,
-// internal/gatewayapi/helpers.go irRouteName, and route.go
-// processHTTPRouteParentRefListener appending the host with its dots as
-// underscores): <kind>/<namespace>/<name>/rule/<i>/match/<j>/<host>, where
-// <j> is -1 for a rule without matches and <host> is `*` when neither the
-// route nor the listener has a hostname. Envoy Gateway's own CORS adds
-// /cors-preflight before the host on the routes it creates for preflights.
-var egRouteName = regexp.MustCompile(`^(httproute|grpcroute)/[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?/rule/(-1|[0-9]+)/match/(-1|[0-9]+)(/cors-preflight)?/(\*|[*a-z0-9_-]+)$`)
+// egRouteName is the form of Envoy Gateway's route names, defined once for
+// `corsproc check --route-names envoy-gateway` and these tests.
+var egRouteName = configcheck.EnvoyGatewayRouteName
 
 // renderDecoded renders an overlay of the tree on disk and decodes its
 // objects.
