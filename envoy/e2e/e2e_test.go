@@ -669,7 +669,7 @@ func TestSkipWithoutOriginMessageCost(t *testing.T) {
 		{"no_origin", browserRequest{}, 0, varyOnly},
 		{"no_origin_upstream_vary", browserRequest{path: "/?vary=Accept-Encoding"}, 0, hdrs{"Vary": {"Accept-Encoding,Origin"}}},
 		// corsproc sees Envoy's Vary: Origin and appends its own to the
-		// same line (docs/envoy.md, "A repeated Vary").
+		// same line (docs/envoy.md, "Calling corsproc only for CORS requests").
 		{"actual_request", browserRequest{origin: appOrigin}, 2, hdrs{
 			"Access-Control-Allow-Origin":   {appOrigin},
 			"Access-Control-Expose-Headers": {"x-request-id"},
