@@ -163,8 +163,8 @@ func (p *compiledPolicy) preflight(r *Request, d *Decision, tr *trace) {
 	if p.headerAll || tr != nil {
 		names = new(acrhNames)
 	}
-	if reason := p.preflightChecks(r, names, tr); reason != ReasonNone {
-		d.Reason = reason
+	if reason, refused := p.preflightChecks(r, names, tr); reason != ReasonNone {
+		d.Reason, d.Refused = reason, refused
 		if p.forward {
 			// The upstream answers the OPTIONS request, and corsproc
 			// removes every CORS header from its answer (Remove): the
@@ -204,27 +204,28 @@ func (p *compiledPolicy) preflight(r *Request, d *Decision, tr *trace) {
 }
 
 // preflightChecks runs the checks of docs/semantics.md, §5 in order and returns the
-// reason of the first failure, ReasonNone when all pass.
-func (p *compiledPolicy) preflightChecks(r *Request, names *acrhNames, tr *trace) Reason {
+// reason of the first failure, ReasonNone when all pass, and the value
+// refused (Decision.Refused).
+func (p *compiledPolicy) preflightChecks(r *Request, names *acrhNames, tr *trace) (Reason, string) {
 	if ok, why := p.originAllowed(r, tr); !ok {
-		return why
+		return why, ""
 	}
 	ok := p.methodAllowed(r)
 	tr.method(p, r, ok)
 	if !ok {
-		return ReasonMethodNotAllowed
+		return ReasonMethodNotAllowed, r.ACRM
 	}
 	why, name := p.headersAllowed(r.ACRH, names)
 	tr.headers(p, why, name, names)
 	if why != ReasonNone {
-		return why
+		return why, name
 	}
 	ok = r.ACRPN != "true" || p.pna
 	tr.privateNetwork(r, ok)
 	if !ok {
-		return ReasonPrivateNetworkNotAllowed
+		return ReasonPrivateNetworkNotAllowed, ""
 	}
-	return ReasonNone
+	return ReasonNone, ""
 }
 
 func (p *compiledPolicy) methodAllowed(r *Request) bool {

@@ -157,9 +157,9 @@ func (s Selection) String() string {
 // Header is one response header corsproc sets. Append adds a value to the
 // header (Vary); otherwise the value replaces every existing one.
 type Header struct {
-	Name   string
-	Value  string
-	Append bool
+	Name   string `json:"name"`
+	Value  string `json:"value"`
+	Append bool   `json:"append,omitempty"`
 }
 
 // maxHeaders bounds the headers of one decision: a preflight sets at most
@@ -184,6 +184,13 @@ type Decision struct {
 	Outcome Outcome
 	// Reason says why a request was refused.
 	Reason Reason
+	// Refused is the value of the request that was refused, when Reason
+	// is about one: the method (ReasonMethodNotAllowed), the header name
+	// (ReasonHeaderNotAllowed, and ReasonHeadersMalformed when one name
+	// is not a token); "" otherwise (an origin refusal is about
+	// Request.Origin). It is a substring of the Request's strings, which
+	// it keeps alive: copy it to keep it beyond them.
+	Refused string
 	// Shadow is set when the policy is in shadow mode: the outcome is only
 	// recorded, nothing is changed.
 	Shadow bool
@@ -240,7 +247,7 @@ func (d *Decision) reset() {
 	for i := range d.n {
 		d.headers[i] = Header{}
 	}
-	d.Policy, d.Selection, d.Outcome, d.Reason = "", SelectedNone, OutcomeUngoverned, ReasonNone
+	d.Policy, d.Selection, d.Outcome, d.Reason, d.Refused = "", SelectedNone, OutcomeUngoverned, ReasonNone, ""
 	d.Shadow, d.Status, d.n = false, 0, 0
 }
 

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -332,4 +333,62 @@ func (s *Set) browserView(er *ExplainRequest, d *Decision, p *compiledPolicy, e 
 		return
 	}
 	e.Checks = append(e.Checks, Check{Name: "credentials", Result: CheckPass, Detail: "the page sends credentials, and allow_credentials is true"})
+}
+
+// maxRefusalValue bounds each request value Refusal quotes: the values are
+// the client's.
+const maxRefusalValue = 128
+
+// Refusal says in one line what d refused of r and which policy decided,
+// for a log line or corsproc's X-Corsproc-Reason header
+// (docs/operations.md, "Refusals that explain themselves"), e.g.
+//
+//	request header "x-api-key" is not in allow_headers of policy "web"
+//
+// It is "" when d refuses nothing. The request's values are quoted with
+// Go's escapes (no control character or non-ASCII byte comes out as is)
+// and cut at 128 bytes, so the text is safe in a header value and a log.
+func (d *Decision) Refusal(r *Request) string {
+	if d.Reason == ReasonNone {
+		return ""
+	}
+	of := fmt.Sprintf("policy %q", d.Policy)
+	switch d.Reason {
+	case ReasonOriginNotAllowed:
+		return fmt.Sprintf("origin %s is not allowed by %s", quoteValue(r.Origin), of)
+	case ReasonOriginMalformed:
+		switch {
+		case r.Truncated:
+			return fmt.Sprintf("the request's headers are past corsproc's bounds, so its CORS is refused (%s)", of)
+		case r.DuplicateOrigin:
+			return fmt.Sprintf("the request has more than one Origin header (%s)", of)
+		}
+		return fmt.Sprintf("origin %s is not an origin a browser sends (%s)", quoteValue(r.Origin), of)
+	case ReasonMethodNotAllowed:
+		if r.DuplicateACRM {
+			return fmt.Sprintf("the preflight has more than one Access-Control-Request-Method header (%s)", of)
+		}
+		return fmt.Sprintf("method %s is not in allow_methods of %s", quoteValue(d.Refused), of)
+	case ReasonHeaderNotAllowed:
+		return fmt.Sprintf("request header %s is not in allow_headers of %s", quoteValue(strings.ToLower(d.Refused)), of)
+	case ReasonHeadersMalformed:
+		if d.Refused != "" {
+			return fmt.Sprintf("Access-Control-Request-Headers names %s, which is not a header name (%s)", quoteValue(d.Refused), of)
+		}
+		return fmt.Sprintf("Access-Control-Request-Headers is longer than %d bytes or %d names (%s)", MaxACRHBytes, MaxACRHNames, of)
+	case ReasonPrivateNetworkNotAllowed:
+		return fmt.Sprintf("private network access is not allowed: allow_private_network is false in %s", of)
+	case ReasonUnknownPolicy:
+		return "the route names a policy in x-corsproc-policy that the policy set does not define"
+	}
+	return d.Reason.String()
+}
+
+// quoteValue quotes a request value for Refusal: ASCII only, escaped, at
+// most maxRefusalValue bytes of it.
+func quoteValue(s string) string {
+	if len(s) > maxRefusalValue {
+		return strconv.QuoteToASCII(s[:maxRefusalValue]) + "..."
+	}
+	return strconv.QuoteToASCII(s)
 }

@@ -170,3 +170,50 @@ func TestExplainRouteIndexInDirectory(t *testing.T) {
 		t.Fatalf("Why = %q, want %q", e.Why, want)
 	}
 }
+
+// A refusal says what was refused and which policy decided, in one line
+// that is safe in a header value and a log whatever the client sent; an
+// allowed request has none.
+func TestRefusal(t *testing.T) {
+	set := mustParse(t, webPolicy)
+	app := "https://app.example.com"
+	long := "https://" + strings.Repeat("a", 300) + ".evil.test"
+	dupACRM := preflight(app, "PUT")
+	dupACRM.DuplicateACRM = true
+	pna := preflight(app, "GET")
+	pna.Route, pna.ACRPN = "nomax", "true"
+	nomaxPUT := preflight(app, "DELETE")
+	nomaxPUT.Route = "nomax"
+	unknown := get(app)
+	unknown.PolicyName = "typo"
+	for _, c := range []struct {
+		name string
+		req  policy.Request
+		want string
+	}{
+		{"allowed", preflight(app, "GET", "content-type"), ""},
+		{"origin", get("https://evil.test"), `origin "https://evil.test" is not allowed by policy "web"`},
+		{"origin with control characters", get("https://evil.test\x01\u00e9"), `origin "https://evil.test\x01\u00e9" is not an origin a browser sends (policy "web")`},
+		{"long origin", get(long), `origin "https://` + strings.Repeat("a", 120) + `"... is not an origin a browser sends (policy "web")`},
+		{"method", nomaxPUT, `method "DELETE" is not in allow_methods of policy "nomax"`},
+		{"two methods", dupACRM, `the preflight has more than one Access-Control-Request-Method header (policy "web")`},
+		{"header", preflight(app, "GET", "content-type, X-Api-Key"), `request header "x-api-key" is not in allow_headers of policy "web"`},
+		{"header not a token", preflight(app, "GET", "x(y)"), `Access-Control-Request-Headers names "x(y)", which is not a header name (policy "web")`},
+		{"private network", pna, `private network access is not allowed: allow_private_network is false in policy "nomax"`},
+		{"unknown policy", unknown, `the route names a policy in x-corsproc-policy that the policy set does not define`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var d policy.Decision
+			set.Decide(&c.req, &d)
+			got := d.Refusal(&c.req)
+			if got != c.want {
+				t.Errorf("Refusal = %s\nwant      %s", got, c.want)
+			}
+			for i := 0; i < len(got); i++ {
+				if got[i] < 0x20 || got[i] > 0x7e {
+					t.Fatalf("Refusal has byte %#x at %d: not safe in a header value", got[i], i)
+				}
+			}
+		})
+	}
+}

@@ -25,14 +25,20 @@ const (
 	logSendFailed
 	logUnknownMessage
 	logUnknownPolicy
+	logRefused // at info level, RefusalLogInterval
 	numLogKinds
 )
+
+// RefusalLogInterval is how often at most the processor logs a refused
+// CORS request at info level: a client decides how many it sends. At debug
+// level every refusal is logged (docs/operations.md, "Logs").
+const RefusalLogInterval = time.Second
 
 // logLimiter lets at most one line of each kind through per interval and
 // counts the others. It takes no lock: a line costs an atomic load when
 // suppressed, a compare-and-swap when logged.
 type logLimiter struct {
-	interval time.Duration
+	interval [numLogKinds]time.Duration
 	now      func() time.Time // time.Now; a fake clock in tests
 	base     time.Time        // monotonic origin of next
 	kinds    [numLogKinds]logSlot
@@ -45,11 +51,13 @@ type logSlot struct {
 }
 
 func newLogLimiter(interval time.Duration, now func() time.Time) *logLimiter {
-	l := &logLimiter{interval: interval, now: now, base: now()}
+	l := &logLimiter{now: now, base: now()}
 	for i := range l.kinds {
 		// The first line of each kind is logged at once.
 		l.kinds[i].next.Store(-1)
+		l.interval[i] = interval
 	}
+	l.interval[logRefused] = RefusalLogInterval
 	return l
 }
 
@@ -60,7 +68,7 @@ func (l *logLimiter) allow(k logKind) (bool, uint64) {
 	s := &l.kinds[k]
 	now := int64(l.now().Sub(l.base))
 	next := s.next.Load()
-	if now < next || !s.next.CompareAndSwap(next, now+int64(l.interval)) {
+	if now < next || !s.next.CompareAndSwap(next, now+int64(l.interval[k])) {
 		s.suppressed.Add(1)
 		return false, 0
 	}

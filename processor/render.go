@@ -120,13 +120,20 @@ type immediateReply struct {
 }
 
 // newImmediateReply returns an immediate response with status, headers and
-// an empty body. Envoy sends it as a local reply; the upstream never sees
-// the request and no response_headers message follows
-// (docs/extproc-protocol.md, "Immediate responses").
-func newImmediateReply(status int, headers []policy.Header, details string) *extprocv3.ProcessingResponse {
+// an empty body; with a reason (Options.ExplainRefusals), the reason is the
+// plain-text body and the X-Corsproc-Reason header. Envoy sends it as a
+// local reply; the upstream never sees the request and no response_headers
+// message follows (docs/extproc-protocol.md, "Immediate responses").
+func newImmediateReply(status int, headers []policy.Header, details, reason string) *extprocv3.ProcessingResponse {
 	r := new(immediateReply)
 	r.status.Code = typev3.StatusCode(status)
 	r.ir.Status = &r.status
+	if reason != "" {
+		headers = append(headers[:len(headers):len(headers)],
+			policy.Header{Name: HeaderReason, Value: reason},
+			policy.Header{Name: "content-type", Value: "text/plain; charset=utf-8"})
+		r.ir.Body = []byte(reason + "\n")
+	}
 	if len(headers) > 0 {
 		r.mut.SetHeaders = r.set.render(headers)
 		r.ir.Headers = &r.mut

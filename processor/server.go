@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,7 +69,24 @@ type Options struct {
 	// GRPC bounds the gRPC server of GRPCServerOptions: message size and
 	// streams open at once (grpcoptions.go).
 	GRPC GRPCLimits
+	// ExplainRefusals makes refusals explain themselves to the client: a
+	// refused preflight's 403 carries a plain-text body and an
+	// X-Corsproc-Reason header saying what was refused and which policy
+	// decided (policy.Decision.Refusal), and a refused actual request's
+	// response gets the header. corsproc dev sets it; serve only with
+	// --explain-refusals, as it tells any client what a policy lacks
+	// (docs/operations.md, "Refusals that explain themselves").
+	ExplainRefusals bool
+	// Refused, when set, is called on the stream's goroutine with every
+	// refused request the set decides (Decision.Reason set), before the
+	// answer is sent. corsproc dev prints explain's account of it. The
+	// request's strings are valid only during the call.
+	Refused func(set *policy.Set, r *policy.Request, d *policy.Decision)
 }
+
+// HeaderReason is the response header that says why a request was refused,
+// with Options.ExplainRefusals.
+const HeaderReason = "x-corsproc-reason"
 
 // Server implements envoy.service.ext_proc.v3.ExternalProcessor.
 type Server struct {
@@ -83,6 +101,9 @@ type Server struct {
 	limits *limitMetrics
 
 	grpcLimits GRPCLimits // applied by GRPCServerOptions
+
+	explainRefusals bool
+	refused         func(*policy.Set, *policy.Request, *policy.Decision)
 }
 
 // New returns a Server enforcing set. A nil set governs nothing: every
@@ -103,7 +124,9 @@ func New(set *policy.Set, opts Options) *Server {
 		limits: newLimitMetrics(opts.Registerer),
 		bounds: headerBounds{entries: DefaultMaxRequestHeaders, bytes: DefaultMaxRequestHeaderBytes},
 		// The gRPC server's bounds, applied by GRPCServerOptions.
-		grpcLimits: opts.GRPC,
+		grpcLimits:      opts.GRPC,
+		explainRefusals: opts.ExplainRefusals,
+		refused:         opts.Refused,
 	}
 	if opts.MaxRequestHeaders > 0 {
 		s.bounds.entries = opts.MaxRequestHeaders
@@ -280,13 +303,22 @@ func (s *Server) requestHeaders(ctx context.Context, st *streamState, h *extproc
 		set.Decide(&st.req, d)
 	}
 	s.record(ctx, st, d)
+	st.reason = ""
+	if d.Reason != policy.ReasonNone {
+		if s.refused != nil {
+			s.refused(st.active.set, &st.req, d)
+		}
+		if s.explainRefusals && !d.Shadow {
+			st.reason = d.Refusal(&st.req)
+		}
+	}
 
 	if d.RespondImmediately() {
 		details := DetailsPreflightRejected
 		if d.Outcome == policy.OutcomePreflightAllowed {
 			details = DetailsPreflightAllowed
 		}
-		return newImmediateReply(d.Status, d.Headers(), details)
+		return newImmediateReply(d.Status, d.Headers(), details, st.reason)
 	}
 	// Requests whose response needs nothing (ungoverned, shadow) tell Envoy
 	// to skip the response phase. Every other governed request takes it,
@@ -308,7 +340,11 @@ func (s *Server) responseHeaders(st *streamState) *extprocv3.ProcessingResponse 
 	if !st.dec.NeedsResponse() {
 		return newHeadersReply(true, nil, nil, false)
 	}
-	return newHeadersReply(true, st.dec.Remove(), st.dec.Headers(), false)
+	set := st.dec.Headers()
+	if st.reason != "" {
+		set = append(set[:len(set):len(set)], policy.Header{Name: HeaderReason, Value: st.reason})
+	}
+	return newHeadersReply(true, st.dec.Remove(), set, false)
 }
 
 // record counts and logs a decision.
@@ -329,6 +365,9 @@ func (s *Server) record(ctx context.Context, st *streamState, d *policy.Decision
 			}
 		})
 	}
+	if d.Reason != policy.ReasonNone && d.Selection != policy.SelectedUnknown {
+		s.logRefusal(ctx, st, d)
+	}
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.LogAttrs(ctx, slog.LevelDebug, "cors decision",
 			slog.String("policy", d.Policy),
@@ -337,6 +376,58 @@ func (s *Server) record(ctx context.Context, st *streamState, d *policy.Decision
 			slog.String("reason", d.Reason.String()),
 			slog.String("mode", modeLabel(d.Shadow)))
 	}
+}
+
+// logRefusal logs a refused request with the facts a person needs to see
+// why: every one at debug level, at most one per RefusalLogInterval at
+// info level (a client decides how many it sends), with the count of those
+// left out. The request's values are the client's: each is cut to a bound,
+// and the handler escapes them (docs/operations.md, "Logs").
+func (s *Server) logRefusal(ctx context.Context, st *streamState, d *policy.Decision) {
+	level := slog.LevelDebug
+	var suppressed uint64
+	if !s.log.Enabled(ctx, slog.LevelDebug) {
+		if !s.log.Enabled(ctx, slog.LevelInfo) {
+			return
+		}
+		ok, n := s.logs.allow(logRefused)
+		if !ok {
+			return
+		}
+		level, suppressed = slog.LevelInfo, n
+	}
+	r := &st.req
+	attrs := []slog.Attr{
+		slog.String("policy", d.Policy),
+		slog.String("outcome", d.Outcome.String()),
+		slog.String("reason", d.Reason.String()),
+		slog.String("refused", d.Refusal(r)),
+		slog.String("origin", truncate(r.Origin, maxLogValue)),
+		slog.String("method", truncate(r.Method, maxLogValue)),
+		slog.String("host", truncate(r.Host, maxLogValue)),
+		slog.String("path", truncate(requestPath(r.Path), maxLogValue)),
+		slog.String("mode", modeLabel(d.Shadow)),
+	}
+	if r.ACRM != "" || d.Outcome == policy.OutcomePreflightRejected || d.Outcome == policy.OutcomePreflightForwarded {
+		attrs = append(attrs,
+			slog.String("request_method", truncate(r.ACRM, maxLogValue)),
+			slog.String("request_headers", truncate(strings.Join(r.ACRH, ","), maxLogValue)))
+	}
+	if level == slog.LevelInfo {
+		attrs = append(attrs, slog.Uint64("suppressed", suppressed))
+	}
+	s.log.LogAttrs(ctx, level, "cors request refused", attrs...)
+}
+
+// maxLogValue bounds each request value a log line quotes.
+const maxLogValue = 256
+
+// requestPath returns :path without its query, which may carry tokens.
+func requestPath(p string) string {
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		return p[:i]
+	}
+	return p
 }
 
 func truncate(s string, n int) string {
@@ -350,6 +441,7 @@ func truncate(s string, n int) string {
 // stream's goroutine and is pooled between streams.
 type streamState struct {
 	active        *active
+	reason        string // X-Corsproc-Reason, with ExplainRefusals
 	policyName    string
 	ambiguousName bool
 	route         string

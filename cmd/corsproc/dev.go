@@ -187,7 +187,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	}
 
 	// corsproc itself, over real loopback gRPC as in production.
-	proc := processor.New(set, processor.Options{Logger: log, IdleTimeout: processor.DefaultIdleTimeout})
+	proc := processor.New(set, processor.Options{Logger: log, IdleTimeout: processor.DefaultIdleTimeout, ExplainRefusals: true, Refused: devRefusals(e.stderr)})
 	watchPolicy(ctx, log, o.policy, set, proc.Swap, nil)
 	g := app.NewGRPCServer(proc, nil)
 	g.DrainTimeout = devShutdownTimeout

@@ -45,6 +45,7 @@ type serveConfig struct {
 	maxMessageBytes           int
 	maxStreams                int
 	maxConnections            int
+	explainRefusals           bool
 }
 
 // newServeFlags defines serve's flags on c.
@@ -106,6 +107,11 @@ func newServeFlags(c *serveConfig) *flag.FlagSet {
 		"gRPC connections open at once (`N`); more wait to be accepted. Envoy\n"+
 			"opens one per worker thread (and per 1000 streams on it); each costs\n"+
 			"under 60 KiB")
+	fs.BoolVar(&c.explainRefusals, "explain-refusals", false,
+		"answer a refused preflight with a plain-text body and an\n"+
+			"X-Corsproc-Reason header saying what was refused, and add the header\n"+
+			"to refused requests' responses. For staging: it tells any client\n"+
+			"what a policy lacks")
 	return fs
 }
 
@@ -199,6 +205,7 @@ type serveOptions struct {
 	streamIdleTimeout     time.Duration
 	maxRequestHeaders     int
 	maxRequestHeaderBytes int
+	explainRefusals       bool
 	reloadInterval        time.Duration
 	adminMode             fs.FileMode
 	grpcLimits            processor.GRPCLimits
@@ -220,6 +227,7 @@ func parseServeFlags(args []string) (serveOptions, error) {
 		streamIdleTimeout:     c.streamIdleTimeout,
 		maxRequestHeaders:     c.maxRequestHeaders,
 		maxRequestHeaderBytes: c.maxRequestHeaderBytes,
+		explainRefusals:       c.explainRefusals,
 		reloadInterval:        c.reloadInterval,
 		grpcLimits:            processor.GRPCLimits{MaxRecvMsgSize: c.maxMessageBytes, MaxStreams: c.maxStreams},
 		maxConnections:        c.maxConnections,
@@ -334,6 +342,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		MaxRequestHeaders:     o.maxRequestHeaders,
 		MaxRequestHeaderBytes: o.maxRequestHeaderBytes,
 		GRPC:                  o.grpcLimits,
+		ExplainRefusals:       o.explainRefusals,
 	})
 	enforced := active.New(proc, set, loadedAt, reg)
 	g := app.NewGRPCServer(proc, creds)
@@ -347,7 +356,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	// queue until one closes (limitListener.Accept takes a slot before it
 	// accepts; golang.org/x/net/netutil/listen.go, v0.62.0).
 	g.Listener = netutil.LimitListener(grpcLis, o.maxConnections)
-	watchPolicyEvery(ctx, log, o.policy, set, enforced.Swap, reg, o.reloadInterval)
+	watchPolicyEvery(ctx, log, o.policy, set, enforced.Swap, reg, reload.Options{Interval: o.reloadInterval, Report: reportReload(enforced)})
 	a := &app.App{Log: log, Servers: []app.Server{g}, ShutdownTimeout: o.shutdownTimeout}
 	bound := listening{grpc: listen.String(g.Addr())}
 	if o.admin != nil {
@@ -386,6 +395,24 @@ func (e *env) runApp(ctx context.Context, a *app.App, bound listening, announce 
 			e.ready(bound)
 		}
 	})
+}
+
+// reportReload returns the reload.Options.Report that records each reload
+// in a for the admin server's /debug/policy.
+func reportReload(a *active.Set) func(reload.Result, string, error) {
+	return func(result reload.Result, digest string, err error) {
+		r := active.Reload{At: time.Now(), Result: result.String(), Digest: digest}
+		var verr *policy.ValidationError
+		switch {
+		case errors.As(err, &verr):
+			for _, d := range verr.Diagnostics {
+				r.Problems = append(r.Problems, d.String())
+			}
+		case err != nil:
+			r.Problems = []string{err.Error()}
+		}
+		a.RecordReload(r)
+	}
 }
 
 // loadPolicy loads the policy at path, or the development policy when path

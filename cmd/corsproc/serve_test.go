@@ -26,6 +26,7 @@ import (
 	"github.com/corsproc/corsproc/internal/testutil"
 	"github.com/corsproc/corsproc/policy"
 	"github.com/corsproc/corsproc/policy/policyfile"
+	"github.com/corsproc/corsproc/processor"
 )
 
 // waitLimit bounds every wait in these tests; nothing should come close.
@@ -795,5 +796,58 @@ func TestServeReadyzUnixSocket(t *testing.T) {
 	in := startServe(t, "--listen", "unix://"+sock, "--admin", "127.0.0.1:0")
 	if code, body := get(t, "GET", "http://"+in.addrs.admin+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz = %d %q, want 200", code, body)
+	}
+}
+
+// sendPreflight sends one preflight to serve's ext_proc service and returns
+// corsproc's immediate response.
+func sendPreflight(t *testing.T, in *instance, origin, method string) *extprocv3.ImmediateResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+	defer cancel()
+	stream, err := extprocv3.NewExternalProcessorClient(dial(t, in.addrs.grpc)).Process(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.CloseSend()
+	var headers []*corev3.HeaderValue
+	for _, h := range [][2]string{
+		{":method", "OPTIONS"}, {":path", "/api/items"}, {":authority", "api.localhost"}, {":scheme", "http"},
+		{"origin", origin}, {"access-control-request-method", method},
+	} {
+		headers = append(headers, &corev3.HeaderValue{Key: h[0], RawValue: []byte(h[1])})
+	}
+	if err := stream.Send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
+		RequestHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: headers}, EndOfStream: true},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil || resp.GetImmediateResponse() == nil {
+		t.Fatalf("ext_proc answer %v, %v; want an immediate response", resp, err)
+	}
+	return resp.GetImmediateResponse()
+}
+
+// serve --explain-refusals makes a refused preflight say why; by default it
+// does not, as the reason tells any client what a policy lacks.
+func TestServeExplainRefusals(t *testing.T) {
+	t.Parallel()
+	reason := func(ir *extprocv3.ImmediateResponse) string {
+		for _, h := range ir.GetHeaders().GetSetHeaders() {
+			if h.GetHeader().GetKey() == processor.HeaderReason {
+				return string(h.GetHeader().GetRawValue())
+			}
+		}
+		return ""
+	}
+	const want = `origin "https://evil.example" is not allowed by policy "development"`
+	on := startServe(t, "--listen", "127.0.0.1:0", "--admin", "", "--explain-refusals")
+	if ir := sendPreflight(t, on, "https://evil.example", "PUT"); reason(ir) != want || string(ir.GetBody()) != want+"\n" {
+		t.Errorf("--explain-refusals: X-Corsproc-Reason %q, body %q; want %q", reason(ir), ir.GetBody(), want)
+	}
+	off := startServe(t, "--listen", "127.0.0.1:0", "--admin", "")
+	if ir := sendPreflight(t, off, "https://evil.example", "PUT"); reason(ir) != "" || len(ir.GetBody()) != 0 {
+		t.Errorf("by default: X-Corsproc-Reason %q, body %q; want neither", reason(ir), ir.GetBody())
 	}
 }
