@@ -13,6 +13,9 @@ package envoy_test
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -24,6 +27,7 @@ import (
 
 	xdscorev3 "github.com/cncf/xds/go/xds/core/v3"
 	xdsmatcherv3 "github.com/cncf/xds/go/xds/type/matcher/v3"
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -33,19 +37,24 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/corsproc/corsproc/envoy/configcheck"
+	"github.com/corsproc/corsproc/envoy/emulator"
+	"github.com/corsproc/corsproc/policy"
 	"github.com/corsproc/corsproc/policy/policyfile"
+	"github.com/corsproc/corsproc/processor"
 
 	// Types that appear only inside typed_config and are not imported above
 	// for assertions must still be linked in, or their "@type" cannot be
 	// resolved. Add the package of every new extension type here.
-	_ "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 )
 
@@ -609,4 +618,252 @@ func TestDocSnippets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDocLocalReplyConfigAgreesWithPolicy checks the local_reply_config
+// docs/envoy.md recommends for Envoy 1.33.1 to 1.36, where Envoy's own
+// replies never reach corsproc: on every route of envoy.yaml, for hosts the
+// README's example policy tells apart, a mapper that applies to an actual
+// request must add exactly the CORS headers corsproc itself gives that
+// request's origin there (run through the emulated Envoy with the policy),
+// and no mapper may apply to a preflight, whose answer is corsproc's.
+func TestDocLocalReplyConfigAgreesWithPolicy(t *testing.T) {
+	mappers := docLocalReplyMappers(t)
+	set, err := policyfile.Parse("README.md", readmePolicy(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := loadBootstrap("envoy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := configcheck.ValidateTree(bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hcms := collect[*hcmv3.HttpConnectionManager](nodes)
+	if len(hcms) != 1 {
+		t.Fatalf("%d HttpConnectionManagers in envoy.yaml, want 1", len(hcms))
+	}
+	routes, samples := emulatorRoutes(t, hcms[0])
+	proxy := newPolicyProxy(t, set, routes)
+
+	checked := 0
+	for i, m := range mappers {
+		origin := exactOrigin(t, m.GetFilter())
+		for _, path := range samples {
+			for _, host := range []string{"www.example.com", "api.example.com"} {
+				where := fmt.Sprintf("mapper %d, %s%s, Origin %s", i, host, path, origin)
+				req := map[string][]string{":path": {path}, ":method": {"GET"}, "origin": {origin}}
+				applies, err := evalAccessLogFilter(m.GetFilter(), req)
+				if err != nil {
+					t.Fatalf("%s: %v", where, err)
+				}
+				preflight := map[string][]string{":path": {path}, ":method": {"OPTIONS"}, "origin": {origin},
+					"access-control-request-method": {"PUT"}}
+				if p, err := evalAccessLogFilter(m.GetFilter(), preflight); err != nil || p {
+					t.Errorf("%s: the mapper applies to a preflight (%v): it would overwrite corsproc's answer", where, err)
+				}
+				if !applies {
+					continue
+				}
+				checked++
+				got := map[string]string{}
+				for _, h := range m.GetHeadersToAdd() {
+					got[strings.ToLower(h.GetHeader().GetKey())] = h.GetHeader().GetValue()
+				}
+				want := corsprocHeaders(t, proxy, host, path, origin)
+				for _, k := range []string{"access-control-allow-origin", "access-control-allow-credentials", "access-control-expose-headers"} {
+					if got[k] != want.Get(k) {
+						t.Errorf("%s: the mapper adds %s %q, corsproc gives %q", where, k, got[k], want.Get(k))
+					}
+				}
+				if !strings.Contains(got["vary"], "Origin") || !strings.Contains(want.Get("vary"), "Origin") {
+					t.Errorf("%s: Vary %q from the mapper, %q from corsproc: both must vary on Origin", where, got["vary"], want.Get("vary"))
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Error("no mapper applies to a request on any route of envoy.yaml: nothing was compared")
+	}
+}
+
+// docLocalReplyMappers returns the mappers of the local_reply_config snippet
+// of docs/envoy.md.
+func docLocalReplyMappers(t *testing.T) []*hcmv3.ResponseMapper {
+	t.Helper()
+	data, err := os.ReadFile("../docs/envoy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range snippetMarker.FindAllSubmatch(data, -1) {
+		if string(m[1]) != "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager" ||
+			!strings.Contains(string(m[2]), "local_reply_config:") {
+			continue
+		}
+		var hcm hcmv3.HttpConnectionManager
+		if err := configcheck.UnmarshalYAML(m[2], &hcm); err != nil {
+			t.Fatal(err)
+		}
+		if len(hcm.GetLocalReplyConfig().GetMappers()) == 0 {
+			t.Fatal("docs/envoy.md: the local_reply_config snippet has no mapper")
+		}
+		return hcm.GetLocalReplyConfig().GetMappers()
+	}
+	t.Fatal("docs/envoy.md: no local_reply_config snippet")
+	return nil
+}
+
+// readmePolicy returns the example policy file of the README: the first
+// yaml block under "## A policy".
+func readmePolicy(t *testing.T) []byte {
+	t.Helper()
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), "\n## A policy\n")
+	if !ok {
+		t.Fatal("README.md: no section \"A policy\"")
+	}
+	_, rest, ok = strings.Cut(rest, "```yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README.md: no yaml block under \"A policy\"")
+	}
+	return []byte(block)
+}
+
+// emulatorRoutes turns the routes of the HCM's one virtual host into the
+// emulator's, and returns a path each route matches (and no route before
+// it does).
+func emulatorRoutes(t *testing.T, hcm *hcmv3.HttpConnectionManager) ([]emulator.Route, []string) {
+	t.Helper()
+	vhs := hcm.GetRouteConfig().GetVirtualHosts()
+	if len(vhs) != 1 {
+		t.Fatalf("%d virtual hosts, want 1", len(vhs))
+	}
+	var routes []emulator.Route
+	var samples []string
+	for _, r := range vhs[0].GetRoutes() {
+		er := emulator.Route{Name: r.GetName(), PathPrefix: r.GetMatch().GetPrefix(), Path: r.GetMatch().GetPath()}
+		sample := er.Path
+		if sample == "" {
+			sample = er.PathPrefix + "sample"
+		}
+		if a, ok := r.GetTypedPerFilterConfig()[extProcFilterName]; ok {
+			pr, ok := unpack(t, a).(*extprocfilterv3.ExtProcPerRoute)
+			if !ok {
+				t.Fatalf("route %s: %s is not an ExtProcPerRoute", r.GetName(), extProcFilterName)
+			}
+			er.ExtProcDisabled = pr.GetDisabled()
+			for _, md := range pr.GetOverrides().GetGrpcInitialMetadata() {
+				er.GRPCInitialMetadata = append(er.GRPCInitialMetadata, emulator.Metadata{Key: md.GetKey(), Value: md.GetValue()})
+			}
+		}
+		routes = append(routes, er)
+		samples = append(samples, sample)
+	}
+	return routes, samples
+}
+
+// newPolicyProxy is an emulated Envoy with envoy.yaml's filter settings and
+// routes in front of corsproc enforcing set, and an upstream answering 200.
+func newPolicyProxy(t *testing.T, set *policy.Set, routes []emulator.Route) *emulator.Proxy {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(up.Close)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	extprocv3.RegisterExternalProcessorServer(gs, processor.New(set, processor.Options{}))
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	p, err := emulator.New(emulator.Config{
+		Upstream:          up.URL,
+		Routes:            routes,
+		AllowModeOverride: true,
+		RequestAttributes: []string{emulator.AttributeRouteName},
+		MessageTimeout:    10 * time.Second,
+		FailureModeAllow:  false, // a corsproc failure must not pass for an answer
+	}, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.CloseIdleConnections)
+	return p
+}
+
+// corsprocHeaders returns the response headers corsproc gives a GET from
+// origin to host and path.
+func corsprocHeaders(t *testing.T, p *emulator.Proxy, host, path, origin string) http.Header {
+	t.Helper()
+	req := httptest.NewRequest("GET", "http://"+host+path, nil)
+	req.Header.Set("Origin", origin)
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Fatalf("GET %s%s: status %d", host, path, rec.Code)
+	}
+	return rec.Result().Header
+}
+
+// exactOrigin returns the origin a mapper's filter matches exactly.
+func exactOrigin(t *testing.T, f *accesslogv3.AccessLogFilter) string {
+	t.Helper()
+	var hf []*accesslogv3.AccessLogFilter
+	if af := f.GetAndFilter(); af != nil {
+		hf = af.GetFilters()
+	} else {
+		hf = []*accesslogv3.AccessLogFilter{f}
+	}
+	for _, f := range hf {
+		h := f.GetHeaderFilter().GetHeader()
+		if h.GetName() == "origin" && !h.GetInvertMatch() && h.GetStringMatch().GetExact() != "" {
+			return h.GetStringMatch().GetExact()
+		}
+	}
+	t.Fatal("a local_reply_config mapper does not match one origin exactly: it would answer any origin")
+	return ""
+}
+
+// evalAccessLogFilter evaluates the part of AccessLogFilter the documented
+// mappers use (and_filter, header_filter with an exact or prefix
+// string_match or present_match, invert_match) against request headers
+// (lower-case keys, pseudo-headers included); anything else is an error.
+func evalAccessLogFilter(f *accesslogv3.AccessLogFilter, req map[string][]string) (bool, error) {
+	switch {
+	case f.GetAndFilter() != nil:
+		for _, sub := range f.GetAndFilter().GetFilters() {
+			ok, err := evalAccessLogFilter(sub, req)
+			if err != nil || !ok {
+				return false, err
+			}
+		}
+		return true, nil
+	case f.GetHeaderFilter() != nil:
+		h := f.GetHeaderFilter().GetHeader()
+		vals, present := req[strings.ToLower(h.GetName())]
+		var match bool
+		switch {
+		case h.GetPresentMatch():
+			match = present
+		case h.GetStringMatch().GetExact() != "":
+			match = present && vals[0] == h.GetStringMatch().GetExact()
+		case h.GetStringMatch().GetPrefix() != "":
+			match = present && strings.HasPrefix(vals[0], h.GetStringMatch().GetPrefix())
+		default:
+			return false, fmt.Errorf("header_filter on %s: only exact, prefix and present_match are evaluated here", h.GetName())
+		}
+		return match != h.GetInvertMatch(), nil
+	}
+	return false, fmt.Errorf("filter %v: only and_filter and header_filter are evaluated here", f)
 }
