@@ -124,7 +124,9 @@ func defaultUpstream() *extprocv3.ProcessingRequest {
 //   - responses marshal (gRPC would fail otherwise) and pass the proto's
 //     validation rules;
 //   - header mutations set raw_value only, never value (Envoy rejects both
-//     set, and reads only raw_value), and never append_action (ignored).
+//     set, and reads only raw_value), and append_action agrees with append
+//     (ext_proc reads only append; an Envoy reading append_action must not
+//     get another answer).
 //
 // After the queue it returns End (io.EOF when nil), as Envoy's half-close.
 type fakeStream struct {
@@ -313,8 +315,10 @@ func checkResponse(m *extprocv3.ProcessingRequest, r *extprocv3.ProcessingRespon
 				return fmt.Errorf("header %s has no raw_value", h.Key)
 			case h.Key != strings.ToLower(h.Key):
 				return fmt.Errorf("header key %q not lower case", h.Key)
-			case o.AppendAction != corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD:
-				return fmt.Errorf("header %s sets append_action: ext_proc ignores it (envoyproxy/envoy#36982)", h.Key)
+			case o.Append == nil && o.AppendAction != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD:
+				return fmt.Errorf("header %s replaces (append unset) but append_action is %v, not OVERWRITE_IF_EXISTS_OR_ADD", h.Key, o.AppendAction)
+			case o.Append != nil && o.AppendAction != corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD:
+				return fmt.Errorf("header %s sets append and append_action %v: Envoy's header parser refuses both", h.Key, o.AppendAction)
 			case o.Append != nil && !o.Append.Value:
 				return fmt.Errorf("header %s sets append false: leave it unset to replace", h.Key)
 			case o.KeepEmptyValue:

@@ -34,11 +34,17 @@ type renderedHeader struct {
 
 // render returns hs as set_headers. Each header carries its value in
 // raw_value only: Envoy reads only raw_value, and rejects a HeaderValue with
-// both value and raw_value set (the request gets a 500). Replacing headers
-// leave append unset (Envoy's ext_proc default is replace); appending ones
-// (Vary) set append: true. append_action is never set: ext_proc ignores it
-// (envoyproxy/envoy#36982). See docs/extproc-protocol.md, "Header
-// mutations".
+// both value and raw_value set (the request gets a 500). Envoy's ext_proc
+// decides between replacing and adding from the deprecated append field
+// alone and never reads append_action (envoyproxy/envoy#36982), in every
+// release corsproc supports. Both are set so that they agree, which also
+// holds for Envoy's general rule (HeaderParser: an explicit append decides,
+// else append_action): replacing headers leave append unset (ext_proc's
+// default is replace) and set append_action OVERWRITE_IF_EXISTS_OR_ADD;
+// appending ones (Vary) set append: true and leave append_action at its
+// default, APPEND_IF_EXISTS_OR_ADD. An Envoy that read append_action would
+// therefore not duplicate Access-Control-Allow-Origin. See
+// docs/extproc-protocol.md, "Header mutations".
 func (s *headerSet) render(hs []policy.Header) []*corev3.HeaderValueOption {
 	if len(hs) == 0 {
 		return nil
@@ -60,6 +66,8 @@ func (s *headerSet) render(hs []policy.Header) []*corev3.HeaderValueOption {
 		m.opt.Header = &m.val
 		if h.Append {
 			m.opt.Append = &s.appendTrue
+		} else {
+			m.opt.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
 		}
 		out = append(out, &m.opt)
 	}
