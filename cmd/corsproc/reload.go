@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -22,14 +21,21 @@ import (
 // does not end the process. Every reload.DefaultInterval the files' digest
 // is compared with the active set's, a backstop for a missed file event.
 func watchPolicy(ctx context.Context, log *slog.Logger, path string, set *policy.Set, swap func(*policy.Set), reg prometheus.Registerer) {
-	watchPolicyEvery(ctx, log, path, set, swap, reg, reload.DefaultInterval)
+	watchPolicyEvery(ctx, log, path, set, swap, reg, reload.Options{Interval: reload.DefaultInterval})
 }
 
-// watchPolicyEvery is watchPolicy comparing the digest every interval (0:
-// never), serve's --reload-interval.
-func watchPolicyEvery(ctx context.Context, log *slog.Logger, path string, set *policy.Set, swap func(*policy.Set), reg prometheus.Registerer, interval time.Duration) {
+// watchPolicyEvery is watchPolicy with the reload options opts (Logger and
+// Registerer are log and reg): serve's --reload-interval, and the report
+// of each reload to the admin server. The reload metrics are registered
+// before it returns, so that they exist from the first scrape.
+func watchPolicyEvery(ctx context.Context, log *slog.Logger, path string, set *policy.Set, swap func(*policy.Set), reg prometheus.Registerer, opts reload.Options) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	var r *reload.Reloader
+	if path != "" {
+		opts.Logger, opts.Registerer = log, reg
+		r = reload.New(path, set, swap, opts)
+	}
 	go func() {
 		defer signal.Stop(hup)
 		if path == "" {
@@ -42,6 +48,6 @@ func watchPolicyEvery(ctx context.Context, log *slog.Logger, path string, set *p
 				}
 			}
 		}
-		reload.New(path, set, swap, reload.Options{Logger: log, Registerer: reg, Interval: interval}).Run(ctx, hup)
+		r.Run(ctx, hup)
 	}()
 }

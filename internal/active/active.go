@@ -42,8 +42,9 @@ type Set struct {
 	proc *processor.Server
 	now  func() time.Time
 
-	mu  sync.Mutex // serialises swaps
-	cur atomic.Pointer[Loaded]
+	mu     sync.Mutex // serialises swaps
+	cur    atomic.Pointer[Loaded]
+	reload atomic.Pointer[Reload]
 
 	generation prometheus.Gauge
 	loaded     prometheus.Gauge
@@ -99,3 +100,26 @@ func (a *Set) record(lp *Loaded) {
 
 // Current returns the active set as it was loaded.
 func (a *Set) Current() *Loaded { return a.cur.Load() }
+
+// Reload is the result of a reload of the policy path
+// (docs/operations.md, "Policy sources and reload").
+type Reload struct {
+	// At is when the reload ended.
+	At time.Time
+	// Result is success (a new set is active), unchanged (the files are
+	// the active set's) or failure (the active set keeps serving).
+	Result string
+	// Digest is the digest of the files the reload read; "" when it could
+	// not read them.
+	Digest string
+	// Problems are why a failed reload refused the files: each error and
+	// warning of the new set, or the error reading them.
+	Problems []string
+}
+
+// RecordReload records r as the last reload, for /debug/policy.
+func (a *Set) RecordReload(r Reload) { a.reload.Store(&r) }
+
+// LastReload returns the last reload RecordReload recorded, or nil when
+// there was none (no policy path, or none has run yet).
+func (a *Set) LastReload() *Reload { return a.reload.Load() }

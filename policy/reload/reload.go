@@ -49,6 +49,11 @@ type Options struct {
 	// missed (a filesystem without inotify, a watch lost to a rename);
 	// only a changed digest makes a reload. 0 disables it.
 	Interval time.Duration
+	// Report, when set, is called after every reload with its result, the
+	// digest of the files it read ("" when they could not be read) and,
+	// for a failure, why: the admin server's /debug/policy shows the last
+	// one.
+	Report func(result Result, digest string, err error)
 }
 
 // DefaultInterval is the Interval of corsproc serve's --reload-interval.
@@ -65,6 +70,7 @@ type Reloader struct {
 	log  *slog.Logger
 
 	interval time.Duration
+	report   func(Result, string, error)
 
 	mu     sync.Mutex // one reload at a time
 	digest string     // of the active set
@@ -91,6 +97,7 @@ func New(path string, current *policy.Set, swap func(*policy.Set), opts Options)
 		swap:     swap,
 		log:      log,
 		interval: opts.Interval,
+		report:   opts.Report,
 		digest:   current.Digest(),
 		names:    current.Names(),
 		watched:  map[string]bool{},
@@ -122,6 +129,18 @@ const (
 	Failed
 )
 
+// String returns the result as corsproc_policy_reloads_total's result
+// label spells it: success, unchanged or failure.
+func (r Result) String() string {
+	switch r {
+	case Swapped:
+		return "success"
+	case Unchanged:
+		return "unchanged"
+	}
+	return "failure"
+}
+
 // Reload loads and validates the whole set at the path and swaps it in, or
 // keeps the active set and returns why. Files whose digest is the active
 // set's are not decoded again. Reloads are serialised.
@@ -135,11 +154,14 @@ func (r *Reloader) Reload() (Result, error) {
 		r.reloads.WithLabelValues("failure").Inc()
 		r.healthy.Set(0)
 		r.logFailure(err)
+		r.reported(Failed, digest, err)
 		return Failed, err
 	}
 	if set == nil {
+		r.reported(Unchanged, digest, nil)
 		return r.unchanged(), nil
 	}
+	defer r.reported(Swapped, set.Digest(), nil)
 	r.swap(set)
 	r.failed = ""
 	r.digest = set.Digest()
@@ -165,6 +187,13 @@ func (r *Reloader) Reload() (Result, error) {
 	}
 	r.names = set.Names()
 	return Swapped, nil
+}
+
+// reported hands a reload's result to Options.Report.
+func (r *Reloader) reported(result Result, digest string, err error) {
+	if r.report != nil {
+		r.report(result, digest, err)
+	}
 }
 
 // failKey identifies what a reload read: the digest, or, when the files
