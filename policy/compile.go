@@ -100,8 +100,10 @@ type Input struct {
 	// nil when there are none.
 	Locator Locator
 	// Diagnostics are the problems decoding the file found. When one is
-	// an error, Compile keeps only its own errors: a key that failed to
-	// decode could make it warn about the key's absence.
+	// an error, Compile keeps its own errors and only those of its
+	// warnings that the decoding errors cannot have caused (keepUnrelated):
+	// a key that failed to decode could make it warn about the key's
+	// absence.
 	Diagnostics []Diagnostic
 }
 
@@ -114,10 +116,8 @@ type Input struct {
 // MaxPolicies or MaxOrigins is refused without being compiled.
 func Compile(src Source) (*Set, error) {
 	files := make([]compileFile, len(src.Files))
-	decodeFailed := false
 	for i, in := range src.Files {
 		files[i] = compileFile{in: in, ds: &diagnostics{file: in.File, loc: in.Locator}}
-		decodeFailed = decodeFailed || in.Schema == nil || hasErrors(in.Diagnostics)
 	}
 	var s *Set
 	if !overCaps(files) {
@@ -127,8 +127,8 @@ func Compile(src Source) (*Set, error) {
 	failed := false
 	for _, f := range files {
 		list := f.ds.list
-		if decodeFailed {
-			list = filter(list, SeverityError)
+		if f.in.Schema == nil || hasErrors(f.in.Diagnostics) {
+			list = keepUnrelated(f.ds, list, f.in.Diagnostics)
 		}
 		list = append(slices.Clip(f.in.Diagnostics), list...)
 		failed = failed || hasErrors(list)
@@ -145,6 +145,37 @@ func Compile(src Source) (*Set, error) {
 		}
 	}
 	return s, nil
+}
+
+// keepUnrelated returns the errors of list, and the warnings that the
+// decoding errors of the file (among decoded) cannot have caused: about a
+// key the file wrote, neither one that failed to decode nor one inside or
+// around it. A key that failed to decode takes its default (a
+// preflight_max_age warned about), and a list item that failed leaves the
+// list shorter (a policy that allows no origin); a key the file does not
+// write may have been misspelt (an unknown key). The decoding error says
+// that better; the other warnings stand, so that one run reports every
+// problem of the file.
+func keepUnrelated(ds *diagnostics, list, decoded []Diagnostic) []Diagnostic {
+	var out []Diagnostic
+	for _, d := range list {
+		if d.Severity == SeverityError || ds.written(d.Path) && !slices.ContainsFunc(decoded, func(e Diagnostic) bool {
+			return e.Severity == SeverityError && (pathWithin(d.Path, e.Path) || pathWithin(e.Path, d.Path))
+		}) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// pathWithin reports whether the field path p is within the field path
+// outer: the same field, or one of its keys or items.
+func pathWithin(p, outer string) bool {
+	if outer == "" || p == outer {
+		return true
+	}
+	rest, ok := strings.CutPrefix(p, outer)
+	return ok && (rest[0] == '.' || rest[0] == '[')
 }
 
 // compileFile is one file being compiled, and the problems found in it.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/corsproc/corsproc/envoy/configcheck"
@@ -47,9 +48,20 @@ func newCheckFlags(c *checkConfig) *flag.FlagSet {
 // are already printed, so the error itself says little.
 var errCheckFailed = errors.New("check failed")
 
+// checked is one policy set check loaded: the set at the path, or one of
+// the ConfigMaps among Kubernetes objects.
+type checked struct {
+	source string
+	set    *policy.Set // nil when invalid
+	diags  []policy.Diagnostic
+}
+
 // runCheck is `corsproc check FILE|DIR`: validate without serving, for CI
 // pipelines and Kubernetes init containers. Exit 0 when valid (warnings
-// printed), 1 on errors or, with --strict, on warnings.
+// printed), 1 on errors or, with --strict, on warnings. A path that holds
+// Kubernetes objects (a rendered manifest, a kustomize directory) has each
+// ConfigMap of policy files checked as the set corsproc loads from its
+// mount.
 func runCheck(_ context.Context, e *env, args []string) error {
 	var c checkConfig
 	fs := newCheckFlags(&c)
@@ -61,62 +73,125 @@ func runCheck(_ context.Context, e *env, args []string) error {
 		return usageErrorf("check: --format %q: want text or json", c.format)
 	}
 	path := pos[0]
-	set, err := policyfile.Load(path)
-	var diags []policy.Diagnostic
-	var verr *policy.ValidationError
-	switch {
-	case errors.As(err, &verr):
-		diags = verr.Diagnostics
-	case err != nil:
+	scan, isK8s, err := scanKubernetes(path)
+	if err != nil {
 		return fmt.Errorf("check: %w", err)
-	default:
-		diags = append(set.Warnings(), unknownPolicyDiagnostics(path, set, c.names)...)
-		if c.routeNames != "" {
-			diags = append(diags, routeNameDiagnostics(set)...)
+	}
+	var sets []checked
+	if !isK8s {
+		set, err := policyfile.Load(path)
+		ck := checked{source: path, set: set}
+		var verr *policy.ValidationError
+		switch {
+		case errors.As(err, &verr):
+			ck.diags = verr.Diagnostics
+		case err != nil:
+			return fmt.Errorf("check: %w", err)
+		default:
+			ck.diags = slices.Concat(set.Warnings(), policyfile.Unreachable(set, c.names), unknownPolicyDiagnostics(path, set, c.names))
+			if c.routeNames != "" {
+				ck.diags = append(ck.diags, routeNameDiagnostics(set)...)
+			}
+		}
+		sets = append(sets, ck)
+	} else {
+		if len(scan.sets) == 0 {
+			for _, s := range scan.skipped {
+				fmt.Fprintf(e.stdout, "%s: not checked: %s\n", path, s)
+			}
+			return fmt.Errorf("check: %s holds Kubernetes objects but no ConfigMap or configMapGenerator of policy files (*.yaml, *.yml keys with policies); see docs/operations.md", path)
+		}
+		for _, k := range scan.sets {
+			set, diags, err := k.load()
+			if err != nil {
+				return fmt.Errorf("check: %w", err)
+			}
+			if set != nil {
+				diags = slices.Concat(diags, k.place(policyfile.Unreachable(set, c.names)), unknownPolicyDiagnostics(k.source, set, c.names))
+				if c.routeNames != "" {
+					diags = append(diags, k.place(routeNameDiagnostics(set))...)
+				}
+			}
+			sets = append(sets, checked{source: k.source, set: set, diags: diags})
 		}
 	}
-	errs, warns := 0, 0
-	for _, d := range diags {
-		if d.Severity == policy.SeverityError {
-			errs++
+	return printChecked(e, path, c, sets, scan)
+}
+
+// printChecked prints what check found in sets, the policy sets at path,
+// and returns errCheckFailed when one fails.
+func printChecked(e *env, path string, c checkConfig, sets []checked, scan *k8sScan) error {
+	anyFailed := false
+	type jsonSet struct {
+		Source   string   `json:"source"`
+		Valid    bool     `json:"valid"`
+		Policies []string `json:"policies,omitempty"`
+		Digest   string   `json:"digest,omitempty"`
+	}
+	out := struct {
+		Path        string           `json:"path"`
+		Valid       bool             `json:"valid"`
+		Policies    []string         `json:"policies,omitempty"`
+		Digest      string           `json:"digest,omitempty"`
+		Sets        []jsonSet        `json:"sets,omitempty"`
+		Skipped     []string         `json:"skipped,omitempty"`
+		Diagnostics []jsonDiagnostic `json:"diagnostics"`
+	}{Path: path, Diagnostics: []jsonDiagnostic{}}
+	for _, ck := range sets {
+		errs, warns := 0, 0
+		for _, d := range ck.diags {
+			if d.Severity == policy.SeverityError {
+				errs++
+			} else {
+				warns++
+			}
+		}
+		failed := errs > 0 || (c.strict && warns > 0)
+		anyFailed = anyFailed || failed
+		js := jsonSet{Source: ck.source, Valid: !failed}
+		if ck.set != nil {
+			js.Policies, js.Digest = ck.set.Names(), ck.set.Digest()
+		}
+		if scan == nil {
+			out.Policies, out.Digest = js.Policies, js.Digest
 		} else {
-			warns++
+			out.Sets = append(out.Sets, js)
 		}
-	}
-	failed := errs > 0 || (c.strict && warns > 0)
-	if c.format == "json" {
-		out := struct {
-			Path        string           `json:"path"`
-			Valid       bool             `json:"valid"`
-			Policies    []string         `json:"policies,omitempty"`
-			Digest      string           `json:"digest,omitempty"`
-			Diagnostics []jsonDiagnostic `json:"diagnostics"`
-		}{Path: path, Valid: !failed, Diagnostics: []jsonDiagnostic{}}
-		if set != nil {
-			out.Policies, out.Digest = set.Names(), set.Digest()
-		}
-		for _, d := range diags {
+		for _, d := range ck.diags {
 			out.Diagnostics = append(out.Diagnostics, toJSONDiagnostic(d))
 		}
+		if c.format == "json" {
+			continue
+		}
+		for _, d := range ck.diags {
+			fmt.Fprintln(e.stdout, d.String())
+		}
+		switch {
+		case errs > 0:
+			fmt.Fprintf(e.stdout, "%s: invalid: %s, %s\n", ck.source, plural(errs, "error"), plural(warns, "warning"))
+		case failed:
+			fmt.Fprintf(e.stdout, "%s: %s (--strict)\n", ck.source, plural(warns, "warning"))
+		default:
+			fmt.Fprintf(e.stdout, "%s: valid: %s, %s\n", ck.source, plural(len(ck.set.Names()), "policy"), plural(warns, "warning"))
+		}
+	}
+	out.Valid = !anyFailed
+	if scan != nil {
+		out.Skipped = scan.skipped
+		if c.format == "text" {
+			for _, s := range scan.skipped {
+				fmt.Fprintf(e.stdout, "%s: not checked: %s\n", path, s)
+			}
+		}
+	}
+	if c.format == "json" {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
 			return err
 		}
-	} else {
-		for _, d := range diags {
-			fmt.Fprintln(e.stdout, d.String())
-		}
-		switch {
-		case errs > 0:
-			fmt.Fprintf(e.stdout, "%s: invalid: %s, %s\n", path, plural(errs, "error"), plural(warns, "warning"))
-		case failed:
-			fmt.Fprintf(e.stdout, "%s: %s (--strict)\n", path, plural(warns, "warning"))
-		default:
-			fmt.Fprintf(e.stdout, "%s: valid: %s, %s\n", path, plural(len(set.Names()), "policy"), plural(warns, "warning"))
-		}
 	}
-	if failed {
+	if anyFailed {
 		return errCheckFailed
 	}
 	return nil

@@ -24,7 +24,7 @@ const validPolicy = "default_policy: web\npolicies:\n  - name: web\n    allowed_
 func TestCheck(t *testing.T) {
 	dir := t.TempDir()
 	valid := writePolicy(t, dir, "valid.yaml", validPolicy)
-	warned := writePolicy(t, dir, "warned.yaml", "policies:\n  - name: web\n    allowed_origins: [https://app.example.com]\n    preflight_max_age: 86400\n")
+	warned := writePolicy(t, dir, "warned.yaml", "policies:\n  - name: web\n    match: {hosts: [app.example.com]}\n    allowed_origins: [https://app.example.com]\n    preflight_max_age: 86400\n")
 	invalid := writePolicy(t, dir, "invalid.yaml", "policies:\n  - name: web\n    allowed_origins: [https://app.example.com/]\n    alow_headers: []\n")
 	for _, c := range []struct {
 		name string
@@ -34,7 +34,7 @@ func TestCheck(t *testing.T) {
 	}{
 		{"valid", []string{"check", valid}, 0, []string{valid + ": valid: 1 policy, 0 warnings"}},
 		{"warning", []string{"check", warned}, 0, []string{
-			warned + ":4:24: warning: policies[0].preflight_max_age: Chromium caches preflights for at most 7200 seconds",
+			warned + ":5:24: warning: policies[0].preflight_max_age: Chromium caches preflights for at most 7200 seconds",
 			warned + ": valid: 1 policy, 1 warning"}},
 		{"warning, strict", []string{"check", warned, "--strict"}, 1, []string{warned + ": 1 warning (--strict)"}},
 		// The names Envoy routes send in x-corsproc-policy: one the set

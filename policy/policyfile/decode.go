@@ -584,10 +584,47 @@ func kindName(n *yaml.Node) string {
 	return strconv.Quote(n.Value)
 }
 
-// suggest proposes the key the user probably meant: a DCH setting name
-// (CORS_ALLOWED_ORIGINS), a key in the wrong case, or one within two edits.
+// dchKeys maps the django-cors-headers settings whose name is not the
+// policy key's, without CORS_ and in lower case, to the key each becomes
+// (docs/migrating-from-django.md): the old names DCH still reads, and
+// CORS_URLS_REGEX, which is a key of match.
+var dchKeys = map[string]string{
+	"origin_whitelist":       "allowed_origins",
+	"origin_regex_whitelist": "allowed_origin_regexes",
+	"origin_allow_all":       "allow_all_origins",
+	"urls_regex":             "match.urls_regex",
+}
+
+// dchRemoved says, for the django-cors-headers settings corsproc has no key
+// for (without CORS_, in lower case), what to write instead.
+var dchRemoved = map[string]string{
+	"model":                 "CORS_MODEL is no longer a django-cors-headers setting and corsproc has no equivalent: list the origins in allowed_origins",
+	"replace_https_referer": "CORS_REPLACE_HTTPS_REFERER is no longer a django-cors-headers setting and corsproc never rewrites Referer: remove it (Django's CSRF_TRUSTED_ORIGINS is the way to trust another origin for CSRF)",
+}
+
+// suggest proposes the key the user probably meant: a DCH setting name,
+// old or new, prefixed or not (CORS_ALLOWED_ORIGINS, CORS_ORIGIN_WHITELIST,
+// origin_whitelist), a key in the wrong case, or one within two edits.
 func suggest(key string, fields protoreflect.FieldDescriptors) string {
-	want := strings.ToLower(strings.TrimPrefix(strings.TrimPrefix(key, "CORS_"), "cors_"))
+	want := strings.ToLower(key)
+	if rest, ok := strings.CutPrefix(want, "cors_"); ok {
+		want = rest
+	}
+	if fix, ok := dchRemoved[want]; ok {
+		return fix
+	}
+	if k, ok := dchKeys[want]; ok {
+		want = k
+	}
+	if top, sub, ok := strings.Cut(want, "."); ok {
+		if fields.ByName(protoreflect.Name(top)) != nil {
+			return fmt.Sprintf("did you mean %q under %s? write %s: {%s: ...}", sub, top, top, sub)
+		}
+	}
+	if fields.ByName("policies") != nil && policyFields.ByName(protoreflect.Name(strings.Split(want, ".")[0])) != nil {
+		// A policy's key written at the top of the file.
+		return fmt.Sprintf("did you mean %q? it is a key of each policy: write it in an entry of policies (corsproc import django converts a settings file)", want)
+	}
 	best, bestDist := "", 3
 	for i := 0; i < fields.Len(); i++ {
 		name := string(fields.Get(i).Name())
