@@ -81,6 +81,9 @@ func checkIstioCluster(r *report, o *object, objs []*object, ps []*pod, where st
 		return
 	}
 	what := fmt.Sprintf("%s (cluster %s)", where, name)
+	if a := ep.GetGrpcService().GetEnvoyGrpc().GetAuthority(); a != host {
+		r.add(o, "%s: envoy_grpc.authority %q, want the Service's host %q: without it Envoy sends the cluster name as :authority, which a sidecar on corsproc refuses (docs/istio.md, \"The filter\")", what, a, host)
+	}
 	if strings.Count(strings.TrimSuffix(host, ".svc.cluster.local"), ".") != 1 {
 		r.add(o, "%s: the host must be <service>.<namespace>.svc.cluster.local", what)
 		return
