@@ -141,10 +141,13 @@ type Match struct {
 	Routes       List // Envoy route names (xds.route_name)
 	Hosts        List // :authority without port; *.example.com allowed
 	PathPrefixes List
+	// URLsRegex is an RE2 regex matched against the whole path (without
+	// the query), as corsproc's match.urls_regex.
+	URLsRegex String
 }
 
 func (m Match) empty() bool {
-	return len(m.Routes.Items) == 0 && len(m.Hosts.Items) == 0 && len(m.PathPrefixes.Items) == 0
+	return len(m.Routes.Items) == 0 && len(m.Hosts.Items) == 0 && len(m.PathPrefixes.Items) == 0 && m.URLsRegex.S == ""
 }
 
 // Vary is whether a source's CORS answers carry Vary: Origin.
@@ -342,6 +345,9 @@ func Build(rs *RuleSet) (*Result, error) {
 	warns := slices.Clone(rs.Warnings)
 	pols, cw := resolveConflicts(pols, &def)
 	warns = append(warns, cw...)
+	for _, p := range pols {
+		warns = append(warns, dropForbidden(p)...)
+	}
 	names(pols)
 	for _, p := range pols {
 		warns = append(warns, policyWarnings(p)...)
@@ -380,8 +386,35 @@ func Build(rs *RuleSet) (*Result, error) {
 		warns[i].Message = strings.ReplaceAll(warns[i].Message, "\n", `\n`)
 		warns[i].Fix = strings.ReplaceAll(warns[i].Fix, "\n", `\n`)
 	}
-	res.Warnings = warns
+	// A definition read by several policies (an nginx map used in two
+	// blocks) is reported once.
+	seen := map[Warning]bool{}
+	res.Warnings = slices.DeleteFunc(warns, func(w Warning) bool {
+		dup := seen[w]
+		seen[w] = true
+		return dup
+	})
 	return res, nil
+}
+
+// dropForbidden leaves out of a policy the request headers and methods
+// browsers never ask for (policy.IsForbiddenRequestHeader,
+// policy.IsForbiddenMethod), which corsproc refuses in a policy: a source
+// listing them allowed nothing more for a browser.
+func dropForbidden(p *Policy) []Warning {
+	var out []Warning
+	drop := func(l *List, forbidden func(string) bool, what string) {
+		l.Items = slices.DeleteFunc(l.Items, func(v Value) bool {
+			if !forbidden(v.S) {
+				return false
+			}
+			out = append(out, At(v.Src, CodeDifference, fmt.Sprintf("%q is left out: it is a forbidden %s, which browsers never ask a preflight for, and corsproc refuses it in a policy", v.S, what), ""))
+			return true
+		})
+	}
+	drop(&p.Headers, policy.IsForbiddenRequestHeader, "request header")
+	drop(&p.Methods, policy.IsForbiddenMethod, "method")
+	return out
 }
 
 // policyWarnings are the findings on a policy as its source wrote it,
@@ -407,6 +440,12 @@ func policyWarnings(p *Policy) []Warning {
 		w.Policy = p.Name
 		out = append(out, w)
 	}
+	if p.MaxAge.Src.IsSet() && (p.MaxAge.N > maxMaxAge || p.MaxAge.N < 0) {
+		w := At(p.MaxAge.Src, CodeDifference, fmt.Sprintf("a preflight max age of %d seconds is written as %d: no browser caches a preflight longer (Firefox caps it at 86400, Chromium at 7200), and corsproc accepts 0 to 86400",
+			p.MaxAge.N, min(max(p.MaxAge.N, 0), maxMaxAge)), "")
+		w.Policy = p.Name
+		out = append(out, w)
+	}
 	if p.Vary == VaryMissing && dependsOnOrigin(p) {
 		src := p.VarySrc
 		if !src.IsSet() {
@@ -418,6 +457,10 @@ func policyWarnings(p *Policy) []Warning {
 	}
 	return out
 }
+
+// maxMaxAge is the largest preflight_max_age corsproc accepts: Firefox's
+// cap (Chromium's is 7200), so no browser caches a preflight longer.
+const maxMaxAge = 86400
 
 func dependsOnOrigin(p *Policy) bool {
 	for _, o := range p.Origins {
@@ -473,7 +516,7 @@ func matchKey(m Match) string {
 		slices.Sort(s)
 		return slices.Compact(s)
 	}
-	return fmt.Sprintf("%q|%q|%q", norm(m.Routes), norm(m.Hosts), norm(m.PathPrefixes))
+	return fmt.Sprintf("%q|%q|%q|%q", norm(m.Routes), norm(m.Hosts), norm(m.PathPrefixes), m.URLsRegex.S)
 }
 
 // resolveConflicts handles several definitions for the same match (item:
@@ -566,6 +609,9 @@ func describeMatch(m Match) string {
 	if len(m.PathPrefixes.Items) > 0 {
 		parts = append(parts, "path prefix "+strings.Join(m.PathPrefixes.Strings(), ", "))
 	}
+	if m.URLsRegex.S != "" {
+		parts = append(parts, "paths matching "+m.URLsRegex.S)
+	}
 	return strings.Join(parts, " and ")
 }
 
@@ -599,7 +645,9 @@ func sanitizeName(s string) string {
 		case !dash && b.Len() > 0:
 			b.WriteByte('-')
 			dash = true
+			continue
 		}
+		dash = r == '-'
 	}
 	n := strings.Trim(b.String(), "-.")
 	if len(n) > 63 {
@@ -649,6 +697,10 @@ func render(rs *RuleSet, pols []*Policy, def string) ([]byte, map[string]Source)
 					writeList(&b, prov, "      ", path+".match", f.name, f.l, true)
 				}
 			}
+			if m := p.Match.URLsRegex; m.S != "" {
+				WriteScalar(&b, "      ", "urls_regex", YAMLString(m.S), m.Src.comment())
+				prov[path+".match.urls_regex"] = m.Src
+			}
 		}
 		writeOrigins(&b, prov, path, p)
 		for _, f := range []struct {
@@ -660,7 +712,7 @@ func render(rs *RuleSet, pols []*Policy, def string) ([]byte, map[string]Source)
 			}
 		}
 		if p.MaxAge.Src.IsSet() {
-			key(&b, prov, path, "preflight_max_age", strconv.FormatInt(p.MaxAge.N, 10), p.MaxAge.Src)
+			key(&b, prov, path, "preflight_max_age", strconv.FormatInt(min(max(p.MaxAge.N, 0), maxMaxAge), 10), p.MaxAge.Src)
 		}
 		if p.Credentials.Src.IsSet() {
 			key(&b, prov, path, "allow_credentials", strconv.FormatBool(p.Credentials.V), p.Credentials.Src)

@@ -1,0 +1,216 @@
+package nginx
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/corsproc/corsproc/internal/importer"
+	"github.com/corsproc/corsproc/internal/importer/importertest"
+	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func importFile(t *testing.T, name string) *importer.Result {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return importText(t, name, string(data))
+}
+
+func importText(t *testing.T, name, text string) *importer.Result {
+	t.Helper()
+	rs, err := Read([]importer.File{{Name: name, Data: []byte(text)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := importer.Build(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestGolden pins the policy file and the warnings of each fixture.
+func TestGolden(t *testing.T) {
+	names, _ := filepath.Glob("testdata/*.conf")
+	if len(names) < 3 {
+		t.Fatalf("fixtures: %v", names)
+	}
+	for _, n := range names {
+		base := filepath.Base(n)
+		t.Run(base, func(t *testing.T) {
+			importertest.Golden(t, strings.TrimSuffix(base, ".conf")+".golden", importertest.Report(importFile(t, base)), *update)
+		})
+	}
+}
+
+type check struct {
+	req     policy.Request
+	outcome policy.Outcome
+}
+
+func preflight(host, path, origin, method string, headers ...string) policy.Request {
+	return policy.Request{Method: "OPTIONS", Host: host, Path: path, Origin: origin, ACRM: method, ACRH: headers}
+}
+
+func get(host, path, origin string) policy.Request {
+	return policy.Request{Method: "GET", Host: host, Path: path, Origin: origin}
+}
+
+func decideAll(t *testing.T, set *policy.Set, checks []check) {
+	t.Helper()
+	for _, c := range checks {
+		var d policy.Decision
+		set.Decide(&c.req, &d)
+		if d.Outcome != c.outcome {
+			t.Errorf("%s %s%s from %q (ACRM %q, ACRH %q): %v (%v, policy %q), want %v", c.req.Method, c.req.Host, c.req.Path, c.req.Origin, c.req.ACRM, c.req.ACRH, d.Outcome, d.Reason, d.Policy, c.outcome)
+		}
+	}
+}
+
+// TestCORSForEverything checks the widely copied wide-open nginx block:
+// nginx answers every origin with *, preflights for GET and POST with the
+// listed headers, and nothing for other methods (not in
+// Access-Control-Allow-Methods). The imported policy gives the same
+// answers; DNT, a header browsers never ask for, is left out.
+func TestCORSForEverything(t *testing.T) {
+	res := importFile(t, "cors-for-everything.conf")
+	if res.LoadError != nil || res.Incomplete() || res.Unsafe() {
+		t.Fatalf("load %v, incomplete %t, unsafe %t\n%s", res.LoadError, res.Incomplete(), res.Unsafe(), importertest.Report(res))
+	}
+	const host = "api.example.com"
+	decideAll(t, res.Set, []check{
+		{preflight(host, "/items", "https://any.example", "POST", "content-type,x-requested-with"), policy.OutcomePreflightAllowed},
+		{preflight(host, "/items", "https://other.example", "GET", "range"), policy.OutcomePreflightAllowed},
+		{preflight(host, "/items", "https://any.example", "PUT"), policy.OutcomePreflightRejected},
+		{preflight(host, "/items", "https://any.example", "POST", "x-custom"), policy.OutcomePreflightRejected},
+		{get(host, "/items", "https://any.example"), policy.OutcomeAllowed},
+		// Another server's host is not this server's.
+		{get("www.example.com", "/", "https://any.example"), policy.OutcomeUngoverned},
+	})
+}
+
+// TestAllowList checks a map allow list with credentials: the unanchored
+// regex in it lets in https://example.com.evil.invalid in nginx, so
+// corsproc refuses it as unsafe at its map line; once the user deletes it
+// (as the error asks), the policy answers as nginx did for every other
+// origin, on /api/ and the rest of the server, and refuses on /static/,
+// whose own add_header drops the server's CORS headers.
+func TestAllowList(t *testing.T) {
+	res := importFile(t, "allowlist.conf")
+	if res.LoadError == nil || !res.Unsafe() {
+		t.Fatalf("the unanchored regex with credentials loads:\n%s", importertest.Report(res))
+	}
+	found := map[importer.Code]int{}
+	for _, w := range res.Warnings {
+		found[w.Code]++
+		if w.Code == importer.CodeUnsafeOrigin && w.Line != 7 {
+			t.Errorf("unsafe origin reported at line %d, want the map entry's 7: %s", w.Line, w)
+		}
+	}
+	if found[importer.CodeUnsafeOrigin] == 0 || found[importer.CodePreflightAuth] != 1 || found[importer.CodeMissingVary] != 1 {
+		t.Errorf("findings %v\n%s", found, importertest.Report(res))
+	}
+	// The user's correction: delete the refused regex.
+	fixed := regexp.MustCompile(`(?m)^.*'\(\?:https://\.\*example\\\.com\)\.\*'.*\n`).ReplaceAllString(string(res.YAML), "")
+	set, err := policyfile.Parse("fixed.yaml", []byte(fixed))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, fixed)
+	}
+	const host = "shop.example.com"
+	decideAll(t, set, []check{
+		{get(host, "/api/items", "https://app.example.com"), policy.OutcomeAllowed},
+		{get("a.shop.example.net", "/api/items", "https://pr-7.preview.example.com"), policy.OutcomeAllowed},
+		{get(host, "/api/items", "https://evil.example.org"), policy.OutcomeDenied},
+		{preflight(host, "/api/items", "https://app.example.com", "PUT", "x-request-id"), policy.OutcomePreflightAllowed},
+		{preflight(host, "/api/items", "https://app.example.com", "PATCH"), policy.OutcomePreflightRejected},
+		{get(host, "/", "https://app.example.com"), policy.OutcomeAllowed},
+		{get(host, "/static/app.js", "https://app.example.com"), policy.OutcomeDenied},
+		{get("other.example.com", "/api/items", "https://app.example.com"), policy.OutcomeUngoverned},
+	})
+}
+
+// TestIdioms covers the idioms one at a time.
+func TestIdioms(t *testing.T) {
+	t.Run("origin if with set", func(t *testing.T) {
+		res := importText(t, "site.conf", `server {
+  server_name example.com;
+  location / {
+    if ($http_origin ~* "^https://(www|app)\.example\.com$") {
+      set $cors $http_origin;
+    }
+    add_header Access-Control-Allow-Origin $cors always;
+    add_header Vary Origin always;
+  }
+}`)
+		if res.Set == nil {
+			t.Fatal(importertest.Report(res))
+		}
+		decideAll(t, res.Set, []check{
+			{get("example.com", "/", "https://www.example.com"), policy.OutcomeAllowed},
+			{get("example.com", "/", "https://evil.example.com"), policy.OutcomeDenied},
+		})
+	})
+	t.Run("reflected origin with credentials", func(t *testing.T) {
+		res := importText(t, "site.conf", "server {\n  add_header Access-Control-Allow-Origin $http_origin;\n  add_header Access-Control-Allow-Credentials true;\n}\n")
+		if res.LoadError == nil || !res.Unsafe() {
+			t.Fatal(importertest.Report(res))
+		}
+	})
+	t.Run("unknown variable is left out", func(t *testing.T) {
+		res := importText(t, "site.conf", "server {\n  server_name a.example;\n  add_header Access-Control-Allow-Origin $upstream_http_x;\n}\n")
+		if !res.Incomplete() || !strings.Contains(importertest.Report(res), "site.conf:3: add_header Access-Control-Allow-Origin: the origin comes from $upstream_http_x") {
+			t.Error(importertest.Report(res))
+		}
+	})
+	t.Run("include of a snippet", func(t *testing.T) {
+		rs, err := Read([]importer.File{
+			{Name: "conf/cors.conf", Data: []byte("add_header Access-Control-Allow-Origin https://app.example.com always;\nadd_header Vary Origin always;\n")},
+			{Name: "conf/site.conf", Data: []byte("server {\n  server_name example.com;\n  location /api/ {\n    include cors.conf;\n  }\n}\n")},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := importer.Build(rs)
+		if err != nil || res.Set == nil || len(res.Policies) != 1 {
+			t.Fatalf("%v\n%s", err, importertest.Report(res))
+		}
+		if !strings.Contains(string(res.YAML), "conf/cors.conf:1") {
+			t.Errorf("the origin is not attributed to the snippet:\n%s", res.YAML)
+		}
+		decideAll(t, res.Set, []check{{get("example.com", "/api/x", "https://app.example.com"), policy.OutcomeAllowed}})
+	})
+	t.Run("syntax error", func(t *testing.T) {
+		if _, err := Read([]importer.File{{Name: "bad.conf", Data: []byte("server {\n")}}); err == nil || !strings.Contains(err.Error(), "bad.conf") {
+			t.Errorf("err = %v", err)
+		}
+	})
+}
+
+func FuzzRead(f *testing.F) {
+	for _, n := range []string{"cors-for-everything.conf", "allowlist.conf", "locations.conf"} {
+		data, err := os.ReadFile(filepath.Join("testdata", n))
+		if err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte("if ($http_origin ~ (a) { set $x $http_origin; } add_header Access-Control-Allow-Origin $x;"))
+	f.Add([]byte("map $http_origin $o { ~* 1; default *; } add_header access-control-allow-origin $o; include x;"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rs, err := Read([]importer.File{{Name: "f.conf", Data: data}})
+		if err != nil {
+			return
+		}
+		if _, err := importer.Build(rs); err != nil {
+			t.Fatalf("Build: %v", err)
+		}
+	})
+}
