@@ -30,17 +30,21 @@ const (
 	LimitStreamIdle         = "stream_idle_timeout"
 	LimitStreams            = "streams"
 	LimitMessage            = "message"
+	// LimitEnvoyResponseHeaders counts responses whose header map corsproc's
+	// headers would take past Envoy's default limits (envoylimits.go).
+	LimitEnvoyResponseHeaders = "envoy_response_headers"
 )
 
 type limitMetrics struct {
 	headers, headerBytes, idle prometheus.Counter
 	streams, message           prometheus.Counter
+	envoyResponse              prometheus.Counter
 }
 
 func newLimitMetrics(reg prometheus.Registerer) *limitMetrics {
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricLimitsExceeded,
-		Help: "Requests and streams past one of corsproc's bounds, by limit: request_headers and request_header_bytes (the request's CORS is refused), stream_idle_timeout (the stream is closed with DEADLINE_EXCEEDED), streams (a stream past --max-streams is refused with RESOURCE_EXHAUSTED), message (a message past the decoder's bounds is refused: its stream fails with INTERNAL).",
+		Help: "Requests and streams past one of corsproc's bounds, by limit: request_headers and request_header_bytes (the request's CORS is refused), stream_idle_timeout (the stream is closed with DEADLINE_EXCEEDED), streams (a stream past --max-streams is refused with RESOURCE_EXHAUSTED), message (a message past the decoder's bounds is refused: its stream fails with INTERNAL), envoy_response_headers (a response whose header map corsproc's headers would take past Envoy's default limits of 100 headers or 60 KiB: CORS headers withheld, as Envoy would answer 500).",
 	}, []string{"limit"})
 	if reg != nil {
 		vec = register(reg, vec)
@@ -51,6 +55,8 @@ func newLimitMetrics(reg prometheus.Registerer) *limitMetrics {
 		idle:        vec.WithLabelValues(LimitStreamIdle),
 		streams:     vec.WithLabelValues(LimitStreams),
 		message:     vec.WithLabelValues(LimitMessage),
+
+		envoyResponse: vec.WithLabelValues(LimitEnvoyResponseHeaders),
 	}
 }
 

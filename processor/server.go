@@ -255,7 +255,7 @@ func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.Pro
 		resp = s.requestHeaders(ctx, st, r.RequestHeaders)
 		kind = msgRequestHeaders
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
-		resp = s.responseHeaders(st)
+		resp = s.responseHeaders(ctx, st, r.ResponseHeaders)
 		kind = msgResponseHeaders
 	case *extprocv3.ProcessingRequest_RequestBody:
 		// Only sent when the filter's processing_mode asks for bodies; we
@@ -333,7 +333,7 @@ func (s *Server) requestHeaders(ctx context.Context, st *streamState, h *extproc
 // responseHeaders applies the stored decision to the upstream response. The
 // upstream status is irrelevant: a 401 or 500 gets the same headers so the
 // browser shows the real error.
-func (s *Server) responseHeaders(st *streamState) *extprocv3.ProcessingResponse {
+func (s *Server) responseHeaders(ctx context.Context, st *streamState, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	// No request_headers on this stream (a malformed sequence, or a filter
 	// that skips the request phase) leaves the zero Decision, ungoverned:
 	// nothing to apply.
@@ -344,7 +344,21 @@ func (s *Server) responseHeaders(st *streamState) *extprocv3.ProcessingResponse 
 	if st.reason != "" {
 		set = append(set[:len(set):len(set)], policy.Header{Name: HeaderReason, Value: st.reason})
 	}
-	return newHeadersReply(true, st.dec.Remove(), set, false)
+	// A mutation that takes the response's header map past Envoy's limits
+	// gets the request a 500 from Envoy: corsproc withholds its headers
+	// instead (envoylimits.go).
+	remove, set, fits := fitEnvoyLimits(h.GetHeaders().GetHeaders(), st.dec.Remove(), set)
+	if !fits {
+		s.limits.envoyResponse.Inc()
+		// Debug only, as for the request bounds: the upstream decides how
+		// often this happens; the metric counts every one.
+		if s.log.Enabled(ctx, slog.LevelDebug) {
+			s.log.LogAttrs(ctx, slog.LevelDebug, "response headers near Envoy's limits: CORS headers withheld",
+				slog.Int("headers", len(h.GetHeaders().GetHeaders())),
+				slog.Bool("upstream_cors_headers_removed", remove != nil))
+		}
+	}
+	return newHeadersReply(true, remove, set, false)
 }
 
 // record counts and logs a decision.
