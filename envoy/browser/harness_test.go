@@ -142,6 +142,9 @@ func newEnv(t *testing.T) *env {
 
 	conn := startCorsproc(t, strings.ReplaceAll(policyYAML, "{{page}}", e.pageOrigin))
 	proxy, err := emulator.New(emulator.Config{
+		// The browser meets the newest Envoy release (docs/envoy.md,
+		// "Envoy releases"); envoy/e2e covers every release profile.
+		Release:  emulator.Newest,
 		Upstream: "http://" + upstreamAddr.String(),
 		Routes: []emulator.Route{
 			{Name: "credentials", PathPrefix: "/credentials/"},
