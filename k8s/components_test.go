@@ -513,3 +513,49 @@ func TestNetworkPolicyComponentsFollowOverlays(t *testing.T) {
 		})
 	}
 }
+
+// TestMonitoringMutations breaks the monitoring component's files and
+// expects each break reported.
+func TestMonitoringMutations(t *testing.T) {
+	env := newTestEnv(t)
+	orig := loadTree(t)
+	cases := []struct{ name, file, old, new, want string }{
+		{"PodMonitor on the gRPC port", "components/monitoring/podmonitor.yaml",
+			"    - port: admin\n", "    - port: grpc\n", `port "grpc" is not corsproc's admin port`},
+		{"PodMonitor selecting nothing", "components/monitoring/podmonitor.yaml",
+			"  selector:\n    matchLabels:\n      app.kubernetes.io/name: corsproc\n", "  selector:\n    matchLabels:\n      app.kubernetes.io/name: cors-proc\n", "selects no corsproc pod"},
+		{"PrometheusRule field misspelt", "components/monitoring/prometheusrule.yaml",
+			"        - alert: CorsprocNoTraffic\n", "        - alret: CorsprocNoTraffic\n", `unknown field "spec.groups[0].rules[5].alret"`},
+		{"alert on a metric corsproc does not export", "components/monitoring/prometheusrule.yaml",
+			"expr: max by (namespace, pod) (corsproc_policy_last_reload_successful) == 0", "expr: max by (namespace, pod) (corsproc_policy_reload_successful) == 0",
+			"queries corsproc_policy_reload_successful, which corsproc does not export"},
+		{"alert without for", "components/monitoring/prometheusrule.yaml",
+			"          for: 30m\n", "", "alert CorsprocNoTraffic has no `for`"},
+		{"dashboard on a metric corsproc does not export", "components/monitoring/corsproc-dashboard.json",
+			"rate(process_cpu_seconds_total{", "rate(process_cpu_seconds{", "queries process_cpu_seconds, which corsproc does not export"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tr := orig.clone()
+			if n := bytes.Count(tr[c.file], []byte(c.old)); n != 1 {
+				t.Fatalf("k8s/%s holds %q %d times, want once: update this case", c.file, c.old, n)
+			}
+			tr[c.file] = bytes.Replace(tr[c.file], []byte(c.old), []byte(c.new), 1)
+			overlay := compose(tr, "monitoring")
+			problems := checkOverlay(env, tr, overlay)
+			if objs, err := render(tr, overlay); err == nil {
+				for _, o := range objs {
+					decode(&report{overlay: overlay}, o)
+				}
+				problems = append(problems, componentProblems(env, "monitoring", objs)...)
+			}
+			for _, p := range problems {
+				if strings.Contains(p, c.want) {
+					t.Logf("reported as: %s", p)
+					return
+				}
+			}
+			t.Errorf("no problem mentions %q; got:\n%s", c.want, strings.Join(problems, "\n"))
+		})
+	}
+}
