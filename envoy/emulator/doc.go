@@ -107,9 +107,14 @@
 //   - A local reply's headers are, in order: :status and for a body
 //     content-length and content-type text/plain; the route's headers; an
 //     immediate response's mutation; local_reply_config's headers_to_add
-//     (Utility::prepareLocalReply, source/common/http/utility.cc); then, for
-//     a reply Envoy generates after the request phase, ext_proc's response
-//     phase where the release sends it.
+//     (Utility::prepareLocalReply, source/common/http/utility.cc); the
+//     encodeHeaders of a filter placed after ext_proc
+//     (Config.LaterEncoderHeaders: a local reply goes through every encoder
+//     filter, DownstreamFilterManager::sendLocalReplyViaFilterChain, and
+//     encoder filters run in reverse order); then, for a reply Envoy
+//     generates after the request phase, ext_proc's response phase where
+//     the release sends it. An upstream response likewise gets the route's
+//     headers and the later filter's before ext_proc sees it.
 //   - Header mutations follow MutationUtils::applyHeaderMutations
 //     (mutation_utils.cc): removals first; the deprecated append BoolValue
 //     decides between replacing (unset or false) and adding (true), and

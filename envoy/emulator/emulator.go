@@ -210,6 +210,14 @@ type Config struct {
 	// as ext_proc left them, it returns the local reply that refuses the
 	// request, or nil to pass it on.
 	LaterFilter func(method, path string, header http.Header) *LocalReply
+	// LaterEncoderHeaders are the response headers a filter placed after
+	// ext_proc adds in its encodeHeaders. Encoder filters run in reverse
+	// order, so it sees every response before ext_proc does (upstream
+	// responses and the local replies Envoy generates), and it also runs on
+	// ext_proc's own immediate responses, after their mutation: Envoy
+	// sends a local reply through every encoder filter
+	// (DownstreamFilterManager::sendLocalReplyViaFilterChain).
+	LaterEncoderHeaders []HeaderValueOption
 	// LocalReplyMappers is the connection manager's local_reply_config.
 	LocalReplyMappers []LocalReplyMapper
 	// MaxHeadersCount and MaxHeadersKB bound the request header map and the
@@ -327,6 +335,7 @@ func New(cfg Config, conn grpc.ClientConnInterface) (*Proxy, error) {
 	for i, m := range cfg.AllowedOverrideModes {
 		errs = append(errs, checkMode(fmt.Sprintf("AllowedOverrideModes[%d]", i), m)...)
 	}
+	errs = append(errs, checkHeaders("LaterEncoderHeaders", cfg.LaterEncoderHeaders, nil)...)
 	for i, m := range cfg.LocalReplyMappers {
 		if m.Filter == nil {
 			errs = append(errs, fmt.Errorf("emulator: LocalReplyMappers[%d]: no Filter", i))

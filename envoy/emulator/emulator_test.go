@@ -1594,3 +1594,26 @@ func TestStreamClosedWhenDone(t *testing.T) {
 		})
 	}
 }
+
+// A filter after ext_proc that adds response headers runs before ext_proc
+// on the way back: the processor sees its headers on upstream responses
+// and can override them; on the processor's own immediate response it runs
+// after the immediate response's mutation, and wins.
+func TestLaterEncoderFilter(t *testing.T) {
+	t.Parallel()
+	cfg := emulator.Config{LaterEncoderHeaders: []emulator.HeaderValueOption{{Key: "x-later", Value: "later"}}}
+	h := newHarness(t, cfg, answer(continueRequest(nil), continueResponse(mutation(nil, set("x-later", "proc")))))
+	resp, _, _ := h.get("/")
+	if got := resp.Header.Get("X-Later"); got != "proc" {
+		t.Errorf("X-Later %q on an upstream response, want the processor's", got)
+	}
+	if lines := headerLines(t, responseHeadersOf(t, h.stream().messages()[1])); !slices.Contains(lines, "x-later: later") {
+		t.Errorf("ext_proc did not see the later filter's header: %q", lines)
+	}
+
+	h2 := newHarness(t, cfg, answer(immediate(204, mutation(nil, set("x-later", "proc")), "", "preflight")))
+	resp, _, _ = h2.get("/")
+	if got := resp.Header.Get("X-Later"); got != "later" {
+		t.Errorf("X-Later %q on an immediate response, want the later filter's", got)
+	}
+}

@@ -187,8 +187,10 @@ func (x *exchange) serve() *reply {
 		return x.generatedReply(http.StatusBadGateway, "upstream_reset_before_response_started{protocol_error}",
 			[]byte("upstream connect error or disconnect/reset before headers. reset reason: protocol error"), nil)
 	}
-	// The route's response headers, before the encoder filters.
+	// The route's response headers, before the encoder filters; then a
+	// later filter's encodeHeaders, which runs before ext_proc's.
 	x.finalizeRoute(&respH)
+	applyOptions(&respH, p.cfg.LaterEncoderHeaders)
 
 	// The response headers phase.
 	if !x.done && x.sendResponse {
@@ -213,6 +215,7 @@ func (x *exchange) generatedReply(status int, details string, body []byte, extra
 	applyOptions(&m, extra)
 	x.finalizeRoute(&m)
 	x.mapLocalReply(&m, status)
+	applyOptions(&m, p.cfg.LaterEncoderHeaders)
 	if p.cfg.Release.LocalRepliesToProcessor && !x.done && x.sendResponse {
 		p.c.localRepliesProcessed.Add(1)
 		msg := x.headersMessage(phaseResponse, m, len(body) == 0)
@@ -245,6 +248,7 @@ func (x *exchange) extprocReply(status int, details string, body []byte, mut *ex
 		}
 	}
 	x.mapLocalReply(&m, status)
+	applyOptions(&m, x.p.cfg.LaterEncoderHeaders)
 	return &reply{status: status, headers: m, body: body, details: cleanDetails(details)}
 }
 
