@@ -6,24 +6,62 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/corsproc/corsproc/internal/importer/django"
 )
 
 func newImportFlags() *flag.FlagSet {
-	return flag.NewFlagSet("import", flag.ContinueOnError)
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	fs.Var(new(debugProfile), "debug",
+		"django: evaluate the settings for DEBUG = `true|false` only and write one policy,\n"+
+			"named django, for that profile (default: both, with a second policy,\n"+
+			"django-debug, when the CORS settings depend on DEBUG)")
+	return fs
+}
+
+// debugProfile is import's --debug: the DEBUG value the Django settings are
+// evaluated for.
+type debugProfile django.Profile
+
+func (p *debugProfile) String() string {
+	switch django.Profile(*p) {
+	case django.ProductionProfile:
+		return "false"
+	case django.DebugProfile:
+		return "true"
+	}
+	return ""
+}
+
+func (p *debugProfile) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("want true or false")
+	}
+	*p = debugProfile(django.ProductionProfile)
+	if b {
+		*p = debugProfile(django.DebugProfile)
+	}
+	return nil
 }
 
 // errImportIncomplete is import's result when the generated policy needs a
 // hand: the YAML and every warning are already printed.
 var errImportIncomplete = errors.New("import: the generated policy does not load as it is; see the warnings")
 
+// errImportLeftOut is import's result when the policy lacks values, or
+// parts of values, that the settings give and the importer could not read:
+// they must be written in by hand, as the warnings say.
+var errImportLeftOut = errors.New("import: the policy lacks values the importer could not read; add them by hand as the warnings say")
+
 // runImport is `corsproc import django SETTINGS.py`: read a Django settings
 // file without executing it and print the equivalent policy file on
 // stdout, and every difference between django-cors-headers and corsproc on
 // stderr with its line number.
 func runImport(_ context.Context, e *env, args []string) error {
-	pos, err := parseFlagsWithArgs("import", newImportFlags(), args, "django", "SETTINGS.py")
+	fs := newImportFlags()
+	pos, err := parseFlagsWithArgs("import", fs, args, "django", "SETTINGS.py")
 	if err != nil {
 		return err
 	}
@@ -35,7 +73,8 @@ func runImport(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	res, err := django.Import(file, src)
+	profile := django.Profile(*fs.Lookup("debug").Value.(*debugProfile))
+	res, err := django.ImportWith(file, src, django.Options{Profile: profile})
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
@@ -53,6 +92,9 @@ func runImport(_ context.Context, e *env, args []string) error {
 	}
 	if res.LoadError != nil {
 		return errImportIncomplete
+	}
+	if res.Incomplete() {
+		return errImportLeftOut
 	}
 	return nil
 }

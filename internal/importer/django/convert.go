@@ -15,45 +15,60 @@ import (
 // The settings DCH reads, and the policy key each becomes. Old names are
 // read when the new one is not set (DCH: "is not None").
 const (
-	sAllowedOrigins   = "CORS_ALLOWED_ORIGINS"
-	sOriginWhitelist  = "CORS_ORIGIN_WHITELIST"
-	sOriginRegexes    = "CORS_ALLOWED_ORIGIN_REGEXES"
-	sRegexWhitelist   = "CORS_ORIGIN_REGEX_WHITELIST"
-	sAllowAll         = "CORS_ALLOW_ALL_ORIGINS"
-	sOriginAllowAll   = "CORS_ORIGIN_ALLOW_ALL"
-	sURLsRegex        = "CORS_URLS_REGEX"
-	sAllowMethods     = "CORS_ALLOW_METHODS"
-	sAllowHeaders     = "CORS_ALLOW_HEADERS"
-	sExposeHeaders    = "CORS_EXPOSE_HEADERS"
-	sMaxAge           = "CORS_PREFLIGHT_MAX_AGE"
-	sCredentials      = "CORS_ALLOW_CREDENTIALS"
-	sPrivateNetwork   = "CORS_ALLOW_PRIVATE_NETWORK"
-	sReplaceHTTPSRefe = "CORS_REPLACE_HTTPS_REFERER"
+	sAllowedOrigins  = "CORS_ALLOWED_ORIGINS"
+	sOriginWhitelist = "CORS_ORIGIN_WHITELIST"
+	sOriginRegexes   = "CORS_ALLOWED_ORIGIN_REGEXES"
+	sRegexWhitelist  = "CORS_ORIGIN_REGEX_WHITELIST"
+	sAllowAll        = "CORS_ALLOW_ALL_ORIGINS"
+	sOriginAllowAll  = "CORS_ORIGIN_ALLOW_ALL"
+	sURLsRegex       = "CORS_URLS_REGEX"
+	sAllowMethods    = "CORS_ALLOW_METHODS"
+	sAllowHeaders    = "CORS_ALLOW_HEADERS"
+	sExposeHeaders   = "CORS_EXPOSE_HEADERS"
+	sMaxAge          = "CORS_PREFLIGHT_MAX_AGE"
+	sCredentials     = "CORS_ALLOW_CREDENTIALS"
+	sPrivateNetwork  = "CORS_ALLOW_PRIVATE_NETWORK"
 )
 
+// removedSettings are the settings DCH no longer reads (its system checks
+// refuse them, docs/migrating-from-django.md): the message and fix of the
+// warning each gets.
+var removedSettings = map[string][2]string{
+	"CORS_MODEL": {
+		"removed from DCH in 3.0.0 (its system check corsheaders.E012 refuses it), and corsproc has no equivalent: the policy does not read origins from a database",
+		"list the origins your model held in allowed_origins, and remove CORS_MODEL",
+	},
+	"CORS_REPLACE_HTTPS_REFERER": {
+		"removed from DCH in 4.0.0 with CorsPostCsrfMiddleware (its system check corsheaders.E013 refuses it); corsproc never rewrites Referer",
+		"remove it; to let another origin pass Django's CSRF check, list it in CSRF_TRUSTED_ORIGINS, which stays in Django",
+	},
+}
+
 // knownSettings maps every CORS_* setting the importer knows to its policy
-// key; "" for settings it ignores on purpose.
+// key.
 var knownSettings = map[string]string{
-	sAllowedOrigins:   "allowed_origins",
-	sOriginWhitelist:  "allowed_origins",
-	sOriginRegexes:    "allowed_origin_regexes",
-	sRegexWhitelist:   "allowed_origin_regexes",
-	sAllowAll:         "allow_all_origins",
-	sOriginAllowAll:   "allow_all_origins",
-	sURLsRegex:        "match.urls_regex",
-	sAllowMethods:     "allow_methods",
-	sAllowHeaders:     "allow_headers",
-	sExposeHeaders:    "expose_headers",
-	sMaxAge:           "preflight_max_age",
-	sCredentials:      "allow_credentials",
-	sPrivateNetwork:   "allow_private_network",
-	sReplaceHTTPSRefe: "",
+	sAllowedOrigins:  "allowed_origins",
+	sOriginWhitelist: "allowed_origins",
+	sOriginRegexes:   "allowed_origin_regexes",
+	sRegexWhitelist:  "allowed_origin_regexes",
+	sAllowAll:        "allow_all_origins",
+	sOriginAllowAll:  "allow_all_origins",
+	sURLsRegex:       "match.urls_regex",
+	sAllowMethods:    "allow_methods",
+	sAllowHeaders:    "allow_headers",
+	sExposeHeaders:   "expose_headers",
+	sMaxAge:          "preflight_max_age",
+	sCredentials:     "allow_credentials",
+	sPrivateNetwork:  "allow_private_network",
 }
 
 // source is where a policy key or list entry came from.
 type source struct {
 	setting string
 	lines   []int
+	// unknown are the parts of a list setting the importer cannot know
+	// (partial.go): the policy marks where each belongs.
+	unknown []*part
 }
 
 func (s source) line() int {
@@ -67,12 +82,14 @@ func (s source) line() int {
 type item struct {
 	s    string
 	line int
+	dflt *part // the entry is the default of this environment lookup
 }
 
 // pol is one generated policy, before it is written as YAML. Only keys whose
 // source is set are written.
 type pol struct {
-	name string
+	name  string
+	label string // the DEBUG profile it was imported for, when one was asked
 
 	urlsRegex    string
 	urlsSrc      source
@@ -114,6 +131,13 @@ func (c *converter) warn(line int, name, fix, format string, args ...any) {
 	c.warns = append(c.warns, Warning{File: c.file, Line: line, Setting: name, Message: fmt.Sprintf(format, args...), Fix: fix})
 }
 
+// leftOut warns about a value, or a part of one, that the settings give
+// and the policy lacks: it must be written in by hand (import exits 1).
+func (c *converter) leftOut(line int, name, fix, format string, args ...any) {
+	c.warn(line, name, fix, format, args...)
+	c.warns[len(c.warns)-1].LeftOut = true
+}
+
 // convert turns the settings of one run into a policy.
 func convert(file string, r *run, name string) (*pol, []Warning) {
 	c := &converter{r: r, file: file, p: &pol{name: name}}
@@ -128,6 +152,7 @@ func convert(file string, r *run, name string) (*pol, []Warning) {
 	c.expose()
 	c.maxAge()
 	c.urlsRegex()
+	c.partials()
 	return c.p, c.warns
 }
 
@@ -138,6 +163,10 @@ func unknownSettings(file string, r *run) []Warning {
 	for _, n := range r.order {
 		st := r.settings[n]
 		if _, ok := knownSettings[n]; ok || !st.set {
+			continue
+		}
+		if r, ok := removedSettings[n]; ok {
+			out = append(out, Warning{File: file, Line: firstLine(st), Setting: n, Message: r[0], Fix: r[1]})
 			continue
 		}
 		fix := "remove it, or correct its name"
@@ -195,7 +224,7 @@ func (c *converter) lookup(name, old string) (*setting, bool) {
 		return nil, false
 	}
 	if st.bad != nil {
-		c.warn(st.bad.line, name, fmt.Sprintf("write %s into the policy by hand", knownSettings[name]),
+		c.leftOut(st.bad.line, name, fmt.Sprintf("write %s into the policy by hand", knownSettings[name]),
 			"left out: the value %s", st.bad.reason)
 		return nil, false
 	}
@@ -203,11 +232,11 @@ func (c *converter) lookup(name, old string) (*setting, bool) {
 }
 
 func settingSource(st *setting) source {
-	return source{setting: st.name, lines: st.lines}
+	return source{setting: st.name, lines: st.lines, unknown: st.val.unknown}
 }
 
 func (c *converter) typeError(st *setting, want string) {
-	c.warn(st.line, st.name, fmt.Sprintf("write %s into the policy by hand", knownSettings[st.name]),
+	c.leftOut(st.line, st.name, fmt.Sprintf("write %s into the policy by hand", knownSettings[st.name]),
 		"left out: must be %s, not %s", want, describeValue(st.val))
 }
 
@@ -265,17 +294,32 @@ func (c *converter) stringList(name, old string, patterns bool) ([]item, *settin
 	switch v.kind {
 	case vList, vTuple:
 	case vStr, vPattern:
-		c.warn(st.line, st.name, fmt.Sprintf("make it a list: [%s]", pyQuote(v.s)),
+		c.leftOut(st.line, st.name, fmt.Sprintf("make it a list: [%s]", pyQuote(v.s)),
 			"left out: is a single string, not a list or tuple, so DCH reads its characters one by one (a tuple of one needs a trailing comma: (%s,))", pyQuote(v.s))
 		return nil, nil, false
 	default:
 		c.typeError(st, "a list or tuple of strings")
 		return nil, nil, false
 	}
+	if len(v.elems) == 0 && len(v.unknown) > 0 {
+		// Nothing of it is known: left out whole.
+		fix := fmt.Sprintf("write %s into the policy by hand", knownSettings[st.name])
+		if len(v.unknown) == 1 {
+			bad := asUnreadable(value{unknown: v.unknown})
+			c.leftOut(bad.line, st.name, fix, "left out: the value %s", bad.reason)
+		} else {
+			var parts []string
+			for _, p := range v.unknown {
+				parts = append(parts, p.String())
+			}
+			c.leftOut(v.unknown[0].line, st.name, fix, "left out: the importer cannot know any of its values: %s", joinAnd(parts))
+		}
+		return nil, nil, false
+	}
 	var out []item
 	for i, el := range v.elems {
 		if el.kind == vStr || patterns && el.kind == vPattern {
-			out = append(out, item{el.s, el.line})
+			out = append(out, item{el.s, el.line, el.dflt})
 			continue
 		}
 		c.warn(el.line, st.name, "remove it, or write it as a string", "entry %d is %s, not a string; left out", i+1, describeValue(el))
@@ -323,7 +367,7 @@ func (c *converter) origins() {
 		}
 		if !seen[s] {
 			seen[s] = true
-			c.p.origins = append(c.p.origins, item{s, it.line})
+			c.p.origins = append(c.p.origins, item{s, it.line, it.dflt})
 		}
 	}
 }
@@ -392,13 +436,13 @@ func (c *converter) origin(name string, it item) (string, bool) {
 		return "", false
 	}
 	canon := scheme + "://" + netloc
-	switch {
-	case neverMatched:
+	// An entry written with a trailing slash, a path or an upper-case
+	// scheme is the same origin to DCH, which compared only scheme and
+	// host: the policy lists it in corsproc's form, and nothing needs
+	// deciding.
+	if neverMatched {
 		c.warn(it.line, name, "remove it if you did not mean to allow "+canon,
 			"%q is written as %q (%s): DCH compared host and port as written, so the entry never matched the origin browsers send, which corsproc now allows", s, canon, strings.Join(changes, ", "))
-	case len(changes) > 0:
-		c.warn(it.line, name, "",
-			"%q is written as %q (%s): DCH compared only scheme and host, so it is the same origin", s, canon, strings.Join(changes, ", "))
 	}
 	if strings.Contains(netloc, "*") {
 		c.warn(it.line, name, "check that you mean a pattern; list exact origins otherwise",
@@ -453,19 +497,18 @@ func (c *converter) regexes() {
 	for _, it := range items {
 		re2, problem := translateRegex(it.s)
 		if problem != "" {
-			c.warn(it.line, st.name, "rewrite it in RE2 syntax, or list the origins in allowed_origins",
+			c.leftOut(it.line, st.name, "rewrite it in RE2 syntax, or list the origins in allowed_origins",
 				"%s %s; left out", pyQuote(it.s), problem)
 			continue
 		}
-		if endAnchored(re2) {
-			c.warn(it.line, st.name, "",
-				"%s is anchored at the end, so corsproc, which matches the whole origin, allows the same origins as DCH's re.match", pyQuote(it.s))
-		} else {
+		// A regex anchored at the end allows the same origins in both:
+		// nothing to decide.
+		if !endAnchored(re2) {
 			c.warn(it.line, st.name, `check that every origin you allow matches it in full; end it with $ to say so`,
 				"%s is not anchored at the end: DCH matched it with re.match, which anchors only the start, so it also allowed every origin that merely begins with a match (the same host followed by .attacker.example, say); corsproc matches the whole origin",
 				pyQuote(it.s))
 		}
-		c.p.regexes = append(c.p.regexes, item{re2, it.line})
+		c.p.regexes = append(c.p.regexes, item{re2, it.line, it.dflt})
 	}
 }
 
@@ -488,7 +531,7 @@ func (c *converter) allowAllLists() {
 		if listed > 0 {
 			fix += fmt.Sprintf("; %s had no effect in DCH here, but may be the list you want", strings.Join(lists, " and "))
 		}
-		c.warn(p.allowAllSrc.line(), p.allowAllSrc.setting, fix,
+		c.leftOut(p.allowAllSrc.line(), p.allowAllSrc.setting, fix,
 			"with CORS_ALLOW_CREDENTIALS (line %d), DCH answered every origin with its own name and credentials, which lets any site read a logged-in user's responses; corsproc refuses that, so the policy keeps allow_credentials, does not allow all origins, and lists none yet",
 			p.credsSrc.line())
 		p.origins, p.originsSrc, p.originsNote = nil, p.allowAllSrc, "list your origins here"
@@ -530,15 +573,14 @@ func (c *converter) methods() {
 	for _, it := range items {
 		switch {
 		case policy.IsForbiddenMethod(it.s):
-			c.warn(it.line, st.name, "", "%s is a forbidden method that browsers never send, so leaving it out changes nothing", pyQuote(it.s))
-			continue
+			continue // browsers never send it: leaving it out changes nothing
 		case it.s == "*" && c.p.creds:
 			c.warn(it.line, st.name, "list the methods instead, if you did not mean to allow every method",
 				`DCH sent Access-Control-Allow-Methods: * literally, which browsers do not honour on requests with credentials; corsproc answers with the requested method, which allows every method, with credentials too`)
 		}
 		out = append(out, it)
 	}
-	if !equalItems(out, policyfile.DefaultAllowMethods) {
+	if len(st.val.unknown) > 0 || !equalItems(out, policyfile.DefaultAllowMethods) {
 		c.p.methods, c.p.methodsSrc = out, settingSource(st)
 	}
 }
@@ -552,8 +594,7 @@ func (c *converter) headers() {
 	for _, it := range items {
 		switch {
 		case policy.IsForbiddenRequestHeader(it.s):
-			c.warn(it.line, st.name, "", "%s is a forbidden request header: scripts cannot set it, so browsers never ask to send it and leaving it out changes nothing", pyQuote(it.s))
-			continue
+			continue // scripts cannot set it: leaving it out changes nothing
 		case it.s == "*":
 			msg := `DCH sent Access-Control-Allow-Headers: * literally, which browsers honour without credentials for every header except Authorization; corsproc answers with the requested names, which allows every header, Authorization included`
 			if c.p.creds {
@@ -563,7 +604,7 @@ func (c *converter) headers() {
 		}
 		out = append(out, it)
 	}
-	if !equalItems(out, policyfile.DefaultAllowHeaders) {
+	if len(st.val.unknown) > 0 || !equalItems(out, policyfile.DefaultAllowHeaders) {
 		c.p.headers, c.p.headersSrc = out, settingSource(st)
 	}
 }
@@ -577,15 +618,14 @@ func (c *converter) expose() {
 	for _, it := range items {
 		switch lower := strings.ToLower(it.s); {
 		case lower == "set-cookie" || lower == "set-cookie2":
-			c.warn(it.line, st.name, "", "%s is never exposed to scripts, whatever the server says, so leaving it out changes nothing", pyQuote(it.s))
-			continue
+			continue // never exposed to scripts: leaving it out changes nothing
 		case it.s == "*" && c.p.creds:
 			c.warn(it.line, st.name, "list the headers to expose", `browsers read "*" as a header named "*" on requests with credentials, so it exposed nothing in DCH; leaving it out changes nothing`)
 			continue
 		}
 		out = append(out, it)
 	}
-	if len(out) > 0 {
+	if len(out) > 0 || len(st.val.unknown) > 0 {
 		c.p.expose, c.p.exposeSrc = out, settingSource(st)
 	}
 }
@@ -602,12 +642,12 @@ func (c *converter) maxAge() {
 	n := st.val.n
 	switch {
 	case n < 0:
-		c.warn(st.line, st.name, "write preflight_max_age by hand: 0 sends no Access-Control-Max-Age",
-			"left out: %d is negative (DCH's check corsheaders.E005 refuses it)", n)
+		c.leftOut(st.line, st.name, "write preflight_max_age by hand: 0 sends no Access-Control-Max-Age",
+			"left out: %d is negative (DCH's system check corsheaders.E004 refuses it)", n)
 		return
 	case n > policy.MaxPreflightMaxAge:
-		c.warn(st.line, st.name, "",
-			"%d is above %d, the longest any browser caches a preflight (Firefox; Chromium stops at 7200), so the policy says %d, which changes nothing", n, policy.MaxPreflightMaxAge, policy.MaxPreflightMaxAge)
+		// No browser caches a preflight longer (Firefox; Chromium stops
+		// at 7200): the cap changes nothing, and needs no decision.
 		n = policy.MaxPreflightMaxAge
 	}
 	if n != policyfile.DefaultPreflightMaxAge {
@@ -622,7 +662,7 @@ func (c *converter) urlsRegex() {
 	}
 	const noMatchFix = "write match.urls_regex (RE2, matched against the whole path) or match.path_prefixes into the policy by hand"
 	if st.bad != nil {
-		c.warn(st.bad.line, st.name, noMatchFix,
+		c.leftOut(st.bad.line, st.name, noMatchFix,
 			"left out: the value %s. DCH applied CORS only to the paths it matched, so the policy is not the default_policy: it governs no request until you give it a match", st.bad.reason)
 		c.p.noDefault = true
 		c.p.matchComment = "CORS_URLS_REGEX could not be read: add a match"
@@ -640,7 +680,7 @@ func (c *converter) urlsRegex() {
 	}
 	re2, problem := translateRegex(src)
 	if problem != "" {
-		c.warn(st.line, st.name, noMatchFix,
+		c.leftOut(st.line, st.name, noMatchFix,
 			"left out: %s %s. DCH applied CORS only to the paths it matched, so the policy is not the default_policy: it governs no request until you give it a match", pyQuote(src), problem)
 		c.p.noDefault = true
 		c.p.matchComment = "CORS_URLS_REGEX is not RE2: add a match"

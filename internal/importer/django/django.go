@@ -69,6 +69,22 @@ type Result struct {
 // file has a DEBUG split and only one policy is concerned.
 type Warning = importer.Warning
 
+// Incomplete reports whether the generated policy needs a hand before it
+// governs what DCH did: corsproc refuses it, or the policy lacks a value,
+// or part of one, that the settings give and the importer could not read
+// (a warning is LeftOut). import exits 1 then.
+func (r *Result) Incomplete() bool {
+	if r.LoadError != nil {
+		return true
+	}
+	for _, w := range r.Warnings {
+		if w.LeftOut {
+			return true
+		}
+	}
+	return false
+}
+
 // maxRecoveries is the number of syntax errors Import steps over before it
 // stops reading the file. Each costs a pass over the file, so the bound keeps
 // a file of MaxFileSize bytes made of broken statements from taking minutes.
@@ -82,6 +98,33 @@ const maxRecoveries = 32
 // warning and the rest of the file is read, 32 times at most: after that,
 // the file is read only up to the statement holding the next error.
 func Import(filename string, src []byte) (*Result, error) {
+	return ImportWith(filename, src, Options{})
+}
+
+// Profile is the value of DEBUG the settings are evaluated for.
+type Profile uint8
+
+const (
+	// BothProfiles evaluates the settings for DEBUG = False and True:
+	// one policy, or, when the CORS settings differ, policy django for
+	// False and django-debug for True.
+	BothProfiles Profile = iota
+	// ProductionProfile evaluates them for DEBUG = False only, and
+	// DebugProfile for DEBUG = True only: one policy, named django.
+	ProductionProfile
+	DebugProfile
+)
+
+// Options change what Import does.
+type Options struct {
+	Profile Profile
+}
+
+// ImportWith is Import with options: with a Profile other than
+// BothProfiles, the settings are evaluated for that value of DEBUG alone,
+// and the file holds one policy, named django, whichever the profile, so
+// that the files of both profiles select it the same way.
+func ImportWith(filename string, src []byte, opts Options) (*Result, error) {
 	if len(src) > MaxFileSize {
 		return nil, fmt.Errorf("%s: file is %d bytes, more than the %d the importer reads", filename, len(src), MaxFileSize)
 	}
@@ -98,7 +141,7 @@ func Import(filename string, src []byte) (*Result, error) {
 	var first, stopErr *SyntaxError
 	stop := 0 // the line (1-based) from which the file is not read; 0 when it is read to the end
 	for {
-		res, lerr, err := importText(filename, strings.Join(lines, ""))
+		res, lerr, err := importText(filename, strings.Join(lines, ""), opts.Profile)
 		if err != nil {
 			return nil, err
 		}
@@ -108,7 +151,7 @@ func Import(filename string, src []byte) (*Result, error) {
 				skipped = append(skipped, Warning{File: filename, Line: stop,
 					Message: fmt.Sprintf("invalid Python (%s, line %d) after %d syntax errors: the importer stops reading here, and lines %d to %d, the rest of the file, are left out",
 						stopErr.Msg, stopErr.Line, maxRecoveries, stop, total),
-					Fix: "correct the file and import it again, or copy the settings of those lines into the policy by hand"})
+					Fix: "correct the file and import it again, or copy the settings of those lines into the policy by hand", LeftOut: true})
 			}
 			if len(skipped) > 0 && res.noSettings {
 				// Nothing could be read at all: the file is not Python.
@@ -129,7 +172,7 @@ func Import(filename string, src []byte) (*Result, error) {
 			}
 			skipped = append(skipped, Warning{File: filename, Line: serr.Line,
 				Message: fmt.Sprintf("invalid Python (%s): lines %d to %d are left out and the rest of the file is read", serr.Msg, from+1, to),
-				Fix:     "correct the file, or copy the settings of those lines into the policy by hand"})
+				Fix:     "correct the file, or copy the settings of those lines into the policy by hand", LeftOut: true})
 			for i := from; i < to; i++ {
 				lines[i] = "\n" // keep the line numbers of what follows
 			}
@@ -202,7 +245,7 @@ func brokenStatement(lines []string, line int) (from, to int) {
 
 // importText imports one version of the file; a *lineError says where the
 // importer stopped.
-func importText(filename, src string) (*Result, *lineError, error) {
+func importText(filename, src string, profile Profile) (*Result, *lineError, error) {
 	toks, lerr := tokenize(src)
 	var stmts []*stmt
 	if lerr == nil {
@@ -211,18 +254,26 @@ func importText(filename, src string) (*Result, *lineError, error) {
 	if lerr != nil {
 		return nil, lerr, nil
 	}
-	res, err := build(filename, stmts)
+	res, err := build(filename, stmts, profile)
 	return res, nil, err
 }
 
 // build turns parsed statements into the policy file and its warnings.
-func build(filename string, stmts []*stmt) (*Result, error) {
+func build(filename string, stmts []*stmt, profile Profile) (*Result, error) {
 	prod, debug := interpret(filename, stmts, false), interpret(filename, stmts, true)
 	split := fingerprint(prod) != fingerprint(debug)
+	label := ""
+	switch profile {
+	case ProductionProfile:
+		debug, split, label = prod, false, "DEBUG = False (--debug=false)"
+	case DebugProfile:
+		prod, split, label = debug, false, "DEBUG = True (--debug=true)"
+	}
 	prod.warns = append(prod.warns, unknownSettings(filename, prod)...)
 	debug.warns = append(debug.warns, unknownSettings(filename, debug)...)
 
 	p, convWarns := convert(filename, prod, PolicyName)
+	p.label = label
 	pols := []*pol{p}
 	var warns []Warning
 	if split {
@@ -331,20 +382,11 @@ func splitWarnings(file string, prod, debug *run, p, d *pol) []Warning {
 	if p.noDefault {
 		how = "is selected by its match"
 	}
-	// A match selects its policy before default_policy does, in file order:
-	// where the production policy has one, making the debug policy the
-	// default changes nothing on the paths it covers.
-	fix := fmt.Sprintf("in development, select %s with the x-corsproc-policy metadata on the Envoy route", d.name)
-	switch {
-	case p.urlsRegex == "":
-		fix += ", or make it the default_policy there"
-	case d.urlsRegex == p.urlsRegex:
-		fix += fmt.Sprintf("; or, in your local copy of the file, delete policy %s (or its match), or list %s first: a match selects its policy before default_policy does, in file order",
-			p.name, d.name)
-	default: // the debug policy has no match
-		fix += fmt.Sprintf("; or, in your local copy of the file, delete policy %s (or its match) and make %s the default_policy: a match selects its policy before default_policy does",
-			p.name, d.name)
-	}
+	// Each environment gets the file of its profile, with the one policy
+	// under the same name; forcing the debug policy by name serves a
+	// laptop that has this file (docs/migrating-from-django.md).
+	fix := fmt.Sprintf("write one file per environment: corsproc import django --debug=false for production and --debug=true for development each write one policy, named %s; or, with this file, select %s by name in development: corsproc dev --policy-name %s, or the x-corsproc-policy metadata on the Envoy route",
+		p.name, d.name, d.name)
 	out := []Warning{{
 		File: file, Line: line, Setting: "DEBUG",
 		Message: fmt.Sprintf("the CORS settings depend on DEBUG: policy %s holds them for DEBUG = False and %s; policy %s holds them for DEBUG = True and is selected only by name",

@@ -31,6 +31,7 @@ const (
 	vPattern // re.compile(...): s is the pattern
 	vList
 	vTuple
+	vUnknown // a value only the running Django knows (partial.go): unknown[0] says which
 )
 
 // value is a Python value the importer knows exactly.
@@ -41,11 +42,22 @@ type value struct {
 	b     bool
 	elems []value
 	line  int
+	// unknown are the parts of a list (or the one of a vUnknown) the
+	// importer cannot know: what the environment adds, say.
+	unknown []*part
+	// dflt is set on a str that is the default of an environment lookup:
+	// Django uses it only while the variable is unset.
+	dflt     *part
+	envShape envShape // vUnknown: the type of the lookup's value
+	csv      bool
 }
 
 func (v value) copy() value {
 	if v.elems != nil {
 		v.elems = append([]value(nil), v.elems...)
+	}
+	if v.unknown != nil {
+		v.unknown = append([]*part(nil), v.unknown...)
 	}
 	return v
 }
@@ -68,6 +80,8 @@ func typeName(k vkind) string {
 		return "list"
 	case vTuple:
 		return "tuple"
+	case vUnknown:
+		return "value only the running Django knows"
 	}
 	return "value"
 }
@@ -121,8 +135,10 @@ func interpret(file string, stmts []*stmt, debug bool) *run {
 	return &in.run
 }
 
+// warn reports what the importer did not read: a value the settings may
+// give that the policy lacks, to be written in by hand (import exits 1).
 func (in *interp) warn(line int, name, fix, format string, args ...any) {
-	in.warns = append(in.warns, Warning{File: in.file, Line: line, Setting: name, Message: fmt.Sprintf(format, args...), Fix: fix})
+	in.warns = append(in.warns, Warning{File: in.file, Line: line, Setting: name, Message: fmt.Sprintf(format, args...), Fix: fix, LeftOut: true})
 }
 
 func (in *interp) get(name string) *setting {
@@ -184,6 +200,9 @@ func (in *interp) assign(s *stmt) {
 	var bad *unreadable
 	if s.value != nil {
 		v, bad = in.evalTop(s.value)
+		if bad == nil {
+			v, bad = asList(v)
+		}
 	}
 	var targets []*setting
 	for _, name := range s.targets {
@@ -245,18 +264,14 @@ func (in *interp) augAssign(s *stmt) {
 	if st.bad != nil {
 		return
 	}
-	rhs, bad := in.evalTop(s.value)
-	if bad != nil {
-		st.bad = bad
-		return
-	}
 	if s.op != "+=" {
 		st.bad = badf(s.line, "is changed with %s", s.op)
 		return
 	}
-	switch st.val.kind {
-	case vList:
-		elems, bad := in.iterate(rhs, s.line)
+	if st.val.kind == vList {
+		// What += adds to a list, the list keeps even when the importer
+		// cannot know it all (partial.go).
+		elems, unknown, bad := in.iterate(in.evalAdded(s.value), s.line)
 		if bad != nil {
 			st.bad = bad
 			return
@@ -265,7 +280,23 @@ func (in *interp) augAssign(s *stmt) {
 			return
 		}
 		st.val.elems = append(st.val.elems, elems...)
+		st.val.unknown = append(st.val.unknown, unknown...)
+		if bad := checkSize(st.val, s.line); bad != nil {
+			st.bad = bad
+		}
+		return
+	}
+	rhs, bad := in.evalTop(s.value)
+	if bad != nil {
+		st.bad = bad
+		return
+	}
+	switch st.val.kind {
 	case vTuple:
+		if rhs.kind == vUnknown {
+			st.bad = badf(s.line, "%s", asUnreadable(rhs).reason)
+			return
+		}
 		if rhs.kind != vTuple {
 			st.bad = badf(s.line, "adds a %s to a tuple, which Python refuses (TypeError)", typeName(rhs.kind))
 			return
@@ -273,6 +304,9 @@ func (in *interp) augAssign(s *stmt) {
 		st.val.elems, st.group = append(st.val.elems, rhs.elems...), 0
 	default:
 		v, bad := add(st.val, rhs, s.line)
+		if bad == nil && v.kind == vUnknown {
+			bad = asUnreadable(v)
+		}
 		if bad != nil {
 			st.bad = bad
 			return
@@ -307,6 +341,8 @@ func (in *interp) method(s *stmt) {
 		}
 		return // other methods of immutable values change nothing
 	}
+	// What .append(), .extend() and .insert() add to a list, the list
+	// keeps even when the importer cannot know it all (partial.go).
 	positional := func(n int) ([]value, *unreadable) {
 		if len(s.args) != n {
 			return nil, badf(s.line, "calls .%s() with %d arguments", method, len(s.args))
@@ -316,15 +352,12 @@ func (in *interp) method(s *stmt) {
 			if call.kw[i] != "" || a.kind == eStar {
 				return nil, badf(s.line, "calls .%s() with arguments the importer does not read", method)
 			}
-			v, bad := in.evalTop(a)
-			if bad != nil {
-				return nil, bad
-			}
-			out = append(out, v)
+			out = append(out, in.evalAdded(a))
 		}
 		return out, nil
 	}
 	var add []value
+	var unknown []*part
 	at := len(st.val.elems)
 	switch method {
 	case "append":
@@ -333,11 +366,11 @@ func (in *interp) method(s *stmt) {
 			st.bad = bad
 			return
 		}
-		add = args
+		add, unknown = elements(args[0])
 	case "extend":
 		args, bad := positional(1)
 		if bad == nil {
-			add, bad = in.iterate(args[0], s.line)
+			add, unknown, bad = in.iterate(args[0], s.line)
 		}
 		if bad != nil {
 			st.bad = bad
@@ -358,7 +391,7 @@ func (in *interp) method(s *stmt) {
 			i += n
 		}
 		at = int(min(max(i, 0), n))
-		add = args[1:]
+		add, unknown = elements(args[1])
 	default:
 		if listMutators[method] {
 			st.bad = badf(s.line, "is changed with .%s(), which the importer does not follow", method)
@@ -369,6 +402,7 @@ func (in *interp) method(s *stmt) {
 		return
 	}
 	st.val.elems = append(st.val.elems[:at], append(add, st.val.elems[at:]...)...)
+	st.val.unknown = append(st.val.unknown, unknown...)
 	if bad := checkSize(st.val, s.line); bad != nil {
 		st.bad = bad
 	}
@@ -658,6 +692,30 @@ func envHint(e *expr) string {
 	return ""
 }
 
+// evalAdded evaluates what is added to a list: a value the importer cannot
+// know becomes an unknown part of the list (partial.go) instead of making
+// the whole list unreadable.
+func (in *interp) evalAdded(e *expr) value {
+	v, bad := in.eval(e)
+	if bad != nil {
+		if h := envHint(e); h != "" {
+			bad = badf(bad.line, "%s", envReason(h))
+		}
+		return unknownValue(e.line, bad)
+	}
+	return v
+}
+
+// asUnreadable is why a value only the running Django knows cannot be
+// used where a known value is needed.
+func asUnreadable(v value) *unreadable {
+	p := v.unknown[0]
+	if p.lookup != "" {
+		return badf(p.line, "%s", envReason(p.lookup))
+	}
+	return badf(p.line, "%s", p.reason)
+}
+
 func (in *interp) eval(e *expr) (value, *unreadable) {
 	switch e.kind {
 	case eOpaque:
@@ -692,29 +750,36 @@ func (in *interp) eval(e *expr) (value, *unreadable) {
 	case eCall:
 		return in.call(e)
 	case eIndex:
+		if v, ok := envIndex(e); ok {
+			return v, nil
+		}
 		if base := e.subs[0]; base.kind == eName {
 			return value{}, badf(e.line, "reads %s[…]", base.s)
 		}
 		return value{}, badf(e.line, "reads an item of a computed value")
+	case eAttr:
+		return value{}, badf(e.line, "reads an attribute .%s of a computed value", e.s)
 	case eList, eTuple:
 		v := value{kind: vList, line: e.line}
 		if e.kind == eTuple {
 			v.kind = vTuple
 		}
 		for _, sub := range e.subs {
+			// An entry the importer cannot know is an unknown part of the
+			// list; the list keeps its other entries (partial.go).
+			var elems []value
+			var unknown []*part
 			if sub.kind == eStar {
-				elems, bad := in.evalIterate(sub.subs[0], sub.line)
+				var bad *unreadable
+				elems, unknown, bad = in.iterate(in.evalAdded(sub.subs[0]), sub.line)
 				if bad != nil {
 					return value{}, bad
 				}
-				v.elems = append(v.elems, elems...)
 			} else {
-				el, bad := in.eval(sub)
-				if bad != nil {
-					return value{}, bad
-				}
-				v.elems = append(v.elems, el)
+				elems, unknown = elements(in.evalAdded(sub))
 			}
+			v.elems = append(v.elems, elems...)
+			v.unknown = append(v.unknown, unknown...)
 			if bad := checkSize(v, e.line); bad != nil {
 				return value{}, bad
 			}
@@ -726,6 +791,12 @@ func (in *interp) eval(e *expr) (value, *unreadable) {
 	case eStar:
 		return value{}, badf(e.line, "uses a starred expression outside a list or tuple")
 	case eBinary:
+		if e.s == "+" {
+			// A list plus what the importer cannot know keeps the list
+			// (partial.go).
+			l, r := in.evalAdded(e.subs[0]), in.evalAdded(e.subs[1])
+			return add(l, r, e.line)
+		}
 		l, bad := in.eval(e.subs[0])
 		if bad != nil {
 			return value{}, bad
@@ -734,14 +805,20 @@ func (in *interp) eval(e *expr) (value, *unreadable) {
 		if bad != nil {
 			return value{}, bad
 		}
-		if e.s == "+" {
-			return add(l, r, e.line)
+		if l.kind == vUnknown {
+			return value{}, asUnreadable(l)
+		}
+		if r.kind == vUnknown {
+			return value{}, asUnreadable(r)
 		}
 		return arith(e.s, l, r, e.line)
 	case eUnary:
 		x, bad := in.eval(e.subs[0])
 		if bad != nil {
 			return value{}, bad
+		}
+		if x.kind == vUnknown {
+			return value{}, asUnreadable(x)
 		}
 		if x.kind != vInt || e.s == "not" {
 			return value{}, badf(e.line, "is computed with %q", e.s)
@@ -787,8 +864,14 @@ func number(e *expr) (value, *unreadable) {
 }
 
 func (in *interp) call(e *expr) (value, *unreadable) {
+	if e.fn.kind == eAttr && e.fn.s == "split" {
+		return in.split(e)
+	}
 	if e.fn.kind != eName {
 		return value{}, badf(e.line, "calls a computed function")
+	}
+	if v, ok := in.envCall(e); ok {
+		return v, nil
 	}
 	name := e.fn.s
 	for i, kw := range e.kw {
@@ -806,11 +889,12 @@ func (in *interp) call(e *expr) (value, *unreadable) {
 			return value{}, badf(e.line, "calls %s() with %d arguments, which Python refuses (TypeError)", name, len(e.subs))
 		}
 		if len(e.subs) == 1 {
-			elems, bad := in.evalIterate(e.subs[0], e.line)
+			elems, unknown, bad := in.iterate(in.evalAdded(e.subs[0]), e.line)
 			if bad != nil {
 				return value{}, bad
 			}
 			v.elems = append(v.elems, elems...)
+			v.unknown = append(v.unknown, unknown...)
 		}
 		return v, nil
 	case "re.compile":
@@ -820,6 +904,9 @@ func (in *interp) call(e *expr) (value, *unreadable) {
 		pat, bad := in.eval(e.subs[0])
 		if bad != nil {
 			return value{}, bad
+		}
+		if pat.kind == vUnknown {
+			return value{}, asUnreadable(pat)
 		}
 		if pat.kind != vStr {
 			return value{}, badf(e.line, "calls re.compile() on a %s", typeName(pat.kind))
@@ -838,25 +925,20 @@ func (in *interp) call(e *expr) (value, *unreadable) {
 }
 
 // iterate returns the items Python gets by iterating v (for *v, list(v),
-// l += v, l.extend(v)).
-func (in *interp) iterate(v value, line int) ([]value, *unreadable) {
+// l += v, l.extend(v)), and the parts of them the importer cannot know.
+func (in *interp) iterate(v value, line int) ([]value, []*part, *unreadable) {
 	switch v.kind {
 	case vList, vTuple:
-		return v.elems, nil
+		return v.elems, v.unknown, nil
+	case vUnknown:
+		if v.envShape == envList {
+			return v.elems, v.unknown, nil
+		}
+		return nil, v.unknown, nil
 	case vStr:
-		return nil, badf(line, "iterates over the string %q, which gives its characters one by one (write [%q])", v.s, v.s)
+		return nil, nil, badf(line, "iterates over the string %q, which gives its characters one by one (write [%q])", v.s, v.s)
 	}
-	return nil, badf(line, "iterates over a %s, which Python refuses (TypeError)", typeName(v.kind))
-}
-
-// evalIterate evaluates e and iterates over its value, as *e in a display
-// and list(e) do; line is where the iteration is reported.
-func (in *interp) evalIterate(e *expr, line int) ([]value, *unreadable) {
-	v, bad := in.eval(e)
-	if bad != nil {
-		return nil, bad
-	}
-	return in.iterate(v, line)
+	return nil, nil, badf(line, "iterates over a %s, which Python refuses (TypeError)", typeName(v.kind))
 }
 
 func checkSize(v value, line int) *unreadable {
@@ -883,6 +965,30 @@ func add(l, r value, line int) (value, *unreadable) {
 	case (l.kind == vList || l.kind == vTuple) && r.kind == l.kind:
 		v = value{kind: l.kind, elems: make([]value, 0, len(l.elems)+len(r.elems))}
 		v.elems = append(append(v.elems, l.elems...), r.elems...)
+		v.unknown = append(append([]*part(nil), l.unknown...), r.unknown...)
+	case (l.kind == vList || l.kind == vTuple) && r.kind == vUnknown || l.kind == vUnknown && (r.kind == vList || r.kind == vTuple):
+		// A list plus what only the running Django knows: the list keeps
+		// its values, and the defaults of an environment lookup.
+		kind := l.kind
+		if kind == vUnknown {
+			kind = r.kind
+		}
+		v = value{kind: kind}
+		for _, x := range []value{l, r} {
+			if x.kind != vUnknown || x.envShape == envList {
+				v.elems = append(v.elems, x.elems...)
+			}
+			v.unknown = append(v.unknown, x.unknown...)
+		}
+	case l.kind == vUnknown || r.kind == vUnknown:
+		// Two lookups, or a string and a lookup: unknown, of the lookups'
+		// shape when both have it.
+		v = value{kind: vUnknown, envShape: envOther}
+		if l.kind == vUnknown && r.kind == vUnknown && l.envShape == envList && r.envShape == envList {
+			v.envShape = envList
+			v.elems = append(append(v.elems, l.elems...), r.elems...)
+		}
+		v.unknown = append(append(v.unknown, l.unknown...), r.unknown...)
 	default:
 		return value{}, badf(line, "adds a %s and a %s, which Python refuses (TypeError)", typeName(l.kind), typeName(r.kind))
 	}

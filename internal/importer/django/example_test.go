@@ -50,7 +50,6 @@ if DEBUG:
 	//       - '^https://\w+\.preview\.example\.com'
 	//     allow_headers: [accept, authorization, content-type, user-agent, x-csrftoken, x-requested-with, x-request-id]  # CORS_ALLOW_HEADERS, line 8
 	//     allow_credentials: true  # CORS_ALLOW_CREDENTIALS, line 9
-	// settings.py:5: CORS_ALLOWED_ORIGINS: "https://admin.example.com/" is written as "https://admin.example.com" (without the trailing slash): DCH compared only scheme and host, so it is the same origin
 	// settings.py:7: CORS_ALLOWED_ORIGIN_REGEXES: "^https://\\w+\\.preview\\.example\\.com" is not anchored at the end: DCH matched it with re.match, which anchors only the start, so it also allowed every origin that merely begins with a match (the same host followed by .attacker.example, say); corsproc matches the whole origin; fix: check that every origin you allow matches it in full; end it with $ to say so
-	// settings.py:11: DEBUG: the CORS settings depend on DEBUG: policy django holds them for DEBUG = False and is the default_policy; policy django-debug holds them for DEBUG = True and is selected only by name; fix: in development, select django-debug with the x-corsproc-policy metadata on the Envoy route, or make it the default_policy there
+	// settings.py:11: DEBUG: the CORS settings depend on DEBUG: policy django holds them for DEBUG = False and is the default_policy; policy django-debug holds them for DEBUG = True and is selected only by name; fix: write one file per environment: corsproc import django --debug=false for production and --debug=true for development each write one policy, named django; or, with this file, select django-debug by name in development: corsproc dev --policy-name django-debug, or the x-corsproc-policy metadata on the Envoy route
 }

@@ -448,7 +448,8 @@ const (
 	eNone
 	eName    // s: a name or dotted name (os.environ)
 	eCall    // fn(subs...); kw marks keyword arguments
-	eIndex   // fn[...]
+	eIndex   // subs[0][...]; s is the key when it is one string literal
+	eAttr    // subs[0].s: an attribute of a computed value
 	eList    // [subs...]
 	eTuple   // (subs...)
 	eStar    // *subs[0]
@@ -777,7 +778,7 @@ func (p *exprParser) primary(end int) *expr {
 			if e.kind == eName {
 				e = &expr{kind: eName, line: e.line, s: e.s + "." + name.text, height: 1}
 			} else {
-				e = p.mk(eOpaque, t.line, "reads an attribute ."+name.text+" of a computed value", e)
+				e = p.mk(eAttr, t.line, name.text, e)
 			}
 		case "(":
 			e = p.call(e, end)
@@ -788,8 +789,12 @@ func (p *exprParser) primary(end int) *expr {
 				e = p.mk(eOpaque, t.line, envReason(h), e)
 				continue
 			}
+			key := ""
+			if close == p.i+2 && p.ts[p.i+1].kind == tString && p.ts[p.i+1].flags&(fBytes|fFormat|fUnread) == 0 {
+				key = p.ts[p.i+1].text
+			}
 			p.i = close + 1
-			e = p.mk(eIndex, t.line, "", e)
+			e = p.mk(eIndex, t.line, key, e)
 		default:
 			return e
 		}

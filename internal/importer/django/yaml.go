@@ -34,6 +34,8 @@ func render(file string, pols []*pol, def string, debugSplit bool) ([]byte, map[
 			} else {
 				b.WriteString("  # DEBUG = True; selected only by name (x-corsproc-policy)")
 			}
+		} else if p.label != "" {
+			b.WriteString("  # " + p.label)
 		}
 		b.WriteByte('\n')
 		switch {
@@ -78,9 +80,16 @@ func key(b *strings.Builder, prov map[string]source, path, name, value string, s
 // and are left out, unless a note asks the user to fill them.
 func list(b *strings.Builder, prov map[string]source, path, name string, items []item, src source, note string) {
 	emptyIsDefault := name == "allowed_origins" || name == "allowed_origin_regexes" || name == "expose_headers"
-	if src.setting == "" || len(items) == 0 && emptyIsDefault && note == "" {
+	if src.setting == "" || len(items) == 0 && emptyIsDefault && note == "" && len(src.unknown) == 0 {
 		return
 	}
+	// What the importer could not read goes after the entries, as
+	// comments marking where it belongs (partial.go).
+	defer func() {
+		for _, p := range src.unknown {
+			fmt.Fprintf(b, "      # %s\n", commentSafe(partComment(p)))
+		}
+	}()
 	prov[path+"."+name] = src
 	c := comment(src)
 	if note != "" {
@@ -93,14 +102,23 @@ func list(b *strings.Builder, prov map[string]source, path, name string, items [
 	// Methods and header names read best on one line, as the reference
 	// writes them; origins and regexes one per line.
 	values := make([]string, len(items))
+	var comments []string // the defaults of environment lookups say so
 	for j, it := range items {
 		values[j] = it.s
 		prov[fmt.Sprintf("%s.%s[%d]", path, name, j)] = source{setting: src.setting, lines: []int{it.line}}
+		if it.dflt != nil {
+			comments = make([]string, len(items))
+		}
 	}
-	if !strings.Contains(name, "origin") && importer.WriteFlowList(b, "    ", name, values, c, 110) {
+	for j, it := range items {
+		if comments != nil {
+			comments[j] = entryComment(it)
+		}
+	}
+	if !strings.Contains(name, "origin") && comments == nil && len(src.unknown) == 0 && importer.WriteFlowList(b, "    ", name, values, c, 110) {
 		return
 	}
-	importer.WriteBlockList(b, "    ", name, values, c, nil)
+	importer.WriteBlockList(b, "    ", name, values, c, comments)
 }
 
 // comment names where a key came from: "CORS_ALLOWED_ORIGINS, lines 3, 20".
