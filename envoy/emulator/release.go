@@ -5,7 +5,8 @@ package emulator
 // without one emulates Newest. Each field names the Envoy source and the
 // release notes it follows; the package documentation lists them all.
 type Release struct {
-	// Name is the range of Envoy releases the profile stands for.
+	// Name is the range of Envoy releases the profile stands for. A
+	// Config.Release without a Name is taken as Newest.
 	Name string
 
 	// LocalRepliesToProcessor: a reply Envoy generates itself after
