@@ -2,8 +2,11 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/corsproc/corsproc/internal/origins"
 )
 
 // Check results, as explain prints them.
@@ -42,8 +45,14 @@ type Explanation struct {
 	// BrowserError is the error the browser's console will show; "" when
 	// the browser hands the response to the page.
 	BrowserError string `json:"browser_error,omitempty"`
-	// Fix is the policy change that would let the request through.
+	// Fix is the policy change that would let the request through. It
+	// always passes validation: a change corsproc would refuse is not
+	// offered (the fix then says why none exists).
 	Fix string `json:"fix,omitempty"`
+	// Hints are the near misses: an allowed origin the request's differs
+	// from only in scheme, port or subdomain, and another policy of the
+	// set that would allow the request, with why it was not selected.
+	Hints []string `json:"hints,omitempty"`
 }
 
 // ExplainRequest is a request to explain: the facts corsproc sees, plus
@@ -202,7 +211,118 @@ func (s *Set) Explain(er *ExplainRequest) *Explanation {
 	}
 	e.Response = response(&d)
 	s.browserView(er, &d, p, e, tr.header)
+	if d.Reason != ReasonNone || (p == nil && d.Selection != SelectedUnknown && r.kind() != kindNonCORS) {
+		e.Hints = append(e.Hints, s.otherPolicies(r, &d, p)...)
+	}
 	return e
+}
+
+// originFix is the change to p that lets origin in, as validation accepts
+// it (compileOrigins): a null origin or a plain-http one with credentials
+// is not simply added.
+func originFix(p *compiledPolicy, origin, policyRef string) string {
+	var o origins.Origin
+	switch {
+	case origin == origins.Null && p.creds:
+		return fmt.Sprintf("none while %s has allow_credentials: true: %q is the origin of every sandboxed iframe and local file, and corsproc refuses it with credentials", policyRef, origin)
+	case origin == origins.Null && !p.nullOK:
+		return fmt.Sprintf("add %q to allowed_origins and set dangerously_allow_null_origin: true in %s, if you accept that every sandboxed iframe and local file sends it", origin, policyRef)
+	case p.creds && !p.insecureOK && origins.Parse(origin, &o) && o.Scheme == "http" && !origins.IsLoopback(o.Host):
+		return fmt.Sprintf("serve the page over https and add %q to allowed_origins of %s; plain http with credentials is refused unless you also set dangerously_allow_insecure_origins: true",
+			"https://"+strings.TrimPrefix(origin, "http://"), policyRef)
+	}
+	return fmt.Sprintf("add %q to allowed_origins of %s", origin, policyRef)
+}
+
+// nearMisses names the entries of p's allowed_origins that origin differs
+// from only in scheme, port or subdomain: the usual typos of a policy.
+func nearMisses(p *compiledPolicy, origin string) []string {
+	var o origins.Origin
+	if !origins.Parse(origin, &o) {
+		return nil
+	}
+	var hints []string
+	for _, entry := range p.origins.origins {
+		c, prob := origins.ParseConfig(entry)
+		if prob != nil || c.Null {
+			continue
+		}
+		sameHost := c.Host == o.Host && !c.WildSub
+		samePort := c.Port == o.Port || c.Port == origins.AnyPort
+		var what string
+		switch {
+		case sameHost && samePort && c.Scheme != o.Scheme:
+			what = "scheme"
+		case sameHost && c.Scheme == o.Scheme && !samePort:
+			what = "port"
+		case c.Scheme == o.Scheme && samePort && !sameHost && sameSite(c.Host, o.Host) && !(c.WildSub && strings.HasSuffix(o.Host, "."+c.Host)):
+			what = "subdomain"
+		default:
+			continue
+		}
+		hints = append(hints, fmt.Sprintf("%q differs from the allowed origin %q only in %s", origin, entry, what))
+	}
+	return hints
+}
+
+// sameSite reports whether hosts a and b share everything but their first
+// label (app.example.com and api.example.com, example.com and
+// www.example.com).
+func sameSite(a, b string) bool {
+	parent := func(h string) string {
+		if i := strings.IndexByte(h, '.'); i >= 0 {
+			return h[i+1:]
+		}
+		return ""
+	}
+	return parent(a) != "" && (parent(a) == parent(b) || parent(a) == b || a == parent(b))
+}
+
+// otherPolicies names the policies of the set other than p that would
+// allow r, and why each was not the one selected.
+func (s *Set) otherPolicies(r *Request, d *Decision, p *compiledPolicy) []string {
+	host, path := requestHost(r.Host), requestPath(r.Path)
+	var hints []string
+	for _, name := range s.names {
+		q := s.byName[name]
+		if q == p || q == nil {
+			continue
+		}
+		var qd Decision
+		switch r.kind() {
+		case kindPreflight:
+			q.preflight(r, &qd, nil)
+			if qd.Outcome != OutcomePreflightAllowed {
+				continue
+			}
+		case kindActual:
+			q.actual(r, &qd, nil)
+			if qd.Outcome != OutcomeAllowed {
+				continue
+			}
+		default:
+			continue
+		}
+		var why string
+		switch {
+		case d.Selection == SelectedByMetadata || d.Selection == SelectedUnknown:
+			why = "the stream metadata x-corsproc-policy selects the policy"
+		case q.match.routes && s.byRoute[r.Route] != q:
+			why = fmt.Sprintf("it is selected by route only, and the request's route is %q", r.Route)
+		case q.match.given() && !q.match.holds(host, path):
+			why = fmt.Sprintf("its match does not hold for host %q and path %q", host, path)
+		case p != nil && d.Selection == SelectedByRoute:
+			why = fmt.Sprintf("route %q selects policy %q first", r.Route, p.name)
+		case p != nil && q.match.given():
+			why = fmt.Sprintf("policy %q comes first in the file and its match holds too", p.name)
+		case s.def != q:
+			why = "no match selects it and it is not the default_policy"
+		default:
+			why = fmt.Sprintf("policy %q is selected before the default_policy", p.name)
+		}
+		hints = append(hints, fmt.Sprintf("policy %q (%s) would allow this request, but it was not selected: %s", q.name, q.file, why))
+	}
+	return hints
 }
 
 func (s *Set) why(r *Request, d *Decision, p *compiledPolicy) string {
@@ -248,8 +368,14 @@ func (s *Set) browserView(er *ExplainRequest, d *Decision, p *compiledPolicy, e 
 		return // not a CORS request: the browser applies no CORS check
 	}
 	url := er.URL
-	if url == "" {
+	switch {
+	case url != "":
+	case r.Host != "":
 		url = "https://" + requestHost(r.Host) + requestPath(r.Path)
+	default:
+		// No host given (explain without --url or --host): say so rather
+		// than print a URL without one.
+		url = "<the API's origin>" + requestPath(r.Path)
 	}
 	preflight := e.Kind == "preflight"
 	blocked := func(msg, fix string) {
@@ -278,8 +404,9 @@ func (s *Set) browserView(er *ExplainRequest, d *Decision, p *compiledPolicy, e 
 	switch d.Reason {
 	case ReasonOriginNotAllowed:
 		if !d.Shadow {
-			blocked(noACAO, fmt.Sprintf("add %q to allowed_origins of %s", r.Origin, policyRef))
+			blocked(noACAO, originFix(p, r.Origin, policyRef))
 		}
+		e.Hints = append(e.Hints, nearMisses(p, r.Origin)...)
 		return
 	case ReasonOriginMalformed:
 		if !d.Shadow {
@@ -287,10 +414,15 @@ func (s *Set) browserView(er *ExplainRequest, d *Decision, p *compiledPolicy, e 
 		}
 		return
 	case ReasonMethodNotAllowed:
+		upper := strings.ToUpper(r.ACRM)
 		switch {
 		case d.Shadow:
-		case p.methodAll:
-			blocked(noACAO, fmt.Sprintf("none: browsers never send %s, and corsproc never allows a method a policy may not list", strings.ToUpper(r.ACRM)))
+		case r.DuplicateACRM || !isToken(r.ACRM):
+			blocked(noACAO, "none in the policy: the preflight's Access-Control-Request-Method is not what a browser sends")
+		case IsForbiddenMethod(upper):
+			blocked(noACAO, fmt.Sprintf("none: browsers never send %s, and corsproc never allows a method a policy may not list", upper))
+		case r.ACRM != upper && slices.Contains(normalizedMethods, upper):
+			blocked(noACAO, fmt.Sprintf("none in the policy: browsers send %s in upper case, so this request does not come from a browser", upper))
 		default:
 			blocked(noACAO, fmt.Sprintf("add %q to allow_methods of %s", r.ACRM, policyRef))
 		}
@@ -298,7 +430,7 @@ func (s *Set) browserView(er *ExplainRequest, d *Decision, p *compiledPolicy, e 
 	case ReasonHeaderNotAllowed:
 		switch {
 		case d.Shadow:
-		case p.headerAll:
+		case refusedRequestHeader(failedHeader):
 			blocked(noACAO, fmt.Sprintf("none: scripts cannot set %q, and corsproc never allows a header a policy may not list", strings.ToLower(failedHeader)))
 		default:
 			blocked(noACAO, fmt.Sprintf("add %q to allow_headers of %s", strings.ToLower(failedHeader), policyRef))

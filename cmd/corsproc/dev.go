@@ -26,11 +26,12 @@ import (
 
 // devConfig is what dev's flags set.
 type devConfig struct {
-	upstream  string
-	listen    string
-	policy    string
-	logFormat string
-	logLevel  string
+	upstream   string
+	listen     string
+	policy     string
+	policyName string
+	logFormat  string
+	logLevel   string
 }
 
 // newDevFlags defines dev's flags on c.
@@ -43,17 +44,19 @@ func newDevFlags(c *devConfig) *flag.FlagSet {
 		"`ADDR` where the emulated Envoy takes the browser's requests: host:port\n"+
 			"(port 0 picks a free port), or unix:///path/to.sock")
 	definePolicyFlag(fs, &c.policy)
+	defineDevPolicyNameFlag(fs, &c.policyName)
 	defineLogFlags(fs, &c.logFormat, &c.logLevel)
 	return fs
 }
 
 // devOptions are dev's flags, checked.
 type devOptions struct {
-	upstream  string
-	listen    listen.Addr
-	policy    string
-	logFormat string
-	logLevel  slog.Level
+	upstream   string
+	listen     listen.Addr
+	policy     string
+	policyName string
+	logFormat  string
+	logLevel   slog.Level
 }
 
 // parseDevFlags parses and checks dev's flags, reporting every problem at
@@ -63,7 +66,7 @@ func parseDevFlags(args []string) (devOptions, error) {
 	if err := parseFlags("dev", newDevFlags(&c), args); err != nil {
 		return devOptions{}, err
 	}
-	o := devOptions{upstream: c.upstream, policy: c.policy, logFormat: c.logFormat}
+	o := devOptions{upstream: c.upstream, policy: c.policy, policyName: c.policyName, logFormat: c.logFormat}
 	var errs []error
 	if err := checkUpstream(c.upstream); err != nil {
 		errs = append(errs, err)
@@ -185,9 +188,13 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	emu, err := forceDevPolicy(devEmulatorConfig(o.upstream, log), set, o.policyName)
+	if err != nil {
+		return err
+	}
 
 	// corsproc itself, over real loopback gRPC as in production.
-	proc := processor.New(set, processor.Options{Logger: log, IdleTimeout: processor.DefaultIdleTimeout, ExplainRefusals: true, Refused: devRefusals(e.stderr)})
+	proc := processor.New(set, processor.Options{Logger: log, IdleTimeout: processor.DefaultIdleTimeout, ExplainRefusals: true, Refused: devRefusals(e.stderr, o.logFormat)})
 	watchPolicy(ctx, log, o.policy, set, proc.Swap, nil)
 	g := app.NewGRPCServer(proc, nil)
 	g.DrainTimeout = devShutdownTimeout
@@ -204,7 +211,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	defer conn.Close()
 
 	// The emulated Envoy in front of the application.
-	proxy, err := emulator.New(devEmulatorConfig(o.upstream, log), conn)
+	proxy, err := emulator.New(emu, conn)
 	if err != nil {
 		grpcLis.Close()
 		return err

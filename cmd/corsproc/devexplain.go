@@ -12,8 +12,13 @@ import (
 // devRefusals is corsproc dev's processor.Options.Refused: each refused
 // request is explained on w as `corsproc explain` would explain it
 // (docs/operations.md, "Refusals that explain themselves"), one block
-// written at once so that concurrent refusals do not interleave.
-func devRefusals(w io.Writer) func(*policy.Set, *policy.Request, *policy.Decision) {
+// written at once so that concurrent refusals do not interleave. With
+// --log-format json it is nil: the console is a JSON log then, and the
+// refusal's log line carries its facts.
+func devRefusals(w io.Writer, logFormat string) func(*policy.Set, *policy.Request, *policy.Decision) {
+	if logFormat != "text" {
+		return nil
+	}
 	var mu sync.Mutex
 	return func(set *policy.Set, r *policy.Request, d *policy.Decision) {
 		// The request's strings are valid only during the call: the block

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
+	"os"
 	"strings"
 
 	"github.com/corsproc/corsproc/policy"
@@ -26,6 +28,9 @@ type explainConfig struct {
 	metadata       string
 	credentials    bool
 	format         string
+	url            string
+	curl           string
+	given          map[string]bool // the flags the command line set
 }
 
 func newExplainFlags(c *explainConfig) *flag.FlagSet {
@@ -42,17 +47,28 @@ func newExplainFlags(c *explainConfig) *flag.FlagSet {
 	fs.StringVar(&c.metadata, "metadata-policy", "", "policy `NAME` the Envoy route sets in x-corsproc-policy")
 	fs.BoolVar(&c.credentials, "credentials", false, "the page sends credentials (fetch credentials: 'include')")
 	fs.StringVar(&c.format, "format", "text", "output `FORMAT`: text or json")
+	fs.StringVar(&c.url, "url", "", "the requested `URL`, e.g. https://api.example.com/v1/items: sets\n"+
+		"--host and --path, and names the resource in the browser's message")
+	fs.StringVar(&c.curl, "curl", "", "explain the request of a curl `COMMAND` as the browser's DevTools\n"+
+		"\"Copy as cURL (bash)\" gives it (\"-\" reads it from standard input),\n"+
+		"and the preflight the browser sends before it, if any")
 	return fs
 }
+
+// stdin is what --curl - reads; tests replace it.
+var stdin io.Reader = os.Stdin
 
 // runExplain is `corsproc explain`: which policy governs a request, each
 // check in order, the exact response headers, and for a failure the
 // browser's error and the fix. It runs the server's own decision code.
 func runExplain(_ context.Context, e *env, args []string) error {
 	var c explainConfig
-	if err := parseFlags("explain", newExplainFlags(&c), args); err != nil {
+	fs := newExplainFlags(&c)
+	if err := parseFlags("explain", fs, args); err != nil {
 		return err
 	}
+	c.given = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { c.given[f.Name] = true })
 	if c.format != "text" && c.format != "json" {
 		return usageErrorf("explain: --format %q: want text or json", c.format)
 	}
@@ -63,37 +79,151 @@ func runExplain(_ context.Context, e *env, args []string) error {
 			return fmt.Errorf("explain: %w", err)
 		}
 	}
-	er := policy.ExplainRequest{
-		Request: policy.Request{
-			Method:     c.method,
-			Origin:     c.origin,
-			Host:       c.host,
-			Path:       c.path,
-			Route:      c.route,
-			PolicyName: c.metadata,
-		},
-		Credentials: c.credentials,
+	ers, err := explainRequests(&c)
+	if err != nil {
+		return err
 	}
-	if c.preflight {
-		er.Method, er.ACRM = "OPTIONS", c.method
-		if c.requestHeaders != "" {
-			er.ACRH = []string{c.requestHeaders}
-		}
-		if c.privateNetwork {
-			er.ACRPN = "true"
+	derived := len(ers) > 1 // a preflight explain derived, then the request
+	xs := make([]*policy.Explanation, len(ers))
+	for i := range ers {
+		xs[i] = set.Explain(&ers[i])
+		if i == 0 && derived && xs[0].Outcome != policy.OutcomePreflightAllowed.String() {
+			// The preflight fails: the browser sends nothing more.
+			ers, xs = ers[:1], xs[:1]
+			break
 		}
 	}
-	x := set.Explain(&er)
 	if c.format == "json" {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
+		if c.curl == "" {
+			return enc.Encode(struct {
+				Policy string `json:"policy_source"`
+				*policy.Explanation
+			}{set.Source(), xs[0]})
+		}
+		// --curl: the preflight the browser sends first, if any, then the
+		// request, in the order the browser sends them.
 		return enc.Encode(struct {
-			Policy string `json:"policy_source"`
-			*policy.Explanation
-		}{set.Source(), x})
+			Policy   string                `json:"policy_source"`
+			Requests []*policy.Explanation `json:"requests"`
+		}{set.Source(), xs})
 	}
-	printExplanation(e.stdout, &er, set, x)
+	for i := range ers {
+		if derived {
+			if i == 0 {
+				fmt.Fprintln(e.stdout, "The browser first sends a preflight:")
+			} else {
+				fmt.Fprintln(e.stdout, "\nThe preflight is allowed, so the browser sends the request:")
+			}
+			fmt.Fprintln(e.stdout)
+		}
+		printExplanation(e.stdout, &ers[i], set, xs[i])
+	}
+	if derived && len(ers) == 1 {
+		fmt.Fprintln(e.stdout, "\nThe preflight fails, so the browser never sends the request itself.")
+	}
 	return nil
+}
+
+// explainRequests returns the requests explain explains: the one its
+// flags describe, or the request of --curl preceded by the preflight a
+// browser sends before it (when it needs one, and the preflight is
+// allowed: otherwise only the preflight, since the browser sends nothing
+// more).
+func explainRequests(c *explainConfig) ([]policy.ExplainRequest, error) {
+	if c.curl == "" {
+		er := policy.ExplainRequest{
+			Request: policy.Request{
+				Method:     c.method,
+				Origin:     c.origin,
+				Host:       c.host,
+				Path:       c.path,
+				Route:      c.route,
+				PolicyName: c.metadata,
+			},
+			Credentials: c.credentials,
+		}
+		if c.url != "" {
+			u, err := url.Parse(c.url)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, usageErrorf("explain: --url %q: want http:// or https:// with a host", c.url)
+			}
+			if c.given["host"] || c.given["path"] {
+				return nil, usageErrorf("explain: --url sets the host and path: give --url, or --host and --path")
+			}
+			er.Host, er.Path, er.URL = u.Host, u.RequestURI(), resourceURL(u)
+		}
+		if c.preflight {
+			er.Method, er.ACRM = "OPTIONS", c.method
+			if c.requestHeaders != "" {
+				er.ACRH = []string{c.requestHeaders}
+			}
+			if c.privateNetwork {
+				er.ACRPN = "true"
+			}
+		}
+		return []policy.ExplainRequest{er}, nil
+	}
+	for _, f := range []string{"origin", "method", "request-headers", "preflight", "private-network", "host", "path", "url"} {
+		if c.given[f] {
+			return nil, usageErrorf("explain: --%s and --curl: the curl command says the request; give one or the other", f)
+		}
+	}
+	line := c.curl
+	if line == "-" {
+		data, err := io.ReadAll(io.LimitReader(stdin, maxCurlLen+1))
+		if err != nil {
+			return nil, fmt.Errorf("explain: reading the curl command: %w", err)
+		}
+		line = string(data)
+	}
+	cr, err := parseCurl(line)
+	if err != nil {
+		return nil, fmt.Errorf("explain: --curl: %w", err)
+	}
+	origin, _ := cr.header("origin")
+	_, cookies := cr.header("cookie")
+	base := policy.ExplainRequest{
+		Request: policy.Request{
+			Method:     cr.method,
+			Origin:     origin,
+			Host:       cr.url.Host,
+			Path:       cr.url.RequestURI(),
+			Route:      c.route,
+			PolicyName: c.metadata,
+		},
+		// A cross-origin request carries cookies only when the page
+		// sends credentials (fetch's credentials: 'include').
+		Credentials: c.credentials || cookies,
+		URL:         resourceURL(cr.url),
+	}
+	if acrm, ok := cr.header("access-control-request-method"); ok && cr.method == "OPTIONS" {
+		// The copy is the preflight itself.
+		base.ACRM = acrm
+		if acrh, ok := cr.header("access-control-request-headers"); ok {
+			base.ACRH = []string{acrh}
+		}
+		base.ACRPN, _ = cr.header("access-control-request-private-network")
+		return []policy.ExplainRequest{base}, nil
+	}
+	acrm, acrh, needed := cr.preflightFor()
+	if origin == "" || !needed {
+		return []policy.ExplainRequest{base}, nil
+	}
+	pre := base
+	pre.Method, pre.ACRM = "OPTIONS", acrm
+	if acrh != "" {
+		pre.ACRH = []string{acrh}
+	}
+	return []policy.ExplainRequest{pre, base}, nil
+}
+
+// resourceURL is u as the browser's console names it: without its fragment.
+func resourceURL(u *url.URL) string {
+	v := *u
+	v.Fragment, v.RawFragment = "", ""
+	return v.String()
 }
 
 func printExplanation(w io.Writer, er *policy.ExplainRequest, set *policy.Set, x *policy.Explanation) {
@@ -135,6 +265,10 @@ func printExplanation(w io.Writer, er *policy.ExplainRequest, set *policy.Set, x
 	if x.Shadow {
 		outcome += " [shadow mode: recorded only]"
 	}
+	if x.BrowserError != "" && (x.Outcome == policy.OutcomeAllowed.String() || x.Outcome == policy.OutcomePreflightAllowed.String()) {
+		// corsproc allows it; the browser's own check fails (credentials).
+		outcome += " by corsproc, but the browser blocks it (below)"
+	}
 	fmt.Fprintf(w, "Outcome:  %s\n", outcome)
 	if len(x.Checks) > 0 {
 		fmt.Fprintln(w, "\nChecks:")
@@ -163,5 +297,8 @@ func printExplanation(w io.Writer, er *policy.ExplainRequest, set *policy.Set, x
 	}
 	if x.Fix != "" {
 		fmt.Fprintf(w, "\nFix: %s\n", x.Fix)
+	}
+	for _, h := range x.Hints {
+		fmt.Fprintf(w, "Note: %s\n", h)
 	}
 }

@@ -14,13 +14,13 @@ import (
 // serveFlags are the flags serve must have and help must describe.
 var serveFlags = []string{"policy", "listen", "admin", "log-format", "log-level", "shutdown-timeout",
 	"tls-cert", "tls-key", "client-ca", "listen-mode", "stream-idle-timeout", "max-request-headers", "max-request-header-bytes",
-	"admin-mode", "max-message-bytes", "max-streams", "max-connections", "reload-interval"}
+	"admin-mode", "max-message-bytes", "max-streams", "max-connections", "reload-interval", "explain-refusals"}
 
 func TestServeFlagsAreAllDescribed(t *testing.T) {
 	t.Parallel()
 	var defined []string
 	newServeFlags(new(serveConfig)).VisitAll(func(f *flag.Flag) { defined = append(defined, f.Name) })
-	if got, want := strings.Join(defined, " "), "admin admin-mode client-ca listen listen-mode log-format log-level max-connections max-message-bytes max-request-header-bytes max-request-headers max-streams policy reload-interval shutdown-timeout stream-idle-timeout tls-cert tls-key"; got != want {
+	if got, want := strings.Join(defined, " "), "admin admin-mode client-ca explain-refusals listen listen-mode log-format log-level max-connections max-message-bytes max-request-header-bytes max-request-headers max-streams policy reload-interval shutdown-timeout stream-idle-timeout tls-cert tls-key"; got != want {
 		t.Errorf("serve defines flags %q, want %q: update serveFlags and this test with the docs", got, want)
 	}
 }
@@ -73,7 +73,7 @@ func TestTopLevelHelpListsCommands(t *testing.T) {
 // and a command without flags has neither the heading nor "[flags]".
 func TestCommandHelpFlags(t *testing.T) {
 	t.Parallel()
-	withFlags := map[string]bool{"serve": true, "check": true, "explain": true, "dev": true, "import": false, "version": false}
+	withFlags := map[string]bool{"serve": true, "check": true, "explain": true, "dev": true, "import": true, "version": false}
 	for _, c := range commands {
 		want, ok := withFlags[c.name]
 		if !ok {

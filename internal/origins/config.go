@@ -37,16 +37,47 @@ func (c Config) Pattern() bool { return c.WildSub || c.Port == AnyPort }
 // before the policy file gives it a position.
 type Problem struct {
 	Msg, Fix string
+	// suggest is the entry the fix writes, when it writes one; why is
+	// the rest of the fix's text.
+	suggest, why string
 }
 
 func problemf(fix, format string, args ...any) *Problem {
 	return &Problem{Msg: fmt.Sprintf(format, args...), Fix: fix}
 }
 
+// suggestf is a problem whose fix is to write the entry value instead.
+func suggestf(value, why, format string, args ...any) *Problem {
+	return &Problem{Msg: fmt.Sprintf(format, args...), Fix: fmt.Sprintf("write %q", value) + why, suggest: value, why: why}
+}
+
 // ParseConfig checks one allowed_origins entry against
 // docs/semantics.md, §3: canonical, ASCII, no path, no default port, and only the
 // "*." subdomain and ":*" port patterns.
 func ParseConfig(s string) (Config, *Problem) {
+	c, p := parseConfig(s)
+	if p != nil && p.suggest != "" {
+		// A fix corrects one thing; follow the fixes until the entry
+		// parses, so that the fix given is one the next check accepts
+		// (HTTPS://Shop.Example.com/ gives https://shop.example.com, not
+		// https://Shop.Example.com/).
+		final := p.suggest
+		for range 8 {
+			_, next := parseConfig(final)
+			if next == nil {
+				p.Fix = fmt.Sprintf("write %q", final) + p.why
+				break
+			}
+			if next.suggest == "" {
+				break
+			}
+			final = next.suggest
+		}
+	}
+	return c, p
+}
+
+func parseConfig(s string) (Config, *Problem) {
 	var c Config
 	switch s {
 	case "*":
@@ -62,7 +93,7 @@ func ParseConfig(s string) (Config, *Problem) {
 		return c, problemf(fmt.Sprintf("write scheme and host, e.g. %q", "https://"+strings.TrimPrefix(s, "//")), "%q is not an origin (scheme://host[:port])", s)
 	}
 	if lower := strings.ToLower(scheme); lower != scheme {
-		return c, problemf(fmt.Sprintf("write %q", lower+"://"+rest), "scheme %q must be lower case", scheme)
+		return c, suggestf(lower+"://"+rest, "", "scheme %q must be lower case", scheme)
 	}
 	if !IsScheme(scheme) {
 		return c, problemf("use a scheme such as https", "%q is not a valid scheme", scheme)
@@ -78,10 +109,10 @@ func ParseConfig(s string) (Config, *Problem) {
 		case rest[i] == '#':
 			what = "a fragment"
 		}
-		return c, problemf(fmt.Sprintf("write %q: browsers send the origin without it", scheme+"://"+rest[:i]), "%q has %s; an origin is scheme://host[:port]", s, what)
+		return c, suggestf(scheme+"://"+rest[:i], ": browsers send the origin without it", "%q has %s; an origin is scheme://host[:port]", s, what)
 	}
 	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
-		return c, problemf(fmt.Sprintf("write %q", scheme+"://"+rest[i+1:]), "%q has user information; an origin never does", s)
+		return c, suggestf(scheme+"://"+rest[i+1:], "", "%q has user information; an origin never does", s)
 	}
 	hostport := rest
 	var host, port string
@@ -99,13 +130,13 @@ func ParseConfig(s string) (Config, *Problem) {
 			return c, problemf("write a valid IPv6 address", "%q has an invalid IPv6 address", s)
 		}
 		if canon := "[" + addr.String() + "]"; canon != host {
-			return c, problemf(fmt.Sprintf("write %q: browsers send the canonical form", joinOrigin(scheme, canon, port)), "%q is not in canonical form", s)
+			return c, suggestf(joinOrigin(scheme, canon, port), ": browsers send the canonical form", "%q is not in canonical form", s)
 		}
 	} else {
 		var hasPort bool
 		host, port, hasPort = strings.Cut(hostport, ":")
 		if hasPort && port == "" {
-			return c, problemf(fmt.Sprintf("write %q", scheme+"://"+host), "%q has an empty port", s)
+			return c, suggestf(scheme+"://"+host, "", "%q has an empty port", s)
 		}
 	}
 	if port != "" && port != AnyPort {
@@ -113,7 +144,7 @@ func ParseConfig(s string) (Config, *Problem) {
 			return c, problemf("write a port between 1 and 65535, or * for any port", "%q has an invalid port %q", s, port)
 		}
 		if IsDefaultPort(scheme, port) {
-			return c, problemf(fmt.Sprintf("write %q: browsers omit the default port", scheme+"://"+host), "%q has the default port %s", s, port)
+			return c, suggestf(scheme+"://"+host, ": browsers omit the default port", "%q has the default port %s", s, port)
 		}
 	}
 	c.Port = port
@@ -129,10 +160,10 @@ func ParseConfig(s string) (Config, *Problem) {
 	}
 	if host[0] != '[' {
 		if ascii, err := idna.Lookup.ToASCII(host); err == nil && ascii != host && strings.ToLower(host) != ascii {
-			return c, problemf(fmt.Sprintf("write %q: browsers send host names in punycode", joinOrigin(scheme, wildPrefix(c.WildSub)+ascii, port)), "%q has a non-ASCII host", s)
+			return c, suggestf(joinOrigin(scheme, wildPrefix(c.WildSub)+ascii, port), ": browsers send host names in punycode", "%q has a non-ASCII host", s)
 		}
 		if lower := strings.ToLower(host); lower != host {
-			return c, problemf(fmt.Sprintf("write %q: browsers send host names in lower case", joinOrigin(scheme, wildPrefix(c.WildSub)+lower, port)), "%q has upper case in its host", s)
+			return c, suggestf(joinOrigin(scheme, wildPrefix(c.WildSub)+lower, port), ": browsers send host names in lower case", "%q has upper case in its host", s)
 		}
 		if !IsHostName(host) || strings.HasSuffix(host, ".") {
 			return c, problemf("write a host name of letters, digits, '-' and '.'", "%q has an invalid host %q", s, host)

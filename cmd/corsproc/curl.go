@@ -1,0 +1,282 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+
+	"mvdan.cc/sh/v3/shell"
+)
+
+// curlRequest is the HTTP request a curl command line sends, as much of it
+// as CORS cares about.
+type curlRequest struct {
+	method  string
+	url     *url.URL
+	headers [][2]string // names lower case, in order
+	body    bool
+}
+
+// header returns the first value of the named (lower-case) header.
+func (c *curlRequest) header(name string) (string, bool) {
+	for _, h := range c.headers {
+		if h[0] == name {
+			return h[1], true
+		}
+	}
+	return "", false
+}
+
+// maxCurlLen bounds the command line explain reads: DevTools' copies are a
+// few KiB, a large cookie included.
+const maxCurlLen = 1 << 20
+
+// curlNoValue are the options of curl that take no value and say nothing
+// CORS cares about (DevTools adds --compressed and, for HTTP/2, --http2).
+var curlNoValue = []string{
+	"--compressed", "--insecure", "-k", "--silent", "-s", "--show-error", "-S", "--location", "-L",
+	"--include", "-i", "--verbose", "-v", "--globoff", "-g", "--http1.0", "--http1.1", "--http2",
+	"--http2-prior-knowledge", "--http3", "--fail", "-f", "--no-buffer", "-N", "--path-as-is",
+}
+
+// curlIgnored are the options that take a value CORS does not care about.
+var curlIgnored = []string{
+	"--output", "-o", "--max-time", "-m", "--connect-timeout", "--proxy", "-x", "--resolve",
+	"--connect-to", "--retry", "--cacert", "--cert", "-E", "--key", "--limit-rate",
+}
+
+// parseCurl reads a curl command line as the browser's "Copy as cURL
+// (bash)" writes it: shell words in single quotes or $'…', the URL, -X,
+// -H, the data options, -b for cookies. The words are split by a shell
+// parser that expands no variable, runs no command substitution and globs
+// nothing (mvdan.cc/sh's shell.Fields with an empty environment; a
+// command substitution is an error).
+func parseCurl(line string) (*curlRequest, error) {
+	if len(line) > maxCurlLen {
+		return nil, fmt.Errorf("the curl command is longer than %d bytes", maxCurlLen)
+	}
+	// DevTools ends lines with " \" and a newline.
+	words, err := shell.Fields(line, func(string) string { return "" })
+	if err != nil {
+		return nil, fmt.Errorf("reading the curl command: %v", err)
+	}
+	if len(words) == 0 || path.Base(words[0]) != "curl" {
+		return nil, errors.New(`not a curl command: paste what the browser's "Copy as cURL" (bash) gives, starting with curl`)
+	}
+	c := &curlRequest{}
+	var rawURL string
+	setURL := func(u string) error {
+		if rawURL != "" {
+			return fmt.Errorf("two URLs, %q and %q: explain takes one request", rawURL, u)
+		}
+		rawURL = u
+		return nil
+	}
+	words = words[1:]
+	for i := 0; i < len(words); i++ {
+		w := words[i]
+		value := func() (string, error) {
+			if i+1 >= len(words) {
+				return "", fmt.Errorf("curl option %s needs a value", w)
+			}
+			i++
+			return words[i], nil
+		}
+		name, inline, hasInline := strings.Cut(w, "=")
+		if !strings.HasPrefix(w, "--") || !hasInline {
+			name, inline, hasInline = w, "", false
+		}
+		arg := func() (string, error) {
+			if hasInline {
+				return inline, nil
+			}
+			return value()
+		}
+		var err error
+		var v string
+		switch {
+		case w == "--":
+			for _, u := range words[i+1:] {
+				if err := setURL(u); err != nil {
+					return nil, err
+				}
+			}
+			i = len(words)
+		case !strings.HasPrefix(w, "-") || w == "-":
+			err = setURL(w)
+		case name == "--url":
+			if v, err = arg(); err == nil {
+				err = setURL(v)
+			}
+		case name == "-X" || name == "--request":
+			if v, err = arg(); err == nil {
+				c.method = strings.ToUpper(v)
+			}
+		case name == "-H" || name == "--header":
+			if v, err = arg(); err == nil {
+				err = c.addHeader(v)
+			}
+		case name == "-A" || name == "--user-agent":
+			if v, err = arg(); err == nil {
+				c.headers = append(c.headers, [2]string{"user-agent", v})
+			}
+		case name == "-e" || name == "--referer":
+			if v, err = arg(); err == nil {
+				c.headers = append(c.headers, [2]string{"referer", v})
+			}
+		case name == "-b" || name == "--cookie":
+			if v, err = arg(); err == nil {
+				c.headers = append(c.headers, [2]string{"cookie", v})
+			}
+		case name == "-u" || name == "--user":
+			if _, err = arg(); err == nil {
+				c.headers = append(c.headers, [2]string{"authorization", "Basic"})
+			}
+		case slices.Contains([]string{"-d", "--data", "--data-raw", "--data-binary", "--data-ascii", "--data-urlencode"}, name):
+			if _, err = arg(); err == nil {
+				c.body = true
+				if _, ok := c.header("content-type"); !ok {
+					c.headers = append(c.headers, [2]string{"content-type", "application/x-www-form-urlencoded"})
+				}
+			}
+		case name == "--json":
+			if _, err = arg(); err == nil {
+				c.body = true
+				c.headers = append(c.headers, [2]string{"content-type", "application/json"}, [2]string{"accept", "application/json"})
+			}
+		case name == "-F" || name == "--form":
+			if _, err = arg(); err == nil {
+				c.body = true
+				c.headers = append(c.headers, [2]string{"content-type", "multipart/form-data"})
+			}
+		case name == "-I" || name == "--head":
+			c.method = "HEAD"
+		case name == "-G" || name == "--get":
+			c.method = "GET"
+		case slices.Contains(curlIgnored, name):
+			_, err = arg()
+		case slices.Contains(curlNoValue, name) || shortFlags(w):
+		default:
+			err = fmt.Errorf("curl option %q is not one explain reads: paste what the browser's \"Copy as cURL\" (bash) gives", w)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if rawURL == "" {
+		return nil, errors.New("the curl command has no URL")
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("URL %q: want http:// or https:// with a host", rawURL)
+	}
+	c.url = u
+	if c.method == "" {
+		c.method = "GET"
+		if c.body {
+			c.method = "POST"
+		}
+	}
+	return c, nil
+}
+
+// shortFlags reports whether w is a cluster of curl's value-less short
+// options, such as -sSL.
+func shortFlags(w string) bool {
+	if len(w) < 2 || w[0] != '-' || w[1] == '-' {
+		return false
+	}
+	for _, c := range w[1:] {
+		if !slices.Contains(curlNoValue, "-"+string(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// addHeader adds a -H value: "Name: value", or "Name;" for an empty one
+// (curl's spelling); "Name:" alone removes a header curl would send, which
+// changes nothing here.
+func (c *curlRequest) addHeader(h string) error {
+	name, value, ok := strings.Cut(h, ":")
+	if !ok {
+		if n, found := strings.CutSuffix(h, ";"); found {
+			c.headers = append(c.headers, [2]string{strings.ToLower(strings.TrimSpace(n)), ""})
+			return nil
+		}
+		return fmt.Errorf("header %q: want Name: value", h)
+	}
+	name = strings.ToLower(strings.TrimSpace(name))
+	if name == "" {
+		return fmt.Errorf("header %q: no name", h)
+	}
+	if value = strings.TrimSpace(value); value == "" {
+		return nil
+	}
+	c.headers = append(c.headers, [2]string{name, value})
+	return nil
+}
+
+// browserSetHeaders are headers a browser's copy carries that the page did
+// not set, so a preflight never asks for them: the browser's own (Fetch's
+// forbidden request headers, user-agent) and those DevTools or the network
+// stack add (cache-control and pragma with the cache disabled, priority).
+var browserSetHeaders = []string{
+	"accept-charset", "accept-encoding", "access-control-request-headers", "access-control-request-method",
+	"connection", "content-length", "cookie", "cookie2", "date", "dnt", "expect", "host", "keep-alive",
+	"origin", "referer", "set-cookie", "te", "trailer", "transfer-encoding", "upgrade", "via",
+	"user-agent", "cache-control", "pragma", "priority",
+}
+
+// safelisted reports whether a header the page set is one Fetch lets
+// through without a preflight: its CORS-safelisted request-headers accept,
+// accept-language, content-language and content-type (a form's three
+// types), with the values it allows (at most 128 bytes, no CORS-unsafe
+// byte; the languages only in 0-9 A-Z a-z and " *,-.;=").
+func safelisted(name, value string) bool {
+	if len(value) > 128 {
+		return false
+	}
+	unsafe := strings.ContainsFunc(value, func(r rune) bool {
+		return r < 0x20 && r != '\t' || r == 0x7f || strings.ContainsRune("\"():<>?@[\\]{}", r)
+	})
+	switch name {
+	case "accept":
+		return !unsafe
+	case "accept-language", "content-language":
+		return !strings.ContainsFunc(value, func(r rune) bool {
+			return !(r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || strings.ContainsRune(" *,-.;=", r))
+		})
+	case "content-type":
+		essence, _, _ := strings.Cut(value, ";")
+		switch strings.ToLower(strings.TrimSpace(essence)) {
+		case "application/x-www-form-urlencoded", "multipart/form-data", "text/plain":
+			return !unsafe
+		}
+	}
+	return false
+}
+
+// preflightFor returns the Access-Control-Request-Method and
+// Access-Control-Request-Headers a browser sends before c, and whether it
+// sends a preflight at all: for a method other than GET, HEAD and POST, or
+// a header the page set that is not safelisted. The names are sorted,
+// lower case and joined with "," as Chromium sends them.
+func (c *curlRequest) preflightFor() (acrm, acrh string, needed bool) {
+	var names []string
+	for _, h := range c.headers {
+		name := h[0]
+		if slices.Contains(browserSetHeaders, name) || strings.HasPrefix(name, "sec-") || strings.HasPrefix(name, "proxy-") || safelisted(name, h[1]) {
+			continue
+		}
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	simple := c.method == "GET" || c.method == "HEAD" || c.method == "POST"
+	return c.method, strings.Join(names, ","), !simple || len(names) > 0
+}
