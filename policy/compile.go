@@ -34,19 +34,22 @@ var policyNameRE = regexp.MustCompile(`^[a-z0-9._-]+$`)
 // compiledPolicy is one policy, compiled. Everything the decision needs is computed
 // here once: the header values are ready-made strings.
 type compiledPolicy struct {
-	name      string
-	file      string // the file that defines it
-	index     int    // in its file's policies list
-	shadow    bool
-	forward   bool // unmatched_preflight: forward
-	allowAll  bool
-	creds     bool
-	pna       bool
-	origins   originSet
-	methodAll bool
-	methods   map[string]struct{}
-	headerAll bool
-	headers   map[string]struct{} // lower case
+	name     string
+	file     string // the file that defines it
+	index    int    // in its file's policies list
+	shadow   bool
+	forward  bool // unmatched_preflight: forward
+	allowAll bool
+	creds    bool
+	pna      bool
+	// The dangerously_ flags, which only explain reads: a fix it
+	// suggests must pass validation.
+	nullOK, insecureOK bool
+	origins            originSet
+	methodAll          bool
+	methods            map[string]struct{}
+	headerAll          bool
+	headers            map[string]struct{} // lower case
 	// headerMaxLen is the length of the longest name in headers.
 	headerMaxLen int
 	status       int
@@ -293,13 +296,15 @@ func compile(source string, files []compileFile) *Set {
 
 func compilePolicy(p *corsprocv1.Policy, path string, ds *diagnostics, shared *sharedLists) *compiledPolicy {
 	cp := &compiledPolicy{
-		name:     p.GetName(),
-		shadow:   p.GetMode() == corsprocv1.Mode_MODE_SHADOW,
-		forward:  p.GetUnmatchedPreflight() == corsprocv1.UnmatchedPreflight_UNMATCHED_PREFLIGHT_FORWARD,
-		allowAll: p.GetAllowAllOrigins(),
-		creds:    p.GetAllowCredentials(),
-		pna:      p.GetAllowPrivateNetwork(),
-		status:   int(p.GetPreflightStatus()),
+		name:       p.GetName(),
+		shadow:     p.GetMode() == corsprocv1.Mode_MODE_SHADOW,
+		forward:    p.GetUnmatchedPreflight() == corsprocv1.UnmatchedPreflight_UNMATCHED_PREFLIGHT_FORWARD,
+		allowAll:   p.GetAllowAllOrigins(),
+		creds:      p.GetAllowCredentials(),
+		pna:        p.GetAllowPrivateNetwork(),
+		nullOK:     p.GetDangerouslyAllowNullOrigin(),
+		insecureOK: p.GetDangerouslyAllowInsecureOrigins(),
+		status:     int(p.GetPreflightStatus()),
 	}
 	switch {
 	case cp.name == "":
