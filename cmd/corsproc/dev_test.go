@@ -273,7 +273,7 @@ func TestDevHelp(t *testing.T) {
 	t.Parallel()
 	var defined []string
 	newDevFlags(new(devConfig)).VisitAll(func(f *flag.Flag) { defined = append(defined, f.Name) })
-	if got, want := strings.Join(defined, " "), "listen log-format log-level policy upstream"; got != want {
+	if got, want := strings.Join(defined, " "), "listen log-format log-level policy policy-name upstream"; got != want {
 		t.Errorf("dev defines flags %q, want %q: update this test and the docs", got, want)
 	}
 	for _, args := range [][]string{{"dev", "--help"}, {"dev", "-h"}, {"help", "dev"}} {
