@@ -19,7 +19,7 @@ func checkOutput(t *testing.T, args ...string) (int, string) {
 	return exitCode(err), stdout.String()
 }
 
-func wantLines(t *testing.T, out string, want ...string) {
+func wantCheckOutput(t *testing.T, out string, want ...string) {
 	t.Helper()
 	for _, w := range want {
 		if !strings.Contains(out, w) {
@@ -28,7 +28,7 @@ func wantLines(t *testing.T, out string, want ...string) {
 	}
 }
 
-func wantNoLines(t *testing.T, out string, unwanted ...string) {
+func wantNoCheckOutput(t *testing.T, out string, unwanted ...string) {
 	t.Helper()
 	for _, w := range unwanted {
 		if strings.Contains(out, w) {
@@ -59,26 +59,26 @@ policies:
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
-	wantLines(t, out,
+	wantCheckOutput(t, out,
 		path+`:4:5: error: policies[0].CORS_ALLOWED_ORIGINS: unknown key "CORS_ALLOWED_ORIGINS"; fix: did you mean "allowed_origins"?`,
 		path+":5:24: warning: policies[0].preflight_max_age: Chromium caches preflights for at most 7200 seconds",
 		path+`:8:50: error: policies[1].allowed_origins[1]: "https://api.example.com/" has a trailing slash`,
 		path+`:9:21: warning: policies[1].allow_methods[0]: browsers send GET in upper case`,
 		path+": invalid: 2 errors, 2 warnings")
-	wantNoLines(t, out, "allows no origin")
+	wantNoCheckOutput(t, out, "allows no origin")
 
 	// In a directory, another file's warnings stay too.
 	code, out = checkOutput(t, dir)
 	if code != 1 {
 		t.Errorf("directory: exit %d, want 1", code)
 	}
-	wantLines(t, out, "b.yaml:5:24: warning: policies[0].preflight_max_age", dir+": invalid: 2 errors, 3 warnings")
+	wantCheckOutput(t, out, "b.yaml:5:24: warning: policies[0].preflight_max_age", dir+": invalid: 2 errors, 3 warnings")
 
 	// A value that failed to decode takes its default: no warning about
 	// the default.
 	bad := writePolicy(t, t.TempDir(), "bad.yaml", "default_policy: web\npolicies:\n  - name: web\n    allowed_origins: [https://app.example.com]\n    preflight_max_age: 1h\n")
 	_, out = checkOutput(t, bad)
-	wantLines(t, out, bad+": invalid: 1 error, 0 warnings")
+	wantCheckOutput(t, out, bad+": invalid: 1 error, 0 warnings")
 }
 
 // The names of django-cors-headers' settings, new and old, with or without
@@ -98,14 +98,14 @@ func TestCheckSuggestsForDjangoNames(t *testing.T) {
 		t.Run(c.key, func(t *testing.T) {
 			path := writePolicy(t, t.TempDir(), "p.yaml", "default_policy: web\npolicies:\n  - name: web\n    allowed_origins: [https://app.example.com]\n    "+c.key+": x\n")
 			_, out := checkOutput(t, path)
-			wantLines(t, out, `unknown key "`+c.key+`"; fix: `+c.fix)
-			wantNoLines(t, out, `did you mean "mode"`)
+			wantCheckOutput(t, out, `unknown key "`+c.key+`"; fix: `+c.fix)
+			wantNoCheckOutput(t, out, `did you mean "mode"`)
 		})
 	}
 	// A policy's key at the top of the file.
 	path := writePolicy(t, t.TempDir(), "p.yaml", "CORS_ALLOWED_ORIGINS: [https://app.example.com]\npolicies: []\n")
 	_, out := checkOutput(t, path)
-	wantLines(t, out, `CORS_ALLOWED_ORIGINS: unknown key "CORS_ALLOWED_ORIGINS"; fix: did you mean "allowed_origins"? it is a key of each policy`)
+	wantCheckOutput(t, out, `CORS_ALLOWED_ORIGINS: unknown key "CORS_ALLOWED_ORIGINS"; fix: did you mean "allowed_origins"? it is a key of each policy`)
 }
 
 // A policy nothing but x-corsproc-policy can select is warned about, with
@@ -134,17 +134,17 @@ policies:
 	if code != 0 {
 		t.Errorf("exit %d, want 0 (warnings only)", code)
 	}
-	wantLines(t, out,
+	wantCheckOutput(t, out,
 		path+`:5:5: warning: policies[1]: policy "orphan" has no match and is not the default_policy: no route, host or path selects it; only a stream whose metadata x-corsproc-policy is "orphan" does; fix: add a match (routes, hosts, path_prefixes or urls_regex), or name it in default_policy; if Envoy routes send x-corsproc-policy: orphan, say so with --metadata-policy orphan`,
 		path+`:14:12: warning: policies[4].match: policy "shadowed" is never selected by its match: policy "example" (policies[3])`,
 		path+": valid: 6 policies, 2 warnings")
-	wantNoLines(t, out, `"web" has no match`, `policy "routed"`, `policy "other-host"`)
+	wantNoCheckOutput(t, out, `"web" has no match`, `policy "routed"`, `policy "other-host"`)
 	if code, _ := checkOutput(t, "--strict", path); code != 1 {
 		t.Errorf("--strict: exit %d, want 1", code)
 	}
 	// Routes that send the name make it reachable.
 	_, out = checkOutput(t, "--metadata-policy", "orphan", "--metadata-policy", "shadowed", path)
-	wantLines(t, out, path+": valid: 6 policies, 0 warnings")
+	wantCheckOutput(t, out, path+": valid: 6 policies, 0 warnings")
 }
 
 const manifest = `apiVersion: v1
@@ -187,12 +187,12 @@ func TestCheckKubernetesManifest(t *testing.T) {
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
-	wantLines(t, out,
+	wantCheckOutput(t, out,
 		path+":25:28: warning: policies[0].preflight_max_age: Chromium caches preflights",
 		path+`:28:9: error: policies[1].alow_headers: unknown key "alow_headers"; fix: did you mean "allow_headers"?`,
 		path+": ConfigMap corsproc/corsproc-policy: invalid: 1 error, 1 warning",
 		path+": not checked: "+path+": ConfigMap envoy (no key holds a policy file)")
-	wantNoLines(t, out, "apiVersion", "static_resources")
+	wantNoCheckOutput(t, out, "apiVersion", "static_resources")
 
 	fixed := writePolicy(t, t.TempDir(), "rendered.yaml", strings.Replace(manifest, "alow_headers", "allow_headers", 1))
 	code, out = checkOutput(t, "--format", "json", fixed)
@@ -253,11 +253,11 @@ configMapGenerator:
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
-	wantLines(t, out,
+	wantCheckOutput(t, out,
 		policy+`:4:23: error: policies[0].allowed_origins[0]: "https://app.example.com/" has a trailing slash`,
 		filepath.Join(dir, "kustomization.yaml")+": configMapGenerator corsproc-policy: invalid: 1 error, 0 warnings",
 		"configMapGenerator envoy (no file holds a policy file)")
-	wantNoLines(t, out, "apiVersion", "patch.yaml")
+	wantNoCheckOutput(t, out, "apiVersion", "patch.yaml")
 
 	if err := os.WriteFile(policy, []byte("default_policy: web\npolicies:\n  - name: web\n    allowed_origins: [https://app.example.com]\n"), 0o644); err != nil {
 		t.Fatal(err)
