@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -19,8 +20,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/corsproc/corsproc/envoy/emulator"
+	"github.com/corsproc/corsproc/internal/active"
+	"github.com/corsproc/corsproc/internal/admin"
 	"github.com/corsproc/corsproc/internal/app"
 	"github.com/corsproc/corsproc/internal/listen"
+	"github.com/corsproc/corsproc/policy/reload"
 	"github.com/corsproc/corsproc/processor"
 )
 
@@ -32,6 +36,7 @@ type devConfig struct {
 	policyName string
 	logFormat  string
 	logLevel   string
+	admin      string
 }
 
 // newDevFlags defines dev's flags on c.
@@ -46,6 +51,7 @@ func newDevFlags(c *devConfig) *flag.FlagSet {
 	definePolicyFlag(fs, &c.policy)
 	defineDevPolicyNameFlag(fs, &c.policyName)
 	defineLogFlags(fs, &c.logFormat, &c.logLevel)
+	defineDevAdminFlag(fs, &c.admin)
 	return fs
 }
 
@@ -57,6 +63,7 @@ type devOptions struct {
 	policyName string
 	logFormat  string
 	logLevel   slog.Level
+	admin      *listen.Addr // nil: no admin server
 }
 
 // parseDevFlags parses and checks dev's flags, reporting every problem at
@@ -78,6 +85,13 @@ func parseDevFlags(args []string) (devOptions, error) {
 	level, logErrs := checkLogFlags(c.logFormat, c.logLevel)
 	o.logLevel = level
 	errs = append(errs, logErrs...)
+	if c.admin != "" {
+		a, err := parseListenAddr("admin", c.admin)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		o.admin = &a
+	}
 	if len(errs) > 0 {
 		return devOptions{}, &usageError{errors.Join(errs...)}
 	}
@@ -194,8 +208,10 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	}
 
 	// corsproc itself, over real loopback gRPC as in production.
-	proc := processor.New(set, processor.Options{Logger: log, IdleTimeout: processor.DefaultIdleTimeout, ExplainRefusals: true, Refused: devRefusals(e.stderr, o.logFormat)})
-	watchPolicy(ctx, log, o.policy, set, proc.Swap, nil)
+	reg := admin.NewRegistry()
+	proc := processor.New(set, processor.Options{Logger: log, Registerer: reg, IdleTimeout: processor.DefaultIdleTimeout, ExplainRefusals: true, Refused: devRefusals(e.stderr, o.logFormat)})
+	enforced := active.New(proc, set, time.Now(), reg)
+	watchPolicyEvery(ctx, log, o.policy, set, enforced.Swap, reg, reload.Options{Interval: reload.DefaultInterval, Report: reportReload(enforced)})
 	g := app.NewGRPCServer(proc, nil)
 	g.DrainTimeout = devShutdownTimeout
 	var lc net.ListenConfig
@@ -242,12 +258,23 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	// answers its requests in flight; then corsproc drains.
 	a := &app.App{Log: log, Servers: []app.Server{front, g}, ShutdownTimeout: devShutdownTimeout}
 	bound := listening{grpc: listen.String(g.Addr()), http: listen.String(front.Addr())}
+	if o.admin != nil {
+		adm, err := devAdmin(ctx, log, *o.admin, reg, enforced, g)
+		if err != nil {
+			grpcLis.Close()
+			httpLis.Close()
+			return err
+		}
+		a.Servers = append(a.Servers, adm)
+		bound.admin = listen.String(adm.Addr())
+	}
 	return e.runApp(ctx, a, bound, func() {
 		log.Info("corsproc dev listening",
 			"listen", bound.http,
 			"upstream", o.upstream,
 			"policy", set.Source(),
 			"policies", len(set.Names()),
-			"grpc", bound.grpc)
+			"grpc", bound.grpc,
+			"admin", cmp.Or(bound.admin, "disabled"))
 	})
 }

@@ -235,7 +235,7 @@ func TestDevUsageErrors(t *testing.T) {
 		{[]string{"--upstream", "http://127.0.0.1:8000/api"}, []string{"no path"}},
 		{[]string{"--upstream", "http://127.0.0.1:8000", "--listen", "8080"}, []string{`--listen "8080"`}},
 		{[]string{"--upstream", "http://127.0.0.1:8000", "extra"}, []string{`unexpected argument "extra"`}},
-		{[]string{"--upstream", "http://127.0.0.1:8000", "--admin", ":0"}, []string{"-admin"}},
+		{[]string{"--upstream", "http://127.0.0.1:8000", "--admin", "nowhere"}, []string{`--admin "nowhere"`}},
 		{[]string{"--upstream"}, []string{"flag needs an argument: -upstream"}},
 		// Every problem at once.
 		{
@@ -273,7 +273,7 @@ func TestDevHelp(t *testing.T) {
 	t.Parallel()
 	var defined []string
 	newDevFlags(new(devConfig)).VisitAll(func(f *flag.Flag) { defined = append(defined, f.Name) })
-	if got, want := strings.Join(defined, " "), "listen log-format log-level policy policy-name upstream"; got != want {
+	if got, want := strings.Join(defined, " "), "admin listen log-format log-level policy policy-name upstream"; got != want {
 		t.Errorf("dev defines flags %q, want %q: update this test and the docs", got, want)
 	}
 	for _, args := range [][]string{{"dev", "--help"}, {"dev", "-h"}, {"help", "dev"}} {
