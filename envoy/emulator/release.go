@@ -56,7 +56,7 @@ type Release struct {
 // The release profiles, oldest first. Releases older than 1.31 are not
 // supported (docs/envoy.md, "Envoy releases"): 1.30 answers an expired
 // message_timeout with 500, not 504 (envoyproxy/envoy#34856, runtime guard
-// envoy.reloadable_features.ext_proc_timeout_error, 1.31).
+// envoy.reloadable_features.ext_proc_timeout_error; changelogs/1.31.0.yaml).
 var (
 	// Envoy1_31 is Envoy 1.31 to 1.33.0, before the patch releases of
 	// CVE-2025-30157: local replies reach the processor.
