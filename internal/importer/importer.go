@@ -189,6 +189,7 @@ type Policy struct {
 	PrivateNetwork     Bool
 	UnmatchedPreflight String // "reject" or "forward"
 	PreflightStatus    Int    // 200 or 204
+	Mode               String // "enforce" or "shadow"
 
 	Vary Vary
 	// VarySrc is where the source's CORS answer is produced, for the
@@ -500,9 +501,9 @@ func ruleKey(p *Policy) string {
 	for _, l := range []List{p.Methods, p.Headers, p.Expose} {
 		fmt.Fprintf(&b, "l%t:%q;", l.IsSet(), l.Strings())
 	}
-	fmt.Fprintf(&b, "%t%d %t%t %t%t %t%q %t%d", p.MaxAge.Src.IsSet(), p.MaxAge.N, p.Credentials.Src.IsSet(), p.Credentials.V,
+	fmt.Fprintf(&b, "%t%d %t%t %t%t %t%q %t%d %q", p.MaxAge.Src.IsSet(), p.MaxAge.N, p.Credentials.Src.IsSet(), p.Credentials.V,
 		p.PrivateNetwork.Src.IsSet(), p.PrivateNetwork.V, p.UnmatchedPreflight.Src.IsSet(), p.UnmatchedPreflight.S,
-		p.PreflightStatus.Src.IsSet(), p.PreflightStatus.N)
+		p.PreflightStatus.Src.IsSet(), p.PreflightStatus.N, p.Mode.S)
 	return b.String()
 }
 
@@ -725,6 +726,9 @@ func render(rs *RuleSet, pols []*Policy, def string) ([]byte, map[string]Source)
 		}
 		if p.UnmatchedPreflight.Src.IsSet() {
 			key(&b, prov, path, "unmatched_preflight", YAMLString(p.UnmatchedPreflight.S), p.UnmatchedPreflight.Src)
+		}
+		if p.Mode.Src.IsSet() {
+			key(&b, prov, path, "mode", YAMLString(p.Mode.S), p.Mode.Src)
 		}
 	}
 	return []byte(b.String()), prov

@@ -1,0 +1,193 @@
+package envoy
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/corsproc/corsproc/internal/importer"
+	"github.com/corsproc/corsproc/internal/importer/importertest"
+	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func importFile(t *testing.T, name string) *importer.Result {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return importText(t, name, string(data))
+}
+
+func importText(t *testing.T, name, text string) *importer.Result {
+	t.Helper()
+	rs, err := Read([]importer.File{{Name: name, Data: []byte(text)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := importer.Build(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestGolden(t *testing.T) {
+	names, _ := filepath.Glob("testdata/*.yaml")
+	if len(names) < 2 {
+		t.Fatalf("fixtures: %v", names)
+	}
+	for _, n := range names {
+		base := filepath.Base(n)
+		t.Run(base, func(t *testing.T) {
+			importertest.Golden(t, strings.TrimSuffix(base, ".yaml")+".golden", importertest.Report(importFile(t, base)), *update)
+		})
+	}
+}
+
+type check struct {
+	req     policy.Request
+	outcome policy.Outcome
+	shadow  bool
+}
+
+func decideAll(t *testing.T, set *policy.Set, checks []check) {
+	t.Helper()
+	for _, c := range checks {
+		var d policy.Decision
+		set.Decide(&c.req, &d)
+		// A refusal is a refusal, whether corsproc answers it 403 or
+		// forwards it with the upstream's CORS headers removed.
+		if allows(d.Outcome) != allows(c.outcome) || d.Shadow != c.shadow {
+			t.Errorf("%s %s%s route %q from %q (ACRM %q): %v shadow %t (%v, policy %q), want %v shadow %t", c.req.Method, c.req.Host, c.req.Path, c.req.Route, c.req.Origin, c.req.ACRM, d.Outcome, d.Shadow, d.Reason, d.Policy, c.outcome, c.shadow)
+		}
+	}
+}
+
+func allows(o policy.Outcome) bool {
+	return o == policy.OutcomeAllowed || o == policy.OutcomePreflightAllowed
+}
+
+func req(method, host, path, route, origin, acrm string, acrh ...string) policy.Request {
+	return policy.Request{Method: method, Host: host, Path: path, Route: route, Origin: origin, ACRM: acrm, ACRH: acrh}
+}
+
+// TestSandbox checks Envoy's CORS sandbox: Envoy allows every origin on
+// /cors/open (the regex \* matches the string "*", which
+// CorsFilter::isOriginAllowed tries first), only *.envoyproxy.io on
+// /cors/restricted, nothing on /cors/disabled, and GET only in preflights
+// (the browser refuses PUT: Envoy's Access-Control-Allow-Methods is GET).
+func TestSandbox(t *testing.T) {
+	res := importFile(t, "sandbox.yaml")
+	if res.Set == nil || res.Incomplete() {
+		t.Fatalf("incomplete:\n%s", importertest.Report(res))
+	}
+	if !res.Unsafe() {
+		t.Error("no Vary: Origin is not reported")
+	}
+	const h = "localhost"
+	decideAll(t, res.Set, []check{
+		{req("GET", h, "/cors/open", "", "https://any.example", ""), policy.OutcomeAllowed, false},
+		{req("OPTIONS", h, "/cors/open", "", "https://any.example", "GET"), policy.OutcomePreflightAllowed, false},
+		{req("OPTIONS", h, "/cors/open", "", "https://any.example", "PUT"), policy.OutcomePreflightRejected, false},
+		// No allow_headers: Envoy sends no Access-Control-Allow-Headers,
+		// so the browser refuses any non-safelisted header.
+		{req("OPTIONS", h, "/cors/open", "", "https://any.example", "GET", "x-custom"), policy.OutcomePreflightRejected, false},
+		{req("GET", h, "/cors/restricted", "", "https://www.envoyproxy.io", ""), policy.OutcomeAllowed, false},
+		{req("GET", h, "/cors/restricted", "", "https://example.com", ""), policy.OutcomeDenied, false},
+		// A preflight Envoy does not allow goes to the upstream.
+		{req("OPTIONS", h, "/cors/restricted", "", "https://example.com", "GET"), policy.OutcomePreflightForwarded, false},
+		// Disabled: decided, recorded, nothing changed.
+		{req("GET", h, "/cors/disabled", "", "https://any.example", ""), policy.OutcomeAllowed, true},
+	})
+}
+
+// TestCredentials checks an HttpConnectionManager with credentials: the
+// prefix match lets in https://admin.example.com.evil.invalid in Envoy,
+// so corsproc refuses it as unsafe at its line; ext_authz ahead of the CORS
+// filter is reported; once the user deletes the refused regex, requests get
+// the answers Envoy gave.
+func TestCredentials(t *testing.T) {
+	res := importFile(t, "credentials.yaml")
+	if res.LoadError == nil || !res.Unsafe() {
+		t.Fatalf("the prefix with credentials loads:\n%s", importertest.Report(res))
+	}
+	codes := map[importer.Code]int{}
+	for _, w := range res.Warnings {
+		codes[w.Code]++
+		if w.Code == importer.CodeUnsafeOrigin && (w.Line != 25 || !strings.Contains(w.Setting, "allow_origin_string_match[1]")) {
+			t.Errorf("unsafe origin at %d %q", w.Line, w.Setting)
+		}
+		if w.Code == importer.CodePreflightAuth && w.Line != 5 {
+			t.Errorf("preflight auth at %d", w.Line)
+		}
+	}
+	if codes[importer.CodeUnsafeOrigin] != 1 || codes[importer.CodePreflightAuth] != 1 {
+		t.Errorf("codes %v", codes)
+	}
+	fixed := regexp.MustCompile(`(?m)^    allowed_origin_regexes:.*\n      - 'https://admin\\\.example\\\.com\.\*'.*\n`).ReplaceAllString(string(res.YAML), "")
+	set, err := policyfile.Parse("fixed.yaml", []byte(fixed))
+	if err != nil {
+		t.Fatalf("%v\n%s", err.(*policy.ValidationError).Diagnostics, fixed)
+	}
+	decideAll(t, set, []check{
+		{req("GET", "api.example.com", "/orders", "", "https://app.example.com", ""), policy.OutcomeAllowed, false},
+		{req("GET", "api.example.com", "/orders", "", "https://evil.example.org", ""), policy.OutcomeDenied, false},
+		{req("OPTIONS", "api.example.com", "/orders", "", "https://evil.example.org", "PUT"), policy.OutcomePreflightRejected, false},
+		{req("OPTIONS", "api.example.com", "/orders", "", "https://app.example.com", "PUT", "authorization"), policy.OutcomePreflightAllowed, false},
+		// The named route: its own origins, methods *, the virtual host's headers.
+		{req("OPTIONS", "api.example.com", "/v2/x", "api-v2", "https://pr-1.example.com", "PATCH", "x-request-id"), policy.OutcomePreflightAllowed, false},
+		{req("GET", "api.example.com", "/v2/x", "api-v2", "https://app.example.com.evil.invalid", ""), policy.OutcomeDenied, false},
+		// The legacy cors fields: the route's origins, the virtual host's methods.
+		{req("GET", "a.legacy.example.com", "/status", "", "https://status.example.com", ""), policy.OutcomeAllowed, false},
+		{req("GET", "a.legacy.example.com", "/status", "", "https://www.example.com", ""), policy.OutcomeDenied, false},
+		{req("GET", "a.legacy.example.com", "/other", "", "https://www.example.com", ""), policy.OutcomeAllowed, false},
+	})
+}
+
+func TestForms(t *testing.T) {
+	t.Run("route configuration alone", func(t *testing.T) {
+		res := importText(t, "rc.json", `{"name": "rc", "virtual_hosts": [{"name": "v", "domains": ["a.example"],
+ "typed_per_filter_config": {"envoy.filters.http.cors": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+ "allowOriginStringMatch": [{"exact": "https://b.example"}], "allowCredentials": true}}}]}`)
+		if res.Set == nil || !strings.Contains(importertest.Report(res), "HttpConnectionManager of this route configuration is not in the files") {
+			t.Fatal(importertest.Report(res))
+		}
+		decideAll(t, res.Set, []check{{req("GET", "a.example", "/", "", "https://b.example", ""), policy.OutcomeAllowed, false}})
+	})
+	t.Run("invalid policy is left out", func(t *testing.T) {
+		res := importText(t, "bad.yaml", "virtual_hosts:\n- name: v\n  domains: ['*']\n  cors:\n    allow_origin_string_match: 3\n")
+		if !res.Incomplete() || !strings.Contains(importertest.Report(res), "bad.yaml:5") && !strings.Contains(importertest.Report(res), "bad.yaml:4") {
+			t.Error(importertest.Report(res))
+		}
+	})
+	t.Run("not YAML", func(t *testing.T) {
+		if _, err := Read([]importer.File{{Name: "x.yaml", Data: []byte("a: [\n")}}); err == nil {
+			t.Error("no error")
+		}
+	})
+}
+
+func FuzzRead(f *testing.F) {
+	for _, n := range []string{"sandbox.yaml", "credentials.yaml"} {
+		if data, err := os.ReadFile(filepath.Join("testdata", n)); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte("virtual_hosts: [{domains: ['*:*', '[::1]:8'], cors: {allow_origin_string_match: [{prefix: ''}]}, routes: [{match: {safe_regex: {regex: '('}}, route: {cors: {}}}]}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rs, err := Read([]importer.File{{Name: "f.yaml", Data: data}})
+		if err != nil {
+			return
+		}
+		if _, err := importer.Build(rs); err != nil {
+			t.Fatalf("Build: %v", err)
+		}
+	})
+}
