@@ -172,6 +172,7 @@ corsproc_rejections_total{mode="enforce",policy="web",reason="origin_malformed"}
 corsproc_requests_total{outcome="allowed",policy="web"} 1
 corsproc_requests_total{outcome="disallowed_origin",policy="web"} 1
 corsproc_requests_total{outcome="preflight_allowed",policy="creds"} 1
+corsproc_requests_total{outcome="ungoverned",policy=""} 0
 corsproc_requests_total{outcome="unknown_policy",policy=""} 1
 # HELP corsproc_stream_errors_total ext_proc streams ended with an error, by kind: unknown_message (a message with no known request type, answered INVALID_ARGUMENT), recv, send.
 # TYPE corsproc_stream_errors_total counter

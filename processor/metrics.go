@@ -212,6 +212,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for k, name := range messageKindNames {
 		m.processing[k] = processing.WithLabelValues(name)
 	}
+	// The series of policy "", a fixed few, exist from the start at zero,
+	// so that a dashboard or an alert on them, or on the whole metric,
+	// works before the first request (docs/operations.md, "Metrics"). A
+	// policy's own series appear with its first request.
+	requests.WithLabelValues("", OutcomeUngoverned)
+	requests.WithLabelValues("", OutcomeUnknownPolicy)
+	rejections.WithLabelValues("", policy.ReasonUnknownPolicy.String(), ModeEnforce)
 	return m
 }
 

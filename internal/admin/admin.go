@@ -55,13 +55,15 @@ const (
 )
 
 // NewRegistry returns corsproc's private metrics registry, with the Go
-// runtime and process collectors. Nothing goes to the global default
-// registry, so what /metrics shows is exactly what corsproc registered.
+// runtime and process collectors and corsproc_build_info. Nothing goes to
+// the global default registry, so what /metrics shows is exactly what
+// corsproc registered.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newBuildInfo(ReadBuild()),
 	)
 	return reg
 }
@@ -105,8 +107,17 @@ func newServer(log *slog.Logger, reg *prometheus.Registry, enforced *active.Set,
 	}
 }
 
+// endpoints are the admin server's routes, as / lists them.
+var endpoints = []struct{ path, what string }{
+	{"/metrics", "Prometheus metrics: every corsproc_* series exists from the start (docs/operations.md, \"Metrics\")"},
+	{"/healthz", "liveness: 200 while the process answers"},
+	{"/readyz", "readiness: 200 when a policy set is loaded and the gRPC server is serving, else 503 and why"},
+	{"/debug/policy", "the active policy set as YAML: source, digest, load time, the last reload's result and problems, and the files"},
+}
+
 // newHandler serves:
 //
+//   - /: the list of endpoints, and the running version;
 //   - /metrics: the private registry reg;
 //   - /healthz: liveness, the process answers;
 //   - /readyz: readiness, 200 when ready returns nil, else 503 and why;
@@ -121,6 +132,17 @@ func newHandler(log *slog.Logger, reg *prometheus.Registry, enforced *active.Set
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		Registry: reg, // counts its own scrape errors
 	}))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h.Set("X-Content-Type-Options", "nosniff")
+		b := ReadBuild()
+		fmt.Fprintf(w, "corsproc %s (commit %s, %s): admin server, read-only (GET and HEAD)\n\n", b.Version, b.Commit, b.GoVersion)
+		for _, e := range endpoints {
+			fmt.Fprintf(w, "%-14s %s\n", e.path, e.what)
+		}
+		io.WriteString(w, "\nSee docs/operations.md, \"Admin endpoints\".\n")
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
@@ -136,7 +158,7 @@ func newHandler(log *slog.Logger, reg *prometheus.Registry, enforced *active.Set
 		h.Set("Content-Type", "application/yaml; charset=utf-8")
 		h.Set("Cache-Control", "no-store")
 		h.Set("X-Content-Type-Options", "nosniff")
-		writePolicyYAML(w, enforced.Current())
+		writePolicyYAML(w, enforced.Current(), enforced.LastReload())
 	})
 	return mux
 }
@@ -199,9 +221,9 @@ func selfTarget(addr net.Addr) string {
 }
 
 // writePolicyYAML writes lp as a YAML stream: a header of comments (source,
-// digest, load time, generation), then each source file as read, preceded
-// by a "# file:" comment, one document per file.
-func writePolicyYAML(w io.Writer, lp *active.Loaded) {
+// digest, load time, generation, the last reload last), then each source
+// file as read, preceded by a "# file:" comment, one document per file.
+func writePolicyYAML(w io.Writer, lp *active.Loaded, last *active.Reload) {
 	if lp == nil || lp.Set == nil {
 		io.WriteString(w, "# no policy set loaded\n")
 		return
@@ -212,6 +234,7 @@ func writePolicyYAML(w io.Writer, lp *active.Loaded) {
 	fmt.Fprintf(w, "# loaded: %s\n", lp.LoadedAt.UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "# generation: %d\n", lp.Generation)
 	fmt.Fprintf(w, "# policies: %s\n", commentValue(strings.Join(set.Names(), ", ")))
+	writeReload(w, last)
 	files := set.Files()
 	if files == nil {
 		io.WriteString(w, "# files: none recorded: the set was compiled from a decoded policy file, whose source text is not kept\n")
@@ -231,6 +254,25 @@ func writePolicyYAML(w io.Writer, lp *active.Loaded) {
 		w.Write(f.Data)
 		if len(f.Data) > 0 && f.Data[len(f.Data)-1] != '\n' {
 			io.WriteString(w, "\n")
+		}
+	}
+}
+
+// writeReload writes, as comments, the last reload's result, time and
+// digest, and each problem that refused it; that there was none yet when r
+// is nil.
+func writeReload(w io.Writer, r *active.Reload) {
+	if r == nil {
+		io.WriteString(w, "# last reload: none (the set is the one corsproc started with, or it enforces no --policy path)\n")
+		return
+	}
+	fmt.Fprintf(w, "# last reload: %s at %s, digest %s\n", r.Result, r.At.UTC().Format(time.RFC3339), commentValue(cmp.Or(r.Digest, "none (the files could not be read)")))
+	if r.Result == "failure" {
+		io.WriteString(w, "# the active set above keeps serving; the reload was refused for:\n")
+	}
+	for _, p := range r.Problems {
+		for line := range strings.Lines(p) {
+			fmt.Fprintf(w, "#   %s\n", commentValue(strings.TrimSuffix(line, "\n")))
 		}
 	}
 }

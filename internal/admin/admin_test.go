@@ -8,11 +8,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	"go.yaml.in/yaml/v3"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -143,7 +145,7 @@ func TestWritePolicyYAML(t *testing.T) {
 	}
 	loaded := time.Date(2026, 3, 1, 12, 30, 45, 0, time.FixedZone("CET", 3600))
 	var b bytes.Buffer
-	writePolicyYAML(&b, &active.Loaded{Set: set, LoadedAt: loaded, Generation: 7})
+	writePolicyYAML(&b, &active.Loaded{Set: set, LoadedAt: loaded, Generation: 7}, nil)
 	out := b.String()
 	header := "# source: " + dir + "\n# digest: " + set.Digest() + "\n# loaded: 2026-03-01T11:30:45Z\n# generation: 7\n# policies: web, api, shop\n"
 	if !strings.HasPrefix(out, header) {
@@ -176,7 +178,7 @@ func TestWritePolicyYAML(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Reset()
-	writePolicyYAML(&b, &active.Loaded{Set: compiled, LoadedAt: loaded, Generation: 1})
+	writePolicyYAML(&b, &active.Loaded{Set: compiled, LoadedAt: loaded, Generation: 1}, nil)
 	for _, want := range []string{"# source: decoded.yaml\n", "# digest: none\n", "# files: none recorded"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, b.String())
@@ -198,5 +200,45 @@ func writeFile(t *testing.T, dir, name, data string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// corsproc_build_info is in every registry NewRegistry gives, value 1,
+// with the build's version, commit and Go version.
+func TestBuildInfoMetric(t *testing.T) {
+	t.Parallel()
+	b := ReadBuild()
+	commit := b.Commit
+	if b.Modified {
+		commit += "-modified"
+	}
+	want := `
+# HELP corsproc_build_info Always 1; its labels say which corsproc is running: the module version, the VCS commit (-modified when built from a checkout with changes) and the Go version that built it.
+# TYPE corsproc_build_info gauge
+corsproc_build_info{commit="` + commit + `",goversion="` + runtime.Version() + `",version="` + b.Version + `"} 1
+`
+	if err := promtestutil.GatherAndCompare(NewRegistry(), strings.NewReader(want), MetricBuildInfo); err != nil {
+		t.Error(err)
+	}
+}
+
+// / lists every endpoint the handler serves.
+func TestIndexListsEndpoints(t *testing.T) {
+	t.Parallel()
+	e := newAdminEnv(t, policyfile.Development())
+	code, body := e.do("GET", "/")
+	if code != http.StatusOK {
+		t.Fatalf("/ = %d", code)
+	}
+	for _, ep := range endpoints {
+		if !strings.Contains(body, ep.path+" ") {
+			t.Errorf("/ lacks %s:\n%s", ep.path, body)
+		}
+		if code, _ := e.do("GET", ep.path); code == http.StatusNotFound {
+			t.Errorf("%s listed but not served", ep.path)
+		}
+	}
+	if code, _ := e.do("POST", "/"); code != http.StatusMethodNotAllowed {
+		t.Errorf("POST / = %d, want 405", code)
 	}
 }
