@@ -76,6 +76,12 @@ var commands = []command{
 		run:     runImport,
 		flags:   newImportFlags,
 	},
+	{
+		name:    "version",
+		summary: "print the module version, commit and Go version corsproc was built with",
+		run:     runVersion,
+		flags:   newVersionFlags,
+	},
 }
 
 func lookup(name string) (command, bool) {
@@ -96,6 +102,8 @@ func run(ctx context.Context, args []string, e *env) error {
 			return nil
 		case a == "help":
 			return runHelp(e.stdout, args[1:])
+		case a == "-version" || a == "--version":
+			name, args = "version", args[1:]
 		case !strings.HasPrefix(a, "-"):
 			name, args = a, args[1:]
 		}
@@ -140,6 +148,7 @@ Usage:
   corsproc [flags]              same as corsproc serve [flags]
   corsproc <command> [flags]
   corsproc help [command]
+  corsproc --version            same as corsproc version
 
 Commands:
 `)
