@@ -40,12 +40,6 @@ var compositions = map[string]struct{ resources, components []string }{
 	"monitoring":        {[]string{"namespaced"}, []string{"components/monitoring"}},
 	"sidecar-monitored": {[]string{"sidecar"}, []string{"components/monitoring"}},
 	"hpa":               {[]string{"namespaced"}, []string{"components/hpa"}},
-	"istio-ingress-networkpolicy": {[]string{"istio-ingress"},
-		[]string{"components/networkpolicy", "components/networkpolicy-istio-ingress"}},
-	"istio-mesh-networkpolicy": {[]string{"istio-mesh"},
-		[]string{"components/networkpolicy", "components/networkpolicy-istio-mesh"}},
-	"envoy-gateway-api-networkpolicy": {[]string{"envoy-gateway-api"},
-		[]string{"components/networkpolicy", "components/networkpolicy-envoy-gateway-api"}},
 }
 
 // composeDir is where the compositions are written in the in-memory tree.
@@ -78,6 +72,15 @@ func TestComponents(t *testing.T) {
 	for _, c := range compositions {
 		for _, comp := range c.components {
 			used[comp] = true
+		}
+	}
+	// The overlays that include a component check it as TestOverlays
+	// renders them.
+	for p, data := range orig {
+		if filepath.Base(p) == "kustomization.yaml" && !isComponent(data) {
+			for _, m := range regexp.MustCompile(`(?m)^\s*-\s*\.\./(components/[\w.-]+)\s*$`).FindAllSubmatch(data, -1) {
+				used[string(m[1])] = true
+			}
 		}
 	}
 	for p, data := range orig {
@@ -478,31 +481,31 @@ func TestMonitoringChecksFail(t *testing.T) {
 	}
 }
 
-// TestNetworkPolicyComponentsFollowOverlays breaks the Istio and Envoy
-// Gateway overlays' callers and expects their NetworkPolicy components to
-// be reported, so that the two stay in step.
+// TestNetworkPolicyComponentsFollowOverlays breaks the NetworkPolicy
+// components the Istio and Envoy Gateway overlays include and expects the
+// break reported, so that they stay in step with the overlays' callers.
 func TestNetworkPolicyComponentsFollowOverlays(t *testing.T) {
 	env := newTestEnv(t)
 	orig := loadTree(t)
-	cases := []struct{ composition, file, old, new, want string }{
-		{"istio-ingress-networkpolicy", "components/networkpolicy-istio-ingress/networkpolicy.yaml",
+	cases := []struct{ overlay, file, old, new, want string }{
+		{"istio-ingress", "components/networkpolicy-istio-ingress/networkpolicy.yaml",
 			"              istio: ingressgateway\n", "              istio: egressgateway\n",
 			"no NetworkPolicy admits the workloads EnvoyFilter istio-system/"},
-		{"envoy-gateway-api-networkpolicy", "components/networkpolicy-envoy-gateway-api/networkpolicy.yaml",
+		{"envoy-gateway-api", "components/networkpolicy-envoy-gateway-api/networkpolicy.yaml",
 			"              gateway.envoyproxy.io/owning-gateway-name: eg\n", "              gateway.envoyproxy.io/owning-gateway-name: other\n",
 			"no NetworkPolicy admits Envoy Gateway's proxies of Gateway default/eg to port 9001"},
-		{"istio-mesh-networkpolicy", "components/networkpolicy-istio-mesh/networkpolicy.yaml",
+		{"istio-mesh", "components/networkpolicy-istio-mesh/networkpolicy.yaml",
 			"        - namespaceSelector:\n            matchLabels:\n              istio-injection: enabled\n", "        - namespaceSelector: {}\n",
 			"admits another pod of corsproc's namespace to port 9001"},
 	}
 	for _, c := range cases {
-		t.Run(c.composition, func(t *testing.T) {
+		t.Run(c.overlay, func(t *testing.T) {
 			tr := orig.clone()
 			if n := bytes.Count(tr[c.file], []byte(c.old)); n != 1 {
 				t.Fatalf("k8s/%s holds %q %d times, want once: update this case", c.file, c.old, n)
 			}
 			tr[c.file] = bytes.Replace(tr[c.file], []byte(c.old), []byte(c.new), 1)
-			problems := checkOverlay(env, tr, compose(tr, c.composition))
+			problems := checkOverlay(env, tr, c.overlay)
 			for _, p := range problems {
 				if strings.Contains(p, c.want) {
 					t.Logf("reported as: %s", p)

@@ -675,7 +675,7 @@ func checkNetworkPolicies(r *report, objs []*object, ps []*pod) {
 		}
 		ownEnvoy := p.container(envoyContainer) != nil || slices.ContainsFunc(cs, func(c peer) bool { return strings.HasPrefix(c.what, "the Envoy pods of") })
 		if len(selecting) == 0 {
-			if ownEnvoy {
+			if ownEnvoy || len(cs) > 0 {
 				r.add(p.owner, "no NetworkPolicy selects corsproc's pods: the admin port (/debug/policy) is open to the whole cluster and the gRPC port to any pod; admit only this overlay's Envoy and Prometheus (k8s/components/networkpolicy)")
 			}
 			continue
