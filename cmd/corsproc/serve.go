@@ -56,8 +56,9 @@ func newServeFlags(c *serveConfig) *flag.FlagSet {
 		"`ADDR` of the ext_proc gRPC service: host:port (port 0 picks a free\n"+
 			"port), or unix:///path/to.sock")
 	fs.StringVar(&c.admin, "admin", "127.0.0.1:9002",
-		"`ADDR` of the read-only admin HTTP server (/metrics, /healthz, /readyz,\n"+
-			"/debug/policy): host:port, or unix:///path/to.sock; \"\" disables it")
+		"`ADDR` of the read-only admin HTTP server (/ lists its endpoints:\n"+
+			"/metrics, /healthz, /readyz, /debug/policy): host:port, or\n"+
+			"unix:///path/to.sock; \"\" disables it")
 	defineLogFlags(fs, &c.logFormat, &c.logLevel)
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second,
 		"on SIGTERM or SIGINT, how long in-flight streams may take to finish\n"+
