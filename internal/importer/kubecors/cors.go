@@ -244,8 +244,12 @@ func SetPaths(m *importer.Match, paths []Path, every bool) {
 		}
 	}
 	if plain {
+		seen := map[string]bool{}
 		for _, p := range paths {
-			m.PathPrefixes.Add(importer.Value{S: p.Value, Src: p.Src})
+			if !seen[p.Value] {
+				seen[p.Value] = true
+				m.PathPrefixes.Add(importer.Value{S: p.Value, Src: p.Src})
+			}
 		}
 		return
 	}
