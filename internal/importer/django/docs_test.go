@@ -207,6 +207,7 @@ func newDevStack(t *testing.T, set *policy.Set, policyName string) *devStack {
 		s.mu.Lock()
 		s.seen = append(s.seen, r.Method+" "+r.URL.Path)
 		s.mu.Unlock()
+		w.Header().Set("X-Request-Id", "req-1")
 		io.WriteString(w, `{"ok":true}`)
 	}))
 	t.Cleanup(app.Close)
