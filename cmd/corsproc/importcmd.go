@@ -17,6 +17,7 @@ func newImportFlags() *flag.FlagSet {
 		"django: evaluate the settings for DEBUG = `true|false` only and write one policy,\n"+
 			"named django, for that profile (default: both, with a second policy,\n"+
 			"django-debug, when the CORS settings depend on DEBUG)")
+	fs.String("o", "", "write the policy file to `FILE` instead of stdout")
 	return fs
 }
 
@@ -61,12 +62,13 @@ var errImportLeftOut = errors.New("import: the policy lacks values the importer 
 // stderr with its line number.
 func runImport(_ context.Context, e *env, args []string) error {
 	fs := newImportFlags()
-	pos, err := parseFlagsWithArgs("import", fs, args, "django", "SETTINGS.py")
+	pos, err := parseFlagsWithArgs("import", fs, args, "SOURCE", "FILE|DIR|-")
 	if err != nil {
 		return err
 	}
 	if pos[0] != "django" {
-		return usageErrorf("import: unknown source %q: corsproc imports from django", pos[0])
+		// nginx, envoy, istio, gateway-api: importsources.go.
+		return runImportSource(e, fs, pos[0], pos[1])
 	}
 	file := pos[1]
 	src, err := os.ReadFile(file)
@@ -78,7 +80,7 @@ func runImport(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	if _, err := e.stdout.Write(res.YAML); err != nil {
+	if err := writeImportYAML(e, fs, res.YAML); err != nil {
 		return err
 	}
 	for _, w := range res.Warnings {

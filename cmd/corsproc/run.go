@@ -71,10 +71,17 @@ var commands = []command{
 	},
 	{
 		name:    "import",
-		args:    "django SETTINGS.py",
-		summary: "turn Django settings (django-cors-headers) into a policy file on stdout, differences on stderr",
+		args:    "django|nginx|envoy|istio|gateway-api FILE|DIR|-",
+		summary: "turn another system's CORS configuration into a policy file on stdout, differences on stderr",
 		run:     runImport,
 		flags:   newImportFlags,
+	},
+	{
+		name:    "audit",
+		args:    "django|nginx|envoy|istio|gateway-api FILE|DIR|-",
+		summary: "report unsafe CORS in another system's configuration as it is (exit 1 when unsafe)",
+		run:     runAudit,
+		flags:   func() *flag.FlagSet { return newAuditFlags(new(auditConfig)) },
 	},
 	{
 		name:    "version",

@@ -73,7 +73,7 @@ func TestTopLevelHelpListsCommands(t *testing.T) {
 // and a command without flags has neither the heading nor "[flags]".
 func TestCommandHelpFlags(t *testing.T) {
 	t.Parallel()
-	withFlags := map[string]bool{"serve": true, "check": true, "explain": true, "dev": true, "import": true, "version": false}
+	withFlags := map[string]bool{"serve": true, "check": true, "explain": true, "dev": true, "import": true, "audit": true, "version": false}
 	for _, c := range commands {
 		want, ok := withFlags[c.name]
 		if !ok {

@@ -5,9 +5,10 @@
 // RouteConfiguration, an HttpConnectionManager or a Bootstrap, as YAML or
 // JSON. Each policy is matched by route name, or by the virtual host's
 // domains and the route's path when the route has no name. The CORS
-// messages and route matches are decoded with go-control-plane's types and
-// protojson; the rest of the file is walked as YAML, so that filters and
-// extensions the importer does not know never stop it. docs/migrating.md
+// messages are decoded with go-control-plane's types and protojson; the
+// rest of the file is walked as YAML, so that filters and extensions the
+// importer does not know never stop it, and the route API's types (3 MB
+// of the binary) stay out. docs/migrating.md
 // describes the mapping.
 //
 // Envoy's behaviour is read from its source (Envoy 1.27 to 1.37),
@@ -49,7 +50,6 @@ import (
 	"strconv"
 	"strings"
 
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"go.yaml.in/yaml/v3"
@@ -268,18 +268,12 @@ func (r *reader) legacyCORS(owner *yaml.Node, key string) *corsConfig {
 		return nil
 	}
 	c := &corsConfig{node: v, key: key + " cors", file: r.file}
-	legacy := new(routev3.CorsPolicy)
-	if err := r.decode(v, legacy, c.key); err != nil {
-		return nil
-	}
-	// The legacy message has the fields of the filter's CorsPolicy, by
-	// the same names.
-	b, err := protojson.Marshal(legacy)
-	if err != nil {
-		return nil
-	}
+	// The legacy route.v3.CorsPolicy has the fields of the filter's
+	// CorsPolicy, by the same names and types (it only adds deprecated
+	// ones Envoy 1.27+ no longer accepts), so it is decoded as one: the
+	// route API's Go types weigh 3 MB in the binary (docs/migrating.md).
 	p := new(corsv3.CorsPolicy)
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, p); err != nil {
+	if err := r.decode(v, p, c.key); err != nil {
 		return nil
 	}
 	c.p = p
@@ -464,30 +458,35 @@ func (r *reader) routeMatch(rt *yaml.Node, rkey string, p *importer.Policy) {
 	if mn == nil {
 		return
 	}
-	m := new(routev3.RouteMatch)
-	if err := r.decode(mn, m, rkey+" match"); err != nil {
-		return
-	}
 	src := importer.Source{File: r.file, Line: mn.Line, Key: rkey + " match"}
-	switch ps := m.PathSpecifier.(type) {
-	case *routev3.RouteMatch_Prefix:
-		if ps.Prefix != "" && ps.Prefix != "/" {
-			p.Match.PathPrefixes.Add(importer.Value{S: ps.Prefix, Src: src})
+	// The route match is read from the YAML: the route API's Go types
+	// weigh 3 MB in the binary, for five fields.
+	prefix, hasPrefix := get(mn, "prefix")
+	path, _ := get(mn, "path")
+	sep, _ := get(mn, "path_separated_prefix")
+	sre, _ := get(mn, "safe_regex")
+	switch {
+	case hasPrefix != nil:
+		if v := str(prefix); v != "" && v != "/" {
+			p.Match.PathPrefixes.Add(importer.Value{S: v, Src: src})
 		}
-	case *routev3.RouteMatch_PathSeparatedPrefix:
-		p.Match.URLsRegex = importer.String{S: regexp.QuoteMeta(ps.PathSeparatedPrefix) + "(/.*)?", Src: src}
-	case *routev3.RouteMatch_Path:
-		p.Match.URLsRegex = importer.String{S: regexp.QuoteMeta(ps.Path), Src: src}
-	case *routev3.RouteMatch_SafeRegex:
-		p.Match.URLsRegex = importer.String{S: ps.SafeRegex.GetRegex(), Src: src}
+	case sep != nil:
+		p.Match.URLsRegex = importer.String{S: regexp.QuoteMeta(str(sep)) + "(/.*)?", Src: src}
+	case path != nil:
+		p.Match.URLsRegex = importer.String{S: regexp.QuoteMeta(str(path)), Src: src}
+	case sre != nil && str(first(get(sre, "regex"))) != "":
+		p.Match.URLsRegex = importer.String{S: str(first(get(sre, "regex"))), Src: src}
 	default:
 		r.warn(src, importer.CodeLeftOut, true, "this route's path match is not carried over: the policy matches the virtual host's every path", "give the route a name, and the policy match.routes")
 	}
-	if m.GetCaseSensitive() != nil && !m.GetCaseSensitive().GetValue() {
+	if cs, _ := get(mn, "case_sensitive"); cs != nil && (str(cs) == "false" || str(first(get(cs, "value"))) == "false") {
 		r.warn(src, importer.CodeDifference, false, "Envoy matched this path without regard to case; corsproc matches it byte for byte", "")
 	}
-	if len(m.GetHeaders()) > 0 || len(m.GetQueryParameters()) > 0 || m.GetGrpc() != nil || len(m.GetDynamicMetadata()) > 0 {
-		r.warn(src, importer.CodeDifference, false, "this route also matches on headers, query parameters or metadata, which the policy's match cannot say: it matches the host and path alone", "give the route a name, and the policy match.routes")
+	for _, k := range []string{"headers", "query_parameters", "grpc", "dynamic_metadata", "filter_state", "runtime_fraction"} {
+		if v, _ := get(mn, k); v != nil {
+			r.warn(src, importer.CodeDifference, false, "this route also matches on "+k+", which the policy's match cannot say: it matches the host and path alone", "give the route a name, and the policy match.routes")
+			break
+		}
 	}
 }
 
