@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // checkOutput runs corsproc check args and returns its exit status and
@@ -273,5 +276,26 @@ configMapGenerator:
 	err := Run(t.Context(), []string{"check", none}, &stdout, io.Discard)
 	if exitCode(err) != 1 || !strings.Contains(err.Error(), "holds Kubernetes objects but no ConfigMap") {
 		t.Errorf("no policy ConfigMap: %v", err)
+	}
+}
+
+// A named pipe among the files check reads is refused, not waited on, as a
+// policy load refuses it (docs/operations.md, "Policy sources and reload").
+func TestCheckRefusesANamedPipe(t *testing.T) {
+	dir := t.TempDir()
+	writePolicy(t, dir, "a.yaml", validPolicy)
+	fifo := filepath.Join(dir, "b.yaml")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- Run(context.Background(), []string{"check", dir}, io.Discard, io.Discard) }()
+	select {
+	case err := <-done:
+		if exitCode(err) != 1 || !strings.Contains(err.Error(), fifo) {
+			t.Errorf("check of a directory with a named pipe: %v", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatalf("check blocked on the named pipe %s", fifo)
 	}
 }

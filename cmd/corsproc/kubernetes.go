@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"go.yaml.in/yaml/v3"
 
@@ -129,9 +130,17 @@ func scanKubernetes(path string) (*k8sScan, bool, error) {
 	return scan, true, nil
 }
 
-// readBounded reads the file name, refusing more than limit bytes.
+// readBounded reads the file name, refusing more than limit bytes and
+// anything but a regular file. It never blocks in open, as a policy load
+// does not (policyfile's readFile): a named pipe is refused after os.Stat,
+// and opened non-blocking in case the path was replaced in between.
 func readBounded(name string, limit int) ([]byte, error) {
-	f, err := os.Open(name)
+	if fi, err := os.Stat(name); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", name)
+	}
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
