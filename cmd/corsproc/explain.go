@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/corsproc/corsproc/internal/curlreq"
 	"github.com/corsproc/corsproc/policy"
 	"github.com/corsproc/corsproc/policy/policyfile"
 )
@@ -152,7 +153,7 @@ func explainRequests(c *explainConfig) ([]policy.ExplainRequest, error) {
 			if c.given["host"] || c.given["path"] {
 				return nil, usageErrorf("explain: --url sets the host and path: give --url, or --host and --path")
 			}
-			er.Host, er.Path, er.URL = u.Host, u.RequestURI(), resourceURL(u)
+			er.Host, er.Path, er.URL = u.Host, u.RequestURI(), curlreq.ResourceURL(u)
 		}
 		if c.preflight {
 			er.Method, er.ACRM = "OPTIONS", c.method
@@ -172,58 +173,17 @@ func explainRequests(c *explainConfig) ([]policy.ExplainRequest, error) {
 	}
 	line := c.curl
 	if line == "-" {
-		data, err := io.ReadAll(io.LimitReader(stdin, maxCurlLen+1))
+		data, err := io.ReadAll(io.LimitReader(stdin, curlreq.MaxLen+1))
 		if err != nil {
 			return nil, fmt.Errorf("explain: reading the curl command: %w", err)
 		}
 		line = string(data)
 	}
-	cr, err := parseCurl(line)
+	cr, err := curlreq.Parse(line)
 	if err != nil {
 		return nil, fmt.Errorf("explain: --curl: %w", err)
 	}
-	origin, _ := cr.header("origin")
-	_, cookies := cr.header("cookie")
-	base := policy.ExplainRequest{
-		Request: policy.Request{
-			Method:     cr.method,
-			Origin:     origin,
-			Host:       cr.url.Host,
-			Path:       cr.url.RequestURI(),
-			Route:      c.route,
-			PolicyName: c.metadata,
-		},
-		// A cross-origin request carries cookies only when the page
-		// sends credentials (fetch's credentials: 'include').
-		Credentials: c.credentials || cookies,
-		URL:         resourceURL(cr.url),
-	}
-	if acrm, ok := cr.header("access-control-request-method"); ok && cr.method == "OPTIONS" {
-		// The copy is the preflight itself.
-		base.ACRM = acrm
-		if acrh, ok := cr.header("access-control-request-headers"); ok {
-			base.ACRH = []string{acrh}
-		}
-		base.ACRPN, _ = cr.header("access-control-request-private-network")
-		return []policy.ExplainRequest{base}, nil
-	}
-	acrm, acrh, needed := cr.preflightFor()
-	if origin == "" || !needed {
-		return []policy.ExplainRequest{base}, nil
-	}
-	pre := base
-	pre.Method, pre.ACRM = "OPTIONS", acrm
-	if acrh != "" {
-		pre.ACRH = []string{acrh}
-	}
-	return []policy.ExplainRequest{pre, base}, nil
-}
-
-// resourceURL is u as the browser's console names it: without its fragment.
-func resourceURL(u *url.URL) string {
-	v := *u
-	v.Fragment, v.RawFragment = "", ""
-	return v.String()
+	return cr.ExplainRequests(c.route, c.metadata, c.credentials), nil
 }
 
 func printExplanation(w io.Writer, er *policy.ExplainRequest, set *policy.Set, x *policy.Explanation) {

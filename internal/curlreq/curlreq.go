@@ -1,4 +1,9 @@
-package main
+// Package curlreq reads the request a curl command line sends, as a
+// browser's DevTools "Copy as cURL (bash)" writes it, and derives what the
+// browser sends for it: the preflight first when the request needs one
+// (docs/troubleshooting.md). corsproc explain --curl and the browser tests
+// use it.
+package curlreq
 
 import (
 	"errors"
@@ -8,21 +13,23 @@ import (
 	"slices"
 	"strings"
 
-	"mvdan.cc/sh/v3/shell"
+	"github.com/corsproc/corsproc/policy"
+	"mvdan.cc/sh/v3/expand"
+	"mvdan.cc/sh/v3/syntax"
 )
 
-// curlRequest is the HTTP request a curl command line sends, as much of it
+// Request is the HTTP request a curl command line sends, as much of it
 // as CORS cares about.
-type curlRequest struct {
-	method  string
-	url     *url.URL
-	headers [][2]string // names lower case, in order
-	body    bool
+type Request struct {
+	Method  string
+	URL     *url.URL
+	Headers [][2]string // names lower case, in order
+	Body    bool        // the command sends a body
 }
 
-// header returns the first value of the named (lower-case) header.
-func (c *curlRequest) header(name string) (string, bool) {
-	for _, h := range c.headers {
+// Header returns the first value of the named (lower-case) header.
+func (c *Request) Header(name string) (string, bool) {
+	for _, h := range c.Headers {
 		if h[0] == name {
 			return h[1], true
 		}
@@ -30,9 +37,9 @@ func (c *curlRequest) header(name string) (string, bool) {
 	return "", false
 }
 
-// maxCurlLen bounds the command line explain reads: DevTools' copies are a
+// MaxLen bounds the command line explain reads: DevTools' copies are a
 // few KiB, a large cookie included.
-const maxCurlLen = 1 << 20
+const MaxLen = 1 << 20
 
 // curlNoValue are the options of curl that take no value and say nothing
 // CORS cares about (DevTools adds --compressed and, for HTTP/2, --http2).
@@ -48,25 +55,22 @@ var curlIgnored = []string{
 	"--connect-to", "--retry", "--cacert", "--cert", "-E", "--key", "--limit-rate",
 }
 
-// parseCurl reads a curl command line as the browser's "Copy as cURL
+// Parse reads a curl command line as the browser's "Copy as cURL
 // (bash)" writes it: shell words in single quotes or $'…', the URL, -X,
-// -H, the data options, -b for cookies. The words are split by a shell
-// parser that expands no variable, runs no command substitution and globs
-// nothing (mvdan.cc/sh's shell.Fields with an empty environment; a
-// command substitution is an error).
-func parseCurl(line string) (*curlRequest, error) {
-	if len(line) > maxCurlLen {
-		return nil, fmt.Errorf("the curl command is longer than %d bytes", maxCurlLen)
+// -H, the data options, -b for cookies. See shellWords for how the words
+// are read.
+func Parse(line string) (*Request, error) {
+	if len(line) > MaxLen {
+		return nil, fmt.Errorf("the curl command is longer than %d bytes", MaxLen)
 	}
-	// DevTools ends lines with " \" and a newline.
-	words, err := shell.Fields(line, func(string) string { return "" })
+	words, err := shellWords(line)
 	if err != nil {
 		return nil, fmt.Errorf("reading the curl command: %v", err)
 	}
 	if len(words) == 0 || path.Base(words[0]) != "curl" {
 		return nil, errors.New(`not a curl command: paste what the browser's "Copy as cURL" (bash) gives, starting with curl`)
 	}
-	c := &curlRequest{}
+	c := &Request{}
 	var rawURL string
 	setURL := func(u string) error {
 		if rawURL != "" {
@@ -113,7 +117,7 @@ func parseCurl(line string) (*curlRequest, error) {
 			}
 		case name == "-X" || name == "--request":
 			if v, err = arg(); err == nil {
-				c.method = strings.ToUpper(v)
+				c.Method = strings.ToUpper(v)
 			}
 		case name == "-H" || name == "--header":
 			if v, err = arg(); err == nil {
@@ -121,41 +125,41 @@ func parseCurl(line string) (*curlRequest, error) {
 			}
 		case name == "-A" || name == "--user-agent":
 			if v, err = arg(); err == nil {
-				c.headers = append(c.headers, [2]string{"user-agent", v})
+				c.Headers = append(c.Headers, [2]string{"user-agent", v})
 			}
 		case name == "-e" || name == "--referer":
 			if v, err = arg(); err == nil {
-				c.headers = append(c.headers, [2]string{"referer", v})
+				c.Headers = append(c.Headers, [2]string{"referer", v})
 			}
 		case name == "-b" || name == "--cookie":
 			if v, err = arg(); err == nil {
-				c.headers = append(c.headers, [2]string{"cookie", v})
+				c.Headers = append(c.Headers, [2]string{"cookie", v})
 			}
 		case name == "-u" || name == "--user":
 			if _, err = arg(); err == nil {
-				c.headers = append(c.headers, [2]string{"authorization", "Basic"})
+				c.Headers = append(c.Headers, [2]string{"authorization", "Basic"})
 			}
 		case slices.Contains([]string{"-d", "--data", "--data-raw", "--data-binary", "--data-ascii", "--data-urlencode"}, name):
 			if _, err = arg(); err == nil {
-				c.body = true
-				if _, ok := c.header("content-type"); !ok {
-					c.headers = append(c.headers, [2]string{"content-type", "application/x-www-form-urlencoded"})
+				c.Body = true
+				if _, ok := c.Header("content-type"); !ok {
+					c.Headers = append(c.Headers, [2]string{"content-type", "application/x-www-form-urlencoded"})
 				}
 			}
 		case name == "--json":
 			if _, err = arg(); err == nil {
-				c.body = true
-				c.headers = append(c.headers, [2]string{"content-type", "application/json"}, [2]string{"accept", "application/json"})
+				c.Body = true
+				c.Headers = append(c.Headers, [2]string{"content-type", "application/json"}, [2]string{"accept", "application/json"})
 			}
 		case name == "-F" || name == "--form":
 			if _, err = arg(); err == nil {
-				c.body = true
-				c.headers = append(c.headers, [2]string{"content-type", "multipart/form-data"})
+				c.Body = true
+				c.Headers = append(c.Headers, [2]string{"content-type", "multipart/form-data"})
 			}
 		case name == "-I" || name == "--head":
-			c.method = "HEAD"
+			c.Method = "HEAD"
 		case name == "-G" || name == "--get":
-			c.method = "GET"
+			c.Method = "GET"
 		case slices.Contains(curlIgnored, name):
 			_, err = arg()
 		case slices.Contains(curlNoValue, name) || shortFlags(w):
@@ -173,11 +177,11 @@ func parseCurl(line string) (*curlRequest, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("URL %q: want http:// or https:// with a host", rawURL)
 	}
-	c.url = u
-	if c.method == "" {
-		c.method = "GET"
-		if c.body {
-			c.method = "POST"
+	c.URL = u
+	if c.Method == "" {
+		c.Method = "GET"
+		if c.Body {
+			c.Method = "POST"
 		}
 	}
 	return c, nil
@@ -200,11 +204,11 @@ func shortFlags(w string) bool {
 // addHeader adds a -H value: "Name: value", or "Name;" for an empty one
 // (curl's spelling); "Name:" alone removes a header curl would send, which
 // changes nothing here.
-func (c *curlRequest) addHeader(h string) error {
+func (c *Request) addHeader(h string) error {
 	name, value, ok := strings.Cut(h, ":")
 	if !ok {
 		if n, found := strings.CutSuffix(h, ";"); found {
-			c.headers = append(c.headers, [2]string{strings.ToLower(strings.TrimSpace(n)), ""})
+			c.Headers = append(c.Headers, [2]string{strings.ToLower(strings.TrimSpace(n)), ""})
 			return nil
 		}
 		return fmt.Errorf("header %q: want Name: value", h)
@@ -216,7 +220,7 @@ func (c *curlRequest) addHeader(h string) error {
 	if value = strings.TrimSpace(value); value == "" {
 		return nil
 	}
-	c.headers = append(c.headers, [2]string{name, value})
+	c.Headers = append(c.Headers, [2]string{name, value})
 	return nil
 }
 
@@ -260,14 +264,14 @@ func safelisted(name, value string) bool {
 	return false
 }
 
-// preflightFor returns the Access-Control-Request-Method and
+// Preflight returns the Access-Control-Request-Method and
 // Access-Control-Request-Headers a browser sends before c, and whether it
 // sends a preflight at all: for a method other than GET, HEAD and POST, or
 // a header the page set that is not safelisted. The names are sorted,
 // lower case and joined with "," as Chromium sends them.
-func (c *curlRequest) preflightFor() (acrm, acrh string, needed bool) {
+func (c *Request) Preflight() (acrm, acrh string, needed bool) {
 	var names []string
-	for _, h := range c.headers {
+	for _, h := range c.Headers {
 		name := h[0]
 		if slices.Contains(browserSetHeaders, name) || strings.HasPrefix(name, "sec-") || strings.HasPrefix(name, "proxy-") || safelisted(name, h[1]) {
 			continue
@@ -277,6 +281,116 @@ func (c *curlRequest) preflightFor() (acrm, acrh string, needed bool) {
 		}
 	}
 	slices.Sort(names)
-	simple := c.method == "GET" || c.method == "HEAD" || c.method == "POST"
-	return c.method, strings.Join(names, ","), !simple || len(names) > 0
+	simple := c.Method == "GET" || c.Method == "HEAD" || c.Method == "POST"
+	return c.Method, strings.Join(names, ","), !simple || len(names) > 0
+}
+
+// ExplainRequests returns what the browser sends for c, as policy.Set's
+// Explain takes it: the preflight the browser sends first when c needs
+// one, then c; or c alone, when it is simple, has no Origin, or is itself
+// a preflight (a copied OPTIONS with Access-Control-Request-Method). route
+// and metadataPolicy are what Envoy adds (a copy cannot say them); a copy
+// with cookies is a request with credentials, as is any with credentials
+// set (fetch's credentials: 'include' without a cookie yet).
+func (c *Request) ExplainRequests(route, metadataPolicy string, credentials bool) []policy.ExplainRequest {
+	origin, _ := c.Header("origin")
+	_, cookies := c.Header("cookie")
+	req := policy.ExplainRequest{
+		Request: policy.Request{
+			Method:     c.Method,
+			Origin:     origin,
+			Host:       c.URL.Host,
+			Path:       c.URL.RequestURI(),
+			Route:      route,
+			PolicyName: metadataPolicy,
+		},
+		Credentials: credentials || cookies,
+		URL:         ResourceURL(c.URL),
+	}
+	if acrm, ok := c.Header("access-control-request-method"); ok && c.Method == "OPTIONS" {
+		req.ACRM = acrm
+		if acrh, ok := c.Header("access-control-request-headers"); ok {
+			req.ACRH = []string{acrh}
+		}
+		req.ACRPN, _ = c.Header("access-control-request-private-network")
+		return []policy.ExplainRequest{req}
+	}
+	acrm, acrh, needed := c.Preflight()
+	if origin == "" || !needed {
+		return []policy.ExplainRequest{req}
+	}
+	pre := req
+	pre.Method, pre.ACRM = "OPTIONS", acrm
+	if acrh != "" {
+		pre.ACRH = []string{acrh}
+	}
+	return []policy.ExplainRequest{pre, req}
+}
+
+// ResourceURL is u as the browser's console names it: without its fragment.
+func ResourceURL(u *url.URL) string {
+	v := *u
+	v.Fragment, v.RawFragment = "", ""
+	return v.String()
+}
+
+// shellWords splits line into shell words with mvdan.cc/sh's parser, and
+// removes their quotes (single, double, and $'…' with its escapes, as
+// expand.Literal does). A word may hold nothing else: a parameter
+// expansion, command or process substitution, arithmetic or glob is an
+// error, so nothing in a pasted command is run or expanded, and a brace
+// expansion such as {1..99999999} stays the literal text it is in an
+// assignment (expand.Literal never expands braces).
+func shellWords(line string) ([]string, error) {
+	var words []string
+	var bad error
+	err := syntax.NewParser().Words(strings.NewReader(line), func(w *syntax.Word) bool {
+		if bad = literalOnly(w.Parts); bad != nil {
+			return false
+		}
+		s, err := expand.Literal(&expand.Config{}, w)
+		if err != nil {
+			bad = err
+			return false
+		}
+		words = append(words, s)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return words, bad
+}
+
+// literalOnly returns an error naming the first part of a word that is not
+// literal text or a quote of it.
+func literalOnly(parts []syntax.WordPart) error {
+	for _, p := range parts {
+		switch p := p.(type) {
+		case *syntax.Lit, *syntax.SglQuoted:
+		case *syntax.DblQuoted:
+			if err := literalOnly(p.Parts); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%s: only quoted or plain text is read, nothing is expanded or run", syntaxNodeName(p))
+		}
+	}
+	return nil
+}
+
+func syntaxNodeName(p syntax.WordPart) string {
+	switch p.(type) {
+	case *syntax.ParamExp:
+		return "a parameter expansion ($name)"
+	case *syntax.CmdSubst:
+		return "a command substitution"
+	case *syntax.ArithmExp:
+		return "an arithmetic expansion"
+	case *syntax.ProcSubst:
+		return "a process substitution"
+	case *syntax.ExtGlob:
+		return "a glob"
+	}
+	return fmt.Sprintf("%T", p)
 }
