@@ -88,9 +88,12 @@ func scanKubernetes(path string) (*k8sScan, bool, error) {
 			return nil, false, err
 		}
 		total += len(data)
-		dec := yaml.NewDecoder(bytes.NewReader(data))
 		objects := 0
-		for {
+		// Only a file that names apiVersion and kind can hold an object:
+		// a policy file is not parsed here, before the bounds its load
+		// holds it to (docs/policy.md, "Size and count caps").
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		for mayHoldObjects(data) {
 			var n yaml.Node
 			if err := dec.Decode(&n); err != nil {
 				// The end, or YAML a policy file load reports better.
@@ -158,6 +161,11 @@ func readBounded(name string, limit int) ([]byte, error) {
 		return nil, fmt.Errorf("%s: more than the %d bytes check reads of Kubernetes manifests", name, maxManifestSize)
 	}
 	return data, nil
+}
+
+// mayHoldObjects reports whether data has the keys of a Kubernetes object.
+func mayHoldObjects(data []byte) bool {
+	return bytes.Contains(data, []byte("apiVersion")) && bytes.Contains(data, []byte("kind"))
 }
 
 // isObject reports whether the YAML document n is a Kubernetes object: a
