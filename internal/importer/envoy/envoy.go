@@ -198,6 +198,13 @@ func (r *reader) readHCM(n, filters *yaml.Node) *hcm {
 				kind = "envoy.filters.http." + m[1]
 			}
 		}
+		if tc, _ := get(f, "typed_config"); (kind == "envoy.filters.http.jwt_authn" || name == "envoy.filters.http.jwt_authn") &&
+			str(first(get(tc, "bypass_cors_preflight"))) == "true" {
+			// jwt_authn lets preflights through with bypass_cors_preflight
+			// (source/extensions/filters/http/jwt_authn/filter.cc,
+			// Filter::decodeHeaders).
+			continue
+		}
 		if authFilters[kind] || authFilters[name] {
 			h.auth = append(h.auth, importer.Source{File: r.file, Line: f.Line, Key: "http_filters " + name})
 		}

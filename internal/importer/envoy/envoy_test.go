@@ -191,3 +191,28 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// TestJWTBypass checks that jwt_authn with bypass_cors_preflight, which
+// lets preflights through, is not reported as refusing them, and without
+// it is.
+func TestJWTBypass(t *testing.T) {
+	const conf = `http_filters:
+- name: envoy.filters.http.jwt_authn
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+    bypass_cors_preflight: %s
+- name: envoy.filters.http.cors
+route_config:
+  virtual_hosts:
+  - name: v
+    domains: [a.example]
+    cors: {allow_origin_string_match: [{exact: https://b.example}]}
+`
+	for _, bypass := range []string{"true", "false"} {
+		res := importText(t, "hcm.yaml", strings.Replace(conf, "%s", bypass, 1))
+		got := strings.Contains(importertest.Report(res), "[preflight_auth,unsafe]")
+		if got != (bypass == "false") {
+			t.Errorf("bypass_cors_preflight %s: preflight_auth reported %t\n%s", bypass, got, importertest.Report(res))
+		}
+	}
+}

@@ -160,11 +160,30 @@ func (pf *parsedFile) startLine(d config.IDirective) int {
 	}
 	name := d.GetName()
 	for l := min(limit, len(pf.lines)); l >= 1; l-- {
-		if strings.Contains(pf.lines[l-1], name) {
+		if hasWord(pf.lines[l-1], name) {
 			return l
 		}
 	}
 	return d.GetLine()
+}
+
+// hasWord reports whether line holds name as a directive name: not part of
+// a longer word (server in server_name).
+func hasWord(line, name string) bool {
+	for i := 0; ; {
+		j := strings.Index(line[i:], name)
+		if j < 0 || name == "" {
+			return false
+		}
+		j += i
+		end := j + len(name)
+		before := j == 0 || strings.IndexByte(" \t;{}'\"", line[j-1]) >= 0
+		after := end == len(line) || strings.IndexByte(" \t;{'\"", line[end]) >= 0
+		if before && after {
+			return true
+		}
+		i = j + 1
+	}
 }
 
 func (pf *parsedFile) src(d config.IDirective, key string) importer.Source {

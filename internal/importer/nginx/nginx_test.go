@@ -214,3 +214,30 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// TestConflict checks two files giving one server different CORS rules:
+// both rule sets are kept, the first with the host (nginx too uses the
+// first server of a name), the second selected by name, and a conflict
+// names both blocks at the lines where they start.
+func TestConflict(t *testing.T) {
+	server := "server {\n    server_name api.example.com;\n    add_header Access-Control-Allow-Origin %s always;\n    add_header Vary Origin always;\n}\n"
+	rs, err := Read([]importer.File{
+		{Name: "conf.d/a.conf", Data: []byte(strings.Replace(server, "%s", "https://app.example.com", 1))},
+		{Name: "conf.d/b.conf", Data: []byte(strings.Replace(server, "%s", "https://admin.example.com", 1))},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := importer.Build(rs)
+	if err != nil || res.Set == nil {
+		t.Fatalf("%v\n%s", err, importertest.Report(res))
+	}
+	want := "warning [conflict,unsafe]: conf.d/b.conf:1: server: host api.example.com is defined with different CORS rules here and at conf.d/a.conf:1"
+	if !strings.Contains(importertest.Report(res), want) || !res.Incomplete() || len(res.Policies) != 2 {
+		t.Errorf("want %q:\n%s", want, importertest.Report(res))
+	}
+	decideAll(t, res.Set, []check{
+		{get("api.example.com", "/", "https://app.example.com"), policy.OutcomeAllowed},
+		{get("api.example.com", "/", "https://admin.example.com"), policy.OutcomeDenied},
+	})
+}
