@@ -84,11 +84,17 @@ func runCheck(_ context.Context, e *env, args []string) error {
 		var verr *policy.ValidationError
 		switch {
 		case errors.As(err, &verr):
-			ck.diags = verr.Diagnostics
+			// The policies the errors leave intact are still checked
+			// for reachability, so that one run says everything.
+			files, rerr := readPolicyFiles(path)
+			if rerr != nil {
+				return fmt.Errorf("check: %w", rerr)
+			}
+			ck.diags = slices.Concat(verr.Diagnostics, policyfile.Unreachable(files, c.names))
 		case err != nil:
 			return fmt.Errorf("check: %w", err)
 		default:
-			ck.diags = slices.Concat(set.Warnings(), policyfile.Unreachable(set, c.names), unknownPolicyDiagnostics(path, set, c.names))
+			ck.diags = slices.Concat(set.Warnings(), policyfile.Unreachable(set.Files(), c.names), unknownPolicyDiagnostics(path, set, c.names))
 			if c.routeNames != "" {
 				ck.diags = append(ck.diags, routeNameDiagnostics(set)...)
 			}
@@ -106,8 +112,9 @@ func runCheck(_ context.Context, e *env, args []string) error {
 			if err != nil {
 				return fmt.Errorf("check: %w", err)
 			}
+			diags = append(diags, k.place(policyfile.Unreachable(k.policyFiles(), c.names))...)
 			if set != nil {
-				diags = slices.Concat(diags, k.place(policyfile.Unreachable(set, c.names)), unknownPolicyDiagnostics(k.source, set, c.names))
+				diags = append(diags, unknownPolicyDiagnostics(k.source, set, c.names)...)
 				if c.routeNames != "" {
 					diags = append(diags, k.place(routeNameDiagnostics(set))...)
 				}

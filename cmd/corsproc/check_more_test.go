@@ -148,6 +148,25 @@ policies:
 	// Routes that send the name make it reachable.
 	_, out = checkOutput(t, "--metadata-policy", "orphan", "--metadata-policy", "shadowed", path)
 	wantCheckOutput(t, out, path+": valid: 6 policies, 0 warnings")
+
+	// In a file with errors too, in the same run; but not for a policy
+	// whose own error may be what hides its match (a misspelt match).
+	invalid := writePolicy(t, t.TempDir(), "p.yaml", `default_policy: web
+policies:
+  - name: web
+    allowed_origins: [https://app.example.com/]
+  - name: orphan
+    allowed_origins: [https://app.example.com]
+  - name: misspelt
+    mach: {hosts: [api.example.com]}
+    allowed_origins: [https://app.example.com]
+`)
+	code, out = checkOutput(t, invalid)
+	if code != 1 {
+		t.Errorf("invalid: exit %d, want 1", code)
+	}
+	wantCheckOutput(t, out, invalid+`:5:5: warning: policies[1]: policy "orphan" has no match`, invalid+": invalid: 2 errors, 1 warning")
+	wantNoCheckOutput(t, out, `policy "misspelt" has no match`)
 }
 
 const manifest = `apiVersion: v1

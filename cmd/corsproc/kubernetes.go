@@ -352,3 +352,36 @@ func (k *k8sSet) place(ds []policy.Diagnostic) []policy.Diagnostic {
 	}
 	return out
 }
+
+// policyFiles returns the set's files as policy.Files, named as in
+// diagnostics.
+func (k *k8sSet) policyFiles() []policy.File {
+	out := make([]policy.File, len(k.files))
+	for i, f := range k.files {
+		out[i] = policy.File{Name: f.Display, Data: f.Data}
+	}
+	return out
+}
+
+// readPolicyFiles reads the policy files at path, a file or a directory,
+// as a load lists them (policyfile.FileNames), for the checks that read
+// the files themselves.
+func readPolicyFiles(path string) ([]policy.File, error) {
+	names := []string{path}
+	if fi, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if fi.IsDir() {
+		if names, err = policyfile.FileNames(path); err != nil {
+			return nil, err
+		}
+	}
+	var files []policy.File
+	for _, name := range names {
+		data, err := readBounded(name, policyfile.MaxFileSize)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, policy.File{Name: name, Data: data})
+	}
+	return files, nil
+}

@@ -9,16 +9,20 @@ import (
 	corsprocv1 "github.com/corsproc/corsproc/proto/corsproc/v1"
 )
 
-// Unreachable returns a warning for each policy of set that only the gRPC
-// stream metadata x-corsproc-policy can select (docs/policy.md, "Which
-// policy governs a request"): one without match.routes, hosts,
-// path_prefixes or urls_regex that is not the default_policy, and one
-// whose hosts and paths an earlier policy without routes always matches
-// first. A policy named in metadata, the names the Envoy routes send
-// (corsproc check --metadata-policy), is reachable. set must come from
-// policy files (Load, Parse, LoadFiles): a set without source text gives
-// nothing.
-func Unreachable(set *policy.Set, metadata []string) []policy.Diagnostic {
+// Unreachable returns a warning for each policy of the policy files of a
+// set (Set.Files, in load order) that only the gRPC stream metadata
+// x-corsproc-policy can select (docs/policy.md, "Which policy governs a
+// request"): one without match.routes, hosts, path_prefixes or urls_regex
+// that is not the default_policy, and one whose hosts and paths an earlier
+// policy without routes always matches first. A policy named in metadata,
+// the names the Envoy routes send (corsproc check --metadata-policy), is
+// reachable.
+//
+// The files may have errors: a policy with a decoding error is left out,
+// as its match may be what failed, and nothing is said when the files'
+// default_policy or list of policies failed to decode or a bound was
+// crossed.
+func Unreachable(files []policy.File, metadata []string) []policy.Diagnostic {
 	type placed struct {
 		p    *corsprocv1.Policy
 		path string
@@ -26,17 +30,32 @@ func Unreachable(set *policy.Set, metadata []string) []policy.Diagnostic {
 	}
 	var all []placed
 	def := ""
-	for _, f := range set.Files() {
-		d := decode(f.Name, f.Data, new(budget))
-		if d.pf == nil || d.hasErrors() {
-			// Not the text the set was compiled from: say nothing.
+	var b budget
+	for _, f := range files {
+		d := decode(f.Name, f.Data, &b)
+		if d.pf == nil || d.capped {
 			return nil
+		}
+		bad := map[string]bool{}
+		for _, e := range d.list {
+			if e.Severity != policy.SeverityError {
+				continue
+			}
+			p := e.Path
+			if p == "" || p == "policies" || p == "default_policy" {
+				return nil
+			}
+			if i := strings.IndexByte(p, ']'); strings.HasPrefix(p, "policies[") && i > 0 {
+				bad[p[:i+1]] = true
+			}
 		}
 		if name := d.pf.GetDefaultPolicy(); name != "" {
 			def = name
 		}
 		for i, p := range d.pf.GetPolicies() {
-			all = append(all, placed{p: p, path: item("policies", i), file: d})
+			if path := item("policies", i); !bad[path] {
+				all = append(all, placed{p: p, path: path, file: d})
+			}
 		}
 	}
 	var out []policy.Diagnostic
