@@ -8,14 +8,17 @@
 // star-unpacking and concatenation, list(), +=, .append() and .extend(),
 // and DCH's default_headers and default_methods. A value it cannot know
 // without running Python (an environment lookup, a function call, an
-// f-string, another variable) is left out of the policy with a warning,
-// never guessed.
+// f-string, another variable) is never guessed: in a list the file spells
+// out, the rest of the list is kept and the unknown part marked in the
+// YAML (partial.go), and a whole value of that kind is left out; either way
+// a LeftOut warning says what to write by hand.
 //
 // Blocks under if DEBUG: (or if not DEBUG:) become two policies when the CORS
-// settings differ: django, for DEBUG = False, and django-debug. Every place
-// where DCH and corsproc behave differently is a Warning with the settings
-// line; the generated file is checked with policyfile.Parse before it is
-// returned.
+// settings differ: django, for DEBUG = False, and django-debug; with
+// Options.Profile, one policy, django, for the one profile. Every warning
+// names a decision: where DCH and corsproc behave differently, what was
+// left out, with the settings line; the generated file is checked with
+// policyfile.Parse before it is returned.
 package django
 
 import (
@@ -488,6 +491,14 @@ func fingerprint(r *run) string {
 
 func writeValue(b *strings.Builder, v value) {
 	fmt.Fprintf(b, "%d:%q:%d:%t", v.kind, v.s, v.n, v.b)
+	// What only the running Django knows counts too: a lookup that only
+	// DEBUG adds makes the profiles differ.
+	if v.dflt != nil {
+		fmt.Fprintf(b, "<default %d %q %q>", v.dflt.line, v.dflt.lookup, v.dflt.reason)
+	}
+	for _, p := range v.unknown {
+		fmt.Fprintf(b, "<unknown %d %q %q>", p.line, p.lookup, p.reason)
+	}
 	if v.elems != nil {
 		b.WriteByte('[')
 		for _, el := range v.elems {

@@ -943,7 +943,7 @@ func (in *interp) iterate(v value, line int) ([]value, []*part, *unreadable) {
 
 func checkSize(v value, line int) *unreadable {
 	switch {
-	case len(v.elems) > maxElems:
+	case len(v.elems) > maxElems || len(v.unknown) > maxElems:
 		return badf(line, "has more than %d entries", maxElems)
 	case len(v.s) > maxStrLen:
 		return badf(line, "is longer than %d bytes", maxStrLen)

@@ -26,6 +26,7 @@ func FuzzImport(f *testing.F) {
 	f.Add([]byte("CORS_PREFLIGHT_MAX_AGE = -(2**63) // -1 % 7\n"))
 	// Found by fuzzing: a header colon with no keyword; a regex error that
 	// quoted the regex, newline and all.
+	f.Add([]byte("CORS_ALLOWED_ORIGINS = [os.getenv('A', 'https://a.example'), *env.list('B', default=['https://b.example'])] + config('C', default='x, y', cast=Csv())\nCORS_ALLOWED_ORIGINS += os.environ['D'].split(',')\nCORS_ALLOWED_ORIGINS.extend(X)\n"))
 	f.Add([]byte(":"))
 	f.Add([]byte("CORS_ALLOWED_ORIGIN_REGEXES=['0(\\n']"))
 	f.Fuzz(func(t *testing.T, src []byte) {

@@ -250,6 +250,9 @@ func (c *converter) partial(key, noun string, items []item, src source) {
 	if len(literal) > 0 {
 		kept = append(kept, fmt.Sprintf("the %s the file lists (%s)", noun, quoteList(literal)))
 	}
+	if len(lookups) > maxNamed {
+		lookups = lookups[:maxNamed] // the YAML marks every one
+	}
 	for _, d := range lookups {
 		kept = append(kept, fmt.Sprintf("%s, the default of %s, which Django uses only while %s is unset",
 			quoteList(defaults[d]), d, variableName(d)))
@@ -261,7 +264,12 @@ func (c *converter) partial(key, noun string, items []item, src source) {
 	}
 	var unknown, vars, values []string
 	seen := map[*part]bool{}
+	more := 0
 	for _, u := range src.unknown {
+		if len(seen) == maxNamed {
+			more++
+			continue
+		}
 		if seen[u] {
 			continue
 		}
@@ -273,6 +281,10 @@ func (c *converter) partial(key, noun string, items []item, src source) {
 		case !slices.Contains(vars, variableName(u)):
 			vars = append(vars, variableName(u))
 		}
+	}
+	if more > 0 {
+		unknown = append(unknown, fmt.Sprintf("%d more, which the policy's comments name", more))
+		values = append(values, fmt.Sprintf("what the %d more hold", more))
 	}
 	var add []string
 	if len(vars) > 0 {
@@ -304,10 +316,18 @@ func variableName(p *part) string {
 	return "the variable it reads"
 }
 
+// maxNamed bounds what one warning names: the kept values, the lookups.
+// The policy file holds and marks every one.
+const maxNamed = 10
+
 func quoteList(ss []string) string {
-	q := make([]string, len(ss))
+	var q []string
 	for i, s := range ss {
-		q[i] = strconv.Quote(s)
+		if i == maxNamed {
+			q = append(q, fmt.Sprintf("and %d more", len(ss)-maxNamed))
+			break
+		}
+		q = append(q, strconv.Quote(s))
 	}
 	return strings.Join(q, ", ")
 }

@@ -189,3 +189,32 @@ CORS_PREFLIGHT_MAX_AGE = -1
 		t.Errorf("no warning at line %d: %v", line, res.Warnings)
 	}
 }
+
+// TestEnvironmentOnlyUnderDebug checks that a lookup only DEBUG adds makes
+// the profiles differ: the development policy marks it and the import is
+// incomplete, instead of the one policy of a file whose profiles look
+// alike once the lookups are ignored.
+func TestEnvironmentOnlyUnderDebug(t *testing.T) {
+	src := []byte(`CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+if DEBUG:
+    CORS_ALLOWED_ORIGINS += env.list("DEV_ORIGINS")
+`)
+	res, err := django.Import("settings.py", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Policies) != 2 || !res.Incomplete() {
+		t.Fatalf("policies %q, Incomplete %t; want django and django-debug, incomplete\n%s", res.Policies, res.Incomplete(), res.YAML)
+	}
+	_, debug, _ := strings.Cut(string(res.YAML), "- name: django-debug")
+	if !strings.Contains(debug, `# + what env.list("DEV_ORIGINS") (line 3) holds where Django runs`) {
+		t.Errorf("the debug policy does not mark DEV_ORIGINS:\n%s", res.YAML)
+	}
+	prod, err := django.ImportWith("settings.py", src, django.Options{Profile: django.ProductionProfile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prod.Incomplete() || strings.Contains(string(prod.YAML), "DEV_ORIGINS") {
+		t.Errorf("the production profile lacks nothing:\n%s%v", prod.YAML, prod.Warnings)
+	}
+}
