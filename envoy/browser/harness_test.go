@@ -121,6 +121,7 @@ type env struct {
 	pageOrigin  string // in the policies
 	otherOrigin string // in no policy
 	apiOrigin   string // the emulator, as the browser sees it
+	policyYAML  string // corsproc's policy set, {{page}} replaced
 
 	proxy    *emulator.Proxy
 	api      *apiLog   // every exchange between the browser and the emulator
@@ -131,6 +132,13 @@ type env struct {
 // Everything stops when the test ends.
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, processor.Options{})
+}
+
+// newEnvWith is newEnv with corsproc's processor options, e.g.
+// ExplainRefusals as corsproc dev sets it.
+func newEnvWith(t *testing.T, opts processor.Options) *env {
+	t.Helper()
 	e := &env{upstream: &upstream{}}
 
 	pageLis := listen(t)
@@ -140,7 +148,8 @@ func newEnv(t *testing.T) *env {
 
 	upstreamAddr := serve(t, listen(t), e.upstream)
 
-	conn := startCorsproc(t, strings.ReplaceAll(policyYAML, "{{page}}", e.pageOrigin))
+	e.policyYAML = strings.ReplaceAll(policyYAML, "{{page}}", e.pageOrigin)
+	conn := startCorsproc(t, e.policyYAML, opts)
 	proxy, err := emulator.New(emulator.Config{
 		// The browser meets the newest Envoy release (docs/envoy.md,
 		// "Envoy releases"); envoy/e2e covers every release profile.
@@ -208,14 +217,14 @@ func (e *env) wantHealthyPath(t *testing.T) {
 
 // startCorsproc serves corsproc with the policy on a loopback gRPC listener
 // and returns a client connection to it, as Envoy's gRPC service would have.
-func startCorsproc(t *testing.T, yaml string) *grpc.ClientConn {
+func startCorsproc(t *testing.T, yaml string, opts processor.Options) *grpc.ClientConn {
 	t.Helper()
 	set, err := policyfile.Parse("browser-test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("policyfile.Parse: %v", err)
 	}
 	gs := grpc.NewServer()
-	extprocv3.RegisterExternalProcessorServer(gs, processor.New(set, processor.Options{}))
+	extprocv3.RegisterExternalProcessorServer(gs, processor.New(set, opts))
 	lis := listen(t)
 	go gs.Serve(lis)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

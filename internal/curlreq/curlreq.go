@@ -293,7 +293,7 @@ func (c *Request) Preflight() (acrm, acrh string, needed bool) {
 // with cookies is a request with credentials, as is any with credentials
 // set (fetch's credentials: 'include' without a cookie yet).
 func (c *Request) ExplainRequests(route, metadataPolicy string, credentials bool) []policy.ExplainRequest {
-	origin, _ := c.Header("origin")
+	origin := c.Origin()
 	_, cookies := c.Header("cookie")
 	req := policy.ExplainRequest{
 		Request: policy.Request{
@@ -325,6 +325,31 @@ func (c *Request) ExplainRequests(route, metadataPolicy string, credentials bool
 		pre.ACRH = []string{acrh}
 	}
 	return []policy.ExplainRequest{pre, req}
+}
+
+// Origin returns the page's origin: the Origin header; or, for a copy of
+// a request the browser blocked before sending it, whose DevTools entry has
+// only provisional headers and no Origin, the origin of its Referer when
+// that differs from the URL's (a cross-origin request: browsers send at
+// least the page's origin as Referer to another origin unless the page's
+// referrer policy is no-referrer). "" when neither says.
+func (c *Request) Origin() string {
+	if o, ok := c.Header("origin"); ok {
+		return o
+	}
+	ref, ok := c.Header("referer")
+	if !ok {
+		return ""
+	}
+	u, err := url.Parse(ref)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	o := u.Scheme + "://" + u.Host
+	if o == c.URL.Scheme+"://"+c.URL.Host {
+		return "" // same origin: no CORS
+	}
+	return o
 }
 
 // ResourceURL is u as the browser's console names it: without its fragment.

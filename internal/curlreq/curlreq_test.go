@@ -80,3 +80,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A request the browser blocked before sending has only provisional
+// headers in DevTools, without Origin: the page's origin comes from its
+// Referer, when that is another origin.
+func TestOriginFromReferer(t *testing.T) {
+	for _, c := range []struct{ cmd, want string }{
+		{`curl 'https://api.example/x' -H 'origin: https://app.example'`, "https://app.example"},
+		{`curl 'https://api.example/x' -H 'referer: https://app.example/page?q=1'`, "https://app.example"},
+		{`curl 'https://api.example/x' -H 'referer: https://api.example/page'`, ""},
+		{`curl 'https://api.example/x'`, ""},
+	} {
+		r, err := Parse(c.cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Origin(); got != c.want {
+			t.Errorf("%s: Origin = %q, want %q", c.cmd, got, c.want)
+		}
+	}
+}
