@@ -264,4 +264,3 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
-
