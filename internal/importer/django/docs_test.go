@@ -73,6 +73,7 @@ func TestMigrationGuide(t *testing.T) {
 		"corsproc import django --debug=false settings.py > cors.yaml",
 		"corsproc import django --debug=true settings.py > cors-dev.yaml",
 		"corsproc check --strict cors.yaml",
+		"corsproc import django settings.py > cors-both.yaml",
 		"--policy cors-dev.yaml",
 		"--policy cors-both.yaml --policy-name django-debug",
 	} {
