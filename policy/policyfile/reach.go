@@ -91,6 +91,7 @@ func Unreachable(files []policy.File, metadata []string) []policy.Diagnostic {
 			msg = fmt.Sprintf("policy %q is never selected by its match: policy %q (%s%s), earlier in file order, matches every host and path it matches, and the first policy that matches wins; only a stream whose metadata x-corsproc-policy is %q selects it", name, e.p.GetName(), e.path, where, name)
 			fix = fmt.Sprintf("narrow the match of %q or move %q before it; if Envoy routes send x-corsproc-policy: %s, say so with --metadata-policy %s", e.p.GetName(), name, name, name)
 		}
+		fix += ` (docs/policy.md, "Which policy governs a request")`
 		d := policy.Diagnostic{Severity: policy.SeverityWarning, File: pl.file.file, Path: at, Message: msg, Fix: fix}
 		d.Locate(pl.file.positions)
 		out = append(out, d)
