@@ -67,6 +67,9 @@ func runImport(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	if pos[0] != "django" {
+		if fs.Lookup("debug").Value.String() != "" {
+			return usageErrorf("import: --debug selects a DEBUG profile of Django settings; %s has none", pos[0])
+		}
 		// nginx, envoy, istio, gateway-api: importsources.go.
 		return runImportSource(e, fs, pos[0], pos[1])
 	}
