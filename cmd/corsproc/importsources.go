@@ -13,6 +13,8 @@ import (
 	"github.com/corsproc/corsproc/internal/importer"
 	"github.com/corsproc/corsproc/internal/importer/django"
 	"github.com/corsproc/corsproc/internal/importer/envoy"
+	"github.com/corsproc/corsproc/internal/importer/gatewayapi"
+	"github.com/corsproc/corsproc/internal/importer/istio"
 	"github.com/corsproc/corsproc/internal/importer/nginx"
 )
 
@@ -32,8 +34,8 @@ var yamlExts = []string{".yaml", ".yml", ".json"}
 var importSources = []importSource{
 	{name: "nginx", exts: []string{".conf"}, read: nginx.Read},
 	{name: "envoy", exts: yamlExts, read: envoy.Read},
-	{name: "istio", exts: yamlExts},
-	{name: "gateway-api", exts: yamlExts},
+	{name: "istio", exts: yamlExts, read: istio.Read},
+	{name: "gateway-api", exts: yamlExts, read: gatewayapi.Read},
 }
 
 func sourceNames() string {
