@@ -11,6 +11,7 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/corsproc/corsproc/internal/extproc"
 )
@@ -77,6 +78,12 @@ type VirtualHost struct {
 	// (most_specific_header_mutations_wins false, Envoy's default).
 	ResponseHeadersToAdd    []HeaderValueOption
 	ResponseHeadersToRemove []string
+	// HeaderMutation is the virtual host's HeaderMutationPerRoute for the
+	// header_mutation filter (Config.HeaderMutation): applied after the
+	// filter-level list and after the route's (see Route.HeaderMutation).
+	// Ignored when Config.HeaderMutation is nil: a per-route config of a
+	// filter that is not in the chain does nothing.
+	HeaderMutation *HeaderMutation
 }
 
 // Route is one route of the emulated virtual host.
@@ -112,7 +119,71 @@ type Route struct {
 	// (upstream_response_timeout). 0 is Envoy's default, 15s; NoTimeout
 	// disables it.
 	Timeout time.Duration
+	// HeaderMutation is the route's HeaderMutationPerRoute for the
+	// header_mutation filter (typed_per_filter_config
+	// envoy.filters.http.header_mutation). It does not replace the
+	// filter-level Config.HeaderMutation: Envoy applies the filter-level
+	// mutations first, then every per-route config found for the request
+	// (route, then virtual host, with most_specific_header_mutations_wins
+	// false), all on the same header map (HeaderMutation::encodeHeaders and
+	// initializeRouteConfigs,
+	// source/extensions/filters/http/header_mutation/header_mutation.cc).
+	// To scope mutations to some routes, leave the filter-level list empty.
+	// Ignored when Config.HeaderMutation is nil.
+	HeaderMutation *HeaderMutation
 }
+
+// HeaderMutation is the configuration of the
+// envoy.filters.http.header_mutation filter, or of a HeaderMutationPerRoute:
+// its mutations.response_mutations. Request mutations are not emulated.
+type HeaderMutation struct {
+	// ResponseMutations are applied one after the other, in list order, to
+	// the live response header map (HeaderMutations::evaluateHeaders,
+	// source/common/http/header_mutation.cc): a later entry sees what an
+	// earlier one did.
+	ResponseMutations []ResponseMutation
+}
+
+// ResponseMutation is one envoy.config.common.mutation_rules.v3.HeaderMutation:
+// exactly one of Remove and Append is set. remove_on_match (Envoy 1.36 and
+// later only) is not emulated.
+type ResponseMutation struct {
+	// Remove removes every entry of the header (RemoveMutation).
+	Remove string
+	// Append adds or sets a header whose value is a substitution format
+	// string (AppendMutation, a Router::HeadersToAddEntry).
+	Append *HeaderAppend
+}
+
+// HeaderAppend is the HeaderValueOption of a ResponseMutation's append.
+type HeaderAppend struct {
+	// Key is the header name.
+	Key string
+	// Value is a substitution format string: literal text,
+	// %DYNAMIC_METADATA(namespace:key)% or %DYNAMIC_METADATA(namespace:key):Z%,
+	// and %% for a literal %. Any other %COMMAND% is an error from New.
+	Value string
+	// Action is the append_action.
+	Action AppendAction
+	// KeepEmptyValue is keep_empty_value: without it a value that formats
+	// to "" (an absent metadata key, for instance) adds nothing.
+	KeepEmptyValue bool
+}
+
+// AppendAction is a HeaderValueOption's append_action.
+type AppendAction int
+
+const (
+	// AppendIfExistsOrAdd adds an entry (for a header Envoy keeps inline,
+	// such as Vary, the value is joined to its one line with ",").
+	AppendIfExistsOrAdd AppendAction = iota
+	// AddIfAbsent adds the header only if it is absent.
+	AddIfAbsent
+	// OverwriteIfExistsOrAdd replaces every value of the header, or adds it.
+	OverwriteIfExistsOrAdd
+	// OverwriteIfExists replaces every value of the header if present.
+	OverwriteIfExists
+)
 
 // NoTimeout disables a Route's Timeout (Envoy's timeout: 0s).
 const NoTimeout time.Duration = -1
@@ -201,6 +272,26 @@ type Config struct {
 	MessageTimeout time.Duration
 	// FailureModeAllow is the filter's failure_mode_allow.
 	FailureModeAllow bool
+	// GRPCServiceInitialMetadata is the filter's grpc_service.initial_metadata:
+	// sent on every ext_proc stream, whether or not a route matched. A
+	// per-route grpc_initial_metadata entry (VirtualHost and Route
+	// GRPCInitialMetadata) with the same key replaces it, other per-route
+	// entries are added after it (Filter::mergePerRouteConfig,
+	// mergeHeaderValuesField, ext_proc.cc).
+	GRPCServiceInitialMetadata []Metadata
+	// ReceivingNamespaces is the filter's
+	// metadata_options.receiving_namespaces.untyped: the namespaces of a
+	// ProcessingResponse's dynamic_metadata that Envoy writes into the
+	// request's dynamic metadata (Filter::setDynamicMetadata, ext_proc.cc;
+	// Envoy 1.30 and later). Others are dropped silently. Empty: all of it
+	// is dropped.
+	ReceivingNamespaces []string
+	// HeaderMutation, if set, is an envoy.filters.http.header_mutation
+	// filter placed directly after ext_proc (before LaterFilter). As an
+	// encoder filter it runs on every response before ext_proc does, and
+	// after LaterEncoderHeaders: upstream responses, the local replies
+	// Envoy generates, and ext_proc's own immediate responses.
+	HeaderMutation *HeaderMutation
 	// SkipWithoutOrigin emulates the ExtensionWithMatcher wrapping corsproc
 	// ships: a request without an Origin header skips the filter entirely,
 	// costing no ext_proc message.
@@ -249,7 +340,11 @@ type LogEntry struct {
 	Messages int
 	// Upstream reports whether the request reached the upstream.
 	Upstream bool
-	Duration time.Duration
+	// DynamicMetadata is the request's dynamic metadata (filter_metadata)
+	// at the end of the request: what ext_proc wrote from the processor's
+	// dynamic_metadata, by namespace. nil when there is none.
+	DynamicMetadata map[string]*structpb.Struct
+	Duration        time.Duration
 }
 
 // Stats are the Proxy's counters since New, named after Envoy's ext_proc
