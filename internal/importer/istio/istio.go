@@ -100,6 +100,26 @@ func (im *reader) ruleSet() *importer.RuleSet {
 	if len(corsSrcs) > 0 {
 		rs.Warnings = append(rs.Warnings, im.authWarnings(w)...)
 	}
+	// A policy that no route, host or path selects (an unnamed route of
+	// hosts: ["*"] that matches every path) governs every request when it
+	// is the only one; otherwise it is selected only by name.
+	var empty []int
+	for i, p := range rs.Policies {
+		m := p.Match
+		if len(m.Routes.Items) == 0 && len(m.Hosts.Items) == 0 && len(m.PathPrefixes.Items) == 0 && m.URLsRegex.S == "" {
+			empty = append(empty, i)
+		}
+	}
+	if len(empty) == 1 {
+		rs.DefaultPolicy = empty[0]
+	}
+	for _, i := range empty {
+		if len(empty) > 1 {
+			rs.Warnings = append(rs.Warnings, importer.At(rs.Policies[i].Src, importer.CodeDifference,
+				"no route name, host or path selects this policy (an unnamed route of every host and path), and other policies are in the same case: it is selected only by name (x-corsproc-policy)",
+				"name the routes (http[].name), or make one of them the default_policy"))
+		}
+	}
 	return rs
 }
 
@@ -236,6 +256,15 @@ func (c *vsConv) convert() {
 					names = append(names, n)
 				}
 			}
+		}
+		if dk, d := w.Field(http, "delegate"); d != nil {
+			// The delegate's routes take this corsPolicy when they have none
+			// (mergeHTTPRoute), under names made of both routes' names:
+			// hosts and paths select them.
+			names = []string{""}
+			c.warn(o.Src(dk, "delegate"), importer.CodeDifference,
+				"the route delegates to another VirtualService, whose routes without a corsPolicy of their own take this one under their own route names: the policy selects them by host and path",
+				"give the delegate's routes this corsPolicy, so that their policies are selected by route name")
 		}
 		c.match(p, http, hosts, names, earlier)
 		c.cors(p, ck, cors)

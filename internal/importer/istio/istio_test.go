@@ -352,3 +352,67 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// TestRootCORSWithDelegate checks a delegating route that has a
+// corsPolicy: Istio gives it to the delegate's routes that have none, under
+// the delegate's route names, so the policy selects by host and path, and
+// the delegate's own corsPolicy, bound by its route name, comes first.
+func TestRootCORSWithDelegate(t *testing.T) {
+	res := importText(t, "vs.yaml", `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: root, namespace: web}
+spec:
+  hosts: [www.example.com]
+  http:
+  - name: web
+    match: [{uri: {prefix: /shop/}}]
+    delegate: {name: shop}
+    corsPolicy:
+      allowOrigins: [{exact: https://www.example.com}]
+      unmatchedPreflights: IGNORE
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop, namespace: web}
+spec:
+  http:
+  - name: cart
+    match: [{uri: {prefix: /shop/cart}}]
+    corsPolicy:
+      allowOrigins: [{exact: https://m.example.com}]
+      unmatchedPreflights: IGNORE
+  - name: list
+    route: [{destination: {host: shop}}]
+`)
+	if res.LoadError != nil {
+		t.Fatal(res.LoadError)
+	}
+	decideAll(t, res.Set, []check{
+		{get("www.example.com", "/shop/list", "web-list", "https://www.example.com"), policy.OutcomeAllowed},
+		{get("www.example.com", "/shop/list", "web-list", "https://m.example.com"), policy.OutcomeDenied},
+		{get("www.example.com", "/shop/cart/1", "web-cart", "https://m.example.com"), policy.OutcomeAllowed},
+		{get("www.example.com", "/shop/cart/1", "web-cart", "https://www.example.com"), policy.OutcomeDenied},
+		{get("www.example.com", "/about", "", "https://www.example.com"), policy.OutcomeUngoverned},
+	})
+}
+
+// TestEveryHost checks an unnamed route of hosts: ["*"] that matches every
+// path: nothing but default_policy can select its policy, and it is the
+// default_policy.
+func TestEveryHost(t *testing.T) {
+	res := importText(t, "vs.yaml", `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: all, namespace: web}
+spec:
+  hosts: ["*"]
+  http:
+  - corsPolicy:
+      allowOrigins: [{exact: https://www.example.com}]
+`)
+	if res.LoadError != nil || res.DefaultPolicy != "web.all.http-0" {
+		t.Fatalf("default %q, %v\n%s", res.DefaultPolicy, res.LoadError, res.YAML)
+	}
+	decideAll(t, res.Set, []check{{get("any.example.com", "/x", "", "https://www.example.com"), policy.OutcomeAllowed}})
+}
