@@ -318,3 +318,26 @@ func TestCheckRefusesANamedPipe(t *testing.T) {
 		t.Fatalf("check blocked on the named pipe %s", fifo)
 	}
 }
+
+// kubectl get configmap -o yaml gives a List: its ConfigMaps are checked.
+func TestCheckKubernetesList(t *testing.T) {
+	path := writePolicy(t, t.TempDir(), "list.yaml", `apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: ConfigMap
+    metadata: {name: corsproc-policy, namespace: corsproc}
+    data:
+      policy.yaml: |
+        policies:
+          - name: web
+            allowed_origins: [https://app.example.com]
+`)
+	code, out := checkOutput(t, path)
+	if code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+	wantCheckOutput(t, out,
+		path+`:10:13: warning: policies[0]: policy "web" has no match and is not the default_policy`,
+		path+": ConfigMap corsproc/corsproc-policy: valid: 1 policy, 1 warning")
+}

@@ -116,10 +116,18 @@ func scanKubernetes(path string) (*k8sScan, bool, error) {
 	referenced := map[string]bool{}
 	for _, d := range docs {
 		root := d.node.Content[0]
-		switch {
-		case field(root, "kind") == "ConfigMap":
+		switch field(root, "kind") {
+		case "ConfigMap":
 			scan.configMap(d.file, d.data, root)
-		case field(root, "kind") == "Kustomization":
+		case "List": // kubectl get -o yaml
+			if items := value(root, "items"); items != nil && items.Kind == yaml.SequenceNode {
+				for _, it := range items.Content {
+					if field(it, "kind") == "ConfigMap" {
+						scan.configMap(d.file, d.data, it)
+					}
+				}
+			}
+		case "Kustomization":
 			if err := scan.generators(filepath.Dir(d.file), root, referenced); err != nil {
 				return nil, false, err
 			}
