@@ -156,8 +156,7 @@ if DEBUG:
 	}
 	// Other sources have no DEBUG profile: --debug is a mistake there,
 	// not something to ignore.
-	conf := writePolicy(t, t.TempDir(), "nginx.conf", "events {}
-")
+	conf := writePolicy(t, t.TempDir(), "nginx.conf", "events {}\n")
 	if err := Run(t.Context(), []string{"import", "nginx", "--debug=true", conf}, io.Discard, io.Discard); exitCode(err) != 2 || !strings.Contains(err.Error(), "--debug") {
 		t.Errorf("import nginx --debug=true: exit %d (%v), want a usage error", exitCode(err), err)
 	}
