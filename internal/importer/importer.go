@@ -131,7 +131,8 @@ type Origin struct {
 	Kind  OriginKind
 	Value string // the origin, regex or string the source matches with
 	// IgnoreCase is a case-insensitive match. Browsers send origins in
-	// lower case, so it is written with the value in lower case.
+	// lower case, so an exact origin, prefix, suffix or contains is
+	// written in lower case, and a regex with (?i) in front.
 	IgnoreCase bool
 	Src        Source
 }
@@ -476,6 +477,12 @@ func dependsOnOrigin(p *Policy) bool {
 // matches the origins o matches.
 func originRegex(o Origin) string {
 	v := o.Value
+	if o.Kind == OriginRegex {
+		if o.IgnoreCase {
+			return "(?i)" + v
+		}
+		return v
+	}
 	if o.IgnoreCase {
 		v = strings.ToLower(v)
 	}

@@ -592,7 +592,7 @@ func (r *reader) ifBlock(pf *parsedFile, d config.IDirective, sc *scope) {
 			o.Kind = importer.OriginExact
 		} else {
 			re, how := wholeMatch(val)
-			o.Kind, o.Value = importer.OriginRegex, re
+			o.Kind, o.Value, o.IgnoreCase = importer.OriginRegex, re, m[1] == "~*"
 			if how != "" {
 				r.warn(src, importer.CodeDifference, false, fmt.Sprintf("nginx searches the Origin for %q; corsproc matches the whole origin, so it is written as %q, which lets in the same origins (%s)", val, re, how), "anchor it (^https://…$) to see what it really allows")
 			}

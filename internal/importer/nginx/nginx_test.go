@@ -144,7 +144,7 @@ func TestIdioms(t *testing.T) {
 		res := importText(t, "site.conf", `server {
   server_name example.com;
   location / {
-    if ($http_origin ~* "^https://(www|app)\.example\.com$") {
+    if ($http_origin ~* "^https://(WWW|app)\.example\.com$") {
       set $cors $http_origin;
     }
     add_header Access-Control-Allow-Origin $cors always;
