@@ -242,3 +242,42 @@ func TestIndexListsEndpoints(t *testing.T) {
 		t.Errorf("POST / = %d, want 405", code)
 	}
 }
+
+// The last reload is written as comments, a refused one with each problem
+// on a comment line of its own, whatever line breaks the problem holds.
+func TestWritePolicyYAMLLastReload(t *testing.T) {
+	t.Parallel()
+	set := policyfile.Development()
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var b bytes.Buffer
+	writePolicyYAML(&b, &active.Loaded{Set: set, LoadedAt: at, Generation: 1}, &active.Reload{
+		At: at, Result: "failure", Digest: "abc",
+		Problems: []string{"p.yaml:1:1: error: first", "two lines\npolicies: [injected]", "carriage\rreturn: x"},
+	})
+	out := b.String()
+	for _, w := range []string{
+		"# last reload: failure at 2026-03-01T12:00:00Z, digest abc\n",
+		"#   p.yaml:1:1: error: first\n",
+		"#   two lines\n#   policies: [injected]\n",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	// Nothing of a problem escapes the comments of the header, which ends
+	// where the first file begins.
+	header, _, _ := strings.Cut(out, "# file: ")
+	for line := range strings.Lines(header) {
+		if !strings.HasPrefix(line, "#") {
+			t.Errorf("line outside a comment: %q", line)
+		}
+	}
+	if strings.ContainsRune(header, '\r') {
+		t.Errorf("a carriage return in the output:\n%q", out)
+	}
+	b.Reset()
+	writePolicyYAML(&b, &active.Loaded{Set: set, LoadedAt: at, Generation: 1}, nil)
+	if !strings.Contains(b.String(), "# last reload: none") {
+		t.Errorf("no reload:\n%s", b.String())
+	}
+}
