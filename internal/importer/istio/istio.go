@@ -236,7 +236,8 @@ func (c *vsConv) convert() {
 			if cors != nil && !(cors.Kind == yaml.ScalarNode && cors.Tag == "!!null") {
 				c.leftOut(o.Src(ck, "corsPolicy"), fmt.Sprintf("corsPolicy is %s, not an object: left out", kubecors.Describe(cors)), "")
 			}
-			earlier = append(earlier, earlierRoute{index: j, line: http.Line})
+			paths, every := c.uriPaths(http)
+			earlier = append(earlier, earlierRoute{index: j, line: http.Line, paths: paths, every: every})
 			continue
 		}
 		key := fmt.Sprintf("%s http[%d]", id, j)
@@ -276,6 +277,68 @@ func (c *vsConv) convert() {
 type earlierRoute struct {
 	index, line int
 	cors        bool
+	paths       []kubecors.Path
+	every       bool
+}
+
+// uriPaths returns the path conditions of a route's matches; every is set
+// when some match has none.
+func (c *vsConv) uriPaths(http *yaml.Node) (paths []kubecors.Path, every bool) {
+	w := c.w
+	matches := w.Seq(w.Get(http, "match"))
+	every = len(matches) == 0
+	for _, m := range matches {
+		uri := w.Get(m, "uri")
+		if uri == nil {
+			every = true
+			continue
+		}
+		ic, _ := w.Bool(w.Get(m, "ignoreUriCase"))
+		for _, k := range []struct {
+			key  string
+			kind kubecors.PathKind
+		}{{"prefix", kubecors.PathPrefix}, {"exact", kubecors.PathExact}, {"regex", kubecors.PathRegex}} {
+			if v, ok := w.Str(w.Get(uri, k.key)); ok {
+				paths = append(paths, kubecors.Path{Kind: k.kind, Value: v, IgnoreCase: ic})
+				break
+			}
+		}
+	}
+	return paths, every
+}
+
+// overlap reports whether two routes' paths may select the same request.
+func overlap(a []kubecors.Path, everyA bool, b []kubecors.Path, everyB bool) bool {
+	if everyA || everyB {
+		return true
+	}
+	for _, pa := range a {
+		for _, pb := range b {
+			x, y := pa.Value, pb.Value
+			if pa.IgnoreCase || pb.IgnoreCase {
+				x, y = strings.ToLower(x), strings.ToLower(y)
+			}
+			switch {
+			case pa.Kind == kubecors.PathRegex || pb.Kind == kubecors.PathRegex:
+				return true
+			case pa.Kind == kubecors.PathPrefix && pb.Kind == kubecors.PathPrefix:
+				if strings.HasPrefix(x, y) || strings.HasPrefix(y, x) {
+					return true
+				}
+			case pa.Kind == kubecors.PathPrefix:
+				if strings.HasPrefix(y, x) {
+					return true
+				}
+			case pb.Kind == kubecors.PathPrefix:
+				if strings.HasPrefix(x, y) {
+					return true
+				}
+			case x == y:
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func cmpOr(a, b string) string {
@@ -467,7 +530,7 @@ func (c *vsConv) match(p *importer.Policy, http *yaml.Node, hosts importer.List,
 			"name the route (http[].name) so that the policy selects it by route name")
 	}
 	for _, e := range earlier {
-		if e.cors {
+		if e.cors || !overlap(e.paths, e.every, paths, every) {
 			continue // its own policy comes first, as Istio's route does
 		}
 		c.warn(o.Src(http, "http"), importer.CodeDifference, fmt.Sprintf(
@@ -597,7 +660,8 @@ func (c *vsConv) origins(p *importer.Policy, cors *yaml.Node) {
 			}
 			p.Origins = append(p.Origins, importer.Origin{Kind: importer.OriginPrefix, Value: val, Src: src})
 		case "regex":
-			// Envoy's safe_regex is RE2 matched against the whole string,
+			// Envoy's safe_regex is RE2 matched against the whole string
+			// (RegexMatcher.regex in api/envoy/type/matcher/v3/regex.proto),
 			// as corsproc's allowed_origin_regexes are.
 			if _, err := regexp.Compile(val); err != nil || val == "" {
 				c.leftOut(src, fmt.Sprintf("%q is not an RE2 regex Istio accepts: left out", val), "correct the regex")

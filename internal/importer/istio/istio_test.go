@@ -416,3 +416,34 @@ spec:
 	}
 	decideAll(t, res.Set, []check{{get("any.example.com", "/x", "", "https://www.example.com"), policy.OutcomeAllowed}})
 }
+
+// TestEarlierRoute checks the warning for an unnamed route after a route
+// without corsPolicy whose paths overlap: Istio sends /api/admin/ to the
+// first route, without CORS, but the policy of the second, selected by
+// host and path, takes it too. A route whose paths cannot overlap gets no
+// warning.
+func TestEarlierRoute(t *testing.T) {
+	const vs = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api, namespace: web}
+spec:
+  hosts: [api.example.com]
+  http:
+  - match: [{uri: {prefix: FIRST}}]
+    route: [{destination: {host: admin}}]
+  - match: [{uri: {prefix: /api/}}]
+    corsPolicy:
+      allowOrigins: [{exact: https://www.example.com}]
+`
+	for first, want := range map[string]bool{"/api/admin/": true, "/api": true, "/healthz": false} {
+		res := importText(t, "vs.yaml", strings.Replace(vs, "FIRST", first, 1))
+		got := false
+		for _, w := range res.Warnings {
+			got = got || strings.Contains(w.Message, "requests that Istio sends to the route before it (http[0]")
+		}
+		if got != want {
+			t.Errorf("first route %s: warning %t, want %t\n%s", first, got, want, importertest.Report(res))
+		}
+	}
+}
