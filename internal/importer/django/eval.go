@@ -293,6 +293,11 @@ func (in *interp) augAssign(s *stmt) {
 	}
 	switch st.val.kind {
 	case vTuple:
+		// env.tuple(...) extends a tuple as a tuple does: the tuple keeps
+		// its values (partial.go).
+		if rhs.kind == vUnknown && rhs.envShape == envList {
+			rhs = value{kind: vTuple, elems: rhs.elems, unknown: rhs.unknown}
+		}
 		if rhs.kind == vUnknown {
 			st.bad = badf(s.line, "%s", asUnreadable(rhs).reason)
 			return
@@ -302,6 +307,7 @@ func (in *interp) augAssign(s *stmt) {
 			return
 		}
 		st.val.elems, st.group = append(st.val.elems, rhs.elems...), 0
+		st.val.unknown = append(st.val.unknown, rhs.unknown...)
 	default:
 		v, bad := add(st.val, rhs, s.line)
 		if bad == nil && v.kind == vUnknown {

@@ -76,6 +76,16 @@ CORS_ALLOWED_ORIGINS = [*env.list("EXTRA", default=[]), "https://app.example.com
 			lookups: []string{`env.list("EXTRA") (line 6)`, "the value at line 6, which refers to the variable FRONTEND"},
 		},
 		{
+			name: "tuple",
+			settings: `CORS_ALLOWED_ORIGINS = ("https://app.example.com",)
+CORS_ALLOWED_ORIGINS += ("https://admin.example.com", os.environ["ADMIN2"])
+CORS_ALLOWED_ORIGINS += env.tuple("MORE", default=("https://b.example.com",))
+`,
+			kept:     []string{"https://app.example.com", "https://admin.example.com"},
+			defaults: []string{"https://b.example.com"},
+			lookups:  []string{`os.environ["ADMIN2"] (line 6)`, `env.tuple("MORE") (line 7)`},
+		},
+		{
 			name: "debug_branch",
 			settings: `CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
 if DEBUG:
