@@ -241,3 +241,33 @@ func TestConflict(t *testing.T) {
 		{get("api.example.com", "/", "https://admin.example.com"), policy.OutcomeDenied},
 	})
 }
+
+// TestLocations checks the locations fixture: nginx picks = first, then
+// regex locations, then the longest prefix, and a block without CORS
+// headers of its own inherits the http block's *; the imported policies
+// give the same answers.
+func TestLocations(t *testing.T) {
+	res := importFile(t, "locations.conf")
+	if res.Set == nil || res.Incomplete() {
+		t.Fatal(importertest.Report(res))
+	}
+	const h = "cdn.example.com"
+	decideAll(t, res.Set, []check{
+		{get(h, "/fonts/a.woff2", "https://any.example"), policy.OutcomeAllowed},
+		{get(h, "/api/v2/items", "https://v2.example.com"), policy.OutcomeAllowed},
+		{get(h, "/api/v2/items", "https://app.example.com"), policy.OutcomeDenied},
+		{get(h, "/api/items", "https://app.example.com"), policy.OutcomeAllowed},
+		{get(h, "/api/items", "https://v2.example.com"), policy.OutcomeDenied},
+		{preflight(h, "/api/items", "https://app.example.com", "PUT", "authorization"), policy.OutcomePreflightAllowed},
+		{preflight(h, "/api/items", "https://app.example.com", "DELETE"), policy.OutcomePreflightRejected},
+		{get(h, "/health", "https://any.example"), policy.OutcomeAllowed},
+		{get(h, "/other", "https://any.example"), policy.OutcomeAllowed},
+		{get("elsewhere.example", "/", "https://any.example"), policy.OutcomeAllowed},
+	})
+	var d policy.Decision
+	r := get(h, "/api/v2/x", "https://v2.example.com")
+	res.Set.Decide(&r, &d)
+	if d.Policy != "cdn.example.com-api-v2" {
+		t.Errorf("/api/v2/x is governed by %q, want the longest prefix's policy", d.Policy)
+	}
+}
