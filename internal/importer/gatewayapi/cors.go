@@ -135,10 +135,15 @@ func (r *reader) origin(p *importer.Policy, s string, src importer.Source) {
 		return
 	}
 	if wildcardSub.MatchString(s) {
-		if _, prob := origins.ParseConfig(s); prob == nil {
+		_, prob := origins.ParseConfig(s)
+		if prob == nil {
 			p.Origins = append(p.Origins, importer.Origin{Kind: importer.OriginExact, Value: s, Src: src})
 			return
 		}
+		// A default port, which browsers never send: the regex never
+		// matched.
+		r.warn(src, importer.CodeDifference, fmt.Sprintf("%q never matched an Origin browsers send (%s): left out, which changes nothing", s, prob.Msg), prob.Fix)
+		return
 	}
 	if scheme, rest, ok := strings.Cut(s, "://"); ok && rest == "*" {
 		p.Origins = append(p.Origins, importer.Origin{Kind: importer.OriginPrefix, Value: scheme + "://", Src: src})
