@@ -474,7 +474,7 @@ func (r *reader) routeMatch(rt *yaml.Node, rkey string, p *importer.Policy) {
 	sre, _ := get(mn, "safe_regex")
 	switch {
 	case hasPrefix != nil:
-		if v := str(prefix); v != "" && v != "/" {
+		if v := str(prefix); v != "" {
 			p.Match.PathPrefixes.Add(importer.Value{S: v, Src: src})
 		}
 	case sep != nil:

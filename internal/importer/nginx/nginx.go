@@ -723,7 +723,7 @@ func (r *reader) emit(sc *scope) {
 	if sc.exact {
 		// location = /x: that path only, which urls_regex says exactly.
 		p.Match.URLsRegex = importer.String{S: regexp.QuoteMeta(sc.prefix), Src: p.Src}
-	} else if sc.prefix != "" && sc.prefix != "/" {
+	} else if sc.prefix != "" {
 		p.Match.PathPrefixes.Add(importer.Value{S: sc.prefix, Src: p.Src})
 	} else if sc.regex != "" {
 		p.Match.URLsRegex = importer.String{S: sc.regex, Src: sc.regSrc}
@@ -886,7 +886,7 @@ func (r *reader) register(sc *scope, p *importer.Policy) {
 		pathRank[1] = 0
 	case sc.regex != "":
 		pathRank[1] = 1
-	case sc.prefix != "" && sc.prefix != "/":
+	case sc.prefix != "":
 		pathRank[1], pathRank[2] = 2, -len(sc.prefix)
 	}
 	r.rank[p] = pathRank

@@ -271,3 +271,23 @@ func TestLocations(t *testing.T) {
 		t.Errorf("/api/v2/x is governed by %q, want the longest prefix's policy", d.Policy)
 	}
 }
+
+// TestLocationRoot checks that location / with CORS headers of its own
+// governs every path of its server, as in nginx, rather than conflicting
+// with the server's own headers.
+func TestLocationRoot(t *testing.T) {
+	res := importText(t, "site.conf", `server {
+    server_name example.com;
+    add_header Access-Control-Allow-Origin https://old.example.com always;
+    location / {
+        add_header Access-Control-Allow-Origin https://new.example.com always;
+    }
+}`)
+	if res.Set == nil || res.Incomplete() {
+		t.Fatal(importertest.Report(res))
+	}
+	decideAll(t, res.Set, []check{
+		{get("example.com", "/x", "https://new.example.com"), policy.OutcomeAllowed},
+		{get("example.com", "/x", "https://old.example.com"), policy.OutcomeDenied},
+	})
+}
