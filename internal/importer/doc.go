@@ -26,8 +26,9 @@
 //     Key}); every conflict is reported there. Line is 1-based, 0 when the
 //     format keeps none (protojson).
 //   - Match: Routes (Envoy route names, as xds.route_name gives them),
-//     Hosts (without port; *.example.com allowed) and PathPrefixes. All
-//     given fields must hold, as in corsproc's match. A Policy with an
+//     Hosts (without port; *.example.com allowed), PathPrefixes and
+//     URLsRegex (RE2 on the whole path). All given fields must hold, as in
+//     corsproc's match. A Policy with an
 //     empty Match is selected only by name, or as RuleSet.DefaultPolicy.
 //   - Origins: one Origin per rule, with its Kind. OriginExact goes to
 //     allowed_origins; OriginRegex must already be an RE2 regex matched
@@ -42,7 +43,10 @@
 //     which corsproc refuses with credentials.
 //   - Methods, Headers, Expose (List), MaxAge (Int), Credentials and
 //     PrivateNetwork (Bool), UnmatchedPreflight (String: reject or
-//     forward), PreflightStatus (Int). A key whose Src is not set is not
+//     forward), PreflightStatus (Int), Mode (String: enforce or shadow).
+//     Request headers and methods browsers never ask for (DNT, TRACE) are
+//     left out by Build with a warning; a max age above 86400 is written
+//     as 86400. A key whose Src is not set is not
 //     written and takes corsproc's default, so set Src for every value the
 //     source sets, to the file and line it came from, and leave it unset
 //     for what the source leaves to its own defaults (after warning where
