@@ -387,6 +387,11 @@ type Stats struct {
 	// LocalRepliesProcessed counts those that went through ext_proc's
 	// response phase (Release.LocalRepliesToProcessor).
 	LocalRepliesProcessed int
+	// DynamicMetadataWritten counts the namespaces of processor
+	// responses' dynamic_metadata written into a request's dynamic
+	// metadata; DynamicMetadataDropped those dropped because they are not
+	// in Config.ReceivingNamespaces (Envoy only logs them at debug level).
+	DynamicMetadataWritten, DynamicMetadataDropped int
 }
 
 // counters backs Stats.
@@ -395,7 +400,7 @@ type counters struct {
 	immediateResponses, modeOverrides, closedByProcessor, processorErrors,
 	spuriousResponses, timeouts, failOpen, invalidMutations, rejectedMutations,
 	upstreamRequests, upstreamErrors, upstreamTimeouts, localReplies,
-	localRepliesProcessed atomic.Int64
+	localRepliesProcessed, metadataWritten, metadataDropped atomic.Int64
 }
 
 // Proxy is an emulated Envoy listener. It is safe for concurrent use.
@@ -408,6 +413,12 @@ type Proxy struct {
 	timeout      time.Duration
 	sendRoute    bool // request_attributes holds xds.route_name
 	c            counters
+
+	// The header_mutation filter's lists, parsed: the filter's, and the
+	// HeaderMutationPerRoute of each route (keyed by its address in
+	// cfg.Routes) and of the virtual host.
+	hmFilter, hmVirtualHost []compiledMutation
+	hmRoute                 map[*Route][]compiledMutation
 }
 
 // New returns a Proxy for cfg whose ext_proc filter reaches the processor
@@ -431,6 +442,21 @@ func New(cfg Config, conn grpc.ClientConnInterface) (*Proxy, error) {
 		errs = append(errs, checkMode(fmt.Sprintf("AllowedOverrideModes[%d]", i), m)...)
 	}
 	errs = append(errs, checkHeaders("LaterEncoderHeaders", cfg.LaterEncoderHeaders, nil)...)
+	errs = append(errs, checkMetadata("GRPCServiceInitialMetadata", cfg.GRPCServiceInitialMetadata)...)
+	for i, ns := range cfg.ReceivingNamespaces {
+		if ns == "" {
+			errs = append(errs, fmt.Errorf("emulator: ReceivingNamespaces[%d] is empty: want a metadata namespace such as corsproc", i))
+		}
+	}
+	hmFilter, hmErrs := compileHeaderMutation("HeaderMutation", cfg.HeaderMutation)
+	errs = append(errs, hmErrs...)
+	hmVirtualHost, hmErrs := compileHeaderMutation("VirtualHost.HeaderMutation", cfg.VirtualHost.HeaderMutation)
+	errs = append(errs, hmErrs...)
+	hmRoutes := make([][]compiledMutation, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		hmRoutes[i], hmErrs = compileHeaderMutation(fmt.Sprintf("Routes[%d].HeaderMutation", i), r.HeaderMutation)
+		errs = append(errs, hmErrs...)
+	}
 	for i, m := range cfg.LocalReplyMappers {
 		if m.Filter == nil {
 			errs = append(errs, fmt.Errorf("emulator: LocalReplyMappers[%d]: no Filter", i))
@@ -465,6 +491,13 @@ func New(cfg Config, conn grpc.ClientConnInterface) (*Proxy, error) {
 	// The Proxy keeps its own copy of the route table: the caller may
 	// reuse its slices.
 	p.cfg.Routes = cloneRoutes(cfg.Routes)
+	p.cfg.ReceivingNamespaces = append([]string(nil), cfg.ReceivingNamespaces...)
+	p.cfg.GRPCServiceInitialMetadata = append([]Metadata(nil), cfg.GRPCServiceInitialMetadata...)
+	p.hmFilter, p.hmVirtualHost = hmFilter, hmVirtualHost
+	p.hmRoute = make(map[*Route][]compiledMutation, len(p.cfg.Routes))
+	for i := range p.cfg.Routes {
+		p.hmRoute[&p.cfg.Routes[i]] = hmRoutes[i]
+	}
 	if p.timeout == 0 {
 		p.timeout = DefaultMessageTimeout
 	}
@@ -597,26 +630,28 @@ func (p *Proxy) route(path string) *Route {
 func (p *Proxy) Stats() Stats {
 	c := &p.c
 	return Stats{
-		Requests:              int(c.requests.Load()),
-		NoRoute:               int(c.noRoute.Load()),
-		FilterSkipped:         int(c.filterSkipped.Load()),
-		Streams:               int(c.streams.Load()),
-		MessagesSent:          int(c.messagesSent.Load()),
-		ResponsesReceived:     int(c.responsesReceived.Load()),
-		ImmediateResponses:    int(c.immediateResponses.Load()),
-		ModeOverrides:         int(c.modeOverrides.Load()),
-		ClosedByProcessor:     int(c.closedByProcessor.Load()),
-		ProcessorErrors:       int(c.processorErrors.Load()),
-		SpuriousResponses:     int(c.spuriousResponses.Load()),
-		Timeouts:              int(c.timeouts.Load()),
-		FailOpen:              int(c.failOpen.Load()),
-		InvalidMutations:      int(c.invalidMutations.Load()),
-		RejectedMutations:     int(c.rejectedMutations.Load()),
-		UpstreamRequests:      int(c.upstreamRequests.Load()),
-		UpstreamErrors:        int(c.upstreamErrors.Load()),
-		UpstreamTimeouts:      int(c.upstreamTimeouts.Load()),
-		LocalReplies:          int(c.localReplies.Load()),
-		LocalRepliesProcessed: int(c.localRepliesProcessed.Load()),
+		Requests:               int(c.requests.Load()),
+		NoRoute:                int(c.noRoute.Load()),
+		FilterSkipped:          int(c.filterSkipped.Load()),
+		Streams:                int(c.streams.Load()),
+		MessagesSent:           int(c.messagesSent.Load()),
+		ResponsesReceived:      int(c.responsesReceived.Load()),
+		ImmediateResponses:     int(c.immediateResponses.Load()),
+		ModeOverrides:          int(c.modeOverrides.Load()),
+		ClosedByProcessor:      int(c.closedByProcessor.Load()),
+		ProcessorErrors:        int(c.processorErrors.Load()),
+		SpuriousResponses:      int(c.spuriousResponses.Load()),
+		Timeouts:               int(c.timeouts.Load()),
+		FailOpen:               int(c.failOpen.Load()),
+		InvalidMutations:       int(c.invalidMutations.Load()),
+		RejectedMutations:      int(c.rejectedMutations.Load()),
+		UpstreamRequests:       int(c.upstreamRequests.Load()),
+		UpstreamErrors:         int(c.upstreamErrors.Load()),
+		UpstreamTimeouts:       int(c.upstreamTimeouts.Load()),
+		LocalReplies:           int(c.localReplies.Load()),
+		LocalRepliesProcessed:  int(c.localRepliesProcessed.Load()),
+		DynamicMetadataWritten: int(c.metadataWritten.Load()),
+		DynamicMetadataDropped: int(c.metadataDropped.Load()),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // exchange is one HTTP request going through the emulated Envoy: its route,
@@ -42,6 +43,11 @@ type exchange struct {
 	protocolConfigSent        bool
 	messages                  int  // ext_proc messages sent
 	upstream                  bool // the request was sent upstream
+	// dynMeta is the request's dynamic metadata (StreamInfo's
+	// filter_metadata), by namespace: one per HTTP request, shared by the
+	// request and response paths, written by ext_proc from the
+	// processor's dynamic_metadata, read by the header_mutation filter.
+	dynMeta map[string]*structpb.Struct
 }
 
 // reply is what goes downstream.
@@ -81,6 +87,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Messages:  x.messages,
 			Upstream:  x.upstream,
 			Duration:  time.Since(start),
+
+			DynamicMetadata: x.dynamicMetadata(),
 		}
 		if r.RequestURI != "" {
 			e.Path = r.RequestURI
@@ -187,10 +195,13 @@ func (x *exchange) serve() *reply {
 		return x.generatedReply(http.StatusBadGateway, "upstream_reset_before_response_started{protocol_error}",
 			[]byte("upstream connect error or disconnect/reset before headers. reset reason: protocol error"), nil)
 	}
-	// The route's response headers, before the encoder filters; then a
-	// later filter's encodeHeaders, which runs before ext_proc's.
+	// The route's response headers, before the encoder filters; then the
+	// encodeHeaders of the filters after ext_proc, which run before
+	// ext_proc's in reverse configuration order: the later filter's, then
+	// header_mutation's (placed directly after ext_proc).
 	x.finalizeRoute(&respH)
 	applyOptions(&respH, p.cfg.LaterEncoderHeaders)
+	x.headerMutation(&respH)
 
 	// The response headers phase.
 	if !x.done && x.sendResponse {
@@ -216,6 +227,7 @@ func (x *exchange) generatedReply(status int, details string, body []byte, extra
 	x.finalizeRoute(&m)
 	x.mapLocalReply(&m, status)
 	applyOptions(&m, p.cfg.LaterEncoderHeaders)
+	x.headerMutation(&m)
 	if p.cfg.Release.LocalRepliesToProcessor && !x.done && x.sendResponse {
 		p.c.localRepliesProcessed.Add(1)
 		msg := x.headersMessage(phaseResponse, m, len(body) == 0)
@@ -231,9 +243,20 @@ func (x *exchange) generatedReply(status int, details string, body []byte, extra
 // through ext_proc (processing is complete), but it does get the route's
 // response headers, then mut (an immediate response's header mutation),
 // then local_reply_config, in that order (the modify_headers wrapper of
-// DownstreamFilterManager::prepareLocalReplyViaFilterChain, then
-// Utility::prepareLocalReply).
-func (x *exchange) extprocReply(status int, details string, body []byte, mut *extprocv3.HeaderMutation) *reply {
+// DownstreamFilterManager::sendLocalReplyViaFilterChain and
+// sendDirectLocalReply, then Utility::prepareLocalReply).
+//
+// Which encoder filters it then goes through depends on the phase
+// (DownstreamFilterManager::sendLocalReply,
+// source/common/http/filter_manager.cc). Sent in the request phase, no
+// response headers exist yet: the reply goes through the whole encoder
+// chain (sendLocalReplyViaFilterChain; encodeHeaders(nullptr, ...) starts
+// at the first encoder filter), so the filters after ext_proc (the later
+// filter, header_mutation) run on it. Sent in the response phase
+// (inResponse), response headers are already in the chain: the reply
+// bypasses every encoder filter and goes straight to the codec
+// (sendDirectLocalReply).
+func (x *exchange) extprocReply(status int, details string, body []byte, mut *extprocv3.HeaderMutation, inResponse bool) *reply {
 	m := localReplyHeaders(status, body)
 	x.finalizeRoute(&m)
 	if mut != nil {
@@ -248,7 +271,10 @@ func (x *exchange) extprocReply(status int, details string, body []byte, mut *ex
 		}
 	}
 	x.mapLocalReply(&m, status)
-	applyOptions(&m, x.p.cfg.LaterEncoderHeaders)
+	if !inResponse {
+		applyOptions(&m, x.p.cfg.LaterEncoderHeaders)
+		x.headerMutation(&m)
+	}
 	return &reply{status: status, headers: m, body: body, details: cleanDetails(details)}
 }
 
@@ -348,7 +374,7 @@ func (x *exchange) apply(a answer, m *headerMap, dir direction, resp *http.Respo
 			x.done = true
 			x.closeStream()
 			discard(resp)
-			return x.extprocReply(http.StatusInternalServerError, errorPrefix+"_invalid_header_mutation{"+err.Error()+"}", nil, nil)
+			return x.extprocReply(http.StatusInternalServerError, errorPrefix+"_invalid_header_mutation{"+err.Error()+"}", nil, nil, dir != dirRequest)
 		}
 		return nil
 	case answerClosed:
@@ -356,7 +382,7 @@ func (x *exchange) apply(a answer, m *headerMap, dir direction, resp *http.Respo
 		return nil
 	case answerImmediate:
 		discard(resp)
-		return x.immediateReply(a.immediate)
+		return x.immediateReply(a.immediate, dir != dirRequest)
 	default: // answerFailed
 		if p.cfg.FailureModeAllow {
 			// failure_mode_allow: continue as if the filter were not
@@ -365,7 +391,7 @@ func (x *exchange) apply(a answer, m *headerMap, dir direction, resp *http.Respo
 			return nil
 		}
 		discard(resp)
-		return x.extprocReply(a.status, a.details, nil, nil)
+		return x.extprocReply(a.status, a.details, nil, nil, dir != dirRequest)
 	}
 }
 
@@ -373,7 +399,7 @@ func (x *exchange) apply(a answer, m *headerMap, dir direction, resp *http.Respo
 // sends: its status (one below 200, or none, becomes 200), a text/plain
 // body when it has one, its header mutation applied to those default
 // headers, and its details.
-func (x *exchange) immediateReply(ir *extprocv3.ImmediateResponse) *reply {
+func (x *exchange) immediateReply(ir *extprocv3.ImmediateResponse, inResponse bool) *reply {
 	code := int(ir.GetStatus().GetCode())
 	switch {
 	case code < 200:
@@ -383,7 +409,7 @@ func (x *exchange) immediateReply(ir *extprocv3.ImmediateResponse) *reply {
 		// cannot. Not something a processor does.
 		code = http.StatusInternalServerError
 	}
-	return x.extprocReply(code, ir.GetDetails(), ir.GetBody(), ir.GetHeaders())
+	return x.extprocReply(code, ir.GetDetails(), ir.GetBody(), ir.GetHeaders(), inResponse)
 }
 
 func upstreamReply(resp *http.Response, m headerMap) *reply {

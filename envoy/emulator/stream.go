@@ -110,6 +110,11 @@ func (x *exchange) process(ph phase, msg *extprocv3.ProcessingRequest) answer {
 	// the response case: whatever answers a headers message, a spurious
 	// one included.
 	x.modeOverride(resp)
+	// Then, for every response case it knows, it writes the response's
+	// dynamic_metadata before acting on the case: before the request
+	// continues, before an immediate response is sent, and before a
+	// response of the wrong type is found spurious.
+	x.setDynamicMetadata(resp)
 
 	switch r := resp.Response.(type) {
 	case *extprocv3.ProcessingResponse_RequestHeaders:
@@ -285,17 +290,32 @@ func (x *exchange) sendAndRecv(msg *extprocv3.ProcessingRequest) (*extprocv3.Pro
 }
 
 // initialMetadata is the gRPC initial metadata of the stream of a request on
-// rt (nil: no route): the virtual host's entries, each replaced by the
-// route's entry of the same key, then the route's other entries
-// (mergeGrpcInitialMetadata and mergeHeaderValues, ext_proc.cc).
+// rt (nil: no route). It starts from the filter's grpc_service
+// initial_metadata, sent on every stream. When the request has a route, the
+// per-route grpc_initial_metadata are merged first, the virtual host's
+// entries each replaced by the route's entry of the same key and the
+// route's other entries added (mergeGrpcInitialMetadata and
+// mergeHeaderValues); then each merged entry replaces every grpc_service
+// entry with the same key, or is added after them
+// (Filter::mergePerRouteConfig and mergeHeaderValuesField, ext_proc.cc; the
+// same in the 1.31-era and the newest revisions). Keys are compared
+// exactly, as Envoy compares them.
 func (p *Proxy) initialMetadata(rt *Route) []Metadata {
-	md := append([]Metadata(nil), p.cfg.VirtualHost.GRPCInitialMetadata...)
+	md := append([]Metadata(nil), p.cfg.GRPCServiceInitialMetadata...)
 	if rt == nil {
 		// No route, no per-route config at all: Envoy's
-		// getAllPerFilterConfig finds nothing.
-		return nil
+		// traversePerFilterConfig finds nothing.
+		return md
 	}
-	for _, m := range rt.GRPCInitialMetadata {
+	perRoute := append([]Metadata(nil), p.cfg.VirtualHost.GRPCInitialMetadata...)
+	perRoute = mergeMetadata(perRoute, rt.GRPCInitialMetadata)
+	return mergeMetadata(md, perRoute)
+}
+
+// mergeMetadata is mergeHeaderValues applied for each entry of more: it
+// replaces every entry of md with the same key, or is appended.
+func mergeMetadata(md, more []Metadata) []Metadata {
+	for _, m := range more {
 		replaced := false
 		for i := range md {
 			if md[i].Key == m.Key {
