@@ -160,3 +160,39 @@ items:
 		t.Errorf("walked %d nodes of a billion laughs without stopping", count)
 	}
 }
+
+// FuzzObjects feeds any bytes to Objects and walks what it returns: an
+// error, or objects whose fields the walker reads without a panic and
+// within its bound.
+func FuzzObjects(f *testing.F) {
+	f.Add([]byte("apiVersion: v1\nkind: List\nitems: [{kind: A, metadata: {name: a, labels: {x: y}}}]\n"))
+	f.Add([]byte("a: &a {b: *a}\nkind: X\nspec: *a\n---\n[1]\n---\n"))
+	f.Add([]byte(`{"kind": "HTTPRoute", "spec": {"rules": [{"matches": [{"path": {"value": "/"}}]}]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		objs, _, err := Objects("f.yaml", data)
+		if err != nil {
+			return
+		}
+		w := &Walker{}
+		var walk func(n *yaml.Node, depth int)
+		walk = func(n *yaml.Node, depth int) {
+			if depth > 20 || w.Over() {
+				return
+			}
+			for _, k := range w.Keys(n) {
+				walk(w.Get(n, k.Value), depth+1)
+			}
+			for _, e := range w.Seq(n) {
+				walk(e, depth+1)
+			}
+			w.Str(n)
+			w.Bool(n)
+			w.Int(n)
+		}
+		for _, o := range objs {
+			o.ID()
+			o.Group()
+			walk(o.Node, 0)
+		}
+	})
+}
