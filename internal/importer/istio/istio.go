@@ -5,8 +5,9 @@
 //
 // Istio turns a corsPolicy into the configuration of Envoy's CORS filter
 // (TranslateCORSPolicy in pilot/pkg/networking/core/route/route.go, Istio
-// 1.31); every value is converted by what browsers then allow, and every
-// place where Istio and corsproc differ is a warning at its line.
+// 1.29 to 1.31); every value is converted by what browsers then allow,
+// and every place where Istio and corsproc differ is a warning at its
+// line.
 // docs/migrating-istio-gateway-api.md describes the conversion.
 package istio
 
@@ -182,7 +183,7 @@ func delegateName(root, delegate string) string {
 // its ext_authz (CUSTOM), jwt_authn (RequestAuthentication) and RBAC
 // (AuthorizationPolicy) filters before the CORS filter
 // (buildHTTPConnectionManager in pilot/pkg/networking/core/listener_builder.go,
-// Istio 1.31).
+// Istio 1.29 to 1.31).
 func (im *reader) authWarnings(w *kubecors.Walker) []importer.Warning {
 	var out []importer.Warning
 	for _, o := range im.objs {
@@ -541,7 +542,7 @@ func (c *vsConv) match(p *importer.Policy, http *yaml.Node, hosts importer.List,
 }
 
 // corsKeys are the fields of Istio's CorsPolicy (networking/v1alpha3,
-// istio/api 1.31): the JSON names, as Kubernetes stores them.
+// istio/api 1.30 and 1.31): the JSON names, as Kubernetes stores them.
 var corsKeys = []string{"allowOrigin", "allowOrigins", "allowMethods", "allowHeaders", "exposeHeaders", "maxAge", "allowCredentials", "unmatchedPreflights"}
 
 func (c *vsConv) cors(p *importer.Policy, ck, cors *yaml.Node) {
