@@ -16,7 +16,7 @@ import (
 // differ. Envoy's behaviour is read from CorsFilter::decodeHeaders,
 // CorsFilter::encodeHeaders and CorsFilter::isOriginAllowed
 // (source/extensions/filters/http/cors/cors_filter.cc, read at commit
-// 001cbf1 of Envoy's main branch, after release 1.37);
+// 001cbf1 of Envoy's main branch);
 // docs/migrating-istio-gateway-api.md sums it up.
 
 // ExactOrigin converts an origin Envoy compares byte for byte (a
