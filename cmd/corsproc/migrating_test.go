@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 )
+
+var updateGuide = flag.Bool("update-guide", false, "rewrite the outputs docs/migrating.md shows with what corsproc prints")
 
 // guideStepRE finds the marked blocks of docs/migrating.md: a file to
 // write, a command to run (its stdout and exit status), or the stderr of
@@ -20,16 +23,28 @@ var guideStepRE = regexp.MustCompile("(?s)<!-- (file|run|stderr)(?:: ([^>]*?))? 
 // runs each command, and checks that stdout, stderr (with the line main
 // prints for an error) and the exit status are what the guide says.
 func TestMigratingGuide(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/migrating.md")
+	guide, err := filepath.Abs("../../docs/migrating.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(guide)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Chdir(t.TempDir())
-	steps := guideStepRE.FindAllStringSubmatch(string(doc), -1)
+	type edit struct {
+		from, to int
+		text     string
+	}
+	var edits []edit
 	runs := 0
 	var lastStderr, lastCmd string
-	for _, s := range steps {
-		kind, arg, body := s[1], s[2], s[3]
+	for _, m := range guideStepRE.FindAllSubmatchIndex(doc, -1) {
+		kind, body := string(doc[m[2]:m[3]]), string(doc[m[6]:m[7]])
+		arg := ""
+		if m[4] >= 0 {
+			arg = string(doc[m[4]:m[5]])
+		}
 		switch kind {
 		case "file":
 			if err := os.MkdirAll(filepath.Dir(arg), 0o755); err != nil {
@@ -54,16 +69,32 @@ func TestMigratingGuide(t *testing.T) {
 				t.Errorf("corsproc %s: exit %d, the guide says %d\n%s", cmd, got, want, stderr.String())
 			}
 			if stdout.String() != body {
-				t.Errorf("corsproc %s: stdout differs from the guide's:\n--- got\n%s--- guide\n%s", cmd, stdout.String(), body)
+				edits = append(edits, edit{m[6], m[7], stdout.String()})
+				if !*updateGuide {
+					t.Errorf("corsproc %s: stdout differs from the guide's (-update-guide rewrites it):\n--- got\n%s--- guide\n%s", cmd, stdout.String(), body)
+				}
 			}
 			lastStderr, lastCmd = stderr.String(), cmd
 		case "stderr":
 			if lastStderr != body {
-				t.Errorf("corsproc %s: stderr differs from the guide's:\n--- got\n%s--- guide\n%s", lastCmd, lastStderr, body)
+				edits = append(edits, edit{m[6], m[7], lastStderr})
+				if !*updateGuide {
+					t.Errorf("corsproc %s: stderr differs from the guide's (-update-guide rewrites it):\n--- got\n%s--- guide\n%s", lastCmd, lastStderr, body)
+				}
 			}
 		}
 	}
 	if runs < 5 {
 		t.Fatalf("the guide runs %d commands; its markers are lost", runs)
+	}
+	if *updateGuide && len(edits) > 0 {
+		out := doc
+		for i := len(edits) - 1; i >= 0; i-- {
+			e := edits[i]
+			out = append(append(append([]byte(nil), out[:e.from]...), e.text...), out[e.to:]...)
+		}
+		if err := os.WriteFile(guide, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -438,7 +438,7 @@ func (r *reader) domains(vh *yaml.Node, vkey string) (importer.List, bool) {
 		}
 		if host, port, ok := strings.Cut(v, ":"); ok && !strings.HasPrefix(v, "[") {
 			if port != "*" && !slices.Contains(hosts.Strings(), host) {
-				r.warn(src, importer.CodeDifference, false, fmt.Sprintf("%q names a port; corsproc's match.hosts ignore the port, so the policy matches %q on any port", v, host), "")
+				r.warn(src, importer.CodeDifference, false, fmt.Sprintf("%q names a port; corsproc's match.hosts ignore the port, so the policy matches %q on any port", v, host), "if another port of this host must not get these CORS rules, give its routes names and match them with match.routes")
 			}
 			v = host
 		}
@@ -487,7 +487,7 @@ func (r *reader) routeMatch(rt *yaml.Node, rkey string, p *importer.Policy) {
 		r.warn(src, importer.CodeLeftOut, true, "this route's path match is not carried over: the policy matches the virtual host's every path", "give the route a name, and the policy match.routes")
 	}
 	if cs, _ := get(mn, "case_sensitive"); cs != nil && (str(cs) == "false" || str(first(get(cs, "value"))) == "false") {
-		r.warn(src, importer.CodeDifference, false, "Envoy matched this path without regard to case; corsproc matches it byte for byte", "")
+		r.warn(src, importer.CodeDifference, false, "Envoy matched this path without regard to case; corsproc matches it byte for byte", "add the other spellings of the path to match.path_prefixes, or give the route a name and match it with match.routes")
 	}
 	for _, k := range []string{"headers", "query_parameters", "grpc", "dynamic_metadata", "filter_state", "runtime_fraction"} {
 		if v, _ := get(mn, k); v != nil {
@@ -535,7 +535,7 @@ func (r *reader) policy(chain []*corsConfig, name string, h *hcm) *importer.Poli
 			}
 		} else if rt := fe.GetRuntimeKey(); rt != "" || percent(pct.GetNumerator(), pct.GetDenominator().String()) < 100 {
 			r.warn(src(top, "filter_enabled"), importer.CodeDifference, false,
-				fmt.Sprintf("Envoy enabled CORS here for a runtime fraction (runtime key %q, default %d%%); the policy always applies", rt, percent(pct.GetNumerator(), pct.GetDenominator().String())), "")
+				fmt.Sprintf("Envoy enabled CORS here for a runtime fraction (runtime key %q, default %d%%); the policy always applies", rt, percent(pct.GetNumerator(), pct.GetDenominator().String())), "if only part of the traffic should get these rules, roll the policy out with mode: shadow first")
 		}
 	}
 	if c := pick(func(p *corsv3.CorsPolicy) bool { return len(p.GetAllowOriginStringMatch()) > 0 }); c != nil {
@@ -591,7 +591,7 @@ func (r *reader) policy(chain []*corsConfig, name string, h *hcm) *importer.Poli
 	if c := pick(func(p *corsv3.CorsPolicy) bool { return p.GetForwardNotMatchingPreflights() != nil }); c != nil && !c.p.GetForwardNotMatchingPreflights().GetValue() {
 		p.UnmatchedPreflight = importer.String{S: "reject", Src: src(c, "forward_not_matching_preflights")}
 		r.warn(p.UnmatchedPreflight.Src, importer.CodeDifference, false,
-			"Envoy answered a preflight from an origin it does not allow 200 without CORS headers; corsproc answers it 403 (unmatched_preflight: reject): the browser refuses both", "")
+			"Envoy answered a preflight from an origin it does not allow 200 without CORS headers; corsproc answers it 403 (unmatched_preflight: reject): the browser refuses both", "keep unmatched_preflight: reject, or set forward if the upstream must see these OPTIONS requests")
 	} else {
 		s := importer.Source{File: r.file, Line: top.node.Line, Key: top.key + " (forward_not_matching_preflights defaults to true)"}
 		if c != nil {
@@ -599,7 +599,7 @@ func (r *reader) policy(chain []*corsConfig, name string, h *hcm) *importer.Poli
 		}
 		p.UnmatchedPreflight = importer.String{S: "forward", Src: s}
 		r.warn(s, importer.CodeDifference, false,
-			"Envoy forwarded a preflight from an origin it does not allow to the upstream, whose answer reached the browser untouched (CorsFilter::forwardNotMatchingPreflights); corsproc forwards it too (unmatched_preflight: forward) but removes every CORS header from the upstream's answer, so the upstream can no longer allow what the policy refuses", "")
+			"Envoy forwarded a preflight from an origin it does not allow to the upstream, whose answer reached the browser untouched (CorsFilter::forwardNotMatchingPreflights); corsproc forwards it too (unmatched_preflight: forward) but removes every CORS header from the upstream's answer, so the upstream can no longer allow what the policy refuses", "keep forward if the upstream answers OPTIONS itself; otherwise set unmatched_preflight: reject")
 	}
 	if p.Mode.S == "shadow" {
 		p.Vary = importer.VaryUnknown // Envoy answered nothing here

@@ -835,11 +835,11 @@ func (r *reader) fill(sc *scope, p *importer.Policy) {
 		case 200, 204:
 			p.PreflightStatus = importer.Int{N: sc.preflightStatus, Src: sc.preflightSrc}
 		default:
-			r.warn(sc.preflightSrc, importer.CodeDifference, false, fmt.Sprintf("nginx answered preflights with %d; corsproc answers an allowed one with 204 (or 200)", sc.preflightStatus), "")
+			r.warn(sc.preflightSrc, importer.CodeDifference, false, fmt.Sprintf("nginx answered preflights with %d; corsproc answers an allowed one with 204 (or 200)", sc.preflightStatus), "keep 204, or set preflight_status: 200 if a client checks for 200")
 		}
 	} else {
 		src := p.Src
-		r.warn(src, importer.CodeDifference, false, "no if ($request_method = OPTIONS) { ... return 204; } block: nginx passed preflights to the upstream and added the CORS headers to its answer; corsproc answers them itself, before the upstream", "")
+		r.warn(src, importer.CodeDifference, false, "no if ($request_method = OPTIONS) { ... return 204; } block: nginx passed preflights to the upstream and added the CORS headers to its answer; corsproc answers them itself, before the upstream", "if the upstream answers OPTIONS for clients other than browsers, set unmatched_preflight: forward, so that the preflights corsproc refuses still reach it")
 		if len(sc.auth) > 0 {
 			w := importer.At(sc.auth[0], importer.CodePreflightAuth, fmt.Sprintf("preflights reach %s before anything answers them: the browser sends no credentials on a preflight, so it is refused and the actual request never sent", sc.auth[0].Key),
 				"answer preflights before authentication: corsproc does, as the first filter; in nginx, an if ($request_method = OPTIONS) { ... return 204; } block")
@@ -851,7 +851,7 @@ func (r *reader) fill(sc *scope, p *importer.Policy) {
 	for _, s := range actual {
 		for _, h := range s.get("access-control-allow-origin") {
 			if !h.always {
-				w := importer.At(h.src, importer.CodeDifference, "without always, nginx added this header only to 200, 201, 204, 206, 301, 302, 303, 304, 307 and 308 responses, so scripts saw a 401, 404 or 500 as a CORS error; corsproc adds the CORS headers to every response of the route", "")
+				w := importer.At(h.src, importer.CodeDifference, "without always, nginx added this header only to 200, 201, 204, 206, 301, 302, 303, 304, 307 and 308 responses, so scripts saw a 401, 404 or 500 as a CORS error; corsproc adds the CORS headers to every response of the route", "check that the scripts calling these routes handle the 4xx and 5xx statuses they can now read")
 				r.rs.Warnings = append(r.rs.Warnings, w)
 			}
 		}
@@ -865,7 +865,7 @@ func (r *reader) fill(sc *scope, p *importer.Policy) {
 		}
 		if len(ms) > 0 {
 			slices.Sort(ms)
-			r.warn(p.Src, importer.CodeDifference, false, fmt.Sprintf("nginx added the CORS headers to %s requests only; corsproc answers every method of an allowed origin (preflights still check allow_methods)", strings.Join(ms, ", ")), "")
+			r.warn(p.Src, importer.CodeDifference, false, fmt.Sprintf("nginx added the CORS headers to %s requests only; corsproc answers every method of an allowed origin (preflights still check allow_methods)", strings.Join(ms, ", ")), "list in allow_methods the methods scripts may use")
 		}
 	}
 }
@@ -943,7 +943,7 @@ func (r *reader) resolveOrigin(sc *scope, h header, oi *originIf) []importer.Ori
 		r.warn(h.src, importer.CodeLeftOut, true, fmt.Sprintf("the origin comes from %s, which the importer cannot follow", v), "write the origins it allows into allowed_origins by hand")
 		return nil
 	case strings.ContainsAny(v, " ,"):
-		r.warn(h.src, importer.CodeDifference, false, fmt.Sprintf("%q names several origins in one header, which browsers refuse: no origin was allowed; the policy allows each", v), "")
+		r.warn(h.src, importer.CodeDifference, false, fmt.Sprintf("%q names several origins in one header, which browsers refuse: no origin was allowed; the policy allows each", v), "delete the origins that should not be allowed")
 		var out []importer.Origin
 		for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' }) {
 			out = append(out, importer.Origin{Kind: importer.OriginExact, Value: f, Src: h.src})
@@ -989,11 +989,11 @@ func (r *reader) mapOrigins(m *originMap, h header) []importer.Origin {
 		default:
 			// A fixed origin is allowed only for requests from it.
 			if o.Kind == importer.OriginExact {
-				r.warn(e.src, importer.CodeDifference, false, fmt.Sprintf("requests from %q were answered with %q, which the browser refuses: no origin was allowed; the policy allows nothing for this entry", e.key, e.value), "")
+				r.warn(e.src, importer.CodeDifference, false, fmt.Sprintf("requests from %q were answered with %q, which the browser refuses: no origin was allowed; the policy allows nothing for this entry", e.key, e.value), "add the origin to allowed_origins if requests from it should be allowed")
 				continue
 			}
 			o = importer.Origin{Kind: importer.OriginExact, Value: e.value, Src: e.src}
-			r.warn(e.src, importer.CodeDifference, false, fmt.Sprintf("every origin matching %q was answered with %q, which the browser accepts only from %q: the policy allows that one origin", e.key, e.value, e.value), "")
+			r.warn(e.src, importer.CodeDifference, false, fmt.Sprintf("every origin matching %q was answered with %q, which the browser accepts only from %q: the policy allows that one origin", e.key, e.value, e.value), "add the origins the entry was meant for to allowed_origins")
 		}
 		out = append(out, o)
 	}
