@@ -20,6 +20,14 @@ const (
 	MetricStreams       = "corsproc_streams_total"
 	MetricStreamErrors  = "corsproc_stream_errors_total"
 	MetricUnknownPolicy = "corsproc_unknown_policy_total"
+	MetricResponseMode  = "corsproc_response_mode_streams_total"
+
+	// Values of the mode label of corsproc_response_mode_streams_total: the
+	// value of the stream's x-corsproc-response-headers metadata, or
+	// unknown for any other value (taken as response_phase).
+	ResponseModeResponsePhase   = "response_phase"
+	ResponseModeDynamicMetadata = "dynamic_metadata"
+	ResponseModeUnknown         = "unknown"
 
 	// Values of the kind label of corsproc_stream_errors_total.
 	ErrorKindUnknownMessage = "unknown_message"
@@ -160,9 +168,11 @@ type metrics struct {
 	errRecv           prometheus.Counter
 	errSend           prometheus.Counter
 	unknownPolicy     prometheus.Counter
-	requests          *prometheus.CounterVec
-	rejections        *prometheus.CounterVec
-	processing        [numMessageKinds]prometheus.Observer
+	// Streams by response mode.
+	modeResponsePhase, modeDynamicMetadata, modeUnknown prometheus.Counter
+	requests                                            *prometheus.CounterVec
+	rejections                                          *prometheus.CounterVec
+	processing                                          [numMessageKinds]prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -178,6 +188,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: MetricUnknownPolicy,
 		Help: "Requests whose x-corsproc-policy stream metadata named no policy of the active set (or several); corsproc governs them and allows nothing: preflights get 403, other responses lose the upstream's CORS headers.",
 	})
+	modes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricResponseMode,
+		Help: "ext_proc streams by how the Envoy config declares corsproc returns response headers (x-corsproc-response-headers stream metadata): response_phase (absent, or response-phase), dynamic_metadata (single-message mode), unknown (any other value, or several; taken as response_phase).",
+	}, []string{"mode"})
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricRequests,
 		Help: "Requests decided, by governing policy (\"\" for ungoverned and unknown_policy) and outcome: preflight_allowed, preflight_rejected, preflight_forwarded, allowed, disallowed_origin, non_cors, ungoverned, unknown_policy, and for shadow-mode policies shadow_would_allow or shadow_would_reject.",
@@ -196,6 +210,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		streams = register(reg, streams)
 		errs = register(reg, errs)
 		unknown = register(reg, unknown)
+		modes = register(reg, modes)
 		requests = register(reg, requests)
 		rejections = register(reg, rejections)
 		processing = register(reg, processing)
@@ -206,8 +221,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		errRecv:           errs.WithLabelValues(ErrorKindRecv),
 		errSend:           errs.WithLabelValues(ErrorKindSend),
 		unknownPolicy:     unknown,
-		requests:          requests,
-		rejections:        rejections,
+		// Every mode's series exists from the start, at zero.
+		modeResponsePhase:   modes.WithLabelValues(ResponseModeResponsePhase),
+		modeDynamicMetadata: modes.WithLabelValues(ResponseModeDynamicMetadata),
+		modeUnknown:         modes.WithLabelValues(ResponseModeUnknown),
+		requests:            requests,
+		rejections:          rejections,
 	}
 	for k, name := range messageKindNames {
 		m.processing[k] = processing.WithLabelValues(name)

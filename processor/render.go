@@ -5,8 +5,10 @@ import (
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/corsproc/corsproc/internal/extproc"
 	"github.com/corsproc/corsproc/policy"
 )
 
@@ -125,6 +127,7 @@ type immediateReply struct {
 	status typev3.HttpStatus
 	mut    extprocv3.HeaderMutation
 	set    headerSet
+	md     dynMetadata
 }
 
 // newImmediateReply returns an immediate response with status, headers and
@@ -132,8 +135,19 @@ type immediateReply struct {
 // plain-text body and the X-Corsproc-Reason header. Envoy sends it as a
 // local reply; the upstream never sees the request and no response_headers
 // message follows (docs/extproc-protocol.md, "Immediate responses").
-func newImmediateReply(status int, headers []policy.Header, details, reason string) *extprocv3.ProcessingResponse {
+//
+// With withMetadata (single-message mode) the answer also carries the CORS
+// headers in dynamic metadata, Vary aside: Envoy's header_mutation filter
+// runs on the immediate response after its headers are applied, removes
+// the CORS headers and writes them back from the metadata
+// (docs/extproc-protocol.md, "Dynamic metadata").
+func newImmediateReply(status int, headers []policy.Header, details, reason string, withMetadata bool) *extprocv3.ProcessingResponse {
 	r := new(immediateReply)
+	if withMetadata {
+		if md := r.md.render(headers, "", true); md != nil {
+			r.resp.DynamicMetadata = md
+		}
+	}
 	r.status.Code = typev3.StatusCode(status)
 	r.ir.Status = &r.status
 	if reason != "" {
@@ -191,6 +205,141 @@ func newTrailersReply(response bool) *extprocv3.ProcessingResponse {
 	} else {
 		r.reqT.RequestTrailers = &r.tr
 		r.resp.Response = &r.reqT
+	}
+	return &r.resp
+}
+
+// dynMetadata renders policy headers as ProcessingResponse.dynamic_metadata
+// for single-message mode (docs/extproc-protocol.md, "Dynamic metadata"):
+// {corsproc: {acao: "...", vary: "Origin", ...}}, string values only, a key
+// per header set. Its messages live in the reply's struct; the two maps and
+// the one string holding every value are the only further allocations.
+type dynMetadata struct {
+	outer  structpb.Struct
+	nsVal  structpb.Value
+	nsKind structpb.Value_StructValue
+	inner  structpb.Struct
+	vals   [inlineHeaders + 1]structpb.Value
+	kinds  [inlineHeaders + 1]structpb.Value_StringValue
+}
+
+// metadataKey returns the key of DynamicMetadataNamespace that carries
+// header name, and whether there is one.
+func metadataKey(name string) (string, bool) {
+	switch name {
+	case policy.HeaderACAO:
+		return extproc.KeyACAO, true
+	case policy.HeaderACAC:
+		return extproc.KeyACAC, true
+	case policy.HeaderACEH:
+		return extproc.KeyACEH, true
+	case policy.HeaderACAM:
+		return extproc.KeyACAM, true
+	case policy.HeaderACAH:
+		return extproc.KeyACAH, true
+	case policy.HeaderACMA:
+		return extproc.KeyACMA, true
+	case policy.HeaderACAPN:
+		return extproc.KeyACAPN, true
+	case policy.HeaderVary:
+		return extproc.KeyVary, true
+	case HeaderReason:
+		return extproc.KeyReason, true
+	}
+	return "", false
+}
+
+// render returns the dynamic metadata carrying hs, and reason under
+// KeyReason when it is not empty; nil when there is nothing to carry.
+// With skipVary the Vary header is left out: an immediate response sets
+// its own, which the header_mutation filter must not append to again.
+// Values are copied into one string: a decision's values may point into
+// the request's memory.
+func (m *dynMetadata) render(hs []policy.Header, reason string, skipVary bool) *structpb.Struct {
+	total, n := len(reason), 0
+	for _, h := range hs {
+		if skipVary && h.Name == policy.HeaderVary {
+			continue
+		}
+		if _, ok := metadataKey(h.Name); ok {
+			total += len(h.Value)
+			n++
+		}
+	}
+	if reason != "" {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	buf := make([]byte, 0, total)
+	for _, h := range hs {
+		if skipVary && h.Name == policy.HeaderVary {
+			continue
+		}
+		if _, ok := metadataKey(h.Name); ok {
+			buf = append(buf, h.Value...)
+		}
+	}
+	buf = append(buf, reason...)
+	all := string(buf)
+	fields := make(map[string]*structpb.Value, n)
+	i, off := 0, 0
+	add := func(key string, size int) {
+		m.kinds[i].StringValue = all[off : off+size]
+		m.vals[i].Kind = &m.kinds[i]
+		fields[key] = &m.vals[i]
+		i++
+		off += size
+	}
+	for _, h := range hs {
+		if skipVary && h.Name == policy.HeaderVary {
+			continue
+		}
+		if key, ok := metadataKey(h.Name); ok && i < len(m.vals) {
+			add(key, len(h.Value))
+		}
+	}
+	if reason != "" && i < len(m.vals) {
+		add(extproc.KeyReason, len(reason))
+	}
+	m.inner.Fields = fields
+	m.nsKind.StructValue = &m.inner
+	m.nsVal.Kind = &m.nsKind
+	m.outer.Fields = map[string]*structpb.Value{extproc.DynamicMetadataNamespace: &m.nsVal}
+	return &m.outer
+}
+
+// metadataReply answers request_headers in single-message mode: CONTINUE,
+// the response phase skipped, the response headers' values in dynamic
+// metadata for Envoy's header_mutation filter to write.
+type metadataReply struct {
+	resp   extprocv3.ProcessingResponse
+	reqH   extprocv3.ProcessingResponse_RequestHeaders
+	hr     extprocv3.HeadersResponse
+	common extprocv3.CommonResponse
+	mode   extprocfilterv3.ProcessingMode
+	md     dynMetadata
+}
+
+// newMetadataReply returns the single-message answer to the request
+// headers of a request whose response gets set (and reason, with
+// Options.ExplainRefusals), the upstream's CORS headers being removed by
+// Envoy's header_mutation filter.
+func newMetadataReply(set []policy.Header, reason string) *extprocv3.ProcessingResponse {
+	r := new(metadataReply)
+	r.common.Status = extprocv3.CommonResponse_CONTINUE
+	r.hr.Response = &r.common
+	r.reqH.RequestHeaders = &r.hr
+	r.resp.Response = &r.reqH
+	// Honoured only with allow_mode_override: true. Without it Envoy sends
+	// the response headers anyway, and corsproc answers them as in the
+	// response-phase mode: the same headers, applied after the
+	// header_mutation filter's (docs/envoy.md, "Single-message mode").
+	r.mode.ResponseHeaderMode = extprocfilterv3.ProcessingMode_SKIP
+	r.resp.ModeOverride = &r.mode
+	if md := r.md.render(set, reason, false); md != nil {
+		r.resp.DynamicMetadata = md
 	}
 	return &r.resp
 }

@@ -24,6 +24,17 @@ import (
 // governs the stream's request (defined in internal/extproc).
 const MetadataPolicy = extproc.MetadataPolicy
 
+// MetadataResponseHeaders is the gRPC stream metadata key through which the
+// Envoy config declares how corsproc returns a response's CORS headers;
+// with the value ResponseHeadersDynamicMetadata corsproc answers in
+// single-message mode (defined in internal/extproc; docs/envoy.md,
+// "Single-message mode").
+const (
+	MetadataResponseHeaders        = extproc.MetadataResponseHeaders
+	ResponseHeadersDynamicMetadata = extproc.ResponseHeadersDynamicMetadata
+	ResponseHeadersResponsePhase   = extproc.ResponseHeadersResponsePhase
+)
+
 // Attribute names Envoy uses for request_attributes. The Struct is keyed by
 // the filter name, its fields by the attribute expression text.
 // AttributeRoute is defined in internal/extproc, which the Envoy emulator
@@ -180,6 +191,9 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	default:
 		st.ambiguousName = true
 	}
+	// The Envoy config declares the mode with grpc_service.initial_metadata
+	// (docs/envoy.md, "Single-message mode").
+	st.singleMessage, st.declared = s.responseMode(metadata.ValueFromIncomingContext(ctx, MetadataResponseHeaders))
 	// The idle timeout, when the gRPC server runs TapHandle.
 	idle := s.startIdle(ctx)
 	defer idle.stop()
@@ -318,7 +332,18 @@ func (s *Server) requestHeaders(ctx context.Context, st *streamState, h *extproc
 		if d.Outcome == policy.OutcomePreflightAllowed {
 			details = DetailsPreflightAllowed
 		}
-		return newImmediateReply(d.Status, d.Headers(), details, st.reason)
+		// A stream that declares a mode at all, whatever its value, comes
+		// from a config that may run the header_mutation filter, which
+		// would strip a preflight answer's CORS headers without their
+		// values in the metadata.
+		return newImmediateReply(d.Status, d.Headers(), details, st.reason, st.declared)
+	}
+	if st.singleMessage && d.NeedsResponse() {
+		// Single-message mode: everything is decided now; Envoy's
+		// header_mutation filter removes the upstream's CORS headers and
+		// writes these from the dynamic metadata, on the upstream's
+		// response and on Envoy's own local replies alike.
+		return newMetadataReply(d.Headers(), st.reason)
 	}
 	// Requests whose response needs nothing (ungoverned, shadow) tell Envoy
 	// to skip the response phase. Every other governed request takes it,
@@ -359,6 +384,28 @@ func (s *Server) responseHeaders(ctx context.Context, st *streamState, h *extpro
 		}
 	}
 	return newHeadersReply(true, remove, set, false)
+}
+
+// responseMode reports whether a stream whose MetadataResponseHeaders
+// values are vals is in single-message mode, and whether it carries the key
+// at all (declared), and counts the stream by mode. An unknown value, or
+// several, is taken as the response phase and counted as unknown: corsproc
+// then writes the response's headers in the response phase, after any
+// header_mutation filter (docs/envoy.md, "Single-message mode").
+func (s *Server) responseMode(vals []string) (single, declared bool) {
+	switch {
+	case len(vals) == 0:
+		s.m.modeResponsePhase.Inc()
+		return false, false
+	case len(vals) == 1 && vals[0] == ResponseHeadersDynamicMetadata:
+		s.m.modeDynamicMetadata.Inc()
+		return true, true
+	case len(vals) == 1 && vals[0] == ResponseHeadersResponsePhase:
+		s.m.modeResponsePhase.Inc()
+	default:
+		s.m.modeUnknown.Inc()
+	}
+	return false, true
 }
 
 // record counts and logs a decision.
@@ -458,10 +505,16 @@ type streamState struct {
 	reason        string // X-Corsproc-Reason, with ExplainRefusals
 	policyName    string
 	ambiguousName bool
-	route         string
-	haveRoute     bool
-	req           policy.Request
-	dec           policy.Decision
+	// singleMessage: the stream declared MetadataResponseHeaders
+	// ResponseHeadersDynamicMetadata.
+	singleMessage bool
+	// declared: the stream carries MetadataResponseHeaders, whatever its
+	// value; its preflight answers carry their headers in dynamic metadata.
+	declared  bool
+	route     string
+	haveRoute bool
+	req       policy.Request
+	dec       policy.Decision
 	// Scratch space for extract, reused across streams.
 	acrh []string
 }
