@@ -101,7 +101,7 @@ func Unreachable(files []policy.File, metadata []string) []policy.Diagnostic {
 
 // covers reports whether every request that match m selects, a match
 // without routes, also satisfies match e, a match without routes: each of
-// e's conditions (docs/policy.md, "match") holds wherever m's do.
+// e's conditions (docs/policy.md, "Which policy governs a request") holds wherever m's do.
 func covers(e, m *corsprocv1.Match) bool {
 	if hosts := e.GetHosts(); len(hosts) > 0 {
 		if len(m.GetHosts()) == 0 {
