@@ -14,11 +14,15 @@
 // The emulator serves corsproc's end-to-end tests, the browser tests and
 // `corsproc dev`. It emulates only what corsproc's deployments use: header
 // processing (request and response header modes SEND or SKIP), bodies NONE,
-// trailers SKIP, the request attribute xds.route_name, per-route gRPC initial
-// metadata, ExtProcPerRoute.disabled, allow_mode_override and
-// allowed_override_modes, message_timeout, failure_mode_allow, the default
-// header mutation rules, and of the connection manager and router:
-// normalize_path, merge_slashes, prefix and path routes, route timeouts,
+// trailers SKIP, the request attribute xds.route_name, grpc_service and
+// per-route gRPC initial metadata, ExtProcPerRoute.disabled,
+// allow_mode_override and allowed_override_modes, message_timeout,
+// failure_mode_allow, the default header mutation rules,
+// metadata_options.receiving_namespaces.untyped; the
+// envoy.filters.http.header_mutation filter placed directly after ext_proc
+// (response_mutations, HeaderMutationPerRoute, the %DYNAMIC_METADATA%
+// formatter); and of the connection manager and router: normalize_path,
+// merge_slashes, prefix and path routes, route timeouts,
 // response_headers_to_add/_remove and local_reply_config.
 //
 // # Envoy releases
@@ -108,13 +112,21 @@
 //     content-length and content-type text/plain; the route's headers; an
 //     immediate response's mutation; local_reply_config's headers_to_add
 //     (Utility::prepareLocalReply, source/common/http/utility.cc); the
-//     encodeHeaders of a filter placed after ext_proc
-//     (Config.LaterEncoderHeaders: a local reply goes through every encoder
+//     encodeHeaders of the filters placed after ext_proc, in reverse
+//     configuration order (Config.LaterEncoderHeaders, then
+//     Config.HeaderMutation: a local reply goes through every encoder
 //     filter, DownstreamFilterManager::sendLocalReplyViaFilterChain, and
-//     encoder filters run in reverse order); then, for a reply Envoy
+//     FilterManager::addStreamEncoderFilterWorker prepends each encoder
+//     filter, so they run in reverse order); then, for a reply Envoy
 //     generates after the request phase, ext_proc's response phase where
 //     the release sends it. An upstream response likewise gets the route's
-//     headers and the later filter's before ext_proc sees it.
+//     headers, the later filter's and header_mutation's before ext_proc
+//     sees it. The exception is a reply ext_proc sends while it processes
+//     response headers (an immediate response or an error answering
+//     response_headers): response headers already exist, so
+//     DownstreamFilterManager::sendLocalReply sends it with
+//     sendDirectLocalReply, which applies the route's headers, the reply's
+//     mutation and local_reply_config but bypasses every encoder filter.
 //   - Header mutations follow MutationUtils::applyHeaderMutations
 //     (mutation_utils.cc): removals first; the deprecated append BoolValue
 //     decides between replacing (unset or false) and adding (true), and
@@ -143,7 +155,77 @@
 //   - ExtProcPerRoute.disabled turns both header phases off on the route;
 //     grpc_initial_metadata of the virtual host and the route are merged
 //     per key, the route's winning (Filter::mergePerRouteConfig,
-//     mergeGrpcInitialMetadata).
+//     mergeGrpcInitialMetadata), and the result is merged the same way into
+//     the filter's grpc_service.initial_metadata
+//     (Config.GRPCServiceInitialMetadata), which every stream carries, with
+//     or without a route (mergeHeaderValuesField).
+//
+// # Single-message mode
+//
+// What a deployment answering each CORS request with one message relies on
+// (docs/envoy.md), common to every profile; the sources are in
+// envoyproxy/envoy and were read in a 1.31-1.33-era and in the newest
+// revision:
+//
+//   - Dynamic metadata (Config.ReceivingNamespaces; Envoy 1.30 and later,
+//     changelogs/1.30.0.yaml). Filter::onReceiveMessage (ext_proc.cc)
+//     calls setDecoderDynamicMetadata or setEncoderDynamicMetadata for
+//     every response case it knows, before handling the case: before a
+//     request_headers answer continues the request, before an immediate
+//     response is sent, before a response of the wrong type is found
+//     spurious. Filter::setDynamicMetadata writes only the top-level keys
+//     of dynamic_metadata that are listed in
+//     metadata_options.receiving_namespaces.untyped, each read with
+//     struct_value() (not a Struct: an empty one) and merged into the
+//     request's metadata with MergeFrom (StreamInfoImpl::setDynamicMetadata,
+//     source/common/stream_info/stream_info_impl.h: a key replaces the
+//     same key, others stay). Other namespaces are dropped with only a
+//     debug log (Stats.DynamicMetadataDropped counts them). The metadata
+//     belongs to the HTTP request: the router, later filters, local replies
+//     and the response path all see it (LogEntry.DynamicMetadata). Typed
+//     receiving namespaces and per-route metadata_options are not emulated.
+//   - mode_override SKIP on the request_headers answer, with
+//     allow_mode_override: no response_headers message, on upstream
+//     responses and on local replies alike, on every release
+//     (Filter::encodeHeaders sends only if encoding_state_.sendHeaders();
+//     EncodingProcessorState::setProcessingModeInternal).
+//   - The header_mutation filter (Config.HeaderMutation, placed directly
+//     after ext_proc; in every release corsproc supports,
+//     source/extensions/filters/http/header_mutation/header_mutation.cc).
+//     HeaderMutation::encodeHeaders applies the filter-level
+//     response_mutations, then the HeaderMutationPerRoute of the route
+//     (Route.HeaderMutation), then of the virtual host
+//     (VirtualHost.HeaderMutation): per-route lists add to the filter's,
+//     they do not replace it (initializeRouteConfigs; a request without a
+//     route gets the filter's only). HeaderMutations::evaluateHeaders
+//     (source/common/http/header_mutation.cc) applies each mutation in list
+//     order to the live header map: remove deletes every entry of the name
+//     (RemoveMutation); append (AppendMutation) formats its value, does
+//     nothing if it is empty unless keep_empty_value, and then
+//     APPEND_IF_EXISTS_OR_ADD adds an entry (joined with "," to an inline
+//     header such as Vary), ADD_IF_ABSENT adds only to an absent header,
+//     OVERWRITE_IF_EXISTS replaces only a present one, and
+//     OVERWRITE_IF_EXISTS_OR_ADD replaces every entry (setReferenceKey).
+//     It runs on upstream responses and on every local reply that goes
+//     through the filter chain (the router's 404, 502, 503 and 504, a later
+//     filter's reply, ext_proc's immediate responses and error replies sent
+//     in the request phase), but not on the replies ext_proc sends in the
+//     response phase (sendDirectLocalReply). remove_on_match (Envoy 1.36
+//     and later) and request mutations are not emulated.
+//   - The substitution formatter of a header value
+//     (Router::HeadersToAddEntry builds it with
+//     Formatter::FormatterImpl::create(value, omit_empty_values=true),
+//     source/common/router/header_parser.cc). SubstitutionFormatParser::parse
+//     (source/common/formatter/substitution_formatter.cc) reads "%%" as "%"
+//     and anything else after "%" as %COMMAND(ARG):LENGTH%, refusing the
+//     configuration for text that is not a command and for a command it
+//     does not know; the emulator supports %DYNAMIC_METADATA(ns:key...)%
+//     and refuses every other command at New. MetadataFormatter::
+//     formatMetadata gives no value for an absent namespace or key or a
+//     null, which a header formatter renders as "" (never "-"), so the
+//     header is then dropped unless keep_empty_value; a string value
+//     unquoted, any other value as JSON, the whole namespace as JSON when
+//     there is no key, truncated to LENGTH bytes.
 //
 // Where Envoy's behaviour is not spelled out there, the emulator does what
 // Envoy's source does; those choices are in the comments of the code that
@@ -171,5 +253,7 @@
 //     (the listener, local replies, route response headers, the upstream).
 //   - "Identifying the route and the policy": emulator.go (routes, their
 //     names and gRPC initial metadata) and stream.go (the route attribute).
+//   - Dynamic metadata, the header_mutation filter and its formatter:
+//     headermutation.go.
 //   - Release profiles: release.go.
 package emulator
