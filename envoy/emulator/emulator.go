@@ -305,9 +305,11 @@ type Config struct {
 	// ext_proc adds in its encodeHeaders. Encoder filters run in reverse
 	// order, so it sees every response before ext_proc does (upstream
 	// responses and the local replies Envoy generates), and it also runs on
-	// ext_proc's own immediate responses, after their mutation: Envoy
-	// sends a local reply through every encoder filter
-	// (DownstreamFilterManager::sendLocalReplyViaFilterChain).
+	// ext_proc's own immediate responses sent in the request phase, after
+	// their mutation: Envoy sends such a local reply through every encoder
+	// filter (DownstreamFilterManager::sendLocalReplyViaFilterChain). A
+	// reply ext_proc sends in the response phase bypasses it
+	// (sendDirectLocalReply).
 	LaterEncoderHeaders []HeaderValueOption
 	// LocalReplyMappers is the connection manager's local_reply_config.
 	LocalReplyMappers []LocalReplyMapper
