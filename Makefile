@@ -78,7 +78,7 @@ bench: ## benchmarks of policy, processor and the bench module (peers, scale, me
 # Every package with Fuzz targets. A failing input is written to the
 # package's testdata/fuzz/FuzzXxx/: commit it with the fix, as a regression
 # test that every `go test` runs.
-FUZZPKGS ?= ./policy/ ./policy/policyfile/ ./internal/origins/ ./internal/importer/django/ ./internal/importer/nginx/ ./internal/importer/envoy/ ./processor/ ./internal/curlreq/
+FUZZPKGS ?= ./policy/ ./policy/policyfile/ ./internal/origins/ ./internal/importer/django/ ./internal/importer/nginx/ ./internal/importer/envoy/ ./processor/ ./internal/curlreq/ ./internal/importer/istio/ ./internal/importer/gatewayapi/ ./internal/importer/kubecors/
 
 fuzz: ## run every Fuzz target in FUZZPKGS for FUZZTIME each (default 10s; CI: 5s)
 	@for pkg in $(FUZZPKGS); do \
