@@ -351,14 +351,19 @@ type scope struct {
 	originIfs []originIf
 	// vars set from $http_origin under an origin if.
 	sets map[string][]originIf
-	auth []importer.Source
+	// flags are the origins under which an origin if sets a variable to a
+	// constant (set $cors true;), by "variable=value".
+	flags map[string][]importer.Origin
+	auth  []importer.Source
 	// varyInherited: the enclosing block's headers.
 	parent *scope
 }
 
+// originIf is an if block on the Origin: the origins it lets in, and its
+// add_header directives.
 type originIf struct {
-	origin importer.Origin
-	set    *headerSet
+	origins []importer.Origin
+	set     *headerSet
 }
 
 func (r *reader) scope(pf *parsedFile, b config.IBlock, sc *scope, parent *scope) {
@@ -374,6 +379,7 @@ func (r *reader) scope(pf *parsedFile, b config.IBlock, sc *scope, parent *scope
 	sc.parent = parent
 	sc.methods = map[string]*headerSet{}
 	sc.sets = map[string][]originIf{}
+	sc.flags = map[string][]importer.Origin{}
 	own := &headerSet{}
 	var children []func()
 	directives := r.expand(pf, b.GetDirectives(), 0)
@@ -527,6 +533,7 @@ func (r *reader) addHeader(pf *parsedFile, d config.IDirective) (header, bool) {
 
 var methodCond = regexp.MustCompile(`^\(?\s*\$request_method\s*(=|!=|~\*?)\s*(.*?)\s*\)?$`)
 var originCond = regexp.MustCompile(`^\(?\s*\$http_origin\s*(=|~\*?)\s*(.*?)\s*\)?$`)
+var flagCond = regexp.MustCompile(`^(\$[A-Za-z0-9_]+)\s*=\s*(\S+)$`)
 
 // ifBlock reads one if block of a server or location.
 func (r *reader) ifBlock(pf *parsedFile, d config.IDirective, sc *scope) {
@@ -597,18 +604,31 @@ func (r *reader) ifBlock(pf *parsedFile, d config.IDirective, sc *scope) {
 				r.warn(src, importer.CodeDifference, false, fmt.Sprintf("nginx searches the Origin for %q; corsproc matches the whole origin, so it is written as %q, which lets in the same origins (%s)", val, re, how), "anchor it (^https://…$) to see what it really allows")
 			}
 		}
-		oi := originIf{origin: o, set: set}
+		oi := originIf{origins: []importer.Origin{o}, set: set}
 		if set.own {
 			sc.originIfs = append(sc.originIfs, oi)
 		}
 		for _, sv := range setVars {
-			if sv[1] == "$http_origin" {
+			switch {
+			case sv[1] == "$http_origin":
 				sc.sets[sv[0]] = append(sc.sets[sv[0]], oi)
-			} else if strings.HasPrefix(sv[1], "http") {
-				sc.sets[sv[0]] = append(sc.sets[sv[0]], originIf{origin: importer.Origin{Kind: o.Kind, Value: o.Value, Src: src}})
+			case strings.HasPrefix(sv[1], "$"):
+			default:
+				// set $cors true; read later by if ($cors = true) { ... }
+				sc.flags[sv[0]+"="+sv[1]] = append(sc.flags[sv[0]+"="+sv[1]], o)
 			}
 		}
 		return
+	}
+	if m := flagCond.FindStringSubmatch(cond); m != nil {
+		for s := sc; s != nil; s = s.parent {
+			if os, ok := s.flags[m[1]+"="+unquote(m[2])]; ok {
+				if set.own {
+					sc.originIfs = append(sc.originIfs, originIf{origins: os, set: set})
+				}
+				return
+			}
+		}
 	}
 	if set.cors() {
 		r.warn(src, importer.CodeLeftOut, true, fmt.Sprintf("CORS headers under the condition (%s) are not read: corsproc cannot select a policy by it", cond), "write them into the policy by hand")
@@ -924,7 +944,7 @@ func (r *reader) resolveOrigin(sc *scope, h header, oi *originIf) []importer.Ori
 		return []importer.Origin{{Kind: importer.OriginAny, Value: "*", Src: h.src}}
 	case v == "$http_origin":
 		if oi != nil {
-			return []importer.Origin{oi.origin}
+			return oi.origins
 		}
 		return []importer.Origin{{Kind: importer.OriginReflect, Value: v, Src: h.src}}
 	case strings.HasPrefix(v, "$"):
@@ -932,7 +952,7 @@ func (r *reader) resolveOrigin(sc *scope, h header, oi *originIf) []importer.Ori
 			if ois, ok := s.sets[v]; ok {
 				var out []importer.Origin
 				for _, oi := range ois {
-					out = append(out, oi.origin)
+					out = append(out, oi.origins...)
 				}
 				return out
 			}

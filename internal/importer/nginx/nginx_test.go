@@ -291,3 +291,34 @@ func TestLocationRoot(t *testing.T) {
 		{get("example.com", "/x", "https://old.example.com"), policy.OutcomeDenied},
 	})
 }
+
+// TestFlagIdiom checks the idiom that marks allowed origins with a flag
+// variable and adds the headers under if ($cors = "true").
+func TestFlagIdiom(t *testing.T) {
+	res := importText(t, "site.conf", `server {
+    server_name api.example.com;
+    set $cors "";
+    if ($http_origin ~* "^https://(app|admin)\.example\.com$") {
+        set $cors "true";
+    }
+    if ($http_origin = "https://partner.example.org") {
+        set $cors "true";
+    }
+    location / {
+        if ($cors = "true") {
+            add_header Access-Control-Allow-Origin $http_origin always;
+            add_header Access-Control-Allow-Credentials true always;
+            add_header Vary Origin always;
+        }
+        proxy_pass http://api;
+    }
+}`)
+	if res.Set == nil || res.Incomplete() {
+		t.Fatal(importertest.Report(res))
+	}
+	decideAll(t, res.Set, []check{
+		{get("api.example.com", "/x", "https://admin.example.com"), policy.OutcomeAllowed},
+		{get("api.example.com", "/x", "https://partner.example.org"), policy.OutcomeAllowed},
+		{get("api.example.com", "/x", "https://evil.example.com"), policy.OutcomeDenied},
+	})
+}
