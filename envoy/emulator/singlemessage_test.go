@@ -15,7 +15,9 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -635,4 +637,37 @@ func noConn(t *testing.T) *grpc.ClientConn {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// A processor that fails writes no metadata. With failure_mode_allow the
+// request continues and header_mutation still removes the upstream's CORS
+// headers, adding none: a fail-closed CORS denial. Without it ext_proc's
+// 500, sent in the request phase, goes through header_mutation too
+// (Filter::onGrpcError, sendImmediateResponse, sendLocalReplyViaFilterChain).
+func TestSingleMessageProcessorFailure(t *testing.T) {
+	t.Parallel()
+	fail := func(s *procStream) error {
+		s.Recv()
+		return status.Error(codes.Internal, "boom")
+	}
+	for _, allow := range []bool{true, false} {
+		cfg := singleMessageConfig(emulator.Newest)
+		cfg.FailureModeAllow = allow
+		h := newHarness(t, cfg, fail)
+		upstreamWithCORS(h)
+		resp, _, e := h.get("/", "Origin: https://app.example")
+		want := 500
+		if allow {
+			want = 200
+		}
+		wantStatus(t, resp, want)
+		for _, k := range []string{"Access-Control-Allow-Origin", "Access-Control-Max-Age"} {
+			if got := resp.Header.Get(k); got != "" {
+				t.Errorf("failure_mode_allow %v: %s %q", allow, k, got)
+			}
+		}
+		if e.DynamicMetadata != nil {
+			t.Errorf("failure_mode_allow %v: metadata %v", allow, e.DynamicMetadata)
+		}
+	}
 }
