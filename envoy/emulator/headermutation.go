@@ -190,8 +190,9 @@ func (f formatter) format(md map[string]*structpb.Struct) string {
 // through something that is not a Struct), or to a null; a string as it
 // is (unquoted); anything else as JSON; the whole namespace as JSON when
 // there is no path; then truncated to :LENGTH bytes. The JSON is
-// encoding/json's (keys sorted, no HTML escaping); Envoy's may write
-// numbers differently, which corsproc, sending strings only, does not meet.
+// encoding/json's (keys sorted, no HTML escaping); Envoy's may order keys
+// or write numbers differently, which corsproc, sending strings only, does
+// not meet.
 func (c *metadataCommand) value(md map[string]*structpb.Struct) (string, bool) {
 	ns, ok := md[c.namespace]
 	if !ok {
