@@ -32,7 +32,7 @@ var yamlExts = []string{".yaml", ".yml", ".json"}
 // importSources are the sources import and audit read with the shared
 // importer (internal/importer); django has its own importer.
 var importSources = []importSource{
-	{name: "nginx", exts: []string{".conf"}, read: nginx.Read},
+	{name: "nginx", exts: []string{".conf", "sites-enabled/"}, read: nginx.Read},
 	{name: "envoy", exts: yamlExts, read: envoy.Read},
 	{name: "istio", exts: yamlExts, read: istio.Read},
 	{name: "gateway-api", exts: yamlExts, read: gatewayapi.Read},

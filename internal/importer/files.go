@@ -34,8 +34,10 @@ const (
 )
 
 // ReadFiles reads what corsproc import and audit are given: a file, a
-// directory (every regular file whose name ends in one of exts, in its tree,
-// in name order, hidden entries skipped), or "-" for standard input.
+// directory (every regular file, or symlink to one, in its tree whose name
+// ends in one of exts, or, for an ext ending in "/" such as
+// "sites-enabled/", that is in a directory of that name; in name order,
+// hidden entries skipped), or "-" for standard input.
 func ReadFiles(arg string, stdin io.Reader, exts []string) ([]File, error) {
 	if arg == "-" {
 		data, err := readCapped(stdin, "-")
@@ -74,7 +76,18 @@ func ReadFiles(arg string, stdin io.Reader, exts []string) ([]File, error) {
 			}
 			return nil
 		}
-		if d.Type().IsRegular() && slices.ContainsFunc(exts, func(e string) bool { return strings.HasSuffix(d.Name(), e) }) {
+		regular := d.Type().IsRegular()
+		if d.Type()&fs.ModeSymlink != 0 {
+			// sites-enabled/default -> ../sites-available/default
+			st, err := os.Stat(path)
+			regular = err == nil && st.Mode().IsRegular()
+		}
+		if regular && slices.ContainsFunc(exts, func(e string) bool {
+			if dir, ok := strings.CutSuffix(e, "/"); ok {
+				return filepath.Base(filepath.Dir(path)) == dir
+			}
+			return strings.HasSuffix(d.Name(), e)
+		}) {
 			if len(names) == MaxFiles {
 				return fmt.Errorf("%s: more than %d files", arg, MaxFiles)
 			}
