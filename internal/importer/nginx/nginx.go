@@ -18,6 +18,7 @@ package nginx
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -49,8 +50,10 @@ func Read(files []importer.File) (*importer.RuleSet, error) {
 	for _, name := range r.order {
 		walk(r.parsed[name].block, func(d config.IDirective) {
 			if d.GetName() == "include" && len(d.GetParameters()) > 0 {
-				if t := r.includeTarget(unquote(d.GetParameters()[0].Value)); t != "" && t != name {
-					included[t] = true
+				for _, t := range r.includeTargets(unquote(d.GetParameters()[0].Value)) {
+					if t != name {
+						included[t] = true
+					}
 				}
 			}
 		})
@@ -121,7 +124,13 @@ type reader struct {
 	maps   map[string]*originMap // by result variable ($cors_origin)
 	depth  int
 	rank   map[*importer.Policy][3]int
+	// expansions counts included files read, against maxExpansions.
+	expansions int
 }
+
+// maxExpansions bounds the included files read in one import, so that
+// files including each other by glob cannot make it take hours.
+const maxExpansions = 10000
 
 // walk calls fn on every directive of b and its blocks.
 func walk(b config.IBlock, fn func(config.IDirective)) {
@@ -134,18 +143,29 @@ func walk(b config.IBlock, fn func(config.IDirective)) {
 	}
 }
 
-// includeTarget finds the read file an include names: the same path, or
-// the same path relative to a directory of the import.
-func (r *reader) includeTarget(path string) string {
-	if strings.ContainsAny(path, "*?[") {
-		return ""
-	}
+// includeTargets finds the read files an include names: the same path,
+// or the same path relative to a directory of the import; a glob
+// (include sites-enabled/*;) matches each file whose last path elements
+// it matches, as many as it has (at least the directory and the name).
+func (r *reader) includeTargets(path string) []string {
+	pat := strings.Split(strings.Trim(filepath.ToSlash(path), "/"), "/")
+	var out []string
 	for _, name := range r.order {
-		if name == path || strings.HasSuffix(name, "/"+strings.TrimPrefix(path, "/")) || strings.HasSuffix(path, "/"+name) {
-			return name
+		parts := strings.Split(filepath.ToSlash(name), "/")
+		n := min(len(pat), len(parts))
+		if n < min(2, len(pat)) {
+			continue
+		}
+		ok := true
+		for i := 1; i <= n && ok; i++ {
+			m, err := filepath.Match(pat[len(pat)-i], parts[len(parts)-i])
+			ok = err == nil && m
+		}
+		if ok {
+			out = append(out, name)
 		}
 	}
-	return ""
+	return out
 }
 
 // startLine is the line a directive starts on. gonginx records the line
@@ -441,10 +461,17 @@ func (r *reader) expand(pf *parsedFile, ds []config.IDirective, depth int) []loc
 	var out []located
 	for _, d := range ds {
 		if d.GetName() == "include" && len(d.GetParameters()) > 0 {
-			t := r.includeTarget(unquote(d.GetParameters()[0].Value))
-			if t != "" && t != pf.name && depth < 8 {
-				inc := r.parsed[t]
-				out = append(out, r.expand(inc, inc.block.GetDirectives(), depth+1)...)
+			if ts := r.includeTargets(unquote(d.GetParameters()[0].Value)); len(ts) > 0 && depth < 8 {
+				for _, t := range ts {
+					if r.expansions++; r.expansions > maxExpansions {
+						r.warn(pf.src(d, "include"), importer.CodeLeftOut, true, fmt.Sprintf("more than %d includes expanded: the rest are not read", maxExpansions), "import the files one by one")
+						break
+					}
+					if t != pf.name {
+						inc := r.parsed[t]
+						out = append(out, r.expand(inc, inc.block.GetDirectives(), depth+1)...)
+					}
+				}
 				continue
 			}
 		}

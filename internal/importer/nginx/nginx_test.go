@@ -322,3 +322,40 @@ func TestFlagIdiom(t *testing.T) {
 		{get("api.example.com", "/x", "https://evil.example.com"), policy.OutcomeDenied},
 	})
 }
+
+// TestGlobInclude checks include by glob (include sites-enabled/*;): the
+// http block's CORS headers reach the servers of the included files, which
+// are not read again on their own; and files including each other by glob
+// end with a warning, not an endless expansion.
+func TestGlobInclude(t *testing.T) {
+	rs, err := Read([]importer.File{
+		{Name: "etc/nginx/nginx.conf", Data: []byte("http {\n  add_header Access-Control-Allow-Origin https://app.example.com always;\n  add_header Vary Origin always;\n  include /etc/nginx/sites-enabled/*;\n}\n")},
+		{Name: "etc/nginx/sites-enabled/shop", Data: []byte("server {\n  server_name shop.example.com;\n  location /api/ {\n    add_header Access-Control-Allow-Origin https://admin.example.com always;\n    add_header Vary Origin always;\n  }\n}\n")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := importer.Build(rs)
+	if err != nil || res.Set == nil || len(res.Policies) != 2 {
+		t.Fatalf("%v\n%s", err, importertest.Report(res))
+	}
+	decideAll(t, res.Set, []check{
+		{get("shop.example.com", "/", "https://app.example.com"), policy.OutcomeAllowed},
+		{get("shop.example.com", "/api/x", "https://admin.example.com"), policy.OutcomeAllowed},
+		{get("shop.example.com", "/api/x", "https://app.example.com"), policy.OutcomeDenied},
+	})
+
+	loop := []importer.File{}
+	for _, n := range []string{"a", "b", "c", "d"} {
+		loop = append(loop, importer.File{Name: "d/" + n + ".conf", Data: []byte("include d/*.conf;\nadd_header Access-Control-Allow-Origin https://" + n + ".example always;\n")})
+	}
+	loop = append(loop, importer.File{Name: "r/root.conf", Data: []byte("include d/*.conf;\n")})
+	rs, err = Read(loop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = importer.Build(rs)
+	if err != nil || !strings.Contains(importertest.Report(res), "includes expanded: the rest are not read") {
+		t.Errorf("%v\n%s", err, importertest.Report(res))
+	}
+}
