@@ -34,6 +34,7 @@ import (
 	matchingv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
 	skipv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/matcher/action/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
@@ -65,7 +66,10 @@ import (
 const (
 	extProcFilterName = "envoy.filters.http.ext_proc"
 	routerFilterName  = "envoy.filters.http.router"
-	http2OptionsKey   = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+	// headerMutationFilterName writes corsproc's headers from the dynamic
+	// metadata in single-message mode.
+	headerMutationFilterName = "envoy.filters.http.header_mutation"
+	http2OptionsKey          = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 )
 
 // Limits of corsproc's gRPC server (processor/grpcoptions.go) the corsproc
@@ -81,9 +85,10 @@ const (
 // configs lists the configs this directory must hold and what each promises.
 // Any other *.yaml gets the common checks, and the origin-only checks if its
 // ext_proc filter is wrapped in a matcher.
-var configs = map[string]struct{ originOnly bool }{
-	"envoy.yaml":             {originOnly: false},
-	"envoy-origin-only.yaml": {originOnly: true},
+var configs = map[string]struct{ originOnly, singleMessage bool }{
+	"envoy.yaml":                {originOnly: false},
+	"envoy-origin-only.yaml":    {originOnly: true},
+	"envoy-single-message.yaml": {originOnly: true, singleMessage: true},
 }
 
 func TestConfigs(t *testing.T) {
@@ -120,6 +125,10 @@ func TestConfigs(t *testing.T) {
 				want, known := configs[file]
 				if known && want.originOnly != wrapped {
 					t.Errorf("ext_proc wrapped in ExtensionWithMatcher = %v, want %v", wrapped, want.originOnly)
+				}
+				single := checkSingleMessage(t, hcm)
+				if known && want.singleMessage != single {
+					t.Errorf("single-message mode = %v, want %v", single, want.singleMessage)
 				}
 				if wrapped {
 					checkOriginOnlyRoutes(t, hcm)
@@ -207,6 +216,9 @@ func checkHTTPConnectionManager(t *testing.T, bs *bootstrapv3.Bootstrap, hcm *hc
 		t.Errorf("last HTTP filter is %q, want the router", last.GetName())
 	}
 	for _, f := range filters[1:] {
+		if f.GetName() == headerMutationFilterName && f != filters[1] {
+			t.Errorf("%s is not directly after ext_proc: an authentication filter between them would see the response after it", headerMutationFilterName)
+		}
 		if f.GetName() == extProcFilterName {
 			t.Errorf("a second HTTP filter is named %q: per-route configs would be ambiguous", extProcFilterName)
 		}
@@ -356,6 +368,55 @@ func checkPerFilterConfig(t *testing.T, where string, m map[string]*anypb.Any, f
 		}
 	}
 	return policy
+}
+
+// externalProcessor returns the HCM's ext_proc filter config, unwrapped
+// from its ExtensionWithMatcher.
+func externalProcessor(t *testing.T, hcm *hcmv3.HttpConnectionManager) *extprocfilterv3.ExternalProcessor {
+	t.Helper()
+	switch c := unpack(t, hcm.GetHttpFilters()[0].GetTypedConfig()).(type) {
+	case *extprocfilterv3.ExternalProcessor:
+		return c
+	case *matchingv3.ExtensionWithMatcher:
+		if ep, ok := unpack(t, c.GetExtensionConfig().GetTypedConfig()).(*extprocfilterv3.ExternalProcessor); ok {
+			return ep
+		}
+	}
+	t.Fatal("no ExternalProcessor first in http_filters")
+	return nil
+}
+
+// headerMutation returns the header_mutation filter directly after ext_proc,
+// or nil.
+func headerMutation(t *testing.T, hcm *hcmv3.HttpConnectionManager) *headermutationv3.HeaderMutation {
+	t.Helper()
+	fs := hcm.GetHttpFilters()
+	if len(fs) < 2 || fs[1].GetName() != headerMutationFilterName {
+		return nil
+	}
+	hm, ok := unpack(t, fs[1].GetTypedConfig()).(*headermutationv3.HeaderMutation)
+	if !ok {
+		t.Fatalf("%s is a %s", headerMutationFilterName, fs[1].GetTypedConfig().GetTypeUrl())
+	}
+	return hm
+}
+
+// checkSingleMessage reports whether the HCM runs corsproc in single-message
+// mode, and checks the mode's wiring when it declares the mode or has the
+// header_mutation filter, either of which without the other loses every
+// CORS header (docs/envoy.md, "Single-message mode").
+func checkSingleMessage(t *testing.T, hcm *hcmv3.HttpConnectionManager) bool {
+	t.Helper()
+	ep := externalProcessor(t, hcm)
+	hm := headerMutation(t, hcm)
+	declared := configcheck.DeclaredResponseMode(ep)
+	if len(declared) == 0 && hm == nil {
+		return false
+	}
+	for _, err := range configcheck.SingleMessageErrors(ep, hm) {
+		t.Error(err)
+	}
+	return true
 }
 
 // checkOriginOnlyRoutes checks that every route's responses get

@@ -19,7 +19,10 @@ import (
 	"strings"
 	"time"
 
+	commonmutationv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -315,6 +318,113 @@ func UnknownPolicyErrors(bindings []PolicyBinding, policies []string) []error {
 			errs = append(errs, fmt.Errorf("%s: %s given %d times (%q): corsproc treats several values as an unknown policy and allows no CORS on the route", b.Path, MetadataPolicy, len(b.Names), b.Names))
 		case !slices.Contains(policies, b.Names[0]):
 			errs = append(errs, fmt.Errorf("%s: %s %q names no policy of the set (%s): corsproc would allow no CORS on the route (preflights 403, the upstream's CORS headers removed)", b.Path, MetadataPolicy, b.Names[0], strings.Join(policies, ", ")))
+		}
+	}
+	return errs
+}
+
+// singleMessageHeaders are the response headers the header_mutation filter
+// of single-message mode writes, each from its key of the corsproc dynamic
+// metadata namespace (docs/envoy.md, "Single-message mode"), Vary last and
+// appended.
+var singleMessageHeaders = []struct{ header, key string }{
+	{"access-control-allow-origin", extproc.KeyACAO},
+	{"access-control-allow-credentials", extproc.KeyACAC},
+	{"access-control-expose-headers", extproc.KeyACEH},
+	{"access-control-allow-methods", extproc.KeyACAM},
+	{"access-control-allow-headers", extproc.KeyACAH},
+	{"access-control-max-age", extproc.KeyACMA},
+	{"access-control-allow-private-network", extproc.KeyACAPN},
+	{"vary", extproc.KeyVary},
+}
+
+// DeclaredResponseMode returns the values the ext_proc filter's
+// grpc_service.initial_metadata gives extproc.MetadataResponseHeaders: the
+// mode every stream of the filter declares, unless a route overrides it.
+func DeclaredResponseMode(ep *extprocfilterv3.ExternalProcessor) []string {
+	var out []string
+	for _, hv := range ep.GetGrpcService().GetInitialMetadata() {
+		if hv.GetKey() == extproc.MetadataResponseHeaders {
+			v := hv.GetValue()
+			if v == "" {
+				v = string(hv.GetRawValue())
+			}
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// SingleMessageErrors checks the single-message wiring of an ext_proc
+// filter and the header_mutation filter that follows it (nil when there is
+// none): the mode declared once in grpc_service.initial_metadata, the
+// corsproc namespace in metadata_options.receiving_namespaces.untyped, and
+// response mutations that remove every CORS header corsproc manages before
+// writing each one from its metadata key, replacing (Vary appended), with
+// no keep_empty_value, and nothing Envoy before 1.36 refuses
+// (remove_on_match).
+func SingleMessageErrors(ep *extprocfilterv3.ExternalProcessor, hm *headermutationv3.HeaderMutation) []error {
+	var errs []error
+	if got := DeclaredResponseMode(ep); len(got) != 1 || got[0] != extproc.ResponseHeadersDynamicMetadata {
+		errs = append(errs, fmt.Errorf("grpc_service.initial_metadata gives %s %q, want it once, %q: corsproc answers in single-message mode only on streams that declare it", extproc.MetadataResponseHeaders, got, extproc.ResponseHeadersDynamicMetadata))
+	}
+	if !slices.Contains(ep.GetMetadataOptions().GetReceivingNamespaces().GetUntyped(), extproc.DynamicMetadataNamespace) {
+		errs = append(errs, fmt.Errorf("metadata_options.receiving_namespaces.untyped = %q, want it to hold %q: Envoy drops the metadata of any other namespace silently, and every response would lose its CORS headers", ep.GetMetadataOptions().GetReceivingNamespaces().GetUntyped(), extproc.DynamicMetadataNamespace))
+	}
+	if !ep.GetAllowModeOverride() {
+		errs = append(errs, errors.New("allow_mode_override must be true: corsproc skips the response phase with mode_override"))
+	}
+	if hm == nil {
+		return append(errs, errors.New("no envoy.filters.http.header_mutation filter directly after ext_proc: nothing writes corsproc's headers from the metadata"))
+	}
+	removed := map[string]bool{}
+	written := map[string]bool{}
+	for i, m := range hm.GetMutations().GetResponseMutations() {
+		where := fmt.Sprintf("header_mutation response_mutations[%d]", i)
+		switch a := m.GetAction().(type) {
+		case *commonmutationv3.HeaderMutation_Remove:
+			name := strings.ToLower(a.Remove)
+			if written[name] {
+				errs = append(errs, fmt.Errorf("%s removes %s after writing it: mutations run in order", where, name))
+			}
+			removed[name] = true
+		case *commonmutationv3.HeaderMutation_Append:
+			h := a.Append.GetHeader()
+			name := strings.ToLower(h.GetKey())
+			idx := slices.IndexFunc(singleMessageHeaders, func(s struct{ header, key string }) bool { return s.header == name })
+			key := extproc.KeyReason
+			switch {
+			case idx >= 0:
+				key = singleMessageHeaders[idx].key
+			case name != "x-corsproc-reason":
+				continue
+			}
+			want := "%DYNAMIC_METADATA(" + extproc.DynamicMetadataNamespace + ":" + key + ")%"
+			action := corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+			if name == "vary" {
+				action = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
+			}
+			switch {
+			case h.GetValue() != want:
+				errs = append(errs, fmt.Errorf("%s writes %s = %q, want %q", where, name, h.GetValue(), want))
+			case a.Append.GetAppendAction() != action:
+				errs = append(errs, fmt.Errorf("%s writes %s with append_action %v, want %v", where, name, a.Append.GetAppendAction(), action))
+			case a.Append.GetKeepEmptyValue():
+				errs = append(errs, fmt.Errorf("%s writes %s with keep_empty_value: an absent key must leave the header out", where, name))
+			case written[name]:
+				errs = append(errs, fmt.Errorf("%s writes %s a second time", where, name))
+			}
+			written[name] = true
+		default:
+			errs = append(errs, fmt.Errorf("%s: %T is not supported before Envoy 1.36 (remove_on_match) or not a removal or an append", where, a))
+		}
+	}
+	for _, h := range singleMessageHeaders {
+		if h.header != "vary" && !removed[h.header] {
+			errs = append(errs, fmt.Errorf("header_mutation does not remove %s: the upstream's would reach the browser beside or instead of corsproc's", h.header))
+		}
+		if !written[h.header] {
+			errs = append(errs, fmt.Errorf("header_mutation does not write %s from %%DYNAMIC_METADATA(%s:%s)%%", h.header, extproc.DynamicMetadataNamespace, h.key))
 		}
 	}
 	return errs
