@@ -11,8 +11,8 @@
 // of the binary) stay out. docs/migrating.md
 // describes the mapping.
 //
-// Envoy's behaviour is read from its source (Envoy 1.27 to 1.37),
-// source/extensions/filters/http/cors/cors_filter.cc:
+// Envoy's behaviour is read from its source as of Envoy 1.37 (the main
+// branch), source/extensions/filters/http/cors/cors_filter.cc:
 //
 //   - CorsFilter::initializeCorsPolicies: the typed_per_filter_config
 //     policies of the route and the virtual host, the route's first; only
