@@ -8,8 +8,8 @@
 // (server_name) and path (location). The files are parsed with gonginx;
 // docs/migrating.md describes the mapping and every difference.
 //
-// nginx's behaviour is taken from its source as of nginx 1.27 (the main
-// branch):
+// nginx's behaviour is taken from its source (its main branch, read in
+// 2026):
 // src/http/modules/ngx_http_headers_filter_module.c,
 // ngx_http_headers_filter: add_header without always adds the header
 // only to 200, 201, 204, 206, 301, 302, 303, 304, 307 and 308 responses,
