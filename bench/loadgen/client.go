@@ -13,8 +13,34 @@ import (
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/corsproc/corsproc/internal/extproc"
 )
+
+// Modes of the Envoy config the client plays (docs/envoy.md): the
+// response-phase mode of envoy/envoy.yaml, and the single-message mode of
+// envoy/envoy-single-message.yaml, whose ext_proc filter declares
+// x-corsproc-response-headers: dynamic-metadata in its gRPC initial
+// metadata and whose header_mutation filter writes the response headers
+// from the dynamic metadata the processor returns.
+const (
+	ModeResponsePhase = "response-phase"
+	ModeSingleMessage = "single-message"
+)
+
+// ModeContext returns ctx with the gRPC initial metadata the Envoy config
+// of mode sends on every stream; an unknown mode is an error.
+func ModeContext(ctx context.Context, mode string) (context.Context, error) {
+	switch mode {
+	case "", ModeResponsePhase:
+		return ctx, nil
+	case ModeSingleMessage:
+		return metadata.AppendToOutgoingContext(ctx, extproc.MetadataResponseHeaders, extproc.ResponseHeadersDynamicMetadata), nil
+	}
+	return nil, fmt.Errorf("unknown mode %q: want %s or %s", mode, ModeResponsePhase, ModeSingleMessage)
+}
 
 // Request is a scenario prepared for one worker: its messages are built
 // once and sent again and again, as gRPC only reads them.
@@ -43,8 +69,16 @@ type Outcome struct {
 	Immediate bool // answered by an immediate response
 	Skipped   bool // response phase skipped by mode_override
 	// ACAO is the Access-Control-Allow-Origin the processor set, in the
-	// immediate response or the response headers mutation.
+	// immediate response or the response headers mutation, or, in
+	// single-message mode, in the dynamic metadata Envoy's header_mutation
+	// filter writes it from.
 	ACAO string
+}
+
+// metadataACAO returns the acao key of the corsproc dynamic metadata
+// namespace of resp.
+func metadataACAO(resp *extprocv3.ProcessingResponse) string {
+	return resp.GetDynamicMetadata().GetFields()[extproc.DynamicMetadataNamespace].GetStructValue().GetFields()[extproc.KeyACAO].GetStringValue()
 }
 
 // acao returns the Access-Control-Allow-Origin set by hs.
@@ -86,6 +120,9 @@ func Do(ctx context.Context, c extprocv3.ExternalProcessorClient, r *Request) (O
 	case *extprocv3.ProcessingResponse_ImmediateResponse:
 		o.Immediate = true
 		o.ACAO = acao(resp.GetImmediateResponse().GetHeaders().GetSetHeaders())
+		if o.ACAO == "" {
+			o.ACAO = metadataACAO(resp)
+		}
 		return o, st.CloseSend()
 	case *extprocv3.ProcessingResponse_RequestHeaders:
 	default:
@@ -95,6 +132,7 @@ func Do(ctx context.Context, c extprocv3.ExternalProcessorClient, r *Request) (O
 	if mo := resp.GetModeOverride(); mo != nil &&
 		mo.GetResponseHeaderMode() == extprocfilterv3.ProcessingMode_SKIP {
 		o.Skipped = true
+		o.ACAO = metadataACAO(resp)
 		return o, st.CloseSend()
 	}
 	// The upstream answers; its response headers go to the processor.
@@ -148,7 +186,8 @@ func (r Result) Percentile(p float64) time.Duration {
 }
 
 // Run sends req through the clients (one per connection, used round-robin
-// by the workers) under load, and reports what happened.
+// by the workers) under load, and reports what happened. The streams carry
+// ctx's outgoing metadata (ModeContext).
 func Run(ctx context.Context, clients []extprocv3.ExternalProcessorClient, req *Request, load Load) Result {
 	type part struct {
 		n, errs, msgs int

@@ -9,6 +9,13 @@
 //
 //	go run ./cmd/loadgen                       # from bench/: corsproc as shipped
 //	go run -tags vtprotobuf ./cmd/loadgen -servers corsproc:cmd,corsproc:cmd+vt
+//	go run ./cmd/loadgen -servers corsproc:shipped,corsproc:shipped@single-message
+//
+// A server's @mode is the Envoy config the client plays: response-phase
+// (envoy/envoy.yaml, the default) or single-message
+// (envoy/envoy-single-message.yaml: the streams declare
+// x-corsproc-response-headers: dynamic-metadata). The baseline is always
+// driven as envoy.yaml drives it.
 package main
 
 import (
@@ -56,11 +63,20 @@ type config struct {
 	verbose     bool
 }
 
-type serverSpec struct{ kind, opts string }
+type serverSpec struct{ kind, opts, mode string }
 
-func (s serverSpec) String() string { return s.kind + ":" + s.opts }
+func (s serverSpec) String() string {
+	if s.mode == "" || s.mode == loadgen.ModeResponsePhase {
+		return s.kind + ":" + s.opts
+	}
+	return s.kind + ":" + s.opts + "@" + s.mode
+}
 
 func parseServer(s string) (serverSpec, error) {
+	s, mode, _ := strings.Cut(s, "@")
+	if _, err := loadgen.ModeContext(context.Background(), mode); err != nil {
+		return serverSpec{}, fmt.Errorf("server %q: %v", s, err)
+	}
 	kind, opts, ok := strings.Cut(s, ":")
 	if !ok || opts == "" {
 		opts = "stock"
@@ -71,7 +87,7 @@ func parseServer(s string) (serverSpec, error) {
 	if kind != "corsproc" && kind != "noop" {
 		return serverSpec{}, fmt.Errorf("server %q: kind must be corsproc or noop", s)
 	}
-	return serverSpec{kind, opts}, nil
+	return serverSpec{kind, opts, mode}, nil
 }
 
 func run(args []string) error {
@@ -91,7 +107,7 @@ func run(args []string) error {
 	fs.Float64Var(&c.rate, "rate", 0, "requests/s in all; 0 sends as fast as the servers answer")
 	transports := fs.String("transports", "tcp,unix", "transports: tcp, unix")
 	scenarios := fs.String("scenarios", "", "scenarios (default all): "+scenarioNames())
-	servers := fs.String("servers", "corsproc:shipped", "servers compared with the baseline, kind:opts, comma-separated")
+	servers := fs.String("servers", "corsproc:shipped", "servers compared with the baseline, kind:opts[@mode], comma-separated; mode response-phase (default) or single-message")
 	baseline := fs.String("baseline", "noop:stock", "the baseline server, kind:opts")
 	fs.StringVar(&c.profileDir, "profile", "", "write a CPU profile of every server and scenario into this directory (last round)")
 	fs.BoolVar(&c.verbose, "v", false, "print every run")
@@ -117,6 +133,9 @@ func run(args []string) error {
 	var err error
 	if c.baseline, err = parseServer(*baseline); err != nil {
 		return err
+	}
+	if c.baseline.mode != "" && c.baseline.mode != loadgen.ModeResponsePhase {
+		return fmt.Errorf("baseline %v: the baseline is driven as envoy.yaml drives it, without @mode", c.baseline)
 	}
 	for s := range strings.SplitSeq(*servers, ",") {
 		spec, err := parseServer(s)
@@ -302,9 +321,17 @@ func rateString(r float64) string {
 // a change in the machine's background load hits every child alike.
 func runInterleaved(ctx context.Context, c config, children []*child, sc loadgen.Scenario, profile func(*child) string) ([]sample, error) {
 	req := loadgen.Prepare(sc)
+	ctxs := make([]context.Context, len(children))
+	for i, ch := range children {
+		mc, err := loadgen.ModeContext(ctx, ch.spec.mode)
+		if err != nil {
+			return nil, err
+		}
+		ctxs[i] = mc
+	}
 	if c.warmup > 0 {
-		for _, ch := range children {
-			loadgen.Run(ctx, ch.clients, req, loadgen.Load{Concurrency: c.concurrency, Rate: c.rate, Duration: c.warmup})
+		for i, ch := range children {
+			loadgen.Run(ctxs[i], ch.clients, req, loadgen.Load{Concurrency: c.concurrency, Rate: c.rate, Duration: c.warmup})
 		}
 	}
 	for _, ch := range children {
@@ -328,7 +355,7 @@ func runInterleaved(ctx context.Context, c config, children []*child, sc loadgen
 			if err != nil {
 				return nil, err
 			}
-			res := loadgen.Run(ctx, ch.clients, req, loadgen.Load{Concurrency: c.concurrency, Rate: c.rate, Duration: slice})
+			res := loadgen.Run(ctxs[i], ch.clients, req, loadgen.Load{Concurrency: c.concurrency, Rate: c.rate, Duration: slice})
 			after, err := ch.stats()
 			if err != nil {
 				return nil, err
