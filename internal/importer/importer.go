@@ -541,6 +541,20 @@ func resolveConflicts(pols []*Policy, def **Policy) ([]*Policy, []Warning) {
 	out := pols[:0:0]
 	for _, p := range pols {
 		if p.Match.empty() {
+			// A policy for every request besides the default_policy is
+			// another definition for every host.
+			if d := *def; d != nil && d != p && d.Match.empty() {
+				if ruleKey(d) == ruleKey(p) {
+					warns = append(warns, At(p.Src, CodeDifference, fmt.Sprintf("every host is given the same rules here as at %s: one policy holds both", d.Src.Pos()), ""))
+					d.Note = joinNote(d.Note, "also defined at "+p.Src.Pos())
+					continue
+				}
+				w := At(p.Src, CodeConflict, fmt.Sprintf("every host is given different CORS rules here and at %s: the policy from %s is the default_policy; this one is selected only by name (x-corsproc-policy)", d.Src.Pos(), d.Src.Pos()),
+					"decide which rules govern the requests no other policy selects: delete the policy you do not want, or give this one a match")
+				w.Unsafe = true
+				warns = append(warns, w)
+				p.Note = joinNote(p.Note, fmt.Sprintf("conflicts with %s for every host: selected only by name", d.Src.Pos()))
+			}
 			out = append(out, p)
 			continue
 		}

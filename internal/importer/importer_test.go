@@ -144,3 +144,30 @@ func TestSanitizeName(t *testing.T) {
 		}
 	}
 }
+
+// TestConflictEveryHost checks that a second policy for every host (two
+// "*" virtual hosts, two http blocks) is a conflict with the
+// default_policy, not a policy left unselected in silence.
+func TestConflictEveryHost(t *testing.T) {
+	all := func(file, origin string) *Policy {
+		return &Policy{Name: "all", Src: src(file, 1, "virtual host"), Origins: []Origin{{Kind: OriginExact, Value: origin, Src: src(file, 2, "exact")}}}
+	}
+	res, err := Build(&RuleSet{Source: "test", DefaultPolicy: 0, Policies: []*Policy{
+		all("a.yaml", "https://a.example"), all("b.yaml", "https://b.example"), all("c.yaml", "https://a.example"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conflicts, merged int
+	for _, w := range res.Warnings {
+		switch {
+		case w.Code == CodeConflict && w.File == "b.yaml":
+			conflicts++
+		case strings.Contains(w.Message, "same rules") && w.File == "c.yaml":
+			merged++
+		}
+	}
+	if conflicts != 1 || merged != 1 || res.DefaultPolicy != "all" || len(res.Policies) != 2 || !res.Incomplete() {
+		t.Errorf("conflicts %d, merged %d, default %q, policies %q\n%v", conflicts, merged, res.DefaultPolicy, res.Policies, res.Warnings)
+	}
+}
