@@ -53,3 +53,26 @@ func Golden(t testing.TB, name, got string, update bool) {
 		t.Errorf("%s differs (run with -update after checking the change):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }
+
+// CheckComments fails t unless every key of the policies in yaml (each
+// line holding "key:" under policies:) carries a comment saying where it
+// came from; "match:", whose keys each carry one, is the exception.
+func CheckComments(t testing.TB, yaml []byte) {
+	t.Helper()
+	in := false
+	for i, line := range strings.Split(string(yaml), "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case line == "policies:":
+			in = true
+			continue
+		case !in || trimmed == "" || strings.HasPrefix(trimmed, "#") || trimmed == "match:":
+			continue
+		case strings.HasPrefix(trimmed, "- ") && !strings.Contains(trimmed, ": "):
+			continue // a list entry: its key's comment covers it
+		}
+		if !strings.Contains(line, "  # ") {
+			t.Errorf("line %d has no source comment: %q", i+1, line)
+		}
+	}
+}

@@ -47,7 +47,9 @@ func TestGolden(t *testing.T) {
 	for _, n := range names {
 		base := filepath.Base(n)
 		t.Run(base, func(t *testing.T) {
-			importertest.Golden(t, strings.TrimSuffix(base, ".conf")+".golden", importertest.Report(importFile(t, base)), *update)
+			res := importFile(t, base)
+			importertest.CheckComments(t, res.YAML)
+			importertest.Golden(t, strings.TrimSuffix(base, ".conf")+".golden", importertest.Report(res), *update)
 		})
 	}
 }
