@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/corsproc/corsproc/internal/importer"
+	"github.com/corsproc/corsproc/policy"
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // Report renders a Result as the golden files of the source importers'
@@ -75,4 +77,88 @@ func CheckComments(t testing.TB, yaml []byte) {
 			t.Errorf("line %d has no source comment: %q", i+1, line)
 		}
 	}
+}
+
+// ImportFunc imports one source file, as the source packages' Import does.
+type ImportFunc func(name string, data []byte) (*importer.Result, error)
+
+// ImportFile imports testdata/name with imp.
+func ImportFile(t testing.TB, imp ImportFunc, name string) *importer.Result {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ImportText(t, imp, name, string(data))
+}
+
+// ImportText imports text, named name, with imp.
+func ImportText(t testing.TB, imp ImportFunc, name, text string) *importer.Result {
+	t.Helper()
+	res, err := imp(name, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// GoldenFixtures pins the policy file and the warnings of each
+// testdata/*.yaml fixture (at least min of them) in its .golden file.
+func GoldenFixtures(t *testing.T, imp ImportFunc, min int, update bool) {
+	names, _ := filepath.Glob("testdata/*.yaml")
+	if len(names) < min {
+		t.Fatalf("fixtures: %v", names)
+	}
+	for _, n := range names {
+		base := filepath.Base(n)
+		t.Run(base, func(t *testing.T) {
+			Golden(t, strings.TrimSuffix(base, ".yaml")+".golden", Report(ImportFile(t, imp, base)), update)
+		})
+	}
+}
+
+// Check is a request and the outcome the source's documented semantics
+// give it.
+type Check struct {
+	Req     policy.Request
+	Outcome policy.Outcome
+}
+
+// Preflight is a browser's preflight.
+func Preflight(host, path, route, origin, method string, headers ...string) policy.Request {
+	return policy.Request{Method: "OPTIONS", Host: host, Path: path, Route: route, Origin: origin, ACRM: method, ACRH: headers}
+}
+
+// Get is a browser's GET.
+func Get(host, path, route, origin string) policy.Request {
+	return policy.Request{Method: "GET", Host: host, Path: path, Route: route, Origin: origin}
+}
+
+// DecideAll fails t for each check set does not decide as it says.
+func DecideAll(t testing.TB, set *policy.Set, checks []Check) {
+	t.Helper()
+	for _, c := range checks {
+		var d policy.Decision
+		set.Decide(&c.Req, &d)
+		if d.Outcome != c.Outcome {
+			t.Errorf("%s %s%s (route %q) from %q (ACRM %q, ACRH %q): %v (%v, policy %q), want %v", c.Req.Method, c.Req.Host, c.Req.Path, c.Req.Route,
+				c.Req.Origin, c.Req.ACRM, c.Req.ACRH, d.Outcome, d.Reason, d.Policy, c.Outcome)
+		}
+	}
+}
+
+// Fix applies the correction a warning asks for to a generated file (old
+// replaced by new, once) and loads it.
+func Fix(t testing.TB, res *importer.Result, old, new string) *policy.Set {
+	t.Helper()
+	y := string(res.YAML)
+	if !strings.Contains(y, old) {
+		t.Fatalf("%q not in\n%s", old, y)
+	}
+	y = strings.Replace(y, old, new, 1)
+	set, err := policyfile.Parse("fixed.yaml", []byte(y))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, y)
+	}
+	return set
 }

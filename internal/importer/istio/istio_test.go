@@ -10,83 +10,43 @@ import (
 	"github.com/corsproc/corsproc/internal/importer"
 	"github.com/corsproc/corsproc/internal/importer/importertest"
 	"github.com/corsproc/corsproc/policy"
-	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
+// The helpers every source importer's tests share (importertest).
 func importFile(t *testing.T, name string) *importer.Result {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return importText(t, name, string(data))
+	return importertest.ImportFile(t, Import, name)
 }
 
 func importText(t *testing.T, name, text string) *importer.Result {
 	t.Helper()
-	res, err := Import(name, []byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
+	return importertest.ImportText(t, Import, name, text)
 }
 
 // TestGolden pins the policy file and the warnings of each fixture.
-func TestGolden(t *testing.T) {
-	names, _ := filepath.Glob("testdata/*.yaml")
-	if len(names) < 3 {
-		t.Fatalf("fixtures: %v", names)
-	}
-	for _, n := range names {
-		base := filepath.Base(n)
-		t.Run(base, func(t *testing.T) {
-			importertest.Golden(t, strings.TrimSuffix(base, ".yaml")+".golden", importertest.Report(importFile(t, base)), *update)
-		})
-	}
-}
+func TestGolden(t *testing.T) { importertest.GoldenFixtures(t, Import, 3, *update) }
 
 type check struct {
 	req     policy.Request
 	outcome policy.Outcome
 }
 
-func preflight(host, path, route, origin, method string, headers ...string) policy.Request {
-	return policy.Request{Method: "OPTIONS", Host: host, Path: path, Route: route, Origin: origin, ACRM: method, ACRH: headers}
-}
-
-func get(host, path, route, origin string) policy.Request {
-	return policy.Request{Method: "GET", Host: host, Path: path, Route: route, Origin: origin}
-}
-
 func decideAll(t *testing.T, set *policy.Set, checks []check) {
 	t.Helper()
-	for _, c := range checks {
-		var d policy.Decision
-		set.Decide(&c.req, &d)
-		if d.Outcome != c.outcome {
-			t.Errorf("%s %s%s (route %q) from %q (ACRM %q, ACRH %q): %v (%v, policy %q), want %v", c.req.Method, c.req.Host, c.req.Path, c.req.Route,
-				c.req.Origin, c.req.ACRM, c.req.ACRH, d.Outcome, d.Reason, d.Policy, c.outcome)
-		}
+	cs := make([]importertest.Check, len(checks))
+	for i, c := range checks {
+		cs[i] = importertest.Check{Req: c.req, Outcome: c.outcome}
 	}
+	importertest.DecideAll(t, set, cs)
 }
 
-// fix applies the correction a warning asks for to a generated file and
-// loads it.
-func fix(t *testing.T, res *importer.Result, old, new string) *policy.Set {
-	t.Helper()
-	y := string(res.YAML)
-	if !strings.Contains(y, old) {
-		t.Fatalf("%q not in\n%s", old, y)
-	}
-	y = strings.Replace(y, old, new, 1)
-	set, err := policyfile.Parse("fixed.yaml", []byte(y))
-	if err != nil {
-		t.Fatalf("%v\n%s", err, y)
-	}
-	return set
-}
+var (
+	preflight = importertest.Preflight
+	get       = importertest.Get
+	fix       = importertest.Fix
+)
 
 // TestRatingsExample checks Istio's own corsPolicy example: Envoy allows
 // https://example.com, sends Access-Control-Allow-Methods: POST,GET and
