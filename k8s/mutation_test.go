@@ -202,26 +202,31 @@ func TestMutations(t *testing.T) {
 		},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			tr := orig.clone()
-			data, ok := tr[c.file]
-			if !ok {
-				t.Fatalf("k8s/%s does not exist", c.file)
-			}
-			if n := bytes.Count(data, []byte(c.old)); n != 1 {
-				t.Fatalf("k8s/%s holds %q %d times, want once: update this case", c.file, c.old, n)
-			}
-			tr[c.file] = bytes.Replace(data, []byte(c.old), []byte(c.new), 1)
-			problems := checkOverlay(env, tr, c.overlay)
-			for _, p := range problems {
-				if containsAll(p, c.want) {
-					t.Logf("reported as: %s", p)
-					return
-				}
-			}
-			t.Errorf("no problem reported contains all of %q; got %d:\n%s", c.want, len(problems), strings.Join(problems, "\n"))
-		})
+		t.Run(c.name, func(t *testing.T) { mutate(t, env, orig, c.overlay, c.file, c.old, c.new, c.want) })
 	}
+}
+
+// mutate replaces old by new, once, in k8s/file, checks overlay and wants
+// one reported problem to contain every string of want.
+func mutate(t *testing.T, env *testEnv, orig tree, overlay, file, old, new string, want []string) {
+	t.Helper()
+	tr := orig.clone()
+	data, ok := tr[file]
+	if !ok {
+		t.Fatalf("k8s/%s does not exist", file)
+	}
+	if n := bytes.Count(data, []byte(old)); n != 1 {
+		t.Fatalf("k8s/%s holds %q %d times, want once: update this case", file, old, n)
+	}
+	tr[file] = bytes.Replace(data, []byte(old), []byte(new), 1)
+	problems := checkOverlay(env, tr, overlay)
+	for _, p := range problems {
+		if containsAll(p, want) {
+			t.Logf("reported as: %s", p)
+			return
+		}
+	}
+	t.Errorf("no problem reported contains all of %q; got %d:\n%s", want, len(problems), strings.Join(problems, "\n"))
 }
 
 func containsAll(s string, subs []string) bool {
