@@ -16,42 +16,22 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
+// The helpers every source importer's tests share (importertest).
+var imp = importertest.FromRead(Read)
+
 func importFile(t *testing.T, name string) *importer.Result {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return importText(t, name, string(data))
+	return importertest.ImportFile(t, imp, name)
 }
 
 func importText(t *testing.T, name, text string) *importer.Result {
 	t.Helper()
-	rs, err := Read([]importer.File{{Name: name, Data: []byte(text)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := importer.Build(rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
+	return importertest.ImportText(t, imp, name, text)
 }
 
-func TestGolden(t *testing.T) {
-	names, _ := filepath.Glob("testdata/*.yaml")
-	if len(names) < 2 {
-		t.Fatalf("fixtures: %v", names)
-	}
-	for _, n := range names {
-		base := filepath.Base(n)
-		t.Run(base, func(t *testing.T) {
-			res := importFile(t, base)
-			importertest.CheckComments(t, res.YAML)
-			importertest.Golden(t, strings.TrimSuffix(base, ".yaml")+".golden", importertest.Report(res), *update)
-		})
-	}
-}
+// TestGolden pins the policy file and the warnings of each fixture, and
+// that every key says where it came from.
+func TestGolden(t *testing.T) { importertest.GoldenFixtures(t, imp, ".yaml", 2, true, *update) }
 
 type check struct {
 	req     policy.Request

@@ -102,17 +102,35 @@ func ImportText(t testing.TB, imp ImportFunc, name, text string) *importer.Resul
 	return res
 }
 
+// FromRead is the ImportFunc of a source package's Read: the rule set of
+// the one file, built into a policy file by importer.Build.
+func FromRead(read func([]importer.File) (*importer.RuleSet, error)) ImportFunc {
+	return func(name string, data []byte) (*importer.Result, error) {
+		rs, err := read([]importer.File{{Name: name, Data: data}})
+		if err != nil {
+			return nil, err
+		}
+		return importer.Build(rs)
+	}
+}
+
 // GoldenFixtures pins the policy file and the warnings of each
-// testdata/*.yaml fixture (at least min of them) in its .golden file.
-func GoldenFixtures(t *testing.T, imp ImportFunc, min int, update bool) {
-	names, _ := filepath.Glob("testdata/*.yaml")
+// testdata/*ext fixture (at least min of them) in its .golden file; with
+// comments, every key of the policy file must also say where it came
+// from (CheckComments).
+func GoldenFixtures(t *testing.T, imp ImportFunc, ext string, min int, comments, update bool) {
+	names, _ := filepath.Glob("testdata/*" + ext)
 	if len(names) < min {
 		t.Fatalf("fixtures: %v", names)
 	}
 	for _, n := range names {
 		base := filepath.Base(n)
 		t.Run(base, func(t *testing.T) {
-			Golden(t, strings.TrimSuffix(base, ".yaml")+".golden", Report(ImportFile(t, imp, base)), update)
+			res := ImportFile(t, imp, base)
+			if comments {
+				CheckComments(t, res.YAML)
+			}
+			Golden(t, strings.TrimSuffix(base, ext)+".golden", Report(res), update)
 		})
 	}
 }

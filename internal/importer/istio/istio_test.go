@@ -26,7 +26,7 @@ func importText(t *testing.T, name, text string) *importer.Result {
 }
 
 // TestGolden pins the policy file and the warnings of each fixture.
-func TestGolden(t *testing.T) { importertest.GoldenFixtures(t, Import, 3, *update) }
+func TestGolden(t *testing.T) { importertest.GoldenFixtures(t, Import, ".yaml", 3, true, *update) }
 
 type check struct {
 	req     policy.Request
