@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/corsproc/corsproc/internal/importer"
+	"github.com/corsproc/corsproc/internal/importer/kubecors"
 	"github.com/corsproc/corsproc/policy"
 	"github.com/corsproc/corsproc/policy/policyfile"
 )
@@ -179,4 +180,48 @@ func Fix(t testing.TB, res *importer.Result, old, new string) *policy.Set {
 		t.Fatalf("%v\n%s", err, y)
 	}
 	return set
+}
+
+// Guide runs the example of source in docs/migrating-istio-gateway-api.md:
+// the guide shows exactly the policy file, the warnings and the audit
+// report imp gives for the guide's input block "source file" (update
+// rewrites them), and whether the import exits 1 (incomplete).
+func Guide(t *testing.T, imp ImportFunc, source, file string, incomplete, update bool) {
+	t.Helper()
+	const path = "../../../docs/migrating-istio-gateway-api.md"
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	input, _, _, ok := kubecors.GuideBlock(doc, source+" "+file)
+	if !ok {
+		t.Fatalf("the guide lost its %s example", source)
+	}
+	res := ImportText(t, imp, file, input)
+	if res.Incomplete() != incomplete {
+		t.Errorf("import exits 1: %t; the guide says %t", res.Incomplete(), incomplete)
+	}
+	for _, b := range []struct{ name, got string }{
+		{source + " import", string(res.YAML)},
+		{source + " warnings", kubecors.ImportReport(res)},
+		{source + " audit", kubecors.AuditReport(res)},
+	} {
+		want, start, end, ok := kubecors.GuideBlock(doc, b.name)
+		if !ok {
+			t.Fatalf("the guide has no block <!-- %s -->", b.name)
+		}
+		if update {
+			doc = doc[:start] + b.got + doc[end:]
+			continue
+		}
+		if want != b.got {
+			t.Errorf("the guide's %q differs from the importer's:\n--- guide\n%s--- importer\n%s", b.name, want, b.got)
+		}
+	}
+	if update {
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
