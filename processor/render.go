@@ -5,7 +5,8 @@ import (
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/corsproc/corsproc/internal/extproc"
@@ -127,7 +128,6 @@ type immediateReply struct {
 	status typev3.HttpStatus
 	mut    extprocv3.HeaderMutation
 	set    headerSet
-	md     dynMetadata
 }
 
 // newImmediateReply returns an immediate response with status, headers and
@@ -144,9 +144,7 @@ type immediateReply struct {
 func newImmediateReply(status int, headers []policy.Header, details, reason string, withMetadata bool) *extprocv3.ProcessingResponse {
 	r := new(immediateReply)
 	if withMetadata {
-		if md := r.md.render(headers, "", true); md != nil {
-			r.resp.DynamicMetadata = md
-		}
+		setMetadata(&r.resp, headers, "", true)
 	}
 	r.status.Code = typev3.StatusCode(status)
 	r.ir.Status = &r.status
@@ -209,19 +207,16 @@ func newTrailersReply(response bool) *extprocv3.ProcessingResponse {
 	return &r.resp
 }
 
-// dynMetadata renders policy headers as ProcessingResponse.dynamic_metadata
-// for single-message mode (docs/extproc-protocol.md, "Dynamic metadata"):
-// {corsproc: {acao: "...", vary: "Origin", ...}}, string values only, a key
-// per header set. Its messages live in the reply's struct; the two maps and
-// the one string holding every value are the only further allocations.
-type dynMetadata struct {
-	outer  structpb.Struct
-	nsVal  structpb.Value
-	nsKind structpb.Value_StructValue
-	inner  structpb.Struct
-	vals   [inlineHeaders + 1]structpb.Value
-	kinds  [inlineHeaders + 1]structpb.Value_StringValue
-}
+// Field numbers of the dynamic metadata's wire form: a
+// google.protobuf.Struct in ProcessingResponse.dynamic_metadata.
+const (
+	fieldDynamicMetadata = 8 // ProcessingResponse.dynamic_metadata
+	fieldStructFieldsW   = 1 // Struct.fields (map entries: key 1, value 2)
+	fieldMapKey          = 1
+	fieldMapValue        = 2
+	fieldStringValueW    = 3 // Value.string_value
+	fieldStructValueW    = 5 // Value.struct_value
+)
 
 // metadataKey returns the key of DynamicMetadataNamespace that carries
 // header name, and whether there is one.
@@ -249,65 +244,84 @@ func metadataKey(name string) (string, bool) {
 	return "", false
 }
 
-// render returns the dynamic metadata carrying hs, and reason under
-// KeyReason when it is not empty; nil when there is nothing to carry.
-// With skipVary the Vary header is left out: an immediate response sets
-// its own, which the header_mutation filter must not append to again.
-// Values are copied into one string: a decision's values may point into
-// the request's memory.
-func (m *dynMetadata) render(hs []policy.Header, reason string, skipVary bool) *structpb.Struct {
-	total, n := len(reason), 0
+// metadataEntry is one key and value of the corsproc namespace.
+type metadataEntry struct{ key, value string }
+
+// entrySize is the encoded size of a Struct map entry of key and a Value
+// of size valueSize.
+func entrySize(key string, valueSize int) int {
+	return protowire.SizeTag(fieldMapKey) + protowire.SizeBytes(len(key)) +
+		protowire.SizeTag(fieldMapValue) + protowire.SizeBytes(valueSize)
+}
+
+// stringValueSize is the encoded size of a Value holding string_value v.
+func stringValueSize(v string) int {
+	return protowire.SizeTag(fieldStringValueW) + protowire.SizeBytes(len(v))
+}
+
+// setMetadata sets msg's dynamic_metadata to {corsproc: {key: value...}}
+// for the headers of hs that have a key (Vary left out with skipVary: an
+// immediate response sets its own, which the header_mutation filter must
+// not append to again) and reason under KeyReason when it is not empty;
+// nothing when no entry is left (docs/extproc-protocol.md, "Dynamic
+// metadata"). The Struct is written in its wire form, once, as the
+// message's unknown bytes, which every marshaller writes as they are:
+// Envoy reads the very bytes proto.Marshal gives for the field set, and
+// corsproc builds no map and allocates one buffer, which also holds the
+// values (a decision's values may point into the request's memory). Read
+// back with proto.Unmarshal, the message has dynamic_metadata set
+// (TestSingleMessageWireForm).
+func setMetadata(msg protoreflect.ProtoMessage, hs []policy.Header, reason string, skipVary bool) {
+	var entries [inlineHeaders + 1]metadataEntry
+	n := 0
 	for _, h := range hs {
 		if skipVary && h.Name == policy.HeaderVary {
 			continue
 		}
-		if _, ok := metadataKey(h.Name); ok {
-			total += len(h.Value)
+		if key, ok := metadataKey(h.Name); ok && n < len(entries) {
+			entries[n] = metadataEntry{key, h.Value}
 			n++
 		}
 	}
-	if reason != "" {
+	if reason != "" && n < len(entries) {
+		entries[n] = metadataEntry{extproc.KeyReason, reason}
 		n++
 	}
 	if n == 0 {
-		return nil
+		return
 	}
-	buf := make([]byte, 0, total)
-	for _, h := range hs {
-		if skipVary && h.Name == policy.HeaderVary {
-			continue
-		}
-		if _, ok := metadataKey(h.Name); ok {
-			buf = append(buf, h.Value...)
-		}
+	inner := 0
+	for _, e := range entries[:n] {
+		inner += protowire.SizeTag(fieldStructFieldsW) + protowire.SizeBytes(entrySize(e.key, stringValueSize(e.value)))
 	}
-	buf = append(buf, reason...)
-	all := string(buf)
-	fields := make(map[string]*structpb.Value, n)
-	i, off := 0, 0
-	add := func(key string, size int) {
-		m.kinds[i].StringValue = all[off : off+size]
-		m.vals[i].Kind = &m.kinds[i]
-		fields[key] = &m.vals[i]
-		i++
-		off += size
+	nsValue := protowire.SizeTag(fieldStructValueW) + protowire.SizeBytes(inner)
+	nsEntry := entrySize(extproc.DynamicMetadataNamespace, nsValue)
+	outer := protowire.SizeTag(fieldStructFieldsW) + protowire.SizeBytes(nsEntry)
+	total := protowire.SizeTag(fieldDynamicMetadata) + protowire.SizeBytes(outer)
+
+	b := make([]byte, 0, total)
+	b = protowire.AppendTag(b, fieldDynamicMetadata, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(outer))
+	b = protowire.AppendTag(b, fieldStructFieldsW, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(nsEntry))
+	b = protowire.AppendTag(b, fieldMapKey, protowire.BytesType)
+	b = protowire.AppendString(b, extproc.DynamicMetadataNamespace)
+	b = protowire.AppendTag(b, fieldMapValue, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(nsValue))
+	b = protowire.AppendTag(b, fieldStructValueW, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(inner))
+	for _, e := range entries[:n] {
+		vs := stringValueSize(e.value)
+		b = protowire.AppendTag(b, fieldStructFieldsW, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(entrySize(e.key, vs)))
+		b = protowire.AppendTag(b, fieldMapKey, protowire.BytesType)
+		b = protowire.AppendString(b, e.key)
+		b = protowire.AppendTag(b, fieldMapValue, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(vs))
+		b = protowire.AppendTag(b, fieldStringValueW, protowire.BytesType)
+		b = protowire.AppendString(b, e.value)
 	}
-	for _, h := range hs {
-		if skipVary && h.Name == policy.HeaderVary {
-			continue
-		}
-		if key, ok := metadataKey(h.Name); ok && i < len(m.vals) {
-			add(key, len(h.Value))
-		}
-	}
-	if reason != "" && i < len(m.vals) {
-		add(extproc.KeyReason, len(reason))
-	}
-	m.inner.Fields = fields
-	m.nsKind.StructValue = &m.inner
-	m.nsVal.Kind = &m.nsKind
-	m.outer.Fields = map[string]*structpb.Value{extproc.DynamicMetadataNamespace: &m.nsVal}
-	return &m.outer
+	msg.ProtoReflect().SetUnknown(protoreflect.RawFields(b))
 }
 
 // metadataReply answers request_headers in single-message mode: CONTINUE,
@@ -319,7 +333,6 @@ type metadataReply struct {
 	hr     extprocv3.HeadersResponse
 	common extprocv3.CommonResponse
 	mode   extprocfilterv3.ProcessingMode
-	md     dynMetadata
 }
 
 // newMetadataReply returns the single-message answer to the request
@@ -338,8 +351,6 @@ func newMetadataReply(set []policy.Header, reason string) *extprocv3.ProcessingR
 	// header_mutation filter's (docs/envoy.md, "Single-message mode").
 	r.mode.ResponseHeaderMode = extprocfilterv3.ProcessingMode_SKIP
 	r.resp.ModeOverride = &r.mode
-	if md := r.md.render(set, reason, false); md != nil {
-		r.resp.DynamicMetadata = md
-	}
+	setMetadata(&r.resp, set, reason, false)
 	return &r.resp
 }

@@ -223,6 +223,14 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		if err != nil {
 			return s.streamEnd(ctx, idle, err, s.m.errSend, logSendFailed, "send")
 		}
+		if st.final {
+			// Nothing more to answer on this stream: end it now, with
+			// an OK status, rather than wait for Envoy's half-close.
+			// Envoy takes a clean close after the last answer as the
+			// end of processing, which it already is
+			// (docs/extproc-protocol.md, "Streams").
+			return nil
+		}
 	}
 }
 
@@ -327,6 +335,9 @@ func (s *Server) requestHeaders(ctx context.Context, st *streamState, h *extproc
 		}
 	}
 
+	// In single-message mode every answer to the request headers is the
+	// stream's last: an immediate response, or the response phase skipped.
+	st.final = st.singleMessage
 	if d.RespondImmediately() {
 		details := DetailsPreflightRejected
 		if d.Outcome == policy.OutcomePreflightAllowed {
@@ -510,7 +521,10 @@ type streamState struct {
 	singleMessage bool
 	// declared: the stream carries MetadataResponseHeaders, whatever its
 	// value; its preflight answers carry their headers in dynamic metadata.
-	declared  bool
+	declared bool
+	// final: the answer being sent is the stream's last; Process ends the
+	// stream once it is sent.
+	final     bool
 	route     string
 	haveRoute bool
 	req       policy.Request

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/corsproc/corsproc/internal/extproc"
@@ -44,7 +45,7 @@ var singleMD = []string{extproc.MetadataResponseHeaders, extproc.ResponseHeaders
 // (Envoy's formatter would render it as JSON); nil when r carries none.
 func corsMetadata(t *testing.T, r *extprocv3.ProcessingResponse) map[string]string {
 	t.Helper()
-	dm := r.GetDynamicMetadata()
+	dm := wireMetadata(t, r)
 	if dm == nil {
 		return nil
 	}
@@ -71,6 +72,39 @@ func corsMetadata(t *testing.T, r *extprocv3.ProcessingResponse) map[string]stri
 		}
 	}
 	return out
+}
+
+// wireMetadata returns r's dynamic_metadata as Envoy reads it, from the
+// wire: corsproc writes it in its wire form.
+func wireMetadata(t *testing.T, r *extprocv3.ProcessingResponse) *structpb.Struct {
+	t.Helper()
+	b, err := proto.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back extprocv3.ProcessingResponse
+	if err := proto.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	return back.GetDynamicMetadata()
+}
+
+// checkMetadataShape checks dynamic metadata as Envoy takes it: the
+// corsproc namespace only, a struct of non-empty strings (Envoy's
+// formatter renders any other value as JSON).
+func checkMetadataShape(dm *structpb.Struct) error {
+	for ns, v := range dm.GetFields() {
+		st, ok := v.GetKind().(*structpb.Value_StructValue)
+		if ns != extproc.DynamicMetadataNamespace || !ok {
+			return fmt.Errorf("dynamic metadata namespace %q holding %T: want only %q, a struct", ns, v.GetKind(), extproc.DynamicMetadataNamespace)
+		}
+		for k, fv := range st.StructValue.GetFields() {
+			if s, ok := fv.GetKind().(*structpb.Value_StringValue); !ok || s.StringValue == "" {
+				return fmt.Errorf("metadata key %q holds %v: want a non-empty string", k, fv)
+			}
+		}
+	}
+	return nil
 }
 
 // headerMutationKeys are the response mutations of the header_mutation
@@ -283,8 +317,8 @@ func TestSingleMessageNothingToWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := fs.responses()[0]
-		if got := summarize(r); !equalReply(got, continueSkip()) || r.GetDynamicMetadata() != nil {
-			t.Errorf("%s %s: %s with metadata %v, want %s without metadata", req.Method, req.Authority, got, r.GetDynamicMetadata(), continueSkip())
+		if got := summarize(r); !equalReply(got, continueSkip()) || wireMetadata(t, r) != nil {
+			t.Errorf("%s %s: %s with metadata %v, want %s without metadata", req.Method, req.Authority, got, wireMetadata(t, r), continueSkip())
 		}
 	}
 }
@@ -317,21 +351,41 @@ func TestSingleMessageMetadata(t *testing.T) {
 	}
 }
 
-// Envoy without allow_mode_override sends the response headers anyway:
-// corsproc answers them as in the response-phase mode, and since ext_proc
-// encodes after the header_mutation filter, its mutation is the last word.
-func TestSingleMessageResponsePhaseStillAnswered(t *testing.T) {
+// In single-message mode corsproc ends the stream with an OK status as soon
+// as its one answer is sent, whatever the answer, instead of waiting for
+// Envoy's half-close: Envoy takes a clean close after its last answer as the
+// end of processing (Filter::onGrpcClose). So even an Envoy without
+// allow_mode_override, which would send the response headers, sends nothing
+// more, and the header_mutation filter writes the headers from the metadata.
+func TestSingleMessageEndsTheStream(t *testing.T) {
 	set := mustParse(t, semanticsYAML)
-	srv := New(set, Options{Registerer: prometheus.NewRegistry()})
-	fs := modeStream(t, singleMD, get("api.example.com", "https://app.example.com").message(), defaultUpstream())
-	if err := srv.Process(fs); err != nil {
-		t.Fatal(err)
+	const o = "https://app.example.com"
+	for _, req := range []envoyRequest{
+		get("api.example.com", o),
+		get("api.example.com", ""),
+		get("other.example.com", o),
+		get("shadow.example.com", o),
+		preflight("api.example.com", o, "PUT"),
+		preflight("fwd.example.com", o, "PATCH"),
+	} {
+		srv := New(set, Options{Registerer: prometheus.NewRegistry()})
+		fs := modeStream(t, singleMD, req.message(), defaultUpstream())
+		if err := srv.Process(fs); err != nil {
+			t.Fatal(err)
+		}
+		if fs.next != 1 || len(fs.responses()) != 1 {
+			t.Errorf("%s %s: the stream went on after the first answer: %d messages read, %d answers", req.Method, req.Authority, fs.next, len(fs.responses()))
+		}
+		// The response-phase mode still waits for Envoy to end the stream.
+		fs = modeStream(t, nil, req.message(), defaultUpstream())
+		fs.Lax = true // the upstream message may follow a skip: not what is checked here
+		if err := srv.Process(fs); err != nil {
+			t.Fatal(err)
+		}
+		if fs.next != 2 && fs.sent > 0 && !fs.closed {
+			t.Errorf("%s %s: response-phase mode ended the stream before Envoy did", req.Method, req.Authority)
+		}
 	}
-	rs := fs.responses()
-	if len(rs) != 2 {
-		t.Fatalf("%d answers, want 2", len(rs))
-	}
-	wantReplies(t, []reply{summarize(rs[1])}, corsResp(acao("https://app.example.com"), aceh("x-request-id"), varyOrigin()))
 }
 
 // The mode is the Envoy config's: only the exact value dynamic-metadata
@@ -368,7 +422,7 @@ func TestSingleMessageDeclaration(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := fs.responses()[0]
-		single := r.GetDynamicMetadata() != nil && r.GetModeOverride().GetResponseHeaderMode() == extprocfilterv3.ProcessingMode_SKIP
+		single := wireMetadata(t, r) != nil && r.GetModeOverride().GetResponseHeaderMode() == extprocfilterv3.ProcessingMode_SKIP
 		if single != c.single {
 			t.Errorf("%q: single-message answer %v, want %v", c.md, single, c.single)
 		}
@@ -389,8 +443,7 @@ func TestSingleMessageDeclaration(t *testing.T) {
 }
 
 // TestSingleMessageAllocations bounds what the single-message answer adds
-// to the response-phase mode's first answer: the metadata's two maps and
-// the string of its values.
+// to the response-phase mode's first answer: the metadata's one buffer.
 func TestSingleMessageAllocations(t *testing.T) {
 	set := mustParse(t, semanticsYAML)
 	srv := New(set, Options{})
@@ -406,11 +459,54 @@ func TestSingleMessageAllocations(t *testing.T) {
 		})
 	}
 	two, one := allocs(nil), allocs(singleMD)
-	// 2 for each of the two maps, 1 for the values' string, 1 for the
-	// larger reply, 1 for the metadata value gRPC copies out of the
-	// context.
-	if one > two+7 {
-		t.Errorf("single-message answer: %v allocations, response-phase first answer %v: want at most 7 more", one, two)
+	// 1 for the metadata's wire form, 1 for the metadata value gRPC
+	// copies out of the context.
+	if one > two+2 {
+		t.Errorf("single-message answer: %v allocations, response-phase first answer %v: want at most 2 more", one, two)
 	}
 	t.Logf("allocations per stream: response phase (first answer) %v, single message %v", two, one)
+}
+
+// TestSingleMessageWireForm checks the metadata written in its wire form
+// against proto.Marshal of the same message with the field set: the same
+// length, and the same message once read back.
+func TestSingleMessageWireForm(t *testing.T) {
+	hs := []policy.Header{
+		{Name: policy.HeaderACAO, Value: "https://app.example.com"},
+		{Name: policy.HeaderACAC, Value: "true"},
+		{Name: policy.HeaderACEH, Value: strings.Repeat("x-long-header-name, ", 20) + "x-end"},
+		{Name: "x-not-carried", Value: "v"},
+		{Name: policy.HeaderVary, Value: "Origin", Append: true},
+	}
+	for _, c := range []struct {
+		name     string
+		reason   string
+		skipVary bool
+		want     map[string]string
+	}{
+		{"actual", "", false, map[string]string{"acao": "https://app.example.com", "acac": "true", "aceh": hs[2].Value, "vary": "Origin"}},
+		{"reason", "origin refused", false, map[string]string{"acao": "https://app.example.com", "acac": "true", "aceh": hs[2].Value, "vary": "Origin", "reason": "origin refused"}},
+		{"preflight", "", true, map[string]string{"acao": "https://app.example.com", "acac": "true", "aceh": hs[2].Value}},
+	} {
+		var r extprocv3.ProcessingResponse
+		setMetadata(&r, hs, c.reason, c.skipVary)
+		fields := map[string]*structpb.Value{}
+		for k, v := range c.want {
+			fields[k] = structpb.NewStringValue(v)
+		}
+		want := &extprocv3.ProcessingResponse{DynamicMetadata: &structpb.Struct{Fields: map[string]*structpb.Value{
+			extproc.DynamicMetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: fields}),
+		}}}
+		got := &extprocv3.ProcessingResponse{DynamicMetadata: wireMetadata(t, &r)}
+		if !proto.Equal(got, want) {
+			t.Errorf("%s: reads back as %v, want %v", c.name, got, want)
+		}
+		if a, b := proto.Size(&r), proto.Size(want); a != b {
+			t.Errorf("%s: %d bytes, proto.Marshal gives %d", c.name, a, b)
+		}
+	}
+	var r extprocv3.ProcessingResponse
+	if setMetadata(&r, hs[3:4], "", false); len(r.ProtoReflect().GetUnknown()) != 0 {
+		t.Error("metadata written with no key to carry")
+	}
 }
