@@ -5,9 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 
+	"github.com/corsproc/corsproc/internal/importer"
 	"github.com/corsproc/corsproc/internal/importer/django"
 )
 
@@ -86,14 +88,10 @@ func runImport(_ context.Context, e *env, args []string) error {
 	if err := writeImportYAML(e, fs, res.YAML); err != nil {
 		return err
 	}
-	for _, w := range res.Warnings {
-		// What corsproc refuses is an error, at its settings line; the
-		// command then exits 1.
-		severity := "warning"
-		if w.Error {
-			severity = "error"
-		}
-		fmt.Fprintf(e.stderr, "%s: %s\n", severity, w)
+	// What corsproc refuses is an error, at its settings line; the
+	// command then exits 1.
+	if _, err := io.WriteString(e.stderr, importer.WarningsText(res.Warnings)); err != nil {
+		return err
 	}
 	if res.LoadError != nil {
 		return errImportIncomplete

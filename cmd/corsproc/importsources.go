@@ -117,12 +117,8 @@ func runImportSource(e *env, fs *flag.FlagSet, source, arg string) error {
 	if err := writeImportYAML(e, fs, res.YAML); err != nil {
 		return err
 	}
-	for _, w := range res.Warnings {
-		severity := "warning"
-		if w.Error {
-			severity = "error"
-		}
-		fmt.Fprintf(e.stderr, "%s: %s\n", severity, w)
+	if _, err := io.WriteString(e.stderr, importer.WarningsText(res.Warnings)); err != nil {
+		return err
 	}
 	switch {
 	case res.LoadError != nil:
@@ -166,25 +162,6 @@ func newAuditFlags(c *auditConfig) *flag.FlagSet {
 // errAuditUnsafe is audit's result when it found something unsafe.
 var errAuditUnsafe = errors.New("audit: unsafe CORS found")
 
-// auditFinding is one finding of audit's JSON report.
-type auditFinding struct {
-	File     string `json:"file"`
-	Line     int    `json:"line,omitempty"`
-	Setting  string `json:"setting,omitempty"`
-	Policy   string `json:"policy,omitempty"`
-	Code     string `json:"code"`
-	Severity string `json:"severity"` // unsafe or warning
-	Message  string `json:"message"`
-	Fix      string `json:"fix,omitempty"`
-}
-
-// auditCodes are the warnings audit reports: what the sources do, not
-// how corsproc writes it.
-var auditCodes = map[importer.Code]bool{
-	importer.CodeUnsafeOrigin: true, importer.CodeOrigin: true, importer.CodeMissingVary: true,
-	importer.CodePreflightAuth: true, importer.CodeConflict: true, importer.CodeLeftOut: true,
-}
-
 // runAudit is corsproc audit SOURCE FILE|DIR|-: every unsafe origin rule
 // (by corsproc's own validation of the imported policy), every CORS
 // answer without Vary: Origin, every preflight reaching authentication
@@ -211,42 +188,22 @@ func runAudit(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
-	var findings []auditFinding
-	unsafe := 0
-	for _, w := range res.Warnings {
-		if !w.Unsafe && !auditCodes[w.Code] {
-			continue
-		}
-		f := auditFinding{File: w.File, Line: w.Line, Setting: w.Setting, Policy: w.Policy, Code: string(w.Code),
-			Severity: "warning", Message: w.Message, Fix: w.Fix}
-		if f.Code == "" {
-			f.Code = string(importer.CodeRefused)
-		}
-		if w.Unsafe {
-			f.Severity = "unsafe"
-			unsafe++
-		}
-		findings = append(findings, f)
-	}
+	findings, unsafe := importer.Audit(res)
 	if c.format == "json" {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		if findings == nil {
-			findings = []auditFinding{}
+			findings = []importer.Finding{}
 		}
 		if err := enc.Encode(struct {
-			Source   string         `json:"source"`
-			Findings []auditFinding `json:"findings"`
-			Unsafe   int            `json:"unsafe"`
+			Source   string             `json:"source"`
+			Findings []importer.Finding `json:"findings"`
+			Unsafe   int                `json:"unsafe"`
 		}{pos[0], findings, unsafe}); err != nil {
 			return err
 		}
-	} else {
-		for _, f := range findings {
-			w := importer.Warning{File: f.File, Line: f.Line, Setting: f.Setting, Policy: f.Policy, Message: f.Message, Fix: f.Fix}
-			fmt.Fprintf(e.stdout, "%s [%s]: %s\n", f.Severity, f.Code, w)
-		}
-		fmt.Fprintf(e.stdout, "%d findings, %d unsafe\n", len(findings), unsafe)
+	} else if _, err := io.WriteString(e.stdout, importer.AuditText(res)); err != nil {
+		return err
 	}
 	if unsafe > 0 {
 		return errAuditUnsafe

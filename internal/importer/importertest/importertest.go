@@ -204,8 +204,8 @@ func Guide(t *testing.T, imp ImportFunc, source, file string, incomplete, update
 	}
 	for _, b := range []struct{ name, got string }{
 		{source + " import", string(res.YAML)},
-		{source + " warnings", kubecors.ImportReport(res)},
-		{source + " audit", kubecors.AuditReport(res)},
+		{source + " warnings", importer.WarningsText(res.Warnings)},
+		{source + " audit", importer.AuditText(res)},
 	} {
 		want, start, end, ok := kubecors.GuideBlock(doc, b.name)
 		if !ok {
