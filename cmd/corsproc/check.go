@@ -13,6 +13,7 @@ import (
 	"github.com/corsproc/corsproc/policy"
 	"github.com/corsproc/corsproc/policy/policyfile"
 	"github.com/corsproc/corsproc/processor"
+	corsprocv1 "github.com/corsproc/corsproc/proto/corsproc/v1"
 )
 
 // checkConfig is what check's flags set.
@@ -24,6 +25,8 @@ type checkConfig struct {
 	// routeNames is the platform whose route names match.routes must have
 	// the form of: "" for any, or envoy-gateway.
 	routeNames string
+	// singleMessage: the set must fit envoy/envoy-single-message.yaml.
+	singleMessage bool
 }
 
 func newCheckFlags(c *checkConfig) *flag.FlagSet {
@@ -34,6 +37,7 @@ func newCheckFlags(c *checkConfig) *flag.FlagSet {
 		c.names = append(c.names, v)
 		return nil
 	})
+	fs.BoolVar(&c.singleMessage, "single-message", false, "the set is for Envoy's single-message mode with the header_mutation filter on every route (envoy/envoy-single-message.yaml): an error unless every request is governed in enforce mode (a default_policy, no shadow-mode policy)")
 	fs.Func("route-names", "warn about match.routes entries that cannot be route names of `PLATFORM`: envoy-gateway (docs/envoy-gateway.md, \"Route names\")", func(v string) error {
 		if v != "envoy-gateway" {
 			return fmt.Errorf("%q: want envoy-gateway", v)
@@ -98,6 +102,9 @@ func runCheck(_ context.Context, e *env, args []string) error {
 			if c.routeNames != "" {
 				ck.diags = append(ck.diags, routeNameDiagnostics(set)...)
 			}
+			if c.singleMessage {
+				ck.diags = append(ck.diags, singleMessageDiagnostics(set)...)
+			}
 		}
 		sets = append(sets, ck)
 	} else {
@@ -117,6 +124,9 @@ func runCheck(_ context.Context, e *env, args []string) error {
 				diags = append(diags, unknownPolicyDiagnostics(k.source, set, c.names)...)
 				if c.routeNames != "" {
 					diags = append(diags, k.place(routeNameDiagnostics(set))...)
+				}
+				if c.singleMessage {
+					diags = append(diags, k.place(singleMessageDiagnostics(set))...)
 				}
 			}
 			sets = append(sets, checked{source: k.source, set: set, diags: diags})
@@ -245,6 +255,45 @@ func routeNameDiagnostics(set *policy.Set) []policy.Diagnostic {
 				})
 			}
 		}
+	}
+	return out
+}
+
+// singleMessageDiagnostics returns an error for each reason set does not
+// fit Envoy's single-message mode as envoy/envoy-single-message.yaml runs it:
+// there the header_mutation filter removes the upstream's CORS headers from
+// every response, and Envoy cannot make that depend on corsproc's answer
+// (docs/envoy.md, "Single-message mode"). So every request must be governed
+// by a policy in enforce mode: a set without default_policy leaves requests
+// no policy selects ungoverned, and a shadow-mode policy must change nothing.
+func singleMessageDiagnostics(set *policy.Set) []policy.Diagnostic {
+	var out []policy.Diagnostic
+	hasDefault := false
+	for _, f := range set.Files() {
+		pf, err := policyfile.Decode(f.Name, f.Data)
+		if err != nil {
+			continue // Load decoded it already; nothing new to say
+		}
+		if pf.GetDefaultPolicy() != "" {
+			hasDefault = true
+		}
+		for i, p := range pf.GetPolicies() {
+			if p.GetMode() != corsprocv1.Mode_MODE_SHADOW {
+				continue
+			}
+			out = append(out, policy.Diagnostic{
+				Severity: policy.SeverityError, File: f.Name, Path: fmt.Sprintf("policies[%d].mode", i),
+				Message: fmt.Sprintf("policy %q is in shadow mode, which must change nothing, but in single-message mode Envoy's header_mutation filter removes the upstream's CORS headers from its responses", p.GetName()),
+				Fix:     "use the response-phase config (envoy/envoy.yaml) while the policy is in shadow mode, or put the header_mutation filter's mutations only on the routes of enforce-mode policies (docs/envoy.md, \"Single-message mode\")",
+			})
+		}
+	}
+	if !hasDefault {
+		out = append(out, policy.Diagnostic{
+			Severity: policy.SeverityError, File: set.Source(), Path: "default_policy",
+			Message: "no default_policy: requests no policy selects are ungoverned, and in single-message mode Envoy's header_mutation filter removes the upstream's CORS headers from their responses",
+			Fix:     "add a default_policy, or put the header_mutation filter's mutations only on the routes your policies govern (docs/envoy.md, \"Single-message mode\")",
+		})
 	}
 	return out
 }
