@@ -139,6 +139,13 @@ func newEnv(t *testing.T) *env {
 // ExplainRefusals as corsproc dev sets it.
 func newEnvWith(t *testing.T, opts processor.Options) *env {
 	t.Helper()
+	return newEnvConfig(t, opts, nil)
+}
+
+// newEnvConfig is newEnvWith with the emulated Envoy's configuration
+// changed by mod (nil: none), e.g. to single-message mode.
+func newEnvConfig(t *testing.T, opts processor.Options, mod func(*emulator.Config)) *env {
+	t.Helper()
 	e := &env{upstream: &upstream{}}
 
 	pageLis := listen(t)
@@ -150,7 +157,7 @@ func newEnvWith(t *testing.T, opts processor.Options) *env {
 
 	e.policyYAML = strings.ReplaceAll(policyYAML, "{{page}}", e.pageOrigin)
 	conn := startCorsproc(t, e.policyYAML, opts)
-	proxy, err := emulator.New(emulator.Config{
+	cfg := emulator.Config{
 		// The browser meets the newest Envoy release (docs/envoy.md,
 		// "Envoy releases"); envoy/e2e covers every release profile.
 		Release:  emulator.Newest,
@@ -178,7 +185,11 @@ func newEnvWith(t *testing.T, opts processor.Options) *env {
 		RequestAttributes: []string{"xds.route_name"},
 		MessageTimeout:    messageTimeout,
 		FailureModeAllow:  true,
-	}, conn)
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	proxy, err := emulator.New(cfg, conn)
 	if err != nil {
 		t.Fatalf("emulator.New: %v", err)
 	}
