@@ -136,15 +136,27 @@ type immediateReply struct {
 // local reply; the upstream never sees the request and no response_headers
 // message follows (docs/extproc-protocol.md, "Immediate responses").
 //
-// With withMetadata (single-message mode) the answer also carries the CORS
-// headers in dynamic metadata, Vary aside: Envoy's header_mutation filter
-// runs on the immediate response after its headers are applied, removes
-// the CORS headers and writes them back from the metadata
-// (docs/extproc-protocol.md, "Dynamic metadata").
-func newImmediateReply(status int, headers []policy.Header, details, reason string, withMetadata bool) *extprocv3.ProcessingResponse {
+// md says where the CORS headers go besides or instead of the headers
+// (docs/extproc-protocol.md, "Dynamic metadata"): Envoy's header_mutation
+// filter runs on the immediate response after its headers are applied,
+// removes the CORS headers and writes them back from the metadata.
+func newImmediateReply(status int, headers []policy.Header, details, reason string, md immediateMetadata) *extprocv3.ProcessingResponse {
 	r := new(immediateReply)
-	if withMetadata {
+	if md != metadataNone {
 		setMetadata(&r.resp, headers, "", true)
+	}
+	var kept [inlineHeaders]policy.Header
+	if md == metadataOnly {
+		// The header_mutation filter writes every header the metadata
+		// carries: the answer sets only the others (Vary).
+		n := 0
+		for _, h := range headers {
+			if _, ok := metadataKey(h.Name); (!ok || h.Name == policy.HeaderVary) && n < len(kept) {
+				kept[n] = h
+				n++
+			}
+		}
+		headers = kept[:n:n]
 	}
 	r.status.Code = typev3.StatusCode(status)
 	r.ir.Status = &r.status
@@ -163,6 +175,23 @@ func newImmediateReply(status int, headers []policy.Header, details, reason stri
 	r.resp.Response = &r.imm
 	return &r.resp
 }
+
+// immediateMetadata says where an immediate response carries its CORS
+// headers.
+type immediateMetadata uint8
+
+const (
+	// metadataNone: as headers only (a stream that declares no mode).
+	metadataNone immediateMetadata = iota
+	// metadataAlso: as headers, and in dynamic metadata (a stream that
+	// declares response-phase or an unknown value: the config may run the
+	// header_mutation filter, which would remove them otherwise).
+	metadataAlso
+	// metadataOnly: in dynamic metadata, for the header_mutation filter to
+	// write (single-message mode, which requires the filter): a smaller
+	// answer.
+	metadataOnly
+)
 
 // bodyReply passes a body chunk on unchanged.
 type bodyReply struct {

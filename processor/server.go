@@ -347,7 +347,14 @@ func (s *Server) requestHeaders(ctx context.Context, st *streamState, h *extproc
 		// from a config that may run the header_mutation filter, which
 		// would strip a preflight answer's CORS headers without their
 		// values in the metadata.
-		return newImmediateReply(d.Status, d.Headers(), details, st.reason, st.declared)
+		md := metadataNone
+		switch {
+		case st.singleMessage:
+			md = metadataOnly
+		case st.declared:
+			md = metadataAlso
+		}
+		return newImmediateReply(d.Status, d.Headers(), details, st.reason, md)
 	}
 	if st.singleMessage && d.NeedsResponse() {
 		// Single-message mode: everything is decided now; Envoy's

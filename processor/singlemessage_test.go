@@ -349,6 +349,11 @@ func TestSingleMessageMetadata(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("preflight metadata %v, want %v", got, want)
 	}
+	// The header_mutation filter writes them: the answer itself sets only
+	// Vary.
+	if got := summarize(fs.responses()[0]).Set; len(got) != 1 || got[0].Key != "vary" {
+		t.Errorf("single-message preflight answer sets %v, want Vary only", got)
+	}
 }
 
 // In single-message mode corsproc ends the stream with an OK status as soon
