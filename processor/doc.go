@@ -4,7 +4,11 @@
 // request_headers it extracts the few facts CORS needs into a policy.Request,
 // asks the policy set for a decision, and answers either with an immediate
 // response (preflights) or with CONTINUE. On response_headers it applies the
-// stored decision's header mutation. Every message gets exactly one response
+// stored decision's header mutation. On a stream whose Envoy config declares
+// single-message mode (x-corsproc-response-headers: dynamic-metadata) it
+// answers everything on request_headers, the response headers' values in
+// dynamic metadata for Envoy's header_mutation filter, and ends the stream
+// (docs/envoy.md, "Single-message mode"). Every message gets exactly one response
 // of the matching type: a missing response stalls the HTTP request until
 // Envoy's message_timeout (504), a wrong one fails it (500).
 //
@@ -23,6 +27,7 @@
 //     messages without reflection.
 //   - extproc-protocol "Streams" and "One answer per message": server.go;
 //     "Headers Envoy sends": extract.go; "Header mutations", "Immediate
-//     responses" and "Processing mode": render.go; "Identifying the route
-//     and the policy": server.go (captureRoute, Process).
+//     responses", "Processing mode" and "Dynamic metadata": render.go;
+//     "Identifying the route and the policy": server.go (captureRoute,
+//     Process).
 package processor
