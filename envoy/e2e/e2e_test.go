@@ -642,9 +642,12 @@ func TestScenariosByRelease(t *testing.T) {
 				if p := checkCORS(resp, sc.want); p != "" {
 					t.Errorf("%s: %s", sc.name, p)
 				}
-				// The route's timeout may expire before the request reaches
-				// the app: what it saw then is not checked.
-				if got := sc.s.up.seen()[before:]; sc.name != "upstream_timeout" && !slices.Equal(got, sc.upstream) {
+				// The route's timeout may expire before the timed-out request
+				// reaches the app, which may then see it at any later time,
+				// during another scenario: it is left out of what the app
+				// saw, whichever scenario it lands in.
+				got := slices.DeleteFunc(slices.Clone(sc.s.up.seen()[before:]), func(p string) bool { return strings.HasSuffix(p, "?hang=1") })
+				if sc.name != "upstream_timeout" && !slices.Equal(got, sc.upstream) {
 					t.Errorf("%s: the upstream saw %q, want %q", sc.name, got, sc.upstream)
 				}
 			}
