@@ -38,7 +38,7 @@ const (
 func fitEnvoyLimits(hs []*corev3.HeaderValue, remove []string, set []policy.Header) (r []string, s []policy.Header, ok bool) {
 	n, size := len(hs), 0
 	for _, h := range hs {
-		size += len(h.Key) + valueOf(h).size()
+		size += len(h.GetKey()) + valueOf(h).size()
 	}
 	// The bound: every set header a new entry.
 	addN, addSize := len(set), 0
@@ -60,16 +60,16 @@ func fitEnvoyLimits(hs []*corev3.HeaderValue, remove []string, set []policy.Head
 	}
 	present := func(key string) bool {
 		for _, h := range hs {
-			if strings.EqualFold(h.Key, key) && !removed(h.Key) {
+			if strings.EqualFold(h.GetKey(), key) && !removed(h.GetKey()) {
 				return true
 			}
 		}
 		return false
 	}
 	for _, h := range hs {
-		if removed(h.Key) {
+		if removed(h.GetKey()) {
 			n--
-			size -= len(h.Key) + valueOf(h).size()
+			size -= len(h.GetKey()) + valueOf(h).size()
 		}
 	}
 	if n > envoyMaxHeaders || size > envoyMaxHeaderBytes {

@@ -25,6 +25,9 @@ type headerValue struct {
 // only and value is empty; older Envoys send value only
 // (docs/extproc-protocol.md, "Headers Envoy sends").
 func valueOf(hv *corev3.HeaderValue) headerValue {
+	if hv == nil {
+		return headerValue{}
+	}
 	if len(hv.RawValue) > 0 {
 		return headerValue{raw: hv.RawValue}
 	}
