@@ -10,18 +10,6 @@ import (
 	"os"
 	"testing"
 
-	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/matcher/action/v3"
-	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
-	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-
-	"github.com/corsproc/corsproc/envoy/configcheck"
 	"github.com/corsproc/corsproc/envoy/emulator"
 	"github.com/corsproc/corsproc/processor"
 )
@@ -29,75 +17,20 @@ import (
 // singleMessageFile is the shipped single-message config.
 const singleMessageFile = "../envoy-single-message.yaml"
 
-// singleMessage returns a Config change that gives the emulated Envoy the
-// single-message settings of envoy-single-message.yaml's ext_proc and
-// header_mutation filters, as the file spells them: the gRPC initial
-// metadata that declares the mode, the receiving namespaces, and the
-// header_mutation filter's response mutations (as envoy/e2e reads them).
+// singleMessage returns the Config change that gives the emulated Envoy
+// the single-message settings of envoy-single-message.yaml, read from the
+// file (emulator.SingleMessageSettings).
 func singleMessage(t testing.TB) func(*emulator.Config) {
 	t.Helper()
 	data, err := os.ReadFile(singleMessageFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var bs bootstrapv3.Bootstrap
-	if err := configcheck.UnmarshalYAML(data, &bs); err != nil {
-		t.Fatal(err)
-	}
-	nodes, err := configcheck.Walk(&bs)
+	change, err := emulator.SingleMessageSettings(data)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", singleMessageFile, err)
 	}
-	var ep *extprocfilterv3.ExternalProcessor
-	var hm *headermutationv3.HeaderMutation
-	for _, n := range nodes {
-		switch m := n.Msg.(type) {
-		case *extprocfilterv3.ExternalProcessor:
-			ep = m
-		case *headermutationv3.HeaderMutation:
-			hm = m
-		}
-	}
-	if ep == nil || hm == nil {
-		t.Fatalf("%s: no ext_proc or header_mutation filter", singleMessageFile)
-	}
-	var md []emulator.Metadata
-	for _, hv := range ep.GetGrpcService().GetInitialMetadata() {
-		md = append(md, emulator.Metadata{Key: hv.GetKey(), Value: hv.GetValue()})
-	}
-	mut := &emulator.HeaderMutation{}
-	for _, m := range hm.GetMutations().GetResponseMutations() {
-		switch {
-		case m.GetRemove() != "":
-			mut.ResponseMutations = append(mut.ResponseMutations, emulator.ResponseMutation{Remove: m.GetRemove()})
-		case m.GetAppend() != nil:
-			a := m.GetAppend()
-			var action emulator.AppendAction
-			switch a.GetAppendAction() {
-			case corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD:
-				action = emulator.AppendIfExistsOrAdd
-			case corev3.HeaderValueOption_ADD_IF_ABSENT:
-				action = emulator.AddIfAbsent
-			case corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD:
-				action = emulator.OverwriteIfExistsOrAdd
-			case corev3.HeaderValueOption_OVERWRITE_IF_EXISTS:
-				action = emulator.OverwriteIfExists
-			}
-			mut.ResponseMutations = append(mut.ResponseMutations, emulator.ResponseMutation{Append: &emulator.HeaderAppend{
-				Key: a.GetHeader().GetKey(), Value: a.GetHeader().GetValue(), Action: action, KeepEmptyValue: a.GetKeepEmptyValue(),
-			}})
-		default:
-			t.Fatalf("%s: header_mutation holds a mutation the emulator does not know: %v", singleMessageFile, m)
-		}
-	}
-	namespaces := ep.GetMetadataOptions().GetReceivingNamespaces().GetUntyped()
-	allow := ep.GetAllowModeOverride()
-	return func(c *emulator.Config) {
-		c.GRPCServiceInitialMetadata = md
-		c.ReceivingNamespaces = namespaces
-		c.HeaderMutation = mut
-		c.AllowModeOverride = allow
-	}
+	return change
 }
 
 // TestSingleMessageSameInChromium runs the fetches of this package's tests

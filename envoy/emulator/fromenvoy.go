@@ -1,0 +1,87 @@
+package emulator
+
+import (
+	"fmt"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/matcher/action/v3"
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+
+	"github.com/corsproc/corsproc/envoy/configcheck"
+)
+
+// SingleMessageSettings reads an Envoy bootstrap in YAML, such as
+// envoy/envoy-single-message.yaml, and returns the Config change that gives
+// the emulator the single-message settings of its ext_proc and
+// header_mutation filters as the file spells them (docs/envoy.md,
+// "Single-message mode"): the gRPC initial metadata that declares the mode,
+// the receiving namespaces, allow_mode_override, and the header_mutation
+// filter's response mutations. Routes, matchers and the rest are left to
+// the caller. A mutation the emulator does not model is an error.
+func SingleMessageSettings(bootstrapYAML []byte) (func(*Config), error) {
+	var bs bootstrapv3.Bootstrap
+	if err := configcheck.UnmarshalYAML(bootstrapYAML, &bs); err != nil {
+		return nil, err
+	}
+	nodes, err := configcheck.Walk(&bs)
+	if err != nil {
+		return nil, err
+	}
+	var ep *extprocfilterv3.ExternalProcessor
+	var hm *headermutationv3.HeaderMutation
+	for _, n := range nodes {
+		switch m := n.Msg.(type) {
+		case *extprocfilterv3.ExternalProcessor:
+			ep = m
+		case *headermutationv3.HeaderMutation:
+			hm = m
+		}
+	}
+	if ep == nil || hm == nil {
+		return nil, fmt.Errorf("no ext_proc or no header_mutation filter")
+	}
+	var md []Metadata
+	for _, hv := range ep.GetGrpcService().GetInitialMetadata() {
+		md = append(md, Metadata{Key: hv.GetKey(), Value: hv.GetValue()})
+	}
+	mut := &HeaderMutation{}
+	for _, m := range hm.GetMutations().GetResponseMutations() {
+		switch {
+		case m.GetRemove() != "":
+			mut.ResponseMutations = append(mut.ResponseMutations, ResponseMutation{Remove: m.GetRemove()})
+		case m.GetAppend() != nil:
+			a := m.GetAppend()
+			var action AppendAction
+			switch a.GetAppendAction() {
+			case corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD:
+				action = AppendIfExistsOrAdd
+			case corev3.HeaderValueOption_ADD_IF_ABSENT:
+				action = AddIfAbsent
+			case corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD:
+				action = OverwriteIfExistsOrAdd
+			case corev3.HeaderValueOption_OVERWRITE_IF_EXISTS:
+				action = OverwriteIfExists
+			}
+			mut.ResponseMutations = append(mut.ResponseMutations, ResponseMutation{Append: &HeaderAppend{
+				Key: a.GetHeader().GetKey(), Value: a.GetHeader().GetValue(), Action: action, KeepEmptyValue: a.GetKeepEmptyValue(),
+			}})
+		default:
+			return nil, fmt.Errorf("header_mutation holds a mutation the emulator does not model: %v", m)
+		}
+	}
+	namespaces := ep.GetMetadataOptions().GetReceivingNamespaces().GetUntyped()
+	allow := ep.GetAllowModeOverride()
+	return func(c *Config) {
+		c.GRPCServiceInitialMetadata = md
+		c.ReceivingNamespaces = namespaces
+		c.HeaderMutation = mut
+		c.AllowModeOverride = allow
+	}, nil
+}
