@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/corsproc/corsproc/envoy/emulator"
+	"github.com/corsproc/corsproc/envoy/emulator/fromconfig"
 )
 
 // singleMessageFile is the shipped single-message config.
@@ -23,14 +24,14 @@ const singleMessageFile = "../envoy-single-message.yaml"
 
 // singleMessage returns the Config change that gives the emulated Envoy
 // the single-message settings of envoy-single-message.yaml, read from the
-// file (emulator.SingleMessageSettings).
+// file (fromconfig.SingleMessageSettings).
 func singleMessage(t testing.TB) func(*emulator.Config) {
 	t.Helper()
 	data, err := os.ReadFile(singleMessageFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	change, err := emulator.SingleMessageSettings(data)
+	change, err := fromconfig.SingleMessageSettings(data)
 	if err != nil {
 		t.Fatalf("%s: %v", singleMessageFile, err)
 	}

@@ -1,15 +1,17 @@
-package emulator
+package fromconfig
 
 import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/corsproc/corsproc/envoy/emulator"
 )
 
 // SingleMessageSettings takes the shipped config's single-message settings
 // as the file spells them, and refuses what the emulator does not model.
 func TestSingleMessageSettings(t *testing.T) {
-	data, err := os.ReadFile("../envoy-single-message.yaml")
+	data, err := os.ReadFile("../../envoy-single-message.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -17,7 +19,7 @@ func TestSingleMessageSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c Config
+	var c emulator.Config
 	change(&c)
 	if len(c.GRPCServiceInitialMetadata) != 1 || c.GRPCServiceInitialMetadata[0].Key != "x-corsproc-response-headers" ||
 		len(c.ReceivingNamespaces) != 1 || c.ReceivingNamespaces[0] != "corsproc" || !c.AllowModeOverride ||

@@ -1,4 +1,8 @@
-package emulator
+// Package fromconfig configures the Envoy emulator from Envoy's own config
+// files, so that the tests run what a shipped config says rather than a
+// copy of it. It is apart from package emulator, which corsproc dev and the
+// bench module build, so that they need not build envoy/configcheck.
+package fromconfig
 
 import (
 	"fmt"
@@ -15,17 +19,18 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
 	"github.com/corsproc/corsproc/envoy/configcheck"
+	"github.com/corsproc/corsproc/envoy/emulator"
 )
 
 // SingleMessageSettings reads an Envoy bootstrap in YAML, such as
-// envoy/envoy-single-message.yaml, and returns the Config change that gives
+// envoy/envoy-single-message.yaml, and returns the emulator.Config change that gives
 // the emulator the single-message settings of its ext_proc and
 // header_mutation filters as the file spells them (docs/envoy.md,
 // "Single-message mode"): the gRPC initial metadata that declares the mode,
 // the receiving namespaces, allow_mode_override, and the header_mutation
 // filter's response mutations. Routes, matchers and the rest are left to
 // the caller. A mutation the emulator does not model is an error.
-func SingleMessageSettings(bootstrapYAML []byte) (func(*Config), error) {
+func SingleMessageSettings(bootstrapYAML []byte) (func(*emulator.Config), error) {
 	var bs bootstrapv3.Bootstrap
 	if err := configcheck.UnmarshalYAML(bootstrapYAML, &bs); err != nil {
 		return nil, err
@@ -47,29 +52,29 @@ func SingleMessageSettings(bootstrapYAML []byte) (func(*Config), error) {
 	if ep == nil || hm == nil {
 		return nil, fmt.Errorf("no ext_proc or no header_mutation filter")
 	}
-	var md []Metadata
+	var md []emulator.Metadata
 	for _, hv := range ep.GetGrpcService().GetInitialMetadata() {
-		md = append(md, Metadata{Key: hv.GetKey(), Value: hv.GetValue()})
+		md = append(md, emulator.Metadata{Key: hv.GetKey(), Value: hv.GetValue()})
 	}
-	mut := &HeaderMutation{}
+	mut := &emulator.HeaderMutation{}
 	for _, m := range hm.GetMutations().GetResponseMutations() {
 		switch {
 		case m.GetRemove() != "":
-			mut.ResponseMutations = append(mut.ResponseMutations, ResponseMutation{Remove: m.GetRemove()})
+			mut.ResponseMutations = append(mut.ResponseMutations, emulator.ResponseMutation{Remove: m.GetRemove()})
 		case m.GetAppend() != nil:
 			a := m.GetAppend()
-			var action AppendAction
+			var action emulator.AppendAction
 			switch a.GetAppendAction() {
 			case corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD:
-				action = AppendIfExistsOrAdd
+				action = emulator.AppendIfExistsOrAdd
 			case corev3.HeaderValueOption_ADD_IF_ABSENT:
-				action = AddIfAbsent
+				action = emulator.AddIfAbsent
 			case corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD:
-				action = OverwriteIfExistsOrAdd
+				action = emulator.OverwriteIfExistsOrAdd
 			case corev3.HeaderValueOption_OVERWRITE_IF_EXISTS:
-				action = OverwriteIfExists
+				action = emulator.OverwriteIfExists
 			}
-			mut.ResponseMutations = append(mut.ResponseMutations, ResponseMutation{Append: &HeaderAppend{
+			mut.ResponseMutations = append(mut.ResponseMutations, emulator.ResponseMutation{Append: &emulator.HeaderAppend{
 				Key: a.GetHeader().GetKey(), Value: a.GetHeader().GetValue(), Action: action, KeepEmptyValue: a.GetKeepEmptyValue(),
 			}})
 		default:
@@ -78,7 +83,7 @@ func SingleMessageSettings(bootstrapYAML []byte) (func(*Config), error) {
 	}
 	namespaces := ep.GetMetadataOptions().GetReceivingNamespaces().GetUntyped()
 	allow := ep.GetAllowModeOverride()
-	return func(c *Config) {
+	return func(c *emulator.Config) {
 		c.GRPCServiceInitialMetadata = md
 		c.ReceivingNamespaces = namespaces
 		c.HeaderMutation = mut
