@@ -214,10 +214,10 @@ policies:
 `
 	path := writePolicy(t, t.TempDir(), "policy.yaml", base)
 	for _, args := range [][]string{
-		{"--origin", "http://shop.example.com"},                  // plain http with credentials
-		{"--origin", "null"},                                     // null with credentials: no fix
-		{"--origin", "null", "--path", "/open/x"},                // null without credentials
-		{"--origin", "https://new.example.com"},                  // an origin to add
+		{"--origin", "http://shop.example.com"},   // plain http with credentials
+		{"--origin", "null"},                      // null with credentials: no fix
+		{"--origin", "null", "--path", "/open/x"}, // null without credentials
+		{"--origin", "https://new.example.com"},   // an origin to add
 		{"--preflight", "--origin", "https://app.example.com", "--method", "PURGE"},
 		{"--preflight", "--origin", "https://app.example.com", "--method", "TRACE"},  // forbidden: no fix
 		{"--preflight", "--origin", "https://app.example.com", "--method", "delete"}, // not a browser: no fix
