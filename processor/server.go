@@ -324,15 +324,13 @@ func (s *Server) requestHeaders(ctx context.Context, st *streamState, h *extproc
 	} else {
 		set.Decide(&st.req, d)
 	}
-	s.record(ctx, st, d)
 	st.reason = ""
-	if d.Reason != policy.ReasonNone {
-		if s.refused != nil {
-			s.refused(st.active.set, &st.req, d)
-		}
-		if s.explainRefusals && !d.Shadow {
-			st.reason = d.Refusal(&st.req)
-		}
+	if d.Reason != policy.ReasonNone && s.explainRefusals && !d.Shadow {
+		st.reason = d.Refusal(&st.req)
+	}
+	s.record(ctx, st, d)
+	if d.Reason != policy.ReasonNone && s.refused != nil {
+		s.refused(st.active.set, &st.req, d)
 	}
 
 	// In single-message mode every answer to the request headers is the
@@ -476,11 +474,15 @@ func (s *Server) logRefusal(ctx context.Context, st *streamState, d *policy.Deci
 		level, suppressed = slog.LevelInfo, n
 	}
 	r := &st.req
+	refused := st.reason // already written for X-Corsproc-Reason, with ExplainRefusals
+	if refused == "" {
+		refused = d.Refusal(r)
+	}
 	attrs := []slog.Attr{
 		slog.String("policy", d.Policy),
 		slog.String("outcome", d.Outcome.String()),
 		slog.String("reason", d.Reason.String()),
-		slog.String("refused", d.Refusal(r)),
+		slog.String("refused", refused),
 		slog.String("origin", truncate(r.Origin, maxLogValue)),
 		slog.String("method", truncate(r.Method, maxLogValue)),
 		slog.String("host", truncate(r.Host, maxLogValue)),
