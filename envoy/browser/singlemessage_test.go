@@ -7,7 +7,6 @@ package browser
 
 import (
 	"encoding/json"
-	"os"
 	"testing"
 
 	"github.com/corsproc/corsproc/envoy/emulator"
@@ -15,21 +14,14 @@ import (
 	"github.com/corsproc/corsproc/processor"
 )
 
-// singleMessageFile is the shipped single-message config.
-const singleMessageFile = "../envoy-single-message.yaml"
-
 // singleMessage returns the Config change that gives the emulated Envoy
-// the single-message settings of envoy-single-message.yaml, read from the
-// file (fromconfig.SingleMessageSettings).
+// the single-message settings of envoy/envoy-single-message.yaml, read
+// from the file.
 func singleMessage(t testing.TB) func(*emulator.Config) {
 	t.Helper()
-	data, err := os.ReadFile(singleMessageFile)
+	change, err := fromconfig.SingleMessageFile("../envoy-single-message.yaml")
 	if err != nil {
 		t.Fatal(err)
-	}
-	change, err := fromconfig.SingleMessageSettings(data)
-	if err != nil {
-		t.Fatalf("%s: %v", singleMessageFile, err)
 	}
 	return change
 }

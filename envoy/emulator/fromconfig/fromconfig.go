@@ -6,6 +6,7 @@ package fromconfig
 
 import (
 	"fmt"
+	"os"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -89,4 +90,17 @@ func SingleMessageSettings(bootstrapYAML []byte) (func(*emulator.Config), error)
 		c.HeaderMutation = mut
 		c.AllowModeOverride = allow
 	}, nil
+}
+
+// SingleMessageFile is SingleMessageSettings of the bootstrap file at path.
+func SingleMessageFile(path string) (func(*emulator.Config), error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	change, err := SingleMessageSettings(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return change, nil
 }
