@@ -459,7 +459,11 @@ func (s *Server) record(ctx context.Context, st *streamState, d *policy.Decision
 // why: every one at debug level, at most one per RefusalLogInterval at
 // info level (a client decides how many it sends), with the count of those
 // left out. The request's values are the client's: each is cut to a bound,
-// and the handler escapes them (docs/operations.md, "Logs").
+// and the handler escapes them: the text handler quotes a value with
+// strconv.Quote when needsQuoting says so (a space, a quote, any control
+// or non-printable character), the JSON handler escapes every string
+// (log/slog handler.go, handleState.appendString; Go 1.26). See
+// docs/operations.md, "Logs".
 func (s *Server) logRefusal(ctx context.Context, st *streamState, d *policy.Decision) {
 	level := slog.LevelDebug
 	var suppressed uint64
