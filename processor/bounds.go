@@ -2,7 +2,6 @@ package processor
 
 import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -98,23 +97,4 @@ func (b headerBounds) past(i, total int) string {
 // its key, value and raw value.
 func headerSize(hv *corev3.HeaderValue) int {
 	return len(hv.Key) + len(hv.Value) + len(hv.RawValue)
-}
-
-// extractBounded fills st.req from request headers, inspecting no more than
-// the bounds allow. Past a bound the request's CORS is refused, never
-// allowed because of what was not inspected: the facts that select the
-// policy (method, host, path, route, metadata) are read from the entries
-// within the bounds, where Envoy puts the pseudo-headers, and the request
-// is decided as one whose Origin is malformed. An OPTIONS request is also
-// taken as a preflight whose method cannot be read. So a governed preflight
-// is rejected (403, or forwarded with unmatched_preflight: forward), and an
-// actual request's response gets no Access-Control-Allow-Origin, only Vary:
-// Origin, with the upstream's CORS headers removed; under allow_all_origins
-// it gets "*", the answer that policy gives every request whatever its
-// origin. It returns the bound exceeded, "" when none was.
-func (s *Server) extractBounded(st *streamState, h *extprocv3.HttpHeaders) string {
-	hs := h.GetHeaders().GetHeaders()
-	n, exceeded := s.bounds.fit(hs)
-	st.extract(hs[:n], exceeded != "")
-	return exceeded
 }

@@ -66,6 +66,7 @@ func checkDecode(t testing.TB, b []byte) {
 // bound at the same entry, and everything else equal.
 func checkDecodeBounded(t testing.TB, c Codec, b []byte) {
 	t.Helper()
+	checkScan(t, c, b)
 	want := new(extprocv3.ProcessingRequest)
 	wantErr := proto.Unmarshal(b, want)
 	got := new(extprocv3.ProcessingRequest)
@@ -204,6 +205,14 @@ func TestCodecMatchesProto(t *testing.T) {
 			case "actual", "preflight", "route", "legacy_value", "upstream", "metadata", "observability":
 				if !decodeRequest(b, new(extprocv3.ProcessingRequest), Codec{}.limits()) {
 					t.Error("decodeRequest fell back to proto.Unmarshal")
+				}
+			}
+			// Envoy's request headers are scanned, not built.
+			switch name {
+			case "actual", "preflight", "route", "legacy_value", "body_follows":
+				m := new(message)
+				if !scanRequest(b, m, Codec{}.limits()) {
+					t.Error("scanRequest left the request headers to be decoded")
 				}
 			}
 		})
@@ -364,6 +373,16 @@ func BenchmarkCodecUnmarshal(b *testing.B) {
 			}
 		})
 	}
+	// What Process receives: the request headers scanned into its message.
+	b.Run("codec=corsproc/scan", func(b *testing.B) {
+		b.ReportAllocs()
+		m := new(message)
+		for b.Loop() {
+			if err := (Codec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}, m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // wireHeaders builds a HeaderMap on the wire from HeaderValues already

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -167,9 +168,26 @@ func (f *fakeStream) SetHeader(metadata.MD) error                { return nil }
 func (f *fakeStream) SendHeader(metadata.MD) error               { return nil }
 func (f *fakeStream) SetTrailer(metadata.MD)                     {}
 func (f *fakeStream) SendMsg(m any) error                        { return f.Send(m.(*extprocv3.ProcessingResponse)) }
-func (f *fakeStream) RecvMsg(m any) error                        { panic("RecvMsg: the server uses Recv") }
 func (f *fakeStream) responses() []*extprocv3.ProcessingResponse { return f.out }
 
+// RecvMsg is how Process receives: into its *message, which gets the next
+// message's fields as they are, nil entries and all (proto.Merge would
+// copy them, and refuse some).
+func (f *fakeStream) RecvMsg(m any) error {
+	req, err := f.Recv()
+	if err != nil {
+		return err
+	}
+	msg := m.(*message)
+	msg.Request = req.Request
+	msg.MetadataContext = req.MetadataContext
+	msg.Attributes = req.Attributes
+	msg.ObservabilityMode = req.ObservabilityMode
+	msg.ProtocolConfig = req.ProtocolConfig
+	msg.FlowControlInit = req.FlowControlInit
+	msg.ClientWindowUpdate = req.ClientWindowUpdate
+	return nil
+}
 func (f *fakeStream) Recv() (*extprocv3.ProcessingRequest, error) {
 	if f.pending != nil && !f.pending.ObservabilityMode && !f.Lax {
 		f.t.Errorf("message %d (%s) got no response before the next Recv: Envoy would stall until message_timeout (504)",
@@ -490,4 +508,20 @@ func acapn() hdr        { return hdr{Key: policy.HeaderACAPN, Value: "true"} }
 func varyOrigin() hdr   { return hdr{Key: "vary", Value: "Origin", Append: true} }
 func varyPreflight() hdr {
 	return hdr{Key: "vary", Value: "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"}
+}
+
+// fakeStream.RecvMsg copies a ProcessingRequest's fields one by one: a
+// field go-control-plane adds must be added there.
+func TestFakeStreamCopiesEveryField(t *testing.T) {
+	typ := reflect.TypeFor[extprocv3.ProcessingRequest]()
+	var exported []string
+	for i := range typ.NumField() {
+		if f := typ.Field(i); f.IsExported() {
+			exported = append(exported, f.Name)
+		}
+	}
+	want := []string{"Request", "MetadataContext", "Attributes", "ObservabilityMode", "ProtocolConfig", "FlowControlInit", "ClientWindowUpdate"}
+	if !slices.Equal(exported, want) {
+		t.Errorf("ProcessingRequest's fields are %v; fakeStream.RecvMsg copies %v", exported, want)
+	}
 }

@@ -397,7 +397,10 @@ func FuzzRequestHeaders(f *testing.F) {
 		st := getStream()
 		defer putStream(st)
 		st.route, st.policyName = "route", "name"
-		exceeded := srv.extractBounded(st, &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: hs}})
+		var facts requestFacts
+		extract(hs, srv.bounds, &facts)
+		st.request(&facts)
+		exceeded := facts.exceeded
 		r := st.req
 
 		// The bounds, restated.

@@ -62,7 +62,7 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// MaxRequestHeaders bounds the header entries of one request_headers
 	// message that corsproc inspects; past it the request's CORS is refused
-	// (see extractBounded). 0 means DefaultMaxRequestHeaders.
+	// (see headerScan). 0 means DefaultMaxRequestHeaders.
 	MaxRequestHeaders int
 	// MaxRequestHeaderBytes bounds the bytes of header names and values of
 	// one request_headers message that corsproc inspects; past it the
@@ -198,8 +198,13 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	idle := s.startIdle(ctx)
 	defer idle.stop()
 
+	m := &st.msg
+	m.bounds = s.bounds
 	for {
-		req, err := stream.Recv()
+		// Received into the stream's message: the Codec reads request
+		// headers into it without building them (scan.go).
+		m.reset()
+		err := stream.RecvMsg(m)
 		if err != nil {
 			return s.streamEnd(ctx, idle, err, s.m.errRecv, logRecvFailed, "receive")
 		}
@@ -207,7 +212,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		// handed to gRPC.
 		start := time.Now()
 		idle.touch(start)
-		resp, kind, err := s.handle(ctx, st, req)
+		resp, kind, err := s.handle(ctx, st, m)
 		if err != nil {
 			s.m.errUnknownMessage.Inc()
 			s.warn(ctx, logUnknownMessage, "ext_proc stream ended: unknown message", nil)
@@ -268,13 +273,14 @@ func isStreamEnd(err error) bool {
 // handle answers one message and says which kind it was. It returns a nil
 // response when none must be sent (observability mode) and
 // errUnknownMessage for a message it cannot answer.
-func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, messageKind, error) {
+func (s *Server) handle(ctx context.Context, st *streamState, m *message) (*extprocv3.ProcessingResponse, messageKind, error) {
 	var resp *extprocv3.ProcessingResponse
 	kind := msgOther
-	switch r := req.Request.(type) {
+	switch r := m.Request.(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		st.captureRoute(req)
-		resp = s.requestHeaders(ctx, st, r.RequestHeaders)
+		f := m.requestFacts(s.bounds)
+		st.captureRoute(f)
+		resp = s.requestHeaders(ctx, st, f)
 		kind = msgRequestHeaders
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
 		resp = s.responseHeaders(ctx, st, r.ResponseHeaders)
@@ -296,15 +302,16 @@ func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.Pro
 	// In observability mode Envoy does not wait for and ignores responses;
 	// the proto asks the server not to send any. The decision above is still
 	// taken and recorded.
-	if req.ObservabilityMode {
+	if m.ObservabilityMode {
 		return nil, kind, nil
 	}
 	return resp, kind, nil
 }
 
 // requestHeaders decides the request and answers it.
-func (s *Server) requestHeaders(ctx context.Context, st *streamState, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
-	if exceeded := s.extractBounded(st, h); exceeded != "" {
+func (s *Server) requestHeaders(ctx context.Context, st *streamState, f *requestFacts) *extprocv3.ProcessingResponse {
+	st.request(f)
+	if exceeded := f.exceeded; exceeded != "" {
 		if exceeded == LimitRequestHeaders {
 			s.limits.headers.Inc()
 		} else {
@@ -314,7 +321,7 @@ func (s *Server) requestHeaders(ctx context.Context, st *streamState, h *extproc
 		if s.log.Enabled(ctx, slog.LevelDebug) {
 			s.log.LogAttrs(ctx, slog.LevelDebug, "request headers past a bound: CORS refused",
 				slog.String("limit", exceeded),
-				slog.Int("headers", len(h.GetHeaders().GetHeaders())))
+				slog.Int("headers_inspected", f.entries))
 		}
 	}
 	d := &st.dec
@@ -542,8 +549,9 @@ type streamState struct {
 	haveRoute bool
 	req       policy.Request
 	dec       policy.Decision
-	// Scratch space for extract, reused across streams.
-	acrh []string
+	// msg receives the stream's messages; its facts keep scratch space
+	// reused across streams.
+	msg message
 }
 
 var streamPool = sync.Pool{New: func() any { return new(streamState) }}
@@ -555,12 +563,13 @@ const maxPooledLines = 16
 func getStream() *streamState { return streamPool.Get().(*streamState) }
 
 func putStream(st *streamState) {
-	acrh := st.acrh
+	acrh := st.msg.facts.acrh
 	clear(acrh[:cap(acrh)])
 	if cap(acrh) > maxPooledLines {
 		acrh = nil
 	}
-	*st = streamState{acrh: acrh[:0]}
+	*st = streamState{}
+	st.msg.facts.acrh = acrh[:0]
 	streamPool.Put(st)
 }
 
@@ -568,12 +577,17 @@ func putStream(st *streamState) {
 // message whose facts extract reads. Envoy sends request attributes only on
 // the first message of the request direction, and omits absent ones
 // (docs/extproc-protocol.md, "Identifying the route and the policy").
-func (st *streamState) captureRoute(req *extprocv3.ProcessingRequest) {
-	if st.haveRoute {
+func (st *streamState) captureRoute(f *requestFacts) {
+	if st.haveRoute || !f.haveRoute {
 		return
 	}
+	st.route, st.haveRoute = f.route, true
+}
+
+// routeOf reads the route name attribute of a decoded message.
+func routeOf(req *extprocv3.ProcessingRequest) (string, bool) {
 	if v := req.GetAttributes()[AttributesKey].GetFields()[AttributeRoute]; v != nil {
-		st.route = v.GetStringValue()
-		st.haveRoute = true
+		return v.GetStringValue(), true
 	}
+	return "", false
 }
