@@ -24,7 +24,8 @@
 //   - semantics §8 (shadow mode, recording): metrics.go, loglimit.go.
 //   - semantics §10 and the gRPC server's bounds (docs/security.md):
 //     bounds.go, idle.go, grpcoptions.go; codec.go decodes the header
-//     messages without reflection.
+//     messages without reflection, and scan.go reads request headers on
+//     the wire without building them.
 //   - extproc-protocol "Streams" and "One answer per message": server.go;
 //     "Headers Envoy sends": extract.go; "Header mutations", "Immediate
 //     responses", "Processing mode" and "Dynamic metadata": render.go;
