@@ -230,29 +230,13 @@ func decodeRequest(b []byte, req *extprocv3.ProcessingRequest, lim decodeLimits)
 		return true
 	}
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
+		num, v, rest, ok := nextRequestField(b, &req.ObservabilityMode)
+		if !ok {
 			return false
 		}
-		b = b[n:]
-		switch {
-		case typ == protowire.VarintType && num == fieldObservabilityMode:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return false
-			}
-			b = b[n:]
-			req.ObservabilityMode = v != 0
-			continue
-		case typ != protowire.BytesType:
-			return false
-		}
-		v, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return false
-		}
-		b = b[n:]
+		b = rest
 		switch num {
+		case fieldObservabilityMode:
 		case fieldRequestHeaders, fieldResponseHeaders:
 			if req.Request != nil || !once(num) || !lim.other() {
 				return false
@@ -299,6 +283,36 @@ func decodeRequest(b []byte, req *extprocv3.ProcessingRequest, lim decodeLimits)
 		}
 	}
 	return true
+}
+
+// nextRequestField reads the field of a ProcessingRequest b starts with, for
+// the hand-written decoders: observability_mode, stored in observe, or a
+// length-delimited field's number and bytes. ok is false for any other
+// field and for malformed input.
+func nextRequestField(b []byte, observe *bool) (num protowire.Number, v, rest []byte, ok bool) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, nil, nil, false
+	}
+	b = b[n:]
+	switch {
+	case typ == protowire.VarintType && num == fieldObservabilityMode:
+		x, n := protowire.ConsumeVarint(b)
+		if n < 0 {
+			return 0, nil, nil, false
+		}
+		*observe = x != 0
+		return num, nil, b[n:], true
+	case typ != protowire.BytesType, num == fieldObservabilityMode:
+		// observability_mode in another wire type is an unknown field
+		// to proto.Unmarshal: not handled here.
+		return 0, nil, nil, false
+	}
+	v, n = protowire.ConsumeBytes(b)
+	if n < 0 {
+		return 0, nil, nil, false
+	}
+	return num, v, b[n:], true
 }
 
 // decodeHTTPHeaders decodes an HttpHeaders without attributes.

@@ -259,6 +259,7 @@ func TestCodecOddWire(t *testing.T) {
 		"unknown_field":          append(field(fieldRequestHeaders, m1), field(99, []byte("x"))...),
 		"attribute_twice":        append(field(fieldAttributes, field(fieldKey, []byte("k"))), field(fieldAttributes, field(fieldKey, []byte("k")))...),
 		"attribute_no_value":     field(fieldAttributes, field(fieldKey, []byte("k"))),
+		"observability_as_bytes": append(field(fieldRequestHeaders, m1), field(fieldObservabilityMode, []byte{1})...),
 		"struct_entry_no_value":  field(fieldAttributes, field(fieldValue, field(fieldStructFields, field(fieldKey, []byte("k"))))),
 		"struct_number_value": field(fieldAttributes, field(fieldValue, field(fieldStructFields,
 			append(field(fieldKey, []byte("k")), field(fieldValue, protowire.AppendFixed64(protowire.AppendTag(nil, 2, protowire.Fixed64Type), 1))...)))),

@@ -80,29 +80,13 @@ func scanRequest(b []byte, m *message, lim decodeLimits) bool {
 		haveHTTP  bool   // request_headers seen
 	)
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
+		num, v, rest, ok := nextRequestField(b, &m.ObservabilityMode)
+		if !ok {
 			return false
 		}
-		b = b[n:]
-		switch {
-		case typ == protowire.VarintType && num == fieldObservabilityMode:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return false
-			}
-			b = b[n:]
-			m.ObservabilityMode = v != 0
-			continue
-		case typ != protowire.BytesType:
-			return false
-		}
-		v, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return false
-		}
-		b = b[n:]
+		b = rest
 		switch num {
+		case fieldObservabilityMode:
 		case fieldRequestHeaders:
 			if haveHTTP || !lim.other() {
 				return false
