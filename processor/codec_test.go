@@ -355,10 +355,11 @@ func BenchmarkCodecUnmarshal(b *testing.B) {
 		{"sec-fetch-dest", "empty"}, {"sec-fetch-mode", "cors"}, {"sec-fetch-site", "same-site"},
 		{"x-forwarded-proto", "https"}, {"x-request-id", "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"},
 	}}.message()
-	data, err := proto.Marshal(m)
+	wire, err := proto.Marshal(m)
 	if err != nil {
 		b.Fatal(err)
 	}
+	data := mem.BufferSlice{mem.SliceBuffer(wire)} // as gRPC hands it over, once
 	for _, c := range []struct {
 		name  string
 		codec interface {
@@ -368,7 +369,7 @@ func BenchmarkCodecUnmarshal(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := c.codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}, new(extprocv3.ProcessingRequest)); err != nil {
+				if err := c.codec.Unmarshal(data, new(extprocv3.ProcessingRequest)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -379,7 +380,7 @@ func BenchmarkCodecUnmarshal(b *testing.B) {
 		b.ReportAllocs()
 		m := new(message)
 		for b.Loop() {
-			if err := (Codec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}, m); err != nil {
+			if err := (Codec{}).Unmarshal(data, m); err != nil {
 				b.Fatal(err)
 			}
 		}
