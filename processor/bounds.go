@@ -64,25 +64,10 @@ type headerBounds struct {
 	entries, bytes int
 }
 
-// fit returns how many leading entries of hs lie within the bounds, and
-// which bound, if any, the whole list exceeds ("" when none).
-func (b headerBounds) fit(hs []*corev3.HeaderValue) (int, string) {
-	total := 0
-	for i, hv := range hs {
-		if hv != nil {
-			total += headerSize(hv)
-		}
-		if exceeded := b.past(i, total); exceeded != "" {
-			return i, exceeded
-		}
-	}
-	return len(hs), ""
-}
-
 // past returns the bound that entry i (counting from 0) of a header map
 // exceeds when the entries up to and including it hold total bytes, ""
-// when none. fit, and the Codec on the wire and while decoding, stop at
-// the same entry through it.
+// when none. headerScan, and the Codec on the wire and while decoding, stop
+// at the same entry through it.
 func (b headerBounds) past(i, total int) string {
 	if i >= b.entries {
 		return LimitRequestHeaders

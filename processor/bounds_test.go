@@ -376,3 +376,19 @@ func TestGRPCStreamAndMessageBounds(t *testing.T) {
 		t.Errorf("%s{limit=%q} = %v, want 1", MetricLimitsExceeded, LimitMessage, got)
 	}
 }
+
+// fit returns how many leading entries of hs lie within the bounds, and
+// which bound, if any, the whole list exceeds ("" when none): the tests'
+// restatement of where headerScan stops.
+func (b headerBounds) fit(hs []*corev3.HeaderValue) (int, string) {
+	total := 0
+	for i, hv := range hs {
+		if hv != nil {
+			total += headerSize(hv)
+		}
+		if exceeded := b.past(i, total); exceeded != "" {
+			return i, exceeded
+		}
+	}
+	return len(hs), ""
+}

@@ -48,7 +48,7 @@ import (
 // cannot cost many times its size:
 //
 //   - A header map past MaxHeaders entries or MaxHeaderBytes bytes (counted
-//     as headerBounds.fit counts them) is not built whole: its entries
+//     as headerScan counts them) is not built whole: its entries
 //     within the bounds are decoded as proto.Unmarshal decodes them, then
 //     one stand-in entry for the rest, which no one reads, makes the map
 //     past its bound, and the processor refuses the request's CORS as it
@@ -350,7 +350,7 @@ func decodeHTTPHeaders(b []byte, h *extprocv3.HttpHeaders, lim *decodeLimits) bo
 
 // decodeHeaderMap decodes a HeaderMap: every entry in one slice, every
 // raw_value in one copy of b. Past lim it decodes only what
-// headerBounds.fit inspects (decodeHeaderMapBounded).
+// headerScan inspects (decodeHeaderMapBounded).
 func decodeHeaderMap(b []byte, m *corev3.HeaderMap, lim headerBounds) bool {
 	// Count the entries first, so that they are allocated at once. Like
 	// decodeHeaderValue, this per-header loop does nextBytesField's work
@@ -399,10 +399,10 @@ func decodeHeaderMap(b []byte, m *corev3.HeaderMap, lim headerBounds) bool {
 
 // decodeHeaderMapBounded decodes a HeaderMap of count entries (b, the
 // gRPC buffer) that may be past lim, building no more than
-// headerBounds.fit looks at. It decodes the entries in order, exactly as
-// proto.Unmarshal would, until the first one fit stops at: the entry
+// headerScan looks at. It decodes the entries in order, exactly as
+// proto.Unmarshal would, until the first one the scan stops at: the entry
 // lim.entries (counting from 0), or the one that takes the bytes past
-// lim.bytes. That one is replaced by a stand-in that fit sees just as it
+// lim.bytes. That one is replaced by a stand-in that the scan sees just as it
 // would the real one (an empty entry at index lim.entries; an entry of
 // exactly the bytes that take the map one byte past lim.bytes), and the
 // entries after it are dropped unread. So the processor finds the request
@@ -690,7 +690,7 @@ func walkMessage(b []byte, md protoreflect.MessageDescriptor, lim *decodeLimits,
 }
 
 // walkHeaderMap checks a HeaderMap on the wire against lim, counting its
-// entries and their bytes as headerBounds.fit counts them once decoded.
+// entries and their bytes as headerScan counts them once decoded.
 func walkHeaderMap(b []byte, lim headerBounds) error {
 	entries, total := 0, 0
 	for len(b) > 0 {
@@ -724,7 +724,7 @@ func walkHeaderMap(b []byte, lim headerBounds) error {
 	return nil
 }
 
-// headerValueSize is the size headerBounds.fit counts for a HeaderValue on
+// headerValueSize is the size headerScan counts for a HeaderValue on
 // the wire: the lengths of its key, value and raw_value, the last of each
 // (proto3 keeps the last occurrence of a singular field).
 func headerValueSize(b []byte) (int, bool) {

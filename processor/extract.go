@@ -117,8 +117,8 @@ type requestFacts struct {
 // refuses such requests); for the others the first value wins (HTTP/2 and
 // Envoy's codecs forbid repeated pseudo-headers anyway).
 //
-// The entries are counted against the bounds as headerBounds.fit counts
-// them, and the scan stops at the first entry past a bound. Past a bound
+// The entries are counted against the bounds (headerBounds.past), and the
+// scan stops at the first entry past a bound. Past a bound
 // the request's CORS is refused, never allowed because of what was not
 // inspected: the facts that select the policy (method, host, path, route,
 // metadata) are read from the entries within the bounds, where Envoy puts
