@@ -236,15 +236,13 @@ func newTrailersReply(response bool) *extprocv3.ProcessingResponse {
 	return &r.resp
 }
 
-// Field numbers of the dynamic metadata's wire form: a
-// google.protobuf.Struct in ProcessingResponse.dynamic_metadata.
+// Field numbers of the dynamic metadata's wire form, a
+// google.protobuf.Struct in ProcessingResponse.dynamic_metadata, besides
+// those the Codec reads (codec.go: fieldStructFields, fieldStringValue, and
+// fieldKey and fieldValue for a map entry's key and value).
 const (
 	fieldDynamicMetadata = 8 // ProcessingResponse.dynamic_metadata
-	fieldStructFieldsW   = 1 // Struct.fields (map entries: key 1, value 2)
-	fieldMapKey          = 1
-	fieldMapValue        = 2
-	fieldStringValueW    = 3 // Value.string_value
-	fieldStructValueW    = 5 // Value.struct_value
+	fieldStructValue     = 5 // Value.struct_value
 )
 
 // metadataKey returns the key of DynamicMetadataNamespace that carries
@@ -279,13 +277,13 @@ type metadataEntry struct{ key, value string }
 // entrySize is the encoded size of a Struct map entry of key and a Value
 // of size valueSize.
 func entrySize(key string, valueSize int) int {
-	return protowire.SizeTag(fieldMapKey) + protowire.SizeBytes(len(key)) +
-		protowire.SizeTag(fieldMapValue) + protowire.SizeBytes(valueSize)
+	return protowire.SizeTag(fieldKey) + protowire.SizeBytes(len(key)) +
+		protowire.SizeTag(fieldValue) + protowire.SizeBytes(valueSize)
 }
 
 // stringValueSize is the encoded size of a Value holding string_value v.
 func stringValueSize(v string) int {
-	return protowire.SizeTag(fieldStringValueW) + protowire.SizeBytes(len(v))
+	return protowire.SizeTag(fieldStringValue) + protowire.SizeBytes(len(v))
 }
 
 // setMetadata sets msg's dynamic_metadata to {corsproc: {key: value...}}
@@ -321,33 +319,33 @@ func setMetadata(msg protoreflect.ProtoMessage, hs []policy.Header, reason strin
 	}
 	inner := 0
 	for _, e := range entries[:n] {
-		inner += protowire.SizeTag(fieldStructFieldsW) + protowire.SizeBytes(entrySize(e.key, stringValueSize(e.value)))
+		inner += protowire.SizeTag(fieldStructFields) + protowire.SizeBytes(entrySize(e.key, stringValueSize(e.value)))
 	}
-	nsValue := protowire.SizeTag(fieldStructValueW) + protowire.SizeBytes(inner)
+	nsValue := protowire.SizeTag(fieldStructValue) + protowire.SizeBytes(inner)
 	nsEntry := entrySize(extproc.DynamicMetadataNamespace, nsValue)
-	outer := protowire.SizeTag(fieldStructFieldsW) + protowire.SizeBytes(nsEntry)
+	outer := protowire.SizeTag(fieldStructFields) + protowire.SizeBytes(nsEntry)
 	total := protowire.SizeTag(fieldDynamicMetadata) + protowire.SizeBytes(outer)
 
 	b := make([]byte, 0, total)
 	b = protowire.AppendTag(b, fieldDynamicMetadata, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(outer))
-	b = protowire.AppendTag(b, fieldStructFieldsW, protowire.BytesType)
+	b = protowire.AppendTag(b, fieldStructFields, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(nsEntry))
-	b = protowire.AppendTag(b, fieldMapKey, protowire.BytesType)
+	b = protowire.AppendTag(b, fieldKey, protowire.BytesType)
 	b = protowire.AppendString(b, extproc.DynamicMetadataNamespace)
-	b = protowire.AppendTag(b, fieldMapValue, protowire.BytesType)
+	b = protowire.AppendTag(b, fieldValue, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(nsValue))
-	b = protowire.AppendTag(b, fieldStructValueW, protowire.BytesType)
+	b = protowire.AppendTag(b, fieldStructValue, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(inner))
 	for _, e := range entries[:n] {
 		vs := stringValueSize(e.value)
-		b = protowire.AppendTag(b, fieldStructFieldsW, protowire.BytesType)
+		b = protowire.AppendTag(b, fieldStructFields, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(entrySize(e.key, vs)))
-		b = protowire.AppendTag(b, fieldMapKey, protowire.BytesType)
+		b = protowire.AppendTag(b, fieldKey, protowire.BytesType)
 		b = protowire.AppendString(b, e.key)
-		b = protowire.AppendTag(b, fieldMapValue, protowire.BytesType)
+		b = protowire.AppendTag(b, fieldValue, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(vs))
-		b = protowire.AppendTag(b, fieldStringValueW, protowire.BytesType)
+		b = protowire.AppendTag(b, fieldStringValue, protowire.BytesType)
 		b = protowire.AppendString(b, e.value)
 	}
 	msg.ProtoReflect().SetUnknown(protoreflect.RawFields(b))
