@@ -11,5 +11,5 @@ import (
 // report the importer gives for its HTTPRoutes and SecurityPolicy (-update rewrites
 // them).
 func TestGuide(t *testing.T) {
-	importertest.Guide(t, Import, "gateway-api", "routes.yaml", false, *update)
+	importertest.Guide(t, imp, "gateway-api", "routes.yaml", false, *update)
 }

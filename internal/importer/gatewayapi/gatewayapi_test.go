@@ -16,18 +16,20 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 // The helpers every source importer's tests share (importertest).
+var imp = importertest.FromRead(Read)
+
 func importFile(t *testing.T, name string) *importer.Result {
 	t.Helper()
-	return importertest.ImportFile(t, Import, name)
+	return importertest.ImportFile(t, imp, name)
 }
 
 func importText(t *testing.T, name, text string) *importer.Result {
 	t.Helper()
-	return importertest.ImportText(t, Import, name, text)
+	return importertest.ImportText(t, imp, name, text)
 }
 
 // TestGolden pins the policy file and the warnings of each fixture.
-func TestGolden(t *testing.T) { importertest.GoldenFixtures(t, Import, ".yaml", 3, true, *update) }
+func TestGolden(t *testing.T) { importertest.GoldenFixtures(t, imp, ".yaml", 3, true, *update) }
 
 type check struct {
 	req     policy.Request

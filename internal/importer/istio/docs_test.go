@@ -11,5 +11,5 @@ import (
 // report the importer gives for its VirtualService (-update rewrites
 // them).
 func TestGuide(t *testing.T) {
-	importertest.Guide(t, Import, "istio", "storefront.yaml", true, *update)
+	importertest.Guide(t, imp, "istio", "storefront.yaml", true, *update)
 }

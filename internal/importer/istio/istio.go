@@ -54,16 +54,6 @@ func Read(files []importer.File) (*importer.RuleSet, error) {
 	return im.ruleSet(), nil
 }
 
-// Import reads one file and builds its policy file: Read, then
-// importer.Build.
-func Import(file string, data []byte) (*importer.Result, error) {
-	rs, err := Read([]importer.File{{Name: file, Data: data}})
-	if err != nil {
-		return nil, err
-	}
-	return importer.Build(rs)
-}
-
 type reader struct {
 	files []string
 	objs  []*kubecors.Object
