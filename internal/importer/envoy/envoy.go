@@ -41,6 +41,7 @@
 package envoy
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,7 +72,7 @@ func Read(files []importer.File) (*importer.RuleSet, error) {
 	r := &reader{rs: &importer.RuleSet{Source: "envoy", DefaultPolicy: -1}}
 	for _, f := range files {
 		r.rs.Files = append(r.rs.Files, f.Name)
-		dec := yaml.NewDecoder(strings.NewReader(string(f.Data)))
+		dec := yaml.NewDecoder(bytes.NewReader(f.Data))
 		for i := 0; ; i++ {
 			var doc yaml.Node
 			err := dec.Decode(&doc)
@@ -179,6 +180,9 @@ var authFilters = map[string]bool{
 	"envoy.filters.http.basic_auth": true, "envoy.filters.http.api_key_auth": true, "envoy.filters.http.rbac": true,
 }
 
+// filterTypeRE takes the filter's name out of a typed_config's @type.
+var filterTypeRE = regexp.MustCompile(`^envoy\.extensions\.filters\.http\.([a-z0-9_]+)\.v3\.`)
+
 func (r *reader) readHCM(n, filters *yaml.Node) *hcm {
 	h := &hcm{node: n}
 	for _, f := range filters.Content {
@@ -194,7 +198,7 @@ func (r *reader) readHCM(n, filters *yaml.Node) *hcm {
 		kind := name
 		if i := strings.LastIndex(typ, "/"); i >= 0 {
 			// type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
-			if m := regexp.MustCompile(`^envoy\.extensions\.filters\.http\.([a-z0-9_]+)\.v3\.`).FindStringSubmatch(typ[i+1:]); m != nil {
+			if m := filterTypeRE.FindStringSubmatch(typ[i+1:]); m != nil {
 				kind = "envoy.filters.http." + m[1]
 			}
 		}
