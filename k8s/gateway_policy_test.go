@@ -28,11 +28,11 @@ const egDoc = "../docs/envoy-gateway.md"
 // `corsproc check --route-names envoy-gateway` and these tests.
 var egRouteName = configcheck.EnvoyGatewayRouteName
 
-// renderDecoded renders an overlay of the tree on disk and decodes its
-// objects.
-func renderDecoded(t *testing.T, overlay string) []*object {
+// renderDecoded renders an overlay of tr and decodes its objects, failing
+// the test on any decoding problem.
+func renderDecoded(t *testing.T, tr tree, overlay string) []*object {
 	t.Helper()
-	objs, err := render(loadTree(t), overlay)
+	objs, err := render(tr, overlay)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func docObjects[T any](t *testing.T, doc, kind string) []T {
 func TestEnvoyExtensionPolicyTargets(t *testing.T) {
 	type target struct{ kind, namespace, name, section string }
 	var policies []*egv1a1.EnvoyExtensionPolicy
-	for _, o := range typed[*egv1a1.EnvoyExtensionPolicy](renderDecoded(t, "envoy-gateway-api")) {
+	for _, o := range typed[*egv1a1.EnvoyExtensionPolicy](renderDecoded(t, loadTree(t), "envoy-gateway-api")) {
 		policies = append(policies, as[*egv1a1.EnvoyExtensionPolicy](o))
 	}
 	if len(policies) == 0 {
@@ -140,7 +140,7 @@ func TestEnvoyExtensionPolicyTargets(t *testing.T) {
 // envoy/envoy.yaml's), and that every concrete route name the docs and the
 // overlay's comments show has Envoy Gateway's form.
 func TestGatewayRouteNames(t *testing.T) {
-	objs := renderDecoded(t, "envoy-gateway-api")
+	objs := renderDecoded(t, loadTree(t), "envoy-gateway-api")
 	cm := find(objs, "ConfigMap", ns, policyMap)
 	if cm == nil {
 		t.Fatalf("k8s/envoy-gateway-api: no ConfigMap %s/%s", ns, policyMap)
@@ -282,7 +282,7 @@ func egFiltersBeforeExtProc(order []egv1a1.FilterPosition) []egv1a1.EnvoyFilter 
 // that the docs and the manifest name every Envoy Gateway filter still
 // running before ext_proc with its filterOrder.
 func TestEnvoyProxyMerge(t *testing.T) {
-	eps := typed[*egv1a1.EnvoyProxy](renderDecoded(t, "envoy-gateway-api"))
+	eps := typed[*egv1a1.EnvoyProxy](renderDecoded(t, loadTree(t), "envoy-gateway-api"))
 	if len(eps) == 0 {
 		t.Fatal("no EnvoyProxy in k8s/envoy-gateway-api")
 	}

@@ -148,14 +148,7 @@ func TestEnvoyGrpcAuthority(t *testing.T) {
 	tr := loadTree(t)
 	seen := 0
 	for _, overlay := range overlays {
-		objs, err := render(tr, overlay)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := &report{overlay: overlay}
-		for _, o := range objs {
-			decode(r, o)
-		}
+		objs := renderDecoded(t, tr, overlay)
 		for where, m := range envoyConfigs(t, objs) {
 			for _, eg := range envoyGrpcServices(m) {
 				seen++
@@ -187,14 +180,7 @@ func TestIstioFilterName(t *testing.T) {
 	tr := loadTree(t)
 	var efs []*object
 	for _, overlay := range istioOverlays {
-		objs, err := render(tr, overlay)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := &report{overlay: overlay}
-		for _, o := range objs {
-			decode(r, o)
-		}
+		objs := renderDecoded(t, tr, overlay)
 		efs = append(efs, envoyFilters(objs)...)
 	}
 	efs = append(efs, docEnvoyFilters(t, "../docs/istio.md")...)
@@ -328,14 +314,7 @@ func TestIstioPatchOrder(t *testing.T) {
 	tr := loadTree(t)
 	chain := []string{"istio.metadata_exchange", "envoy.filters.http.jwt_authn", "istio_authn", "envoy.filters.http.rbac", "envoy.filters.http.router"}
 	for _, overlay := range istioOverlays {
-		objs, err := render(tr, overlay)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := &report{overlay: overlay}
-		for _, o := range objs {
-			decode(r, o)
-		}
+		objs := renderDecoded(t, tr, overlay)
 		var ours []istioPatchSet
 		var ctx istioapinetworking.EnvoyFilter_PatchContext
 		var inserted string // the name of the filter the overlay inserts
@@ -423,14 +402,7 @@ func permutations(n int) func(yield func([]int) bool) {
 // cluster the filter fails open on every request.
 func TestIstioReferencedServices(t *testing.T) {
 	tr := loadTree(t)
-	objs, err := render(tr, "istio-ingress")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &report{overlay: "istio-ingress"}
-	for _, o := range objs {
-		decode(r, o)
-	}
+	objs := renderDecoded(t, tr, "istio-ingress")
 	efs := envoyFilters(objs)
 	if len(efs) == 0 {
 		t.Fatal("no EnvoyFilter in k8s/istio-ingress")
@@ -476,13 +448,8 @@ func TestIstioServiceHost(t *testing.T) {
 			continue
 		}
 		tr[file] = bytes.Replace(data, []byte(line), []byte("  host: "+newHost+"\n"), 1)
-		objs, err := render(tr, overlay)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := &report{overlay: overlay}
+		objs := renderDecoded(t, tr, overlay)
 		for _, o := range objs {
-			decode(r, o)
 			if o.kind == "ConfigMap" && o.name == "corsproc-service" {
 				t.Errorf("k8s/%s: %s is in the output: it must be local-config", overlay, o)
 			}
