@@ -211,7 +211,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	reg := admin.NewRegistry()
 	proc := processor.New(set, processor.Options{Logger: log, Registerer: reg, IdleTimeout: processor.DefaultIdleTimeout, ExplainRefusals: true, Refused: devRefusals(e.stderr, o.logFormat)})
 	enforced := active.New(proc, set, time.Now(), reg)
-	watchPolicyEvery(ctx, log, o.policy, set, enforced.Swap, reg, reload.Options{Interval: reload.DefaultInterval, Report: reportReload(enforced)})
+	watchPolicy(ctx, log, o.policy, set, enforced.Swap, reg, reload.Options{Interval: reload.DefaultInterval, Report: reportReload(enforced)})
 	g := app.NewGRPCServer(proc, nil)
 	g.DrainTimeout = devShutdownTimeout
 	var lc net.ListenConfig

@@ -18,17 +18,13 @@ import (
 // valid set is handed to swap; a bad new set is refused, logged and counted
 // while the last good one keeps serving. With no path (the development
 // policy) there is nothing to reload, but SIGHUP is still taken so that it
-// does not end the process. Every reload.DefaultInterval the files' digest
-// is compared with the active set's, a backstop for a missed file event.
-func watchPolicy(ctx context.Context, log *slog.Logger, path string, set *policy.Set, swap func(*policy.Set), reg prometheus.Registerer) {
-	watchPolicyEvery(ctx, log, path, set, swap, reg, reload.Options{Interval: reload.DefaultInterval})
-}
-
-// watchPolicyEvery is watchPolicy with the reload options opts (Logger and
-// Registerer are log and reg): serve's --reload-interval, and the report
-// of each reload to the admin server. The reload metrics are registered
-// before it returns, so that they exist from the first scrape.
-func watchPolicyEvery(ctx context.Context, log *slog.Logger, path string, set *policy.Set, swap func(*policy.Set), reg prometheus.Registerer, opts reload.Options) {
+// does not end the process. Every opts.Interval (serve's --reload-interval)
+// the files' digest is compared with the active set's, a backstop for a
+// missed file event; opts.Report passes each reload's result on to the
+// admin server, and opts.Logger and opts.Registerer are set to log and reg.
+// The reload metrics are registered before it returns, so that they exist
+// from the first scrape.
+func watchPolicy(ctx context.Context, log *slog.Logger, path string, set *policy.Set, swap func(*policy.Set), reg prometheus.Registerer, opts reload.Options) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	var r *reload.Reloader

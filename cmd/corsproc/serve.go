@@ -357,7 +357,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	// queue until one closes (limitListener.Accept takes a slot before it
 	// accepts; golang.org/x/net/netutil/listen.go, v0.62.0).
 	g.Listener = netutil.LimitListener(grpcLis, o.maxConnections)
-	watchPolicyEvery(ctx, log, o.policy, set, enforced.Swap, reg, reload.Options{Interval: o.reloadInterval, Report: reportReload(enforced)})
+	watchPolicy(ctx, log, o.policy, set, enforced.Swap, reg, reload.Options{Interval: o.reloadInterval, Report: reportReload(enforced)})
 	a := &app.App{Log: log, Servers: []app.Server{g}, ShutdownTimeout: o.shutdownTimeout}
 	bound := listening{grpc: listen.String(g.Addr())}
 	if o.admin != nil {
