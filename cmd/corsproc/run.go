@@ -188,15 +188,19 @@ func hasFlags(fs *flag.FlagSet) bool {
 }
 
 // printFlags lists every flag with its argument, description and default,
-// spelled with two dashes as the docs spell them (the flag package accepts
-// one or two).
+// spelled as the docs spell them (the flag package accepts one dash or
+// two): a one-letter flag with one dash (-o), any other with two.
 func printFlags(w io.Writer, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
 		arg, usage := flag.UnquoteUsage(f)
 		if arg != "" {
 			arg = " " + arg
 		}
-		fmt.Fprintf(w, "  --%s%s\n", f.Name, arg)
+		dashes := "--"
+		if len(f.Name) == 1 {
+			dashes = "-"
+		}
+		fmt.Fprintf(w, "  %s%s%s\n", dashes, f.Name, arg)
 		for line := range strings.Lines(usage) {
 			fmt.Fprintf(w, "        %s", line)
 		}

@@ -180,3 +180,17 @@ func TestExitCode(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpSpellsShortFlags: import's help spells its one-letter flag -o,
+// as README.md and docs/migrating.md do, not --o.
+func TestHelpSpellsShortFlags(t *testing.T) {
+	t.Parallel()
+	var stdout bytes.Buffer
+	if err := Run(t.Context(), []string{"import", "--help"}, &stdout, io.Discard); err != nil {
+		t.Fatalf("import --help: %v", err)
+	}
+	out := stdout.String()
+	if !strings.Contains(out, "\n  -o FILE\n") || strings.Contains(out, "--o ") {
+		t.Errorf("import --help does not spell -o FILE:\n%s", out)
+	}
+}
