@@ -257,15 +257,7 @@ func TestGatewayPreflightRoute(t *testing.T) {
 // filters, and returns the filters that come before ext_proc in any of them.
 func egFiltersBeforeExtProc(order []egv1a1.FilterPosition) []egv1a1.EnvoyFilter {
 	var before []egv1a1.EnvoyFilter
-	for mask := range 1 << len(egAuthFilters) {
-		var chain []egv1a1.EnvoyFilter
-		for _, f := range egDefaultFilterOrder {
-			if i := slices.Index(egAuthFilters, f); i >= 0 && mask&(1<<i) == 0 {
-				continue
-			}
-			chain = append(chain, f)
-		}
-		chain = applyFilterOrder(chain, order)
+	for _, chain := range egChains(order) {
 		for _, f := range chain[:slices.Index(chain, egv1a1.EnvoyFilterExtProc)] {
 			if !slices.Contains(before, f) {
 				before = append(before, f)

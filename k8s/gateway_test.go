@@ -200,15 +200,7 @@ func checkFilterOrder(r *report, o *object) {
 			return
 		}
 	}
-	for mask := range 1 << len(egAuthFilters) {
-		var chain []egv1a1.EnvoyFilter
-		for _, f := range egDefaultFilterOrder {
-			if i := slices.Index(egAuthFilters, f); i >= 0 && mask&(1<<i) == 0 {
-				continue
-			}
-			chain = append(chain, f)
-		}
-		chain = applyFilterOrder(chain, order)
+	for _, chain := range egChains(order) {
 		pos := slices.Index(chain, egv1a1.EnvoyFilterExtProc)
 		for _, f := range egAuthFilters {
 			if i := slices.Index(chain, f); i >= 0 && i < pos {
@@ -217,6 +209,24 @@ func checkFilterOrder(r *report, o *object) {
 			}
 		}
 	}
+}
+
+// egChains returns Envoy Gateway's default filter chain with every
+// combination of its authentication filters present, each reordered by an
+// EnvoyProxy's filterOrder.
+func egChains(order []egv1a1.FilterPosition) [][]egv1a1.EnvoyFilter {
+	var chains [][]egv1a1.EnvoyFilter
+	for mask := range 1 << len(egAuthFilters) {
+		var chain []egv1a1.EnvoyFilter
+		for _, f := range egDefaultFilterOrder {
+			if i := slices.Index(egAuthFilters, f); i >= 0 && mask&(1<<i) == 0 {
+				continue
+			}
+			chain = append(chain, f)
+		}
+		chains = append(chains, applyFilterOrder(chain, order))
+	}
+	return chains
 }
 
 // applyFilterOrder moves filters as Envoy Gateway does: for each position in
