@@ -5,11 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 
-	"github.com/corsproc/corsproc/internal/importer"
 	"github.com/corsproc/corsproc/internal/importer/django"
 )
 
@@ -85,12 +83,9 @@ func runImport(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	if err := writeImportYAML(e, fs, res.YAML); err != nil {
-		return err
-	}
-	// What corsproc refuses is an error, at its settings line; the
-	// command then exits 1.
-	if _, err := io.WriteString(e.stderr, importer.WarningsText(res.Warnings)); err != nil {
+	// What corsproc refuses is an error among the warnings, at its
+	// settings line; the command then exits 1.
+	if err := writeImport(e, fs, res.YAML, res.Warnings); err != nil {
 		return err
 	}
 	if res.LoadError != nil {

@@ -114,10 +114,7 @@ func runImportSource(e *env, fs *flag.FlagSet, source, arg string) error {
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	if err := writeImportYAML(e, fs, res.YAML); err != nil {
-		return err
-	}
-	if _, err := io.WriteString(e.stderr, importer.WarningsText(res.Warnings)); err != nil {
+	if err := writeImport(e, fs, res.YAML, res.Warnings); err != nil {
 		return err
 	}
 	switch {
@@ -133,20 +130,22 @@ func runImportSource(e *env, fs *flag.FlagSet, source, arg string) error {
 // leaves out something the source sets, or holds a conflict to decide.
 var errImportNeedsDecision = errors.New("import: the policy leaves out what the sources set, or holds conflicting definitions; see the warnings")
 
-// writeImportYAML writes the policy file to -o's file, or stdout.
-func writeImportYAML(e *env, fs *flag.FlagSet, yaml []byte) error {
+// writeImport writes the policy file to -o's file, or stdout, and then
+// every warning to stderr.
+func writeImport(e *env, fs *flag.FlagSet, yaml []byte, warnings []importer.Warning) error {
 	out := ""
 	if f := fs.Lookup("o"); f != nil {
 		out = f.Value.String()
 	}
 	if out == "" || out == "-" {
-		_, err := e.stdout.Write(yaml)
-		return err
-	}
-	if err := os.WriteFile(out, yaml, 0o644); err != nil {
+		if _, err := e.stdout.Write(yaml); err != nil {
+			return err
+		}
+	} else if err := os.WriteFile(out, yaml, 0o644); err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	return nil
+	_, err := io.WriteString(e.stderr, importer.WarningsText(warnings))
+	return err
 }
 
 type auditConfig struct {
