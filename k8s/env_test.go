@@ -97,17 +97,29 @@ func baseImage() (string, error) {
 		return "", err
 	}
 	var k struct {
-		Images []struct {
-			Name    string `yaml:"name"`
-			NewName string `yaml:"newName"`
-			NewTag  string `yaml:"newTag"`
-			Digest  string `yaml:"digest"`
-		} `yaml:"images"`
+		Images []kustomizeImage `yaml:"images"`
 	}
 	if err := yaml.Unmarshal(data, &k); err != nil {
 		return "", fmt.Errorf("k8s/base/kustomization.yaml: %v", err)
 	}
-	for _, img := range k.Images {
+	if ref := corsprocImage(k.Images); ref != "" {
+		return ref, nil
+	}
+	return "", fmt.Errorf("k8s/base/kustomization.yaml: no images: entry named %q", corsprocImageName)
+}
+
+// kustomizeImage is an entry of a kustomization's images: field.
+type kustomizeImage struct {
+	Name    string `yaml:"name"`
+	NewName string `yaml:"newName"`
+	NewTag  string `yaml:"newTag"`
+	Digest  string `yaml:"digest"`
+}
+
+// corsprocImage returns the image reference the images: entry for corsproc
+// sets (its digest over its tag, as kustomize does), or "" without one.
+func corsprocImage(images []kustomizeImage) string {
+	for _, img := range images {
 		if img.Name != corsprocImageName {
 			continue
 		}
@@ -121,7 +133,7 @@ func baseImage() (string, error) {
 		case img.NewTag != "":
 			ref += ":" + img.NewTag
 		}
-		return ref, nil
+		return ref
 	}
-	return "", fmt.Errorf("k8s/base/kustomization.yaml: no images: entry named %q", corsprocImageName)
+	return ""
 }

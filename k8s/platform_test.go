@@ -739,32 +739,14 @@ func overlayImage(tr tree, overlay, base string) (ref, from string) {
 		seen[dir] = true
 		file := path.Join(dir, "kustomization.yaml")
 		var k struct {
-			Resources  []string `yaml:"resources"`
-			Components []string `yaml:"components"`
-			Images     []struct {
-				Name    string `yaml:"name"`
-				NewName string `yaml:"newName"`
-				NewTag  string `yaml:"newTag"`
-				Digest  string `yaml:"digest"`
-			} `yaml:"images"`
+			Resources  []string         `yaml:"resources"`
+			Components []string         `yaml:"components"`
+			Images     []kustomizeImage `yaml:"images"`
 		}
 		if yaml.Unmarshal(tr[file], &k) != nil {
 			return "", ""
 		}
-		for _, img := range k.Images {
-			if img.Name != corsprocImageName {
-				continue
-			}
-			ref := img.Name
-			if img.NewName != "" {
-				ref = img.NewName
-			}
-			switch {
-			case img.Digest != "":
-				ref += "@" + img.Digest
-			case img.NewTag != "":
-				ref += ":" + img.NewTag
-			}
+		if ref := corsprocImage(k.Images); ref != "" {
 			return ref, file
 		}
 		for _, res := range slices.Concat(k.Components, k.Resources) {
