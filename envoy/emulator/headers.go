@@ -82,10 +82,11 @@ func (m *headerMap) add(key, value string) {
 // inlineHeaders are the headers corsproc deals with that Envoy keeps as
 // "inline" headers, one entry per map: the CORS request and response
 // headers (registered by the CORS filter, the RegisterCustomInlineHeader
-// handles of source/extensions/filters/http/cors/cors_filter.cc) and Vary
-// (registered by the compressor, source/extensions/filters/http/common/
-// compressor/compressor.cc). Both extensions are in Envoy's standard build,
-// so the registrations hold whether or not the filters are configured.
+// handles of source/extensions/filters/http/cors/cors_filter.cc), and Vary
+// and ETag (registered by the compressor, vary_handle and etag_handle in
+// source/extensions/filters/http/common/compressor/compressor.cc). Both
+// extensions are in Envoy's standard build, so the registrations hold
+// whether or not the filters are configured.
 var inlineHeaders = map[string]bool{
 	"origin":                                 true,
 	"access-control-request-method":          true,
