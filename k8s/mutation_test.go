@@ -210,6 +210,20 @@ func TestMutations(t *testing.T) {
 // one reported problem to contain every string of want.
 func mutate(t *testing.T, env *testEnv, orig tree, overlay, file, old, new string, want []string) {
 	t.Helper()
+	problems := checkOverlay(env, mutated(t, orig, file, old, new), overlay)
+	for _, p := range problems {
+		if containsAll(p, want) {
+			t.Logf("reported as: %s", p)
+			return
+		}
+	}
+	t.Errorf("no problem reported contains all of %q; got %d:\n%s", want, len(problems), strings.Join(problems, "\n"))
+}
+
+// mutated returns a copy of orig with old replaced by new in k8s/file,
+// failing the test unless old is there exactly once.
+func mutated(t *testing.T, orig tree, file, old, new string) tree {
+	t.Helper()
 	tr := orig.clone()
 	data, ok := tr[file]
 	if !ok {
@@ -219,14 +233,7 @@ func mutate(t *testing.T, env *testEnv, orig tree, overlay, file, old, new strin
 		t.Fatalf("k8s/%s holds %q %d times, want once: update this case", file, old, n)
 	}
 	tr[file] = bytes.Replace(data, []byte(old), []byte(new), 1)
-	problems := checkOverlay(env, tr, overlay)
-	for _, p := range problems {
-		if containsAll(p, want) {
-			t.Logf("reported as: %s", p)
-			return
-		}
-	}
-	t.Errorf("no problem reported contains all of %q; got %d:\n%s", want, len(problems), strings.Join(problems, "\n"))
+	return tr
 }
 
 func containsAll(s string, subs []string) bool {
