@@ -338,6 +338,24 @@ var singleMessageHeaders = []struct{ header, key string }{
 	{"vary", extproc.KeyVary},
 }
 
+// SingleMessageFilters returns the ext_proc filter and the header_mutation
+// filter among nodes (as Walk returns them), the last of each, nil for one
+// there is none of: the arguments of SingleMessageErrors, and what the
+// emulator's fromconfig reads.
+func SingleMessageFilters(nodes []Node) (*extprocfilterv3.ExternalProcessor, *headermutationv3.HeaderMutation) {
+	var ep *extprocfilterv3.ExternalProcessor
+	var hm *headermutationv3.HeaderMutation
+	for _, n := range nodes {
+		switch m := n.Msg.(type) {
+		case *extprocfilterv3.ExternalProcessor:
+			ep = m
+		case *headermutationv3.HeaderMutation:
+			hm = m
+		}
+	}
+	return ep, hm
+}
+
 // DeclaredResponseMode returns the values the ext_proc filter's
 // grpc_service.initial_metadata gives extproc.MetadataResponseHeaders: the
 // mode every stream of the filter declares, unless a route overrides it.

@@ -8,13 +8,13 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/corsproc/corsproc/envoy/configcheck"
 
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/matcher/action/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 )
@@ -35,17 +35,7 @@ func shippedSingleMessage(t *testing.T, edit func(string) string) (*extprocfilte
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ep *extprocfilterv3.ExternalProcessor
-	var hm *headermutationv3.HeaderMutation
-	for _, n := range nodes {
-		switch m := n.Msg.(type) {
-		case *extprocfilterv3.ExternalProcessor:
-			ep = m
-		case *headermutationv3.HeaderMutation:
-			hm = m
-		case *hcmv3.HttpConnectionManager:
-		}
-	}
+	ep, hm := configcheck.SingleMessageFilters(nodes)
 	if ep == nil {
 		t.Fatal("no ExternalProcessor")
 	}

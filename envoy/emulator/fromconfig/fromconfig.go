@@ -12,8 +12,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/matcher/action/v3"
-	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
-	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
@@ -40,16 +40,7 @@ func SingleMessageSettings(bootstrapYAML []byte) (func(*emulator.Config), error)
 	if err != nil {
 		return nil, err
 	}
-	var ep *extprocfilterv3.ExternalProcessor
-	var hm *headermutationv3.HeaderMutation
-	for _, n := range nodes {
-		switch m := n.Msg.(type) {
-		case *extprocfilterv3.ExternalProcessor:
-			ep = m
-		case *headermutationv3.HeaderMutation:
-			hm = m
-		}
-	}
+	ep, hm := configcheck.SingleMessageFilters(nodes)
 	if ep == nil || hm == nil {
 		return nil, fmt.Errorf("no ext_proc or no header_mutation filter")
 	}
