@@ -58,6 +58,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/corsproc/corsproc/internal/importer"
+	"github.com/corsproc/corsproc/internal/importer/kubecors"
 )
 
 const (
@@ -557,20 +558,35 @@ func (r *reader) policy(chain []*corsConfig, name string, h *hcm) *importer.Poli
 	} else {
 		p.Note = "no allow_origin_string_match: Envoy allowed no origin"
 	}
+	// The lists are Envoy's CORS filter's, as Istio and Envoy Gateway
+	// hand it theirs: kubecors converts them by what browsers read in
+	// Envoy's answers ("*" alone is echoed as what was requested, "*"
+	// among other names is a literal, a wildcard only without
+	// credentials).
+	creds := false
+	if c := pick(func(p *corsv3.CorsPolicy) bool { return p.GetAllowCredentials() != nil }); c != nil && c.p.GetAllowCredentials().GetValue() {
+		creds = true
+		p.Credentials = importer.Bool{V: true, Src: src(c, "allow_credentials")}
+	}
+	list := func(conv func([]importer.Value, importer.Source, bool) (importer.List, []importer.Warning), v string, src importer.Source, norm func(string) string) importer.List {
+		l, warns := conv(splitList(v, src, norm).Items, src, creds)
+		r.rs.Warnings = append(r.rs.Warnings, warns...)
+		return l
+	}
 	if c := pick(func(p *corsv3.CorsPolicy) bool { return p.GetAllowMethods() != "" }); c != nil {
-		p.Methods = splitList(c.p.GetAllowMethods(), src(c, "allow_methods"), strings.ToUpper)
+		p.Methods = list(kubecors.Methods, c.p.GetAllowMethods(), src(c, "allow_methods"), strings.ToUpper)
 	} else {
 		// No Access-Control-Allow-Methods: browsers allow only the
 		// safelisted methods, which corsproc always allows.
 		p.Methods = importer.List{Src: importer.Source{File: r.file, Line: top.node.Line, Key: top.key + " (no allow_methods)"}}
 	}
 	if c := pick(func(p *corsv3.CorsPolicy) bool { return p.GetAllowHeaders() != "" }); c != nil {
-		p.Headers = splitList(c.p.GetAllowHeaders(), src(c, "allow_headers"), strings.ToLower)
+		p.Headers = list(kubecors.Headers, c.p.GetAllowHeaders(), src(c, "allow_headers"), strings.ToLower)
 	} else {
 		p.Headers = importer.List{Src: importer.Source{File: r.file, Line: top.node.Line, Key: top.key + " (no allow_headers)"}}
 	}
 	if c := pick(func(p *corsv3.CorsPolicy) bool { return p.GetExposeHeaders() != "" }); c != nil {
-		p.Expose = splitList(c.p.GetExposeHeaders(), src(c, "expose_headers"), strings.ToLower)
+		p.Expose = list(kubecors.Expose, c.p.GetExposeHeaders(), src(c, "expose_headers"), strings.ToLower)
 	}
 	if c := pick(func(p *corsv3.CorsPolicy) bool { return p.GetMaxAge() != "" }); c != nil {
 		n, err := strconv.ParseInt(strings.TrimSpace(c.p.GetMaxAge()), 10, 64)
@@ -583,9 +599,6 @@ func (r *reader) policy(chain []*corsConfig, name string, h *hcm) *importer.Poli
 		// No Access-Control-Max-Age: browsers cache the preflight for 5
 		// seconds; corsproc sends none with 0.
 		p.MaxAge = importer.Int{N: 0, Src: importer.Source{File: r.file, Line: top.node.Line, Key: top.key + " (no max_age)"}}
-	}
-	if c := pick(func(p *corsv3.CorsPolicy) bool { return p.GetAllowCredentials() != nil }); c != nil && c.p.GetAllowCredentials().GetValue() {
-		p.Credentials = importer.Bool{V: true, Src: src(c, "allow_credentials")}
 	}
 	if c := pick(func(p *corsv3.CorsPolicy) bool { return p.GetAllowPrivateNetworkAccess() != nil }); c != nil && c.p.GetAllowPrivateNetworkAccess().GetValue() {
 		p.PrivateNetwork = importer.Bool{V: true, Src: src(c, "allow_private_network_access")}
@@ -672,7 +685,7 @@ func (r *reader) origin(m *matcherv3.StringMatcher, src importer.Source) []impor
 		return []importer.Origin{{Kind: importer.OriginContains, Value: p.Contains, IgnoreCase: ic, Src: src}}
 	case *matcherv3.StringMatcher_SafeRegex:
 		re := p.SafeRegex.GetRegex()
-		if c, err := regexp.Compile(`^(?:` + re + `)$`); err == nil && c.MatchString("*") {
+		if kubecors.MatchesStar(re) {
 			return every(fmt.Sprintf("the regex %q", re))
 		}
 		return []importer.Origin{{Kind: importer.OriginRegex, Value: re, Src: src}}

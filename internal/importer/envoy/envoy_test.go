@@ -2,6 +2,7 @@ package envoy
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -197,4 +198,40 @@ route_config:
 			t.Errorf("bypass_cors_preflight %s: preflight_auth reported %t\n%s", bypass, got, importertest.Report(res))
 		}
 	}
+}
+
+// TestStarAmongNames checks the lists Envoy sends as written: a "*"
+// among other methods or headers is a literal that browsers read as a
+// wildcard only for requests without credentials, so under
+// allow_credentials the policy allows the listed names and no others, as
+// Envoy's answers did; names browsers reject in the header are left out
+// with a warning, and the policy loads.
+func TestStarAmongNames(t *testing.T) {
+	res := importText(t, "rc.yaml", `name: rc
+virtual_hosts:
+- name: api
+  domains: [api.example.com]
+  typed_per_filter_config:
+    envoy.filters.http.cors:
+      "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy
+      allow_origin_string_match: [{exact: "https://app.example.com"}]
+      allow_methods: "GET, *, GET"
+      allow_headers: "x-a, *, bad header"
+      expose_headers: "*, x-b"
+      allow_credentials: true
+`)
+	if res.Set == nil {
+		t.Fatalf("the policy does not load:\n%s", importertest.Report(res))
+	}
+	for _, line := range []int{9, 10, 11} {
+		if !strings.Contains(importertest.Report(res), fmt.Sprintf("rc.yaml:%d:", line)) {
+			t.Errorf("no warning at line %d:\n%s", line, importertest.Report(res))
+		}
+	}
+	const h, o = "api.example.com", "https://app.example.com"
+	decideAll(t, res.Set, []check{
+		{req("OPTIONS", h, "/", "", o, "GET", "x-a"), policy.OutcomePreflightAllowed, false},
+		{req("OPTIONS", h, "/", "", o, "PUT"), policy.OutcomePreflightRejected, false},
+		{req("OPTIONS", h, "/", "", o, "GET", "x-other"), policy.OutcomePreflightRejected, false},
+	})
 }

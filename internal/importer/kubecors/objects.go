@@ -4,7 +4,8 @@
 // it) with the line of every key, so that each value of a generated policy
 // names the file and line it came from; and turning the values that Istio
 // and Envoy Gateway hand to Envoy's CORS filter into corsproc's, as
-// browsers read Envoy's answers.
+// browsers read Envoy's answers (the Envoy importer converts a CorsPolicy's
+// lists and regexes with the same functions).
 //
 // It decodes into yaml.Node and walks only the fields an importer asks
 // for, instead of decoding into the projects' API types: those modules
