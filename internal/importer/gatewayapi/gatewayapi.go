@@ -50,17 +50,11 @@ const DefaultMaxAge = 5
 // hostnames; other kinds are ignored. The error is for a file that is not
 // YAML or is too large.
 func Read(files []importer.File) (*importer.RuleSet, error) {
-	r := &reader{w: &kubecors.Walker{}}
-	rs := &importer.RuleSet{Source: SourceName, DefaultPolicy: -1}
-	for _, f := range files {
-		objs, warns, err := kubecors.Objects(f.Name, f.Data)
-		if err != nil {
-			return nil, err
-		}
-		rs.Files = append(rs.Files, f.Name)
-		r.objs = append(r.objs, objs...)
-		rs.Warnings = append(rs.Warnings, warns...)
+	rs, objs, err := kubecors.Read(SourceName, files)
+	if err != nil {
+		return nil, err
 	}
+	r := &reader{w: &kubecors.Walker{}, objs: objs}
 	r.build(rs)
 	return rs, nil
 }

@@ -41,32 +41,26 @@ const ClusterDomain = "cluster.local"
 // RequestAuthentications that preflights reach, which may be in any of
 // the files. The error is for a file that is not YAML or is too large.
 func Read(files []importer.File) (*importer.RuleSet, error) {
-	im := &reader{}
-	for _, f := range files {
-		objs, warns, err := kubecors.Objects(f.Name, f.Data)
-		if err != nil {
-			return nil, err
-		}
-		im.files = append(im.files, f.Name)
-		im.objs = append(im.objs, objs...)
-		im.warns = append(im.warns, warns...)
+	rs, objs, err := kubecors.Read(SourceName, files)
+	if err != nil {
+		return nil, err
 	}
-	return im.ruleSet(), nil
+	im := &reader{objs: objs}
+	im.build(rs)
+	return rs, nil
 }
 
 type reader struct {
-	files []string
-	objs  []*kubecors.Object
-	warns []importer.Warning
+	objs []*kubecors.Object
 }
 
 func isVirtualService(o *kubecors.Object) bool {
 	return o.Kind == "VirtualService" && o.Group() == "networking.istio.io"
 }
 
-func (im *reader) ruleSet() *importer.RuleSet {
-	rs := &importer.RuleSet{Source: SourceName, Files: slices.Clone(im.files), DefaultPolicy: -1}
-	rs.Warnings = slices.Clone(im.warns)
+// build adds the policies of the VirtualServices, and the warnings on
+// them, to rs.
+func (im *reader) build(rs *importer.RuleSet) {
 	w := &kubecors.Walker{}
 	delegators := im.delegators(w)
 	var corsSrcs []importer.Source
@@ -111,7 +105,6 @@ func (im *reader) ruleSet() *importer.RuleSet {
 				"name the routes (http[].name), or make one of them the default_policy"))
 		}
 	}
-	return rs
 }
 
 // delegators maps "namespace/name" of a delegate VirtualService to the

@@ -82,6 +82,24 @@ func (o *Object) Src(n *yaml.Node, key string) importer.Source {
 	return importer.Source{File: o.File, Line: line, Key: key}
 }
 
+// Read reads the objects of every file, in order, for the source named
+// source: the rule set it starts holds the files' names and the warnings
+// Objects gives on their documents. The error is Objects's.
+func Read(source string, files []importer.File) (*importer.RuleSet, []*Object, error) {
+	rs := &importer.RuleSet{Source: source, DefaultPolicy: -1}
+	var all []*Object
+	for _, f := range files {
+		objs, warns, err := Objects(f.Name, f.Data)
+		if err != nil {
+			return nil, nil, err
+		}
+		rs.Files = append(rs.Files, f.Name)
+		all = append(all, objs...)
+		rs.Warnings = append(rs.Warnings, warns...)
+	}
+	return rs, all, nil
+}
+
 // Objects returns the objects of a file, in order. The error is for a
 // file that is not YAML (or JSON) or is too large; documents that are not
 // objects, and objects without a kind, are warnings.
