@@ -562,6 +562,43 @@ func TestProcessorDown(t *testing.T) {
 	}
 }
 
+// localReplyStacks returns two stacks under release rel, with
+// failure_mode_allow, whose Envoy generates local replies after corsproc's
+// request phase: on s, the route of /slow/ times out at once, an
+// authentication filter answers 401 to /private/ without Authorization, and
+// no route matches other paths than /api/ (no catch-all route); down is the
+// same with its upstream unreachable. mod, if set, is applied last.
+func localReplyStacks(t *testing.T, rel emulator.Release, mod func(*emulator.Config)) (s, down *stack) {
+	t.Helper()
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := "http://" + dead.Addr().String()
+	dead.Close()
+	cfg := func(c *emulator.Config) {
+		c.Release = rel
+		c.FailureModeAllow = true
+		c.Routes = []emulator.Route{
+			{Name: "slow", PathPrefix: "/slow/", Timeout: time.Millisecond},
+			{Name: "private", PathPrefix: "/private/"},
+			{Name: "api", PathPrefix: "/api/"},
+		}
+		c.LaterFilter = func(method, path string, h http.Header) *emulator.LocalReply {
+			if strings.HasPrefix(path, "/private/") && h.Get("Authorization") == "" {
+				return &emulator.LocalReply{Status: 401, Body: "Jwt is missing", Details: "jwt_authn_access_denied{Jwt_is_missing}"}
+			}
+			return nil
+		}
+		if mod != nil {
+			mod(c)
+		}
+	}
+	s = newStack(t, cfg)
+	down = newStack(t, func(c *emulator.Config) { cfg(c); c.Upstream = deadAddr })
+	return s, down
+}
+
 // The scenarios a browser meets, under each Envoy release profile, with
 // envoy/envoy.yaml's filter settings: what the browser receives. Replies
 // Envoy generates itself after corsproc's request phase (the upstream down,
@@ -572,34 +609,12 @@ func TestProcessorDown(t *testing.T) {
 // (docs/envoy.md, "Envoy releases").
 func TestScenariosByRelease(t *testing.T) {
 	t.Parallel()
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadAddr := "http://" + dead.Addr().String()
-	dead.Close()
 	for _, rel := range emulator.Releases() {
 		t.Run(rel.Name, func(t *testing.T) {
 			t.Parallel()
-			mod := func(c *emulator.Config) {
-				c.Release = rel
-				c.FailureModeAllow = true
+			s, down := localReplyStacks(t, rel, func(c *emulator.Config) {
 				c.NormalizePath, c.MergeSlashes = true, true
-				// No catch-all route: /elsewhere/ matches nothing.
-				c.Routes = []emulator.Route{
-					{Name: "slow", PathPrefix: "/slow/", Timeout: time.Millisecond},
-					{Name: "private", PathPrefix: "/private/"},
-					{Name: "api", PathPrefix: "/api/"},
-				}
-				c.LaterFilter = func(method, path string, h http.Header) *emulator.LocalReply {
-					if strings.HasPrefix(path, "/private/") && h.Get("Authorization") == "" {
-						return &emulator.LocalReply{Status: 401, Body: "Jwt is missing", Details: "jwt_authn_access_denied{Jwt_is_missing}"}
-					}
-					return nil
-				}
-			}
-			s := newStack(t, mod)
-			down := newStack(t, func(c *emulator.Config) { mod(c); c.Upstream = deadAddr })
+			})
 			// What corsproc puts on a response to appOrigin, where the
 			// release lets it see the response.
 			generated := hdrs(nil)

@@ -7,12 +7,10 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/corsproc/corsproc/envoy/emulator"
 	"github.com/corsproc/corsproc/envoy/emulator/fromconfig"
@@ -181,34 +179,11 @@ func TestSingleMessageUngovernedLosesUpstreamHeaders(t *testing.T) {
 // the reply, which 1.33.1 to 1.36 do not allow (TestScenariosByRelease).
 func TestSingleMessageLocalRepliesByRelease(t *testing.T) {
 	t.Parallel()
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadAddr := "http://" + dead.Addr().String()
-	dead.Close()
 	sm := singleMessage(t)
 	for _, rel := range emulator.Releases() {
 		t.Run(rel.Name, func(t *testing.T) {
 			t.Parallel()
-			mod := func(c *emulator.Config) {
-				sm(c)
-				c.Release = rel
-				c.FailureModeAllow = true
-				c.Routes = []emulator.Route{
-					{Name: "slow", PathPrefix: "/slow/", Timeout: time.Millisecond},
-					{Name: "private", PathPrefix: "/private/"},
-					{Name: "api", PathPrefix: "/api/"},
-				}
-				c.LaterFilter = func(method, path string, h http.Header) *emulator.LocalReply {
-					if strings.HasPrefix(path, "/private/") && h.Get("Authorization") == "" {
-						return &emulator.LocalReply{Status: 401, Body: "Jwt is missing", Details: "jwt_authn_access_denied{Jwt_is_missing}"}
-					}
-					return nil
-				}
-			}
-			s := newStack(t, mod)
-			down := newStack(t, func(c *emulator.Config) { mod(c); c.Upstream = deadAddr })
+			s, down := localReplyStacks(t, rel, sm)
 			for _, sc := range []struct {
 				name   string
 				s      *stack
