@@ -224,16 +224,12 @@ func (c *Request) addHeader(h string) error {
 	return nil
 }
 
-// browserSetHeaders are headers a browser's copy carries that the page did
-// not set, so a preflight never asks for them: the browser's own (Fetch's
-// forbidden request headers, user-agent) and those DevTools or the network
-// stack add (cache-control and pragma with the cache disabled, priority).
-var browserSetHeaders = []string{
-	"accept-charset", "accept-encoding", "access-control-request-headers", "access-control-request-method",
-	"connection", "content-length", "cookie", "cookie2", "date", "dnt", "expect", "host", "keep-alive",
-	"origin", "referer", "set-cookie", "te", "trailer", "transfer-encoding", "upgrade", "via",
-	"user-agent", "cache-control", "pragma", "priority",
-}
+// devToolsHeaders are headers a browser's copy carries that the page did
+// not set and that are not forbidden request headers (which scripts cannot
+// set either, policy.IsForbiddenRequestHeader): user-agent, and those
+// DevTools or the network stack add (cache-control and pragma with the
+// cache disabled, priority). A preflight never asks for either kind.
+var devToolsHeaders = []string{"user-agent", "cache-control", "pragma", "priority"}
 
 // safelisted reports whether a header the page set is one Fetch lets
 // through without a preflight: its CORS-safelisted request-headers accept,
@@ -273,7 +269,7 @@ func (c *Request) Preflight() (acrm, acrh string, needed bool) {
 	var names []string
 	for _, h := range c.Headers {
 		name := h[0]
-		if slices.Contains(browserSetHeaders, name) || strings.HasPrefix(name, "sec-") || strings.HasPrefix(name, "proxy-") || safelisted(name, h[1]) {
+		if policy.IsForbiddenRequestHeader(name) || slices.Contains(devToolsHeaders, name) || safelisted(name, h[1]) {
 			continue
 		}
 		if !slices.Contains(names, name) {

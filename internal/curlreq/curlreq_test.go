@@ -19,6 +19,9 @@ func TestPreflight(t *testing.T) {
 		{`curl 'https://a.example/x' -H 'content-type: application/json' --data-raw '{}'`, "POST", "content-type", true},
 		{`curl 'https://a.example/x' -X 'DELETE'`, "DELETE", "", true},
 		{`curl 'https://a.example/x' -H 'X-Trace: 1' -H 'Authorization: Bearer t' -H 'sec-fetch-mode: cors' -H 'user-agent: M' -H 'cache-control: no-cache' -H 'priority: u=1' -b 'a=1'`, "GET", "authorization,x-trace", true},
+		// Forbidden request headers in any case, Fetch's (policy.IsForbiddenRequestHeader)
+		// and Private Network Access's request header: a page cannot set them.
+		{`curl 'https://a.example/x' -H 'Proxy-Authorization: x' -H 'Sec-CH-UA: y' -H 'Referer: https://b.example/' -H 'access-control-request-private-network: true' -H 'x-a: 1'`, "GET", "x-a", true},
 		{`curl 'https://a.example/x' -H 'accept-language: en-US,en;q=0.9'`, "GET", "", false},
 		{`curl 'https://a.example/x' -H 'accept-language: en(US)'`, "GET", "accept-language", true},
 		{`curl 'https://a.example/x' --json '{}'`, "POST", "content-type", true},
