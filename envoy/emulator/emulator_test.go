@@ -1086,12 +1086,7 @@ func TestRouteResponseHeaders(t *testing.T) {
 // reaches the client; in 1.33.1 to 1.36 they do not.
 func TestRouterLocalRepliesByRelease(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "http://" + l.Addr().String()
-	l.Close()
+	dead := deadUpstream(t)
 	for _, rel := range emulator.Releases() {
 		for _, sc := range []struct {
 			name, path, details, body string

@@ -285,6 +285,19 @@ type seen struct {
 	ContentLength            int64
 }
 
+// deadUpstream returns the URL of a loopback port nothing listens on: an
+// upstream Envoy cannot connect to.
+func deadUpstream(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close()
+	return dead
+}
+
 func newUpstream(t *testing.T) *upstream {
 	u := &upstream{}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

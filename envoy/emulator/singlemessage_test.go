@@ -6,7 +6,6 @@ package emulator_test
 // names the Envoy source it pins (see the package documentation).
 
 import (
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -211,12 +210,7 @@ func TestSingleMessageUpstreamResponse(t *testing.T) {
 // encoding_state_.sendHeaders(), the same for local replies).
 func TestSingleMessageLocalReplies(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "http://" + l.Addr().String()
-	l.Close()
+	dead := deadUpstream(t)
 	for _, rel := range emulator.Releases() {
 		for _, sc := range []struct {
 			name, path string
