@@ -115,8 +115,9 @@ var wildcardSub = regexp.MustCompile(`^[a-z][a-z0-9+.-]*://\*\.[a-z0-9.-]+(:[0-9
 
 // origin converts one allowOrigins entry. Envoy Gateway matches an entry
 // without "*" exactly, and one with "*" by the regex wildcard2regex makes
-// of it (internal/gatewayapi/securitypolicy.go): the entry with its
-// metacharacters escaped and every "*" as ".*". So "*" allows every
+// of it (internal/gatewayapi/securitypolicy.go, Envoy Gateway 1.9.0; 1.8
+// escapes only "."): the entry with its metacharacters escaped and every
+// "*" as ".*". So "*" allows every
 // origin (the regex also matches the string "*"), https://* every https
 // origin, and https://*.example.com every subdomain at any depth, never
 // the apex.
