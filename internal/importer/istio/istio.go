@@ -601,7 +601,9 @@ func (c *vsConv) cors(p *importer.Policy, ck, cors *yaml.Node) {
 
 // origins converts allowOrigins (StringMatch: exact, prefix, regex), or
 // the deprecated allowOrigin (exact strings) when allowOrigins is absent,
-// as TranslateCORSPolicy does.
+// as TranslateCORSPolicy does: ConvertToEnvoyMatch
+// (pilot/pkg/networking/util/util.go, Istio 1.29 to 1.31) makes each an
+// Envoy StringMatcher exact, prefix or safe_regex, never ignore_case.
 func (c *vsConv) origins(p *importer.Policy, cors *yaml.Node) {
 	w, o := c.w, c.o
 	ok, ov := w.Field(cors, "allowOrigins")
