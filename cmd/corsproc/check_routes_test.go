@@ -1,11 +1,6 @@
 package main
 
-import (
-	"bytes"
-	"io"
-	"strings"
-	"testing"
-)
+import "testing"
 
 // TestCheckRouteNames: with --route-names envoy-gateway, check warns about
 // each match.routes entry Envoy Gateway cannot give a route (the policy
@@ -32,21 +27,9 @@ func TestCheckRouteNames(t *testing.T) {
 		{"unknown platform", []string{"check", "--route-names", "istio", file}, 2, []string{}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var stdout bytes.Buffer
-			err := Run(t.Context(), c.args, &stdout, io.Discard)
-			if got := exitCode(err); got != c.exit {
-				t.Fatalf("exit %d, want %d (err %v)\n%s", got, c.exit, err, stdout.String())
-			}
-			for _, w := range c.want {
-				if !strings.Contains(stdout.String(), w) {
-					t.Errorf("output lacks %q:\n%s", w, stdout.String())
-				}
-			}
-			for _, n := range c.not {
-				if strings.Contains(stdout.String(), n) {
-					t.Errorf("output mentions %q, a valid route name:\n%s", n, stdout.String())
-				}
-			}
+			out := runCheckCase(t, c.args, c.exit, c.want)
+			// not: valid route names, which must not be warned about.
+			wantNoCheckOutput(t, out, c.not...)
 		})
 	}
 }

@@ -1,11 +1,6 @@
 package main
 
-import (
-	"bytes"
-	"io"
-	"strings"
-	"testing"
-)
+import "testing"
 
 // check --single-message refuses a policy set that envoy-single-message.yaml
 // would get wrong: its header_mutation filter removes the upstream's CORS
@@ -16,12 +11,7 @@ func TestCheckSingleMessage(t *testing.T) {
 	valid := writePolicy(t, dir, "valid.yaml", validPolicy)
 	noDefault := writePolicy(t, dir, "nodefault.yaml", "policies:\n  - name: web\n    match: {hosts: [app.example.com]}\n    allowed_origins: [https://app.example.com]\n")
 	shadow := writePolicy(t, dir, "shadow.yaml", "default_policy: web\npolicies:\n  - name: web\n    allowed_origins: [https://app.example.com]\n  - name: trial\n    match: {hosts: [new.example.com]}\n    allowed_origins: [https://app.example.com]\n    mode: shadow\n")
-	for _, c := range []struct {
-		name string
-		args []string
-		exit int
-		want []string
-	}{
+	runCheckCases(t, []checkCase{
 		{"fits", []string{"check", "--single-message", valid}, 0, []string{valid + ": valid: 1 policy, 0 warnings"}},
 		{"no default policy", []string{"check", "--single-message", noDefault}, 1, []string{
 			noDefault + ": error: default_policy: no default_policy: requests no policy selects are ungoverned",
@@ -31,18 +21,5 @@ func TestCheckSingleMessage(t *testing.T) {
 			`error: policies[1].mode: policy "trial" is in shadow mode`,
 			shadow + ": invalid: 1 error"}},
 		{"shadow policy, response phase", []string{"check", shadow}, 0, []string{shadow + ": valid"}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			var stdout bytes.Buffer
-			err := Run(t.Context(), c.args, &stdout, io.Discard)
-			if got := exitCode(err); got != c.exit {
-				t.Errorf("exit %d, want %d (err %v)\n%s", got, c.exit, err, stdout.String())
-			}
-			for _, w := range c.want {
-				if !strings.Contains(stdout.String(), w) {
-					t.Errorf("output lacks %q:\n%s", w, stdout.String())
-				}
-			}
-		})
-	}
+	})
 }
