@@ -173,7 +173,10 @@ func TestMutations(t *testing.T) {
 			old: "      backendSettings:\n" +
 				"        # Every request holds one ext_proc stream until its response headers\n" +
 				"        # come back, and Envoy's default circuit breaker stops at 1024 in\n" +
-				"        # flight: beyond it, requests would lose their CORS headers.\n" +
+				"        # flight: beyond it, requests would lose their CORS headers (Envoy's\n" +
+				"        # circuit_breaker.proto Thresholds.max_requests; Envoy Gateway v1.9.1\n" +
+				"        # sets only max_retries without a circuitBreaker, internal/xds/\n" +
+				"        # translator/cluster.go buildXdsClusterCircuitBreaker).\n" +
 				"        circuitBreaker:\n" +
 				"          maxParallelRequests: 10000\n" +
 				"          maxPendingRequests: 10000\n" +
