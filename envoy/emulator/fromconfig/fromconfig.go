@@ -55,8 +55,22 @@ func SingleMessageSettings(bootstrapYAML []byte) (func(*emulator.Config), error)
 			mut.ResponseMutations = append(mut.ResponseMutations, emulator.ResponseMutation{Remove: m.GetRemove()})
 		case m.GetAppend() != nil:
 			a := m.GetAppend()
+			appendAction := a.GetAppendAction()
+			if a.GetAppend() != nil {
+				// The deprecated append BoolValue decides, and with
+				// append_action also set the config is refused
+				// (Router::HeadersToAddEntry's constructor,
+				// source/common/router/header_parser.cc, every
+				// release corsproc supports).
+				if appendAction != corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD {
+					return nil, fmt.Errorf("header_mutation: %s: both append and append_action are set, which Envoy refuses", a.GetHeader().GetKey())
+				}
+				if !a.GetAppend().GetValue() {
+					appendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+				}
+			}
 			var action emulator.AppendAction
-			switch a.GetAppendAction() {
+			switch appendAction {
 			case corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD:
 				action = emulator.AppendIfExistsOrAdd
 			case corev3.HeaderValueOption_ADD_IF_ABSENT:
