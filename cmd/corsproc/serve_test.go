@@ -577,28 +577,7 @@ func TestServeReloadsPolicy(t *testing.T) {
 	in := startServe(t, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--policy", path)
 	client := extprocv3.NewExternalProcessorClient(dial(t, in.addrs.grpc))
 	allowed := func(origin string) bool {
-		ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
-		defer cancel()
-		stream, err := client.Process(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer stream.CloseSend()
-		var headers []*corev3.HeaderValue
-		for _, h := range [][2]string{{":method", "OPTIONS"}, {":path", "/"}, {":authority", "api.example"},
-			{"origin", origin}, {"access-control-request-method", "PUT"}} {
-			headers = append(headers, &corev3.HeaderValue{Key: h[0], RawValue: []byte(h[1])})
-		}
-		if err := stream.Send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
-			RequestHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: headers}, EndOfStream: true},
-		}}); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := stream.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.GetImmediateResponse().GetStatus().GetCode() == 204
+		return preflight(t, client, origin, "PUT").GetStatus().GetCode() == 204
 	}
 	eventually := func(what string, cond func() bool) {
 		t.Helper()
@@ -803,9 +782,16 @@ func TestServeReadyzUnixSocket(t *testing.T) {
 // corsproc's immediate response.
 func sendPreflight(t *testing.T, in *instance, origin, method string) *extprocv3.ImmediateResponse {
 	t.Helper()
+	return preflight(t, extprocv3.NewExternalProcessorClient(dial(t, in.addrs.grpc)), origin, method)
+}
+
+// preflight sends one preflight through client and returns corsproc's
+// immediate response; it fails the test when there is none.
+func preflight(t *testing.T, client extprocv3.ExternalProcessorClient, origin, method string) *extprocv3.ImmediateResponse {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
 	defer cancel()
-	stream, err := extprocv3.NewExternalProcessorClient(dial(t, in.addrs.grpc)).Process(ctx)
+	stream, err := client.Process(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
