@@ -667,6 +667,16 @@ func (r *reader) origin(m *matcherv3.StringMatcher, src importer.Source) []impor
 		if p.Exact == "*" {
 			return every(`exact "*"`)
 		}
+		// A string no browser sends as its Origin never matched: left
+		// out with a warning, as for Istio and Envoy Gateway.
+		v := p.Exact
+		if ic {
+			v = strings.ToLower(v)
+		}
+		if _, w, ok := kubecors.ExactOrigin(v, src); !ok {
+			r.rs.Warnings = append(r.rs.Warnings, *w)
+			return nil
+		}
 		return []importer.Origin{{Kind: importer.OriginExact, Value: p.Exact, IgnoreCase: ic, Src: src}}
 	case *matcherv3.StringMatcher_Prefix:
 		if strings.HasPrefix("*", p.Prefix) {

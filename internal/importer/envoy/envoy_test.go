@@ -235,3 +235,46 @@ virtual_hosts:
 		{req("OPTIONS", h, "/", "", o, "GET", "x-other"), policy.OutcomePreflightRejected, false},
 	})
 }
+
+// TestExactOriginsBrowsersNeverSend checks that an exact matcher no
+// Origin header equals (upper case in the host, a trailing slash), which
+// Envoy compares byte for byte and so never matched, is left out with a
+// warning at its line, as the Istio and Gateway API importers do, instead
+// of being refused as unsafe; with ignore_case, upper case matched and is
+// kept.
+func TestExactOriginsBrowsersNeverSend(t *testing.T) {
+	res := importText(t, "rc.yaml", `name: rc
+virtual_hosts:
+- name: api
+  domains: [api.example.com]
+  typed_per_filter_config:
+    envoy.filters.http.cors:
+      "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy
+      allow_origin_string_match:
+      - exact: "https://App.example.com"
+      - exact: "https://b.example.com/"
+      - {exact: "https://C.example.com", ignore_case: true}
+      allow_credentials: true
+`)
+	if res.Set == nil {
+		t.Fatalf("the policy does not load:\n%s", importertest.Report(res))
+	}
+	lines := map[int]bool{}
+	for _, w := range res.Warnings {
+		if w.Code == importer.CodeUnsafeOrigin {
+			t.Errorf("refused as unsafe: %s", w)
+		}
+		if w.Code == importer.CodeDifference && strings.Contains(w.Message, "not an Origin browsers send") {
+			lines[w.Line] = true
+		}
+	}
+	if !lines[9] || !lines[10] || len(lines) != 2 {
+		t.Errorf("left out at lines %v, want 9 and 10:\n%s", lines, importertest.Report(res))
+	}
+	const h = "api.example.com"
+	decideAll(t, res.Set, []check{
+		{req("GET", h, "/", "", "https://c.example.com", ""), policy.OutcomeAllowed, false},
+		{req("GET", h, "/", "", "https://app.example.com", ""), policy.OutcomeDenied, false},
+		{req("GET", h, "/", "", "https://b.example.com", ""), policy.OutcomeDenied, false},
+	})
+}
