@@ -3,7 +3,6 @@ package main
 import (
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/corsproc/corsproc/internal/admin"
+	"github.com/corsproc/corsproc/internal/testutil"
 )
 
 // documentedMetrics returns the metric names of docs/operations.md's
@@ -89,13 +89,7 @@ func TestServeAdminHelpsAPerson(t *testing.T) {
 	}
 
 	// A refused reload: the reason is on /debug/policy.
-	tmp := filepath.Join(dir, "policy.yaml.tmp")
-	if err := os.WriteFile(tmp, []byte(strings.Replace(validPolicy, "https://app.example.com]", "https://app.example.com/]", 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	testutil.WriteAtomic(t, path, []byte(strings.Replace(validPolicy, "https://app.example.com]", "https://app.example.com/]", 1)))
 	deadline := time.Now().Add(waitLimit)
 	var body string
 	for {

@@ -561,15 +561,7 @@ func TestServeReloadsPolicy(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "policy.yaml")
-	write := func(content string) {
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(content string) { testutil.WriteAtomic(t, path, []byte(content)) }
 	policyFor := func(origin string) string {
 		return "default_policy: web\npolicies:\n  - name: web\n    allowed_origins: [" + origin + "]\n"
 	}
@@ -666,15 +658,7 @@ func TestServeDebugPolicy(t *testing.T) {
 	dir := t.TempDir()
 	web := "default_policy: web\npolicies:\n  - name: web\n    allowed_origins: [https://one.example]\n"
 	api := "# the API\npolicies:\n  - name: api\n    match: {routes: [api]}\n    allowed_origins: [https://api.example]\n"
-	write := func(name, content string) {
-		tmp := filepath.Join(dir, name+".tmp")
-		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(name, content string) { testutil.WriteAtomic(t, filepath.Join(dir, name), []byte(content)) }
 	write("10-web.yaml", web)
 	write("20-api.yaml", api)
 	digest := func() string {

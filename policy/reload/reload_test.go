@@ -126,13 +126,7 @@ func (h *harness) eventually(what string, cond func() bool) {
 
 func writeAtomic(t *testing.T, path, content string) {
 	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	testutil.WriteAtomic(t, path, []byte(content))
 }
 
 // TestChangeBeforeRun: a change made between the caller's load and the
