@@ -109,8 +109,10 @@
 //     host's (most_specific_header_mutations_wins false), each removing
 //     then adding.
 //   - A local reply's headers are, in order: :status and for a body
-//     content-length and content-type text/plain; the route's headers; an
-//     immediate response's mutation; local_reply_config's headers_to_add
+//     content-length and content-type text/plain; the route's headers; the
+//     reply's own (an immediate response's mutation, a later filter's
+//     headers: the filter manager applies the route's before calling the
+//     sender's modify_headers); local_reply_config's headers_to_add
 //     (Utility::prepareLocalReply, source/common/http/utility.cc); the
 //     encodeHeaders of the filters placed after ext_proc, in reverse
 //     configuration order (Config.LaterEncoderHeaders, then

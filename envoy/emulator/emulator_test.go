@@ -1184,6 +1184,28 @@ func TestLaterFilterReplyByRelease(t *testing.T) {
 	}
 }
 
+// A later filter's reply gets the route's response headers first and its
+// own after them, so its header replaces the route's of the same name: the
+// filter manager's wrapper of the reply's modify_headers calls
+// finalizeResponseHeaders, then the filter's modify_headers
+// (DownstreamFilterManager::sendLocalReplyViaFilterChain).
+func TestLaterFilterReplyHeadersAfterRoute(t *testing.T) {
+	t.Parallel()
+	cfg := emulator.Config{
+		Routes: []emulator.Route{{Name: "r", ResponseHeadersToAdd: []emulator.HeaderValueOption{{Key: "x-who", Value: "route"}}}},
+		LaterFilter: func(method, path string, h http.Header) *emulator.LocalReply {
+			return &emulator.LocalReply{Status: 401, Details: "denied",
+				Headers: []emulator.HeaderValueOption{{Key: "x-who", Value: "filter"}}}
+		},
+	}
+	h := newHarness(t, cfg, answer(continueRequest(nil), continueResponse(nil)))
+	resp, _, _ := h.get("/")
+	wantStatus(t, resp, 401)
+	if got := resp.Header.Values("X-Who"); !slices.Equal(got, []string{"filter"}) {
+		t.Errorf("X-Who %q, want the filter's value alone", got)
+	}
+}
+
 // Even where local replies go to the processor, one is not sent when
 // processing is complete or the response phase is off: after the
 // processor's own immediate response (it never comes back through

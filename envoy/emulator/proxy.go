@@ -215,16 +215,19 @@ func (x *exchange) serve() *reply {
 
 // generatedReply is a local reply Envoy generates after ext_proc's request
 // phase: the router's 404, 502, 503 and 504, or a later filter's reply. Its
-// header map gets the route's response headers and local_reply_config, then
-// goes through the encoder filters, ext_proc among them: its response phase
-// sees the reply when the Release sends local replies to the processor and
+// header map gets the route's response headers, then the reply's own
+// (extra: the filter manager's wrapper calls finalizeResponseHeaders before
+// the sender's modify_headers, DownstreamFilterManager::
+// sendLocalReplyViaFilterChain), then local_reply_config, and goes through
+// the encoder filters, ext_proc among them: its response phase sees the
+// reply when the Release sends local replies to the processor and
 // processing is not complete (Filter::encodeHeaders).
 func (x *exchange) generatedReply(status int, details string, body []byte, extra []HeaderValueOption) *reply {
 	p := x.p
 	p.c.localReplies.Add(1)
 	m := localReplyHeaders(status, body)
-	applyOptions(&m, extra)
 	x.finalizeRoute(&m)
+	applyOptions(&m, extra)
 	x.mapLocalReply(&m, status)
 	applyOptions(&m, p.cfg.LaterEncoderHeaders)
 	x.headerMutation(&m)
