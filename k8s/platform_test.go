@@ -499,7 +499,10 @@ func checkSidecarOrder(env *testEnv, r *report, p *pod) {
 }
 
 // A peer of the network: a pod of some namespace, as a NetworkPolicy
-// selects it.
+// selects it. admits, ruleAdmits and rulePort follow the semantics the API
+// defines (k8s.io/api v0.36.3, networking/v1/types.go, NetworkPolicyPeer,
+// NetworkPolicyIngressRule and NetworkPolicyPort), which every enforcing
+// network plugin implements.
 type peer struct {
 	what      string
 	namespace string
@@ -510,6 +513,9 @@ type peer struct {
 	anyPod bool
 }
 
+// newPeer labels the namespace with its name, as the API server does for
+// every namespace (k8s.io/api v0.36.3, core/v1/well_known_labels.go,
+// LabelMetadataName).
 func newPeer(what, ns string, nsLabels, podLabels map[string]string) peer {
 	l := map[string]string{"kubernetes.io/metadata.name": ns}
 	for k, v := range nsLabels {
@@ -632,8 +638,9 @@ func callers(objs []*object, ps []*pod) []peer {
 	return out
 }
 
-// egNamespace is where Envoy Gateway runs its Envoy proxies by default (its
-// controller's namespace).
+// egNamespace is where Envoy Gateway runs its Envoy proxies by default: its
+// controller's namespace, unless GatewayNamespaceMode is on (v1.9.1,
+// internal/infrastructure/kubernetes/proxy_infra.go, GetResourceNamespace).
 const egNamespace = "envoy-gateway-system"
 
 // outsiders are pods that call nothing: a NetworkPolicy of corsproc must
