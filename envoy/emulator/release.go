@@ -84,6 +84,3 @@ var (
 func Releases() []Release {
 	return []Release{Envoy1_31, Envoy1_33_1, Envoy1_34, Envoy1_35, Envoy1_37}
 }
-
-// String returns the profile's name.
-func (r Release) String() string { return "Envoy " + r.Name }
