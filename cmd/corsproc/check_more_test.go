@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/corsproc/corsproc/policy/policyfile"
 )
 
 // checkOutput runs corsproc check args and returns its exit status and
@@ -295,6 +298,19 @@ configMapGenerator:
 	err := Run(t.Context(), []string{"check", none}, &stdout, io.Discard)
 	if exitCode(err) != 1 || !strings.Contains(err.Error(), "holds Kubernetes objects but no ConfigMap") {
 		t.Errorf("no policy ConfigMap: %v", err)
+	}
+}
+
+// A configMapGenerator's policy file above policyfile.MaxFileSize is
+// refused with that bound, not the bound of the manifests.
+func TestCheckKustomizeFileTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	writePolicy(t, dir, "kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nconfigMapGenerator:\n  - name: corsproc-policy\n    files: [policy.yaml]\n")
+	writePolicy(t, dir, "policy.yaml", validPolicy+"#"+strings.Repeat("x", policyfile.MaxFileSize)+"\n")
+	var stdout bytes.Buffer
+	err := Run(t.Context(), []string{"check", dir}, &stdout, io.Discard)
+	if exitCode(err) != 1 || err == nil || !strings.Contains(err.Error(), fmt.Sprintf("more than the %d bytes corsproc reads of a policy file", policyfile.MaxFileSize)) {
+		t.Errorf("check of a kustomize directory with a %d-byte policy file: %v", policyfile.MaxFileSize+len(validPolicy)+2, err)
 	}
 }
 

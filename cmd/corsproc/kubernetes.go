@@ -29,6 +29,12 @@ import (
 // than a policy set (policyfile.MaxSetSize).
 const maxManifestSize = 64 << 20
 
+// The bounds readBounded reads within, as its errors name them.
+var (
+	manifestBound   = fmt.Sprintf("the %d bytes check reads of Kubernetes manifests", maxManifestSize)
+	policyFileBound = fmt.Sprintf("the %d bytes corsproc reads of a policy file", policyfile.MaxFileSize)
+)
+
 // k8sSet is a policy set found among Kubernetes objects: a ConfigMap, or a
 // kustomize configMapGenerator.
 type k8sSet struct {
@@ -83,7 +89,7 @@ func scanKubernetes(path string) (*k8sScan, bool, error) {
 	total := 0
 	isK8s := false
 	for _, name := range files {
-		data, err := readBounded(name, maxManifestSize-total)
+		data, err := readBounded(name, maxManifestSize-total, manifestBound)
 		if err != nil {
 			return nil, false, err
 		}
@@ -141,11 +147,12 @@ func scanKubernetes(path string) (*k8sScan, bool, error) {
 	return scan, true, nil
 }
 
-// readBounded reads the file name, refusing more than limit bytes and
-// anything but a regular file. It never blocks in open, as a policy load
-// does not (policyfile's readFile): a named pipe is refused after os.Stat,
-// and opened non-blocking in case the path was replaced in between.
-func readBounded(name string, limit int) ([]byte, error) {
+// readBounded reads the file name, refusing more than limit bytes (bound
+// says which bound that is, in the error) and anything but a regular file.
+// It never blocks in open, as a policy load does not (policyfile's
+// readFile): a named pipe is refused after os.Stat, and opened non-blocking
+// in case the path was replaced in between.
+func readBounded(name string, limit int, bound string) ([]byte, error) {
 	if fi, err := os.Stat(name); err != nil {
 		return nil, err
 	} else if !fi.Mode().IsRegular() {
@@ -166,7 +173,7 @@ func readBounded(name string, limit int) ([]byte, error) {
 		return nil, err
 	}
 	if len(data) > limit {
-		return nil, fmt.Errorf("%s: more than the %d bytes check reads of Kubernetes manifests", name, maxManifestSize)
+		return nil, fmt.Errorf("%s: more than %s", name, bound)
 	}
 	return data, nil
 }
@@ -314,7 +321,7 @@ func (s *k8sScan) generators(dir string, root *yaml.Node, referenced map[string]
 				if !isPolicyKey(key) {
 					continue
 				}
-				data, err := readBounded(full, policyfile.MaxFileSize)
+				data, err := readBounded(full, policyfile.MaxFileSize, policyFileBound)
 				if err != nil {
 					return fmt.Errorf("%s: %w", source, err)
 				}
@@ -385,7 +392,7 @@ func readPolicyFiles(path string) ([]policy.File, error) {
 	}
 	var files []policy.File
 	for _, name := range names {
-		data, err := readBounded(name, policyfile.MaxFileSize)
+		data, err := readBounded(name, policyfile.MaxFileSize, policyFileBound)
 		if err != nil {
 			return nil, err
 		}
