@@ -116,8 +116,7 @@ type Route struct {
 	ResponseHeadersToRemove []string
 	// Timeout is the route's timeout: an upstream that has not answered
 	// with headers by then gets the router's 504 local reply
-	// (upstream_response_timeout). 0 is Envoy's default, 15s; NoTimeout
-	// disables it.
+	// (upstream_response_timeout). 0 is Envoy's default, 15s.
 	Timeout time.Duration
 	// HeaderMutation is the route's HeaderMutationPerRoute for the
 	// header_mutation filter (typed_per_filter_config
@@ -184,9 +183,6 @@ const (
 	// OverwriteIfExists replaces every value of the header if present.
 	OverwriteIfExists
 )
-
-// NoTimeout disables a Route's Timeout (Envoy's timeout: 0s).
-const NoTimeout time.Duration = -1
 
 // DefaultRouteTimeout is Envoy's default route timeout.
 const DefaultRouteTimeout = 15 * time.Second
@@ -547,8 +543,8 @@ func checkRoute(i int, r Route) []error {
 	if r.Path != "" && !strings.HasPrefix(r.Path, "/") {
 		errs = append(errs, fmt.Errorf("emulator: Routes[%d].Path %q: want a path starting with /", i, r.Path))
 	}
-	if r.Timeout < NoTimeout {
-		errs = append(errs, fmt.Errorf("emulator: Routes[%d].Timeout %v: want a positive duration, 0 for Envoy's default or NoTimeout", i, r.Timeout))
+	if r.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("emulator: Routes[%d].Timeout %v: want a positive duration, or 0 for Envoy's default", i, r.Timeout))
 	}
 	errs = append(errs, checkMetadata(fmt.Sprintf("Routes[%d].GRPCInitialMetadata", i), r.GRPCInitialMetadata)...)
 	errs = append(errs, checkHeaders(fmt.Sprintf("Routes[%d]", i), r.ResponseHeadersToAdd, r.ResponseHeadersToRemove)...)

@@ -514,13 +514,10 @@ func (x *exchange) forward(m headerMap) (*http.Response, error) {
 	if timeout == 0 {
 		timeout = DefaultRouteTimeout
 	}
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, timeout, errUpstreamTimeout)
-		// The timer is released when the request ends: the response body
-		// is read under it.
-		context.AfterFunc(x.r.Context(), cancel)
-	}
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errUpstreamTimeout)
+	// The timer is released when the request ends: the response body is
+	// read under it.
+	context.AfterFunc(x.r.Context(), cancel)
 	req, err := http.NewRequestWithContext(ctx, method, x.p.upstreamBase+path, nil)
 	if err != nil {
 		return nil, err
