@@ -183,6 +183,10 @@ func dockerfileProblems(files map[string][]byte) (ps problems) {
 			}
 		}
 	}
+	// BuildKit sets the platform arguments in the global scope only; a stage
+	// sees one through an ARG naming it (buildkit v0.32.2,
+	// frontend/dockerfile/dockerfile2llb/platform.go defaultArgs, and
+	// convert.go dispatchArg, which takes the value from globalArgs).
 	for _, a := range []string{"TARGETOS", "TARGETARCH", "TARGETVARIANT"} {
 		if !args[a] {
 			ps.errorf("Dockerfile: the build stage does not declare ARG %s: BuildKit sets it from --platform only for a stage that declares it", a)
