@@ -59,7 +59,7 @@ var commands = []command{
 	{
 		name:    "check",
 		args:    "FILE|DIR",
-		summary: "validate a policy file or directory without serving (exit 1 on errors)",
+		summary: "validate a policy file or directory, or the policy sets of Kubernetes manifests, without serving (exit 1 on errors)",
 		run:     runCheck,
 		flags:   func() *flag.FlagSet { return newCheckFlags(new(checkConfig)) },
 	},
