@@ -15,6 +15,10 @@
 // only to 200, 201, 204, 206, 301, 302, 303, 304, 307 and 308 responses,
 // and an empty value adds nothing; ngx_http_headers_merge_conf: a block
 // with any add_header of its own inherits none of the enclosing block's.
+// The regexes of map, if and location are PCRE, searched, not anchored:
+// ngx_regex_exec (src/core/ngx_regex.c) calls pcre2_match without
+// PCRE2_ANCHORED; ~* compiles them with PCRE2_CASELESS, ~ without
+// (ngx_regex_compile, NGX_REGEX_CASELESS). Read at release 1.31.4.
 package nginx
 
 import (
@@ -600,8 +604,13 @@ func (r *reader) ifBlock(pf *parsedFile, d config.IDirective, sc *scope) {
 		case "=":
 			methods = []string{strings.ToUpper(val)}
 		case "~", "~*":
+			// ~ is case-sensitive, ~* not (NGX_REGEX_CASELESS).
+			flags := ""
+			if m[1] == "~*" {
+				flags = "(?i)"
+			}
+			re, err := regexp.Compile(flags + val)
 			for _, meth := range []string{"OPTIONS", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
-				re, err := regexp.Compile("(?i)" + val)
 				if err == nil && re.MatchString(meth) {
 					methods = append(methods, meth)
 				}
@@ -833,14 +842,29 @@ func (r *reader) fill(sc *scope, p *importer.Policy) {
 			r.warn(p.Src, importer.CodeDifference, false, "the preflight block and the actual requests allow different origins; the policy allows both on both", "check the origins of the policy")
 		}
 	}
-	// Preflight answers.
+	// Preflight answers. When the OPTIONS block answers preflights itself
+	// (return), a header it leaves out is one the browser goes without:
+	// only safelisted methods and headers pass, and the preflight is
+	// cached 5 seconds. The policy says so (allow_methods: [],
+	// allow_headers: [], preflight_max_age: 0) instead of taking
+	// corsproc's wider defaults.
+	answered := sc.preflightStatus != 0 && pre != nil && pre == sc.methods["OPTIONS"]
+	without := func(header string) importer.Source {
+		return importer.Source{File: pre.src.File, Line: pre.src.Line, Key: pre.src.Key + " (no " + header + ")"}
+	}
 	if h := last(pre.get("access-control-allow-methods")); h != nil {
 		p.Methods = splitList(h, strings.ToUpper)
+	} else if answered {
+		p.Methods = importer.List{Src: without("Access-Control-Allow-Methods")}
 	}
 	if h := last(pre.get("access-control-allow-headers")); h != nil {
 		p.Headers = splitList(h, strings.ToLower)
+	} else if answered {
+		p.Headers = importer.List{Src: without("Access-Control-Allow-Headers")}
 	}
-	if h := last(pre.get("access-control-max-age")); h != nil {
+	if h := last(pre.get("access-control-max-age")); h == nil && answered {
+		p.MaxAge = importer.Int{N: 0, Src: without("Access-Control-Max-Age")}
+	} else if h != nil {
 		n, err := strconv.ParseInt(strings.TrimSpace(h.value), 10, 64)
 		if err != nil {
 			r.warn(h.src, importer.CodeLeftOut, true, fmt.Sprintf("Access-Control-Max-Age %q is not a number of seconds", h.value), "write preflight_max_age by hand")

@@ -169,6 +169,56 @@ func TestIdioms(t *testing.T) {
 		}
 		decideAll(t, res.Set, []check{{get("example.com", "/api/x", "https://app.example.com"), policy.OutcomeAllowed}})
 	})
+	t.Run("preflight block without allow lists", func(t *testing.T) {
+		// nginx answers the preflight itself with no
+		// Access-Control-Allow-Methods or -Allow-Headers: browsers then
+		// allow only safelisted methods and headers, and so does the policy.
+		res := importText(t, "site.conf", `server {
+  server_name example.com;
+  location / {
+    if ($request_method = OPTIONS) {
+      add_header Access-Control-Allow-Origin https://app.example.com;
+      return 204;
+    }
+    add_header Access-Control-Allow-Origin https://app.example.com always;
+    add_header Vary Origin always;
+  }
+}`)
+		if res.Set == nil {
+			t.Fatal(importertest.Report(res))
+		}
+		importertest.CheckComments(t, res.YAML)
+		const o = "https://app.example.com"
+		decideAll(t, res.Set, []check{
+			{preflight("example.com", "/", o, "POST"), policy.OutcomePreflightAllowed},
+			{preflight("example.com", "/", o, "PUT"), policy.OutcomePreflightRejected},
+			{preflight("example.com", "/", o, "GET", "authorization"), policy.OutcomePreflightRejected},
+			{get("example.com", "/", o), policy.OutcomeAllowed},
+		})
+	})
+	t.Run("case-sensitive method regex", func(t *testing.T) {
+		// ~ is case-sensitive: ^options$ never matched the OPTIONS
+		// browsers send, so this block never answered a preflight.
+		res := importText(t, "site.conf", `server {
+  server_name example.com;
+  location / {
+    if ($request_method ~ ^options$) {
+      add_header Access-Control-Allow-Origin https://app.example.com;
+      add_header Access-Control-Allow-Methods PUT;
+      return 204;
+    }
+    add_header Access-Control-Allow-Origin https://app.example.com always;
+    add_header Access-Control-Allow-Methods GET always;
+    add_header Vary Origin always;
+  }
+}`)
+		if res.Set == nil {
+			t.Fatal(importertest.Report(res))
+		}
+		decideAll(t, res.Set, []check{
+			{preflight("example.com", "/", "https://app.example.com", "PUT"), policy.OutcomePreflightRejected},
+		})
+	})
 	t.Run("syntax error", func(t *testing.T) {
 		if _, err := Read([]importer.File{{Name: "bad.conf", Data: []byte("server {\n")}}); err == nil || !strings.Contains(err.Error(), "bad.conf") {
 			t.Errorf("err = %v", err)
