@@ -59,9 +59,10 @@ func (g *GRPCServer) Serve() error { return g.Server.Serve(g.Listener) }
 func (g *GRPCServer) Addr() net.Addr { return g.Listener.Addr() }
 
 // Unready turns the health service NOT_SERVING for every service, for good
-// (health.Server.Shutdown ignores every later status change; grpc-go
-// health/server.go, v1.85.0), so that load balancers and Envoy's health checker steer new requests
-// elsewhere (and the admin server's /readyz, which asks it, answers 503).
+// (after health.Server.Shutdown, SetServingStatus ignores every status
+// change until Resume: grpc-go health/server.go, v1.85.0), so that load
+// balancers and Envoy's health checker steer new requests elsewhere (and
+// the admin server's /readyz, which asks it, answers 503).
 func (g *GRPCServer) Unready() { g.Health.Shutdown() }
 
 // Drain sends GOAWAY and waits for in-flight streams until DrainTimeout,
