@@ -269,6 +269,14 @@ func At(src Source, code Code, message, fix string) Warning {
 	return Warning{File: src.File, Line: src.Line, Setting: src.Key, Code: code, Message: message, Fix: fix}
 }
 
+// LeftOutAt is the warning for something the source configures that is not
+// carried into the policy (CodeLeftOut, LeftOut: import exits 1).
+func LeftOutAt(src Source, message, fix string) Warning {
+	w := At(src, CodeLeftOut, message, fix)
+	w.LeftOut = true
+	return w
+}
+
 // RuleSet is what a source importer reads: policies in selection order
 // (corsproc selects the first policy whose match holds, so a source with
 // longest-prefix or most-specific-first rules orders them so), and the

@@ -103,7 +103,7 @@ func (r *reader) warn(src importer.Source, code importer.Code, msg, fix string) 
 }
 
 func (r *reader) leftOut(src importer.Source, msg, fix string) {
-	r.warn(src, importer.CodeLeftOut, msg, fix).LeftOut = true
+	r.warns = append(r.warns, importer.LeftOutAt(src, msg, fix))
 }
 
 func (r *reader) build(rs *importer.RuleSet) {
@@ -188,14 +188,8 @@ func (r *reader) build(rs *importer.RuleSet) {
 	rs.Policies = pols
 	rs.Warnings = append(rs.Warnings, r.warns...)
 	if w.Over() {
-		rs.Warnings = append(rs.Warnings, leftOutWarning(importer.Source{}, "the objects hold more YAML nodes than the importer reads, aliases expanded: some are left out", "split the input"))
+		rs.Warnings = append(rs.Warnings, importer.LeftOutAt(importer.Source{}, "the objects hold more YAML nodes than the importer reads, aliases expanded: some are left out", "split the input"))
 	}
-}
-
-func leftOutWarning(src importer.Source, msg, fix string) importer.Warning {
-	w := importer.At(src, importer.CodeLeftOut, msg, fix)
-	w.LeftOut = true
-	return w
 }
 
 // allPolicies returns every SecurityPolicy with cors that targets

@@ -77,7 +77,7 @@ func (im *reader) build(rs *importer.RuleSet) {
 			corsSrcs = append(corsSrcs, p.Src)
 		}
 		if w.Over() {
-			rs.Warnings = append(rs.Warnings, leftOut(o.Src(o.Node, o.ID()),
+			rs.Warnings = append(rs.Warnings, importer.LeftOutAt(o.Src(o.Node, o.ID()),
 				"the objects hold more YAML nodes than the importer reads, aliases expanded: the rest of the VirtualServices are left out", "split the input"))
 			break
 		}
@@ -196,14 +196,8 @@ func (c *vsConv) warn(src importer.Source, code importer.Code, msg, fix string) 
 	return &c.warns[len(c.warns)-1]
 }
 
-func leftOut(src importer.Source, msg, fix string) importer.Warning {
-	w := importer.At(src, importer.CodeLeftOut, msg, fix)
-	w.LeftOut = true
-	return w
-}
-
 func (c *vsConv) leftOut(src importer.Source, msg, fix string) {
-	c.warns = append(c.warns, leftOut(src, msg, fix))
+	c.warns = append(c.warns, importer.LeftOutAt(src, msg, fix))
 }
 
 func (c *vsConv) convert() {

@@ -98,10 +98,8 @@ func Methods(items []importer.Value, src importer.Source, creds bool) (importer.
 				"list the methods the API needs"))
 			continue
 		case !isToken(m):
-			w := importer.At(it.Src, importer.CodeLeftOut,
-				fmt.Sprintf("%q is not a method name, and makes browsers reject Access-Control-Allow-Methods: left out", m), "write method names such as PATCH")
-			w.LeftOut = true
-			warns = append(warns, w)
+			warns = append(warns, importer.LeftOutAt(it.Src,
+				fmt.Sprintf("%q is not a method name, and makes browsers reject Access-Control-Allow-Methods: left out", m), "write method names such as PATCH"))
 			continue
 		}
 		seen[m] = true
@@ -137,16 +135,12 @@ func Headers(items []importer.Value, src importer.Source, creds bool) (importer.
 				"list the request headers the API needs instead of *"))
 		case h == "*":
 		case !isToken(h):
-			w := importer.At(it.Src, importer.CodeLeftOut,
-				fmt.Sprintf("%q is not a header name, and makes browsers reject Access-Control-Allow-Headers: left out", h), "write header names such as x-request-id")
-			w.LeftOut = true
-			warns = append(warns, w)
+			warns = append(warns, importer.LeftOutAt(it.Src,
+				fmt.Sprintf("%q is not a header name, and makes browsers reject Access-Control-Allow-Headers: left out", h), "write header names such as x-request-id"))
 			continue
 		case strings.HasPrefix(lower, "access-control-allow-") || lower == "access-control-expose-headers" || lower == "access-control-max-age":
-			w := importer.At(it.Src, importer.CodeLeftOut,
-				fmt.Sprintf("%s is a CORS response header, which corsproc never allows as a request header: left out", lower), "remove it from the requests the frontend sends")
-			w.LeftOut = true
-			warns = append(warns, w)
+			warns = append(warns, importer.LeftOutAt(it.Src,
+				fmt.Sprintf("%s is a CORS response header, which corsproc never allows as a request header: left out", lower), "remove it from the requests the frontend sends"))
 			continue
 		}
 		seen[lower] = true
@@ -176,10 +170,8 @@ func Expose(items []importer.Value, src importer.Source, creds bool) (importer.L
 			continue
 		case h == "*":
 		case !isToken(h):
-			w := importer.At(it.Src, importer.CodeLeftOut,
-				fmt.Sprintf("%q is not a header name: left out", h), "write header names such as x-request-id")
-			w.LeftOut = true
-			warns = append(warns, w)
+			warns = append(warns, importer.LeftOutAt(it.Src,
+				fmt.Sprintf("%q is not a header name: left out", h), "write header names such as x-request-id"))
 			continue
 		case lower == "set-cookie" || lower == "set-cookie2":
 			warns = append(warns, importer.At(it.Src, importer.CodeDifference,
