@@ -97,13 +97,9 @@ func TestComponents(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			tr := orig.clone()
 			overlay := compose(tr, name)
-			problems := checkOverlay(env, tr, overlay)
-			objs, err := render(tr, overlay)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, o := range objs {
-				decode(&report{overlay: overlay}, o) // checkOverlay reported its problems
+			objs, problems := checkRendered(env, tr, overlay)
+			if objs == nil {
+				t.Fatal(problems)
 			}
 			problems = append(problems, componentProblems(env, name, objs)...)
 			for _, p := range problems {
@@ -527,11 +523,8 @@ func TestMonitoringMutations(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			tr := mutated(t, orig, c.file, c.old, c.new)
 			overlay := compose(tr, "monitoring")
-			problems := checkOverlay(env, tr, overlay)
-			if objs, err := render(tr, overlay); err == nil {
-				for _, o := range objs {
-					decode(&report{overlay: overlay}, o)
-				}
+			objs, problems := checkRendered(env, tr, overlay)
+			if objs != nil {
 				problems = append(problems, componentProblems(env, "monitoring", objs)...)
 			}
 			for _, p := range problems {

@@ -286,11 +286,18 @@ func (r *report) add(o *object, format string, args ...any) {
 
 // checkOverlay renders one overlay of tr and runs every check on it.
 func checkOverlay(env *testEnv, tr tree, overlay string) []string {
+	_, problems := checkRendered(env, tr, overlay)
+	return problems
+}
+
+// checkRendered is checkOverlay that also returns the decoded objects, for
+// checks of their own; nil when the overlay does not render.
+func checkRendered(env *testEnv, tr tree, overlay string) ([]*object, []string) {
 	r := &report{overlay: overlay}
 	objs, err := render(tr, overlay)
 	if err != nil {
 		r.problems = append(r.problems, err.Error())
-		return r.problems
+		return nil, r.problems
 	}
 	for _, o := range objs {
 		decode(r, o)
@@ -299,7 +306,7 @@ func checkOverlay(env *testEnv, tr tree, overlay string) []string {
 	if expect, ok := expectations[overlay]; ok {
 		expect(env, r, tr, objs)
 	}
-	return r.problems
+	return objs, r.problems
 }
 
 // unstructuredOf decodes an object's JSON into apimachinery's generic
