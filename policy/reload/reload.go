@@ -110,8 +110,8 @@ func New(path string, current *policy.Set, swap func(*policy.Set), opts Options)
 			Help: "1 when the last policy reload succeeded or found the active set's files, 0 when it failed and an older set is serving.",
 		}),
 	}
-	for _, result := range []string{"success", "unchanged", "failure"} {
-		r.reloads.WithLabelValues(result)
+	for _, result := range []Result{Swapped, Unchanged, Failed} {
+		r.reloads.WithLabelValues(result.String())
 	}
 	r.healthy.Set(1)
 	if opts.Registerer != nil {
@@ -151,7 +151,7 @@ func (r *Reloader) Reload() (Result, error) {
 	set, digest, err := policyfile.LoadChanged(r.path, r.digest)
 	if err != nil {
 		r.failed = failKey(digest, err)
-		r.reloads.WithLabelValues("failure").Inc()
+		r.reloads.WithLabelValues(Failed.String()).Inc()
 		r.healthy.Set(0)
 		r.logFailure(err)
 		r.reported(Failed, digest, err)
@@ -165,7 +165,7 @@ func (r *Reloader) Reload() (Result, error) {
 	r.swap(set)
 	r.failed = ""
 	r.digest = set.Digest()
-	r.reloads.WithLabelValues("success").Inc()
+	r.reloads.WithLabelValues(Swapped.String()).Inc()
 	r.healthy.Set(1)
 	r.log.Info("policy reloaded", "policy", set.Source(), "policies", len(set.Names()),
 		"digest", shortDigest(set.Digest()), "took", time.Since(start).Round(time.Microsecond))
@@ -225,7 +225,7 @@ func (r *Reloader) check() {
 // active set is what they say, so the reload is healthy.
 func (r *Reloader) unchanged() Result {
 	r.failed = "" // refused files, if they come back, are refused again
-	r.reloads.WithLabelValues("unchanged").Inc()
+	r.reloads.WithLabelValues(Unchanged.String()).Inc()
 	r.healthy.Set(1)
 	return Unchanged
 }
