@@ -129,9 +129,8 @@ func runExplain(_ context.Context, e *env, args []string) error {
 
 // explainRequests returns the requests explain explains: the one its
 // flags describe, or the request of --curl preceded by the preflight a
-// browser sends before it (when it needs one, and the preflight is
-// allowed: otherwise only the preflight, since the browser sends nothing
-// more).
+// browser sends before it when it needs one (runExplain drops the request
+// when that preflight fails, since the browser sends nothing more).
 func explainRequests(c *explainConfig) ([]policy.ExplainRequest, error) {
 	if c.curl == "" {
 		er := policy.ExplainRequest{
