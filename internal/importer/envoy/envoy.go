@@ -53,6 +53,7 @@ import (
 
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -525,10 +526,13 @@ func (r *reader) policy(chain []*corsConfig, name string, h *hcm) *importer.Poli
 	// Enabled and shadow come from the most specific policy.
 	top := chain[0]
 	if fe := top.p.GetFilterEnabled(); fe != nil {
-		pct := fe.GetDefaultValue()
-		if percent(pct.GetNumerator(), pct.GetDenominator().String()) == 0 {
+		// CorsPolicyImplBase::enabled (source/common/router/config_impl.h)
+		// asks the runtime's featureEnabled(runtime_key, default_value):
+		// enabled for that fraction of requests, 0 for none.
+		num, denom := fraction(fe.GetDefaultValue())
+		if num == 0 {
 			shadow := top.p.GetShadowEnabled()
-			if shadow != nil && percent(shadow.GetDefaultValue().GetNumerator(), shadow.GetDefaultValue().GetDenominator().String()) > 0 {
+			if sn, _ := fraction(shadow.GetDefaultValue()); shadow != nil && sn > 0 {
 				p.Mode = importer.String{S: "shadow", Src: src(top, "shadow_enabled")}
 			} else {
 				// Disabled: Envoy adds no CORS headers and forwards
@@ -538,9 +542,10 @@ func (r *reader) policy(chain []*corsConfig, name string, h *hcm) *importer.Poli
 				r.warn(src(top, "filter_enabled"), importer.CodeDifference, false,
 					"CORS is disabled here (filter_enabled 0%): Envoy left requests and responses alone; the policy is in mode: shadow, which records decisions and changes nothing", "delete the policy if corsproc should not govern these requests")
 			}
-		} else if rt := fe.GetRuntimeKey(); rt != "" || percent(pct.GetNumerator(), pct.GetDenominator().String()) < 100 {
+		} else if rt := fe.GetRuntimeKey(); rt != "" || num < denom {
+			pct := strconv.FormatFloat(float64(min(num, denom))*100/float64(denom), 'f', -1, 64)
 			r.warn(src(top, "filter_enabled"), importer.CodeDifference, false,
-				fmt.Sprintf("Envoy enabled CORS here for a runtime fraction (runtime key %q, default %d%%); the policy always applies", rt, percent(pct.GetNumerator(), pct.GetDenominator().String())), "if only part of the traffic should get these rules, roll the policy out with mode: shadow first")
+				fmt.Sprintf("Envoy enabled CORS here for a runtime fraction (runtime key %q, default %s%%); the policy always applies", rt, pct), "if only part of the traffic should get these rules, roll the policy out with mode: shadow first")
 		}
 	}
 	if c := pick(func(p *corsv3.CorsPolicy) bool { return len(p.GetAllowOriginStringMatch()) > 0 }); c != nil {
@@ -634,14 +639,16 @@ func (r *reader) policy(chain []*corsConfig, name string, h *hcm) *importer.Poli
 	return p
 }
 
-func percent(num uint32, denom string) uint64 {
-	switch denom {
-	case "TEN_THOUSAND":
-		return uint64(num) / 100
-	case "MILLION":
-		return uint64(num) / 10000
+// fraction is fp as a numerator over its denominator (FractionalPercent
+// in api/envoy/type/v3/percent.proto: HUNDRED, TEN_THOUSAND or MILLION).
+func fraction(fp *typev3.FractionalPercent) (num, denom uint64) {
+	switch fp.GetDenominator() {
+	case typev3.FractionalPercent_TEN_THOUSAND:
+		return uint64(fp.GetNumerator()), 10_000
+	case typev3.FractionalPercent_MILLION:
+		return uint64(fp.GetNumerator()), 1_000_000
 	}
-	return uint64(num)
+	return uint64(fp.GetNumerator()), 100
 }
 
 func splitList(v string, src importer.Source, norm func(string) string) importer.List {

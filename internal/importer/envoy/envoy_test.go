@@ -278,3 +278,32 @@ virtual_hosts:
 		{req("GET", h, "/", "", "https://b.example.com", ""), policy.OutcomeDenied, false},
 	})
 }
+
+// TestSmallFraction checks that filter_enabled below 1% (50 of
+// TEN_THOUSAND) is a fraction of the requests, as Envoy's runtime
+// featureEnabled takes it, not 0%: the policy applies, with the warning
+// that Envoy applied CORS to part of the traffic, instead of the shadow
+// mode of a disabled filter.
+func TestSmallFraction(t *testing.T) {
+	res := importText(t, "rc.yaml", `name: rc
+virtual_hosts:
+- name: api
+  domains: [api.example.com]
+  typed_per_filter_config:
+    envoy.filters.http.cors:
+      "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy
+      allow_origin_string_match: [{exact: "https://app.example.com"}]
+      filter_enabled:
+        default_value: {numerator: 50, denominator: TEN_THOUSAND}
+`)
+	if res.Set == nil {
+		t.Fatalf("the policy does not load:\n%s", importertest.Report(res))
+	}
+	if !strings.Contains(importertest.Report(res), "runtime fraction (runtime key \"\", default 0.5%)") {
+		t.Errorf("no warning on the fraction:\n%s", importertest.Report(res))
+	}
+	decideAll(t, res.Set, []check{
+		{req("GET", "api.example.com", "/", "", "https://app.example.com", ""), policy.OutcomeAllowed, false},
+		{req("GET", "api.example.com", "/", "", "https://evil.example", ""), policy.OutcomeDenied, false},
+	})
+}
