@@ -54,14 +54,8 @@ const (
 func checkEnvoyContainer(r *report, objs []*object, ps []*pod, p *pod, c *corev1.Container) {
 	o := p.owner
 	where := fmt.Sprintf("container %q", c.Name)
-	args := slices.Concat(c.Command, c.Args)
-	cfgPath := ""
-	for i, a := range args {
-		if (a == "-c" || a == "--config-path") && i+1 < len(args) {
-			cfgPath = args[i+1]
-		}
-	}
-	if !slices.Contains(args, "--concurrency") {
+	cfgPath := envoyConfigPath(c)
+	if !slices.Contains(slices.Concat(c.Command, c.Args), "--concurrency") {
 		r.add(o, "%s: no --concurrency: Envoy would start one worker per CPU of the node, whatever its CPU limit", where)
 	}
 	if cfgPath == "" {
@@ -238,6 +232,19 @@ func clusterByName(bs *bootstrapv3.Bootstrap, name string) *clusterv3.Cluster {
 }
 
 // loadBootstrap parses an Envoy bootstrap strictly and validates it.
+// envoyConfigPath returns the bootstrap file an Envoy container runs (its
+// last -c or --config-path), or "".
+func envoyConfigPath(c *corev1.Container) string {
+	args := slices.Concat(c.Command, c.Args)
+	cfgPath := ""
+	for i, a := range args {
+		if (a == "-c" || a == "--config-path") && i+1 < len(args) {
+			cfgPath = args[i+1]
+		}
+	}
+	return cfgPath
+}
+
 func loadBootstrap(data []byte) (*bootstrapv3.Bootstrap, error) {
 	bs := new(bootstrapv3.Bootstrap)
 	if err := configcheck.UnmarshalYAML(data, bs); err != nil {

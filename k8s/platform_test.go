@@ -213,25 +213,23 @@ func checkHPA(r *report, o *object, objs []*object) {
 // ConfigMap mounted at its --config-path, or nil (checkEnvoyContainer
 // reports why).
 func envoyBootstrap(objs []*object, p *pod, c *corev1.Container) *bootstrapv3.Bootstrap {
-	args := slices.Concat(c.Command, c.Args)
-	for i, a := range args {
-		if (a == "-c" || a == "--config-path") && i+1 < len(args) {
-			v := p.volume(mountFor(c, args[i+1]))
-			if v == nil || v.ConfigMap == nil {
-				return nil
-			}
-			data, ok := configMapData(find(objs, "ConfigMap", p.namespace, v.ConfigMap.Name))[path.Base(args[i+1])]
-			if !ok {
-				return nil
-			}
-			bs, err := loadBootstrap([]byte(data))
-			if err != nil {
-				return nil
-			}
-			return bs
-		}
+	cfgPath := envoyConfigPath(c)
+	if cfgPath == "" {
+		return nil
 	}
-	return nil
+	v := p.volume(mountFor(c, cfgPath))
+	if v == nil || v.ConfigMap == nil {
+		return nil
+	}
+	data, ok := configMapData(find(objs, "ConfigMap", p.namespace, v.ConfigMap.Name))[path.Base(cfgPath)]
+	if !ok {
+		return nil
+	}
+	bs, err := loadBootstrap([]byte(data))
+	if err != nil {
+		return nil
+	}
+	return bs
 }
 
 // checkEnvoyPod checks the pod of an Envoy gateway: its own ServiceAccount,
