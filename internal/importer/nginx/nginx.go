@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strconv"
 	"strings"
@@ -676,6 +677,16 @@ func (r *reader) ifBlock(pf *parsedFile, d config.IDirective, sc *scope) {
 // the whole string, and says how it was anchored ("" when it was at both
 // ends).
 func wholeMatch(re string) (string, string) {
+	if r, err := syntax.Parse(re, syntax.Perl); err == nil && r.Op == syntax.OpAlternate {
+		// ^a|b$ is (^a)|(b$): the anchors belong to the branches. A
+		// regex matched whole with its anchors in place is the search.
+		for _, b := range r.Sub {
+			if b.Op != syntax.OpConcat || len(b.Sub) < 2 || b.Sub[0].Op != syntax.OpBeginText || b.Sub[len(b.Sub)-1].Op != syntax.OpEndText {
+				return ".*(?:" + re + ").*", "its branches are not all anchored at both ends"
+			}
+		}
+		return re, ""
+	}
 	start := strings.HasPrefix(re, "^")
 	end := strings.HasSuffix(re, "$") && !strings.HasSuffix(re, `\$`)
 	body := re

@@ -219,6 +219,27 @@ func TestIdioms(t *testing.T) {
 			{preflight("example.com", "/", "https://app.example.com", "PUT"), policy.OutcomePreflightRejected},
 		})
 	})
+	t.Run("origin regex alternation", func(t *testing.T) {
+		// ^a$|b$ is (^a$)|(b$): nginx lets in what ends with b too.
+		res := importText(t, "site.conf", `server {
+  server_name example.com;
+  location / {
+    if ($http_origin ~* "^https://app\.example\.com$|\.partner\.example$") {
+      set $cors $http_origin;
+    }
+    add_header Access-Control-Allow-Origin $cors always;
+    add_header Vary Origin always;
+  }
+}`)
+		if res.Set == nil {
+			t.Fatal(importertest.Report(res))
+		}
+		decideAll(t, res.Set, []check{
+			{get("example.com", "/", "https://app.example.com"), policy.OutcomeAllowed},
+			{get("example.com", "/", "https://x.partner.example"), policy.OutcomeAllowed},
+			{get("example.com", "/", "https://evil.example"), policy.OutcomeDenied},
+		})
+	})
 	t.Run("syntax error", func(t *testing.T) {
 		if _, err := Read([]importer.File{{Name: "bad.conf", Data: []byte("server {\n")}}); err == nil || !strings.Contains(err.Error(), "bad.conf") {
 			t.Errorf("err = %v", err)
